@@ -1,0 +1,43 @@
+"""Command names reserved by the CLI contract whose work has not landed yet.
+
+Each answers with one line and exit 2 rather than pretending to work: a scan that
+reports nothing must never be mistaken for a clean fleet.
+"""
+
+from __future__ import annotations
+
+import click
+
+from vcops.errors import VcopsError
+
+
+class NotAvailable(VcopsError):
+    """The command is part of the contract but not built yet."""
+
+
+_PLANNED = {
+    "baseline": "the section 3.2 control catalog (baseline list/show)",
+    "scan": "the drift scan",
+    "findings": "findings with history",
+    "waiver": "waivers with justification, approver and expiry",
+    "apply": "enforcement with pyinfra or Ansible",
+    "snapshot": "config snapshots in git (take/list/show/diff/restore)",
+    "window": "change-board approved patch windows",
+    "report": "drift and window reports by email",
+    "schedule": "systemd timers for scans and due windows",
+}
+
+
+def _placeholder(name: str, what: str) -> click.Command:
+    @click.command(
+        name=name,
+        help=f"{what[0].upper()}{what[1:]} (not available in this version).",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+    def command() -> None:
+        raise NotAvailable(f"`vcops {name}` ({what}) is not available in this version of vcops")
+
+    return command
+
+
+COMMANDS = [_placeholder(name, what) for name, what in _PLANNED.items()]

@@ -1,0 +1,127 @@
+"""``vcops``: the command line.
+
+Exit codes: 0 ok, 1 drift or a failed action, 2 bad input, 3 targets unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from vcops import __version__
+from vcops.cli.app import App
+from vcops.errors import InventoryError, VcopsError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_INTERNAL = 0, 1, 2, 3, 70
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="vcops", message="%(prog)s %(version)s")
+@click.option(
+    "--inventory",
+    "-i",
+    "inventory_dir",
+    type=click.Path(path_type=Path),
+    envvar="VCOPS_INVENTORY",
+    default=Path("inventory"),
+    show_default=True,
+    help="Inventory directory (or $VCOPS_INVENTORY).",
+)
+@click.option(
+    "--config",
+    "-c",
+    "config_file",
+    type=click.Path(path_type=Path),
+    envvar="VCOPS_CONFIG",
+    default=None,
+    help="Configuration file (default ./vcops.toml, or $VCOPS_CONFIG).",
+)
+@click.option("--json", "json_", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--debug", is_flag=True, envvar="VCOPS_DEBUG", help="Show tracebacks on errors.")
+@click.pass_context
+def cli(
+    ctx: click.Context, inventory_dir: Path, config_file: Path | None, json_: bool, debug: bool
+) -> None:
+    """vcops keeps a VoIP fleet hardened and patched (Code of Practice section 3.2).
+
+    \b
+    Exit codes: 0 ok; 1 drift or a failed action; 2 bad input; 3 targets unreachable.
+    """
+    ctx.obj = App(inventory_dir=inventory_dir, config_file=config_file, json=json_, debug=debug)
+
+
+def _register() -> None:
+    from vcops.cli import audit_cmds, inventory_cmds, lab_cmds, later_cmds
+
+    cli.add_command(inventory_cmds.inventory)
+    cli.add_command(lab_cmds.lab)
+    cli.add_command(audit_cmds.audit)
+    for command in later_cmds.COMMANDS:
+        cli.add_command(command)
+
+
+_register()
+
+
+def _report(exc: VcopsError, as_json: bool) -> None:
+    if as_json:
+        import json
+
+        payload: dict[str, object] = {"error": str(exc), "type": exc.__class__.__name__}
+        if isinstance(exc, InventoryError):
+            payload["problems"] = [
+                {"file": p.file, "entry": p.entry, "message": p.message, "fix": p.fix}
+                for p in exc.problems
+            ]
+        click.echo(json.dumps(payload, indent=2), err=True)
+        return
+    if isinstance(exc, InventoryError) and len(exc.problems) > 1:
+        click.echo(f"vcops: error: {len(exc.problems)} problems:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        return
+    click.echo(f"vcops: error: {exc}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of raising (``sys.exit`` in the script)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("VCOPS_DEBUG", "") not in {"", "0"}
+    as_json = "--json" in args
+    try:
+        result = cli.main(args=args, prog_name="vcops", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("vcops: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_BAD_INPUT
+    except VcopsError as exc:
+        if debug:
+            traceback.print_exc()
+        _report(exc, as_json)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("vcops: interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(
+            f"vcops: internal error: {exc.__class__.__name__}: {exc}; "
+            "rerun with --debug and report it",
+            err=True,
+        )
+        return EXIT_INTERNAL
+    return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

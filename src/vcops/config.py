@@ -1,0 +1,128 @@
+"""``vcops.toml``: where state lives, how wide to fan out, how to send mail.
+
+Looked up from ``--config FILE``, else ``$VCOPS_CONFIG``, else ``./vcops.toml`` if it
+exists; every setting has a default, so no file is needed. Relative paths are taken
+from the directory holding the file (the working directory without one). Example::
+
+    [store]
+    database_url = "sqlite:///.vcops/vcops.db"   # or $VCOPS_DATABASE_URL
+    snapshots_dir = ".vcops/snapshots"
+
+    [run]
+    max_parallel = 50
+
+    [smtp]
+    host = "smtp.example.net"
+    port = 587
+    security = "starttls"            # none | starttls | tls
+    username = "vcops"
+    password_env = "VCOPS_SMTP_PASSWORD"
+    from = "vcops@example.net"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vcops.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StoreConfig(_Section):
+    database_url: str | None = None
+    state_dir: str = ".vcops"
+    snapshots_dir: str | None = None
+
+
+class RunConfig(_Section):
+    max_parallel: int = Field(50, ge=1, le=1000)
+
+
+class SmtpConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    from_: str = Field("vcops@localhost", alias="from")
+    timeout: float = Field(30.0, gt=0)
+
+
+class LabConfig(_Section):
+    maildir: str | None = None
+
+
+class Config(_Section):
+    """The validated configuration, with the directory relative paths start from."""
+
+    base_dir: Path = Path(".")
+    source: Path | None = None
+    store: StoreConfig = StoreConfig()
+    run: RunConfig = RunConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    lab: LabConfig = LabConfig()
+
+    def path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path(self.store.state_dir)
+
+    @property
+    def database_url(self) -> str:
+        env = os.environ.get("VCOPS_DATABASE_URL")
+        if env:
+            return env
+        if self.store.database_url:
+            return self.store.database_url
+        return f"sqlite:///{self.state_dir / 'vcops.db'}"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return (
+            self.path(self.store.snapshots_dir)
+            if self.store.snapshots_dir
+            else self.state_dir / "snapshots"
+        )
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate the configuration file (or the defaults when there is none).
+
+    Raises:
+        ConfigError: the file named explicitly is missing, or it is malformed.
+    """
+    explicit = path is not None
+    if path is None:
+        env = os.environ.get("VCOPS_CONFIG")
+        path = Path(env) if env else Path("vcops.toml")
+        explicit = bool(env)
+    if not path.exists():
+        if explicit:
+            raise ConfigError(
+                f"{path}: config file not found; create it or drop --config/VCOPS_CONFIG"
+            )
+        return Config(base_dir=Path.cwd())
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}; fix the syntax") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    try:
+        return Config.model_validate({**data, "base_dir": path.resolve().parent, "source": path})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        fix = "remove it" if first["type"] == "extra_forbidden" else "fix the value"
+        raise ConfigError(f"{path}: {where}: {first['msg']}; {fix}") from exc

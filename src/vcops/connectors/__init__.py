@@ -1,0 +1,1 @@
+"""Connectors: every byte vcops sends to a server or device goes through here."""

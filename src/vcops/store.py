@@ -1,0 +1,230 @@
+"""The state store: SQLAlchemy 2 over SQLite by default, PostgreSQL via ``VCOPS_DATABASE_URL``.
+
+Schema changes are alembic migrations (``vcops/migrations``), applied when the store
+is opened. The audit log is append-only and hash-chained (see :mod:`vcops.audit`);
+appends are serialised (``BEGIN IMMEDIATE`` on SQLite, a table lock on PostgreSQL) so
+two controllers never fork the chain.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Integer, String, Text, create_engine, event, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from vcops.audit import GENESIS, Anchor, AuditEntry, entry_hash
+from vcops.errors import StoreError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every vcops table."""
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(500), default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    def to_entry(self) -> AuditEntry:
+        return AuditEntry(
+            id=self.id,
+            ts=self.ts,
+            actor=self.actor,
+            action=self.action,
+            target=self.target,
+            detail=json.loads(self.detail),
+            prev_hash=self.prev_hash,
+            hash=self.hash,
+        )
+
+
+def current_actor() -> str:
+    """Who is acting: ``$VCOPS_ACTOR``, else the (sudo) user at this host."""
+    env = os.environ.get("VCOPS_ACTOR")
+    if env:
+        return env
+    user = os.environ.get("SUDO_USER") or getpass.getuser()
+    return f"{user}@{socket.gethostname()}"
+
+
+def _redact_url(url: str) -> str:
+    """A database URL safe to print: the password replaced."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+class Store:
+    """An open database, migrated to the newest schema."""
+
+    def __init__(self, engine: Engine, anchor_file: Path | None) -> None:
+        self.engine = engine
+        self.anchor_file = anchor_file
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A session in one transaction; ``write`` takes the write lock up front."""
+        try:
+            with Session(self.engine) as session, session.begin():
+                if write:
+                    if self.engine.dialect.name == "sqlite":
+                        session.execute(text("SELECT 1"))  # BEGIN IMMEDIATE is issued on connect
+                    elif self.engine.dialect.name == "postgresql":
+                        session.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+                yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"database {_redact_url(str(self.engine.url))}: "
+                f"{exc.__class__.__name__}: {getattr(exc, 'orig', None) or exc}"
+            ) from exc
+
+    def audit(
+        self,
+        action: str,
+        target: str = "",
+        detail: dict[str, object] | None = None,
+        *,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> AuditEntry:
+        """Append one entry to the audit log and move this controller's anchor."""
+        detail = json.loads(json.dumps(detail or {}, default=str))
+        ts = (now or datetime.now(UTC)).isoformat()
+        who = actor or current_actor()
+        with self.session(write=True) as session:
+            last = session.execute(
+                select(AuditRow).order_by(AuditRow.id.desc()).limit(1)
+            ).scalar_one_or_none()
+            new_id = (last.id + 1) if last else 1
+            prev = last.hash if last else GENESIS
+            digest = entry_hash(new_id, ts, who, action, target, detail, prev)
+            row = AuditRow(
+                id=new_id,
+                ts=ts,
+                actor=who,
+                action=action,
+                target=target,
+                detail=json.dumps(detail, sort_keys=True),
+                prev_hash=prev,
+                hash=digest,
+            )
+            session.add(row)
+            session.flush()
+            entry = row.to_entry()
+        self._write_anchor(Anchor(id=entry.id, hash=entry.hash))
+        return entry
+
+    def audit_entries(
+        self, *, limit: int | None = None, action: str | None = None
+    ) -> list[AuditEntry]:
+        """Entries oldest first (the newest ``limit`` of them when given)."""
+        with self.session() as session:
+            query = select(AuditRow).order_by(AuditRow.id.desc())
+            if action:
+                query = query.where(AuditRow.action.like(action.replace("*", "%")))
+            if limit:
+                query = query.limit(limit)
+            rows = list(session.execute(query).scalars())
+            return [r.to_entry() for r in reversed(rows)]
+
+    def read_anchor(self) -> Anchor | None:
+        if self.anchor_file is None or not self.anchor_file.exists():
+            return None
+        try:
+            return Anchor.model_validate_json(self.anchor_file.read_text())
+        except ValueError as exc:
+            raise StoreError(
+                f"{self.anchor_file}: unreadable audit anchor ({exc}); "
+                "it was tampered with or truncated"
+            ) from exc
+
+    def _write_anchor(self, anchor: Anchor) -> None:
+        if self.anchor_file is None:
+            return
+        current = self.read_anchor()
+        if current is not None and current.id > anchor.id:
+            return
+        tmp = self.anchor_file.with_suffix(".tmp")
+        tmp.write_text(anchor.model_dump_json())
+        os.replace(tmp, self.anchor_file)
+
+
+def _sqlite_immediate(engine: Engine) -> None:
+    """Make SQLite transactions take the write lock at BEGIN: no lock upgrades, no deadlocks."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: object, _record: object) -> None:
+        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest alembic revision."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+        connection.commit()
+
+
+def open_store(database_url: str, state_dir: Path | None = None) -> Store:
+    """Open (creating and migrating if needed) the database.
+
+    Raises:
+        StoreError: the database cannot be opened or migrated.
+    """
+    if database_url.startswith("sqlite:///"):
+        db_path = Path(database_url.removeprefix("sqlite:///"))
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{db_path.parent}: cannot create the state directory: {exc}") from exc
+    try:
+        engine = create_engine(database_url)
+        if engine.dialect.name == "sqlite":
+            _sqlite_immediate(engine)
+        migrate(engine)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"database {_redact_url(database_url)}: {exc}") from exc
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"database {_redact_url(database_url)}: driver missing ({exc.name}); pip install it"
+        ) from exc
+    anchor = None
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        anchor = state_dir / "audit.anchor"
+    return Store(engine, anchor)
