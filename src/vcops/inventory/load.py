@@ -122,6 +122,9 @@ def _read_file(path: Path, root: Path, out: _Collected) -> None:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark is not None else name
         reason = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None:
+            reason = f"{reason} ({context} started at line {context_mark.line + 1})"
         out.problems.append(Problem(where, "", f"malformed YAML: {reason}", "fix the YAML syntax"))
         return
     if data is None or node is None:
@@ -140,8 +143,9 @@ def _read_file(path: Path, root: Path, out: _Collected) -> None:
     lines: dict[str, yaml.Node] = {
         k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)
     }
+    key_lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
     for key, value in data.items():
-        key_line = lines[key].start_mark.line + 1 if key in lines else 1
+        key_line = key_lines.get(str(key), 1)
         if key in LIST_SECTIONS:
             if value is None:
                 continue
