@@ -1,4 +1,4 @@
-"""The audit log on a real SQLite database: tampering is caught, concurrent writers keep one chain."""
+"""The audit log on real SQLite: tampering is caught, concurrent writers keep one chain."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ def test_json_errors_are_json(
 def test_show_with_a_bad_limit_is_one_line(
     capsys: pytest.CaptureFixture[str], make_inventory: Callable[..., Path]
 ) -> None:
-    code, out, err = run(
+    code, _out, err = run(
         capsys, "-i", str(make_inventory()), "inventory", "show", "--limit", "kamailo"
     )
     assert code == 2

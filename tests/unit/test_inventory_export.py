@@ -13,7 +13,7 @@ from vcops.inventory import load_inventory, render_export
 
 def _pyinfra_namespace(text: str) -> dict[str, object]:
     namespace: dict[str, object] = {}
-    exec(compile(text, "inventory.py", "exec"), namespace)  # noqa: S102 - our own generated module
+    exec(compile(text, "inventory.py", "exec"), namespace)
     return namespace
 
 

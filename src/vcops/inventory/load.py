@@ -143,7 +143,9 @@ def _read_file(path: Path, root: Path, out: _Collected) -> None:
     lines: dict[str, yaml.Node] = {
         k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)
     }
-    key_lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    key_lines = {
+        k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)
+    }
     for key, value in data.items():
         key_line = key_lines.get(str(key), 1)
         if key in LIST_SECTIONS:
