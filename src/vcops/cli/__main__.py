@@ -1,0 +1,5 @@
+"""``python -m vcops.cli``."""
+
+from vcops.cli.main import run
+
+run()
