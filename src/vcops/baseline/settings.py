@@ -1,0 +1,222 @@
+"""Baseline settings: the desired values every control compares against.
+
+The defaults below are the operator-wide baseline. The inventory overrides any of them
+per group or per host with a ``baseline_`` variable of the same name, for example::
+
+    groups:
+      - name: sip-edge
+        vars:
+          baseline_ssh_max_auth_tries: 2
+          baseline_rtp_port_range: "16384-32767"
+
+The same resolved settings feed the scanner, the pyinfra deploys and the Ansible
+roles (as ``vcops_<area>_<name>`` role variables), so the three can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vcops.errors import InventoryError, Problem
+
+VAR_PREFIX = "baseline_"
+
+MODERN_KEX = [
+    "sntrup761x25519-sha512@openssh.com",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha256",
+]
+MODERN_CIPHERS = [
+    "chacha20-poly1305@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+]
+MODERN_MACS = [
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256-etm@openssh.com",
+    "umac-128-etm@openssh.com",
+]
+
+NET_SYSCTLS: dict[str, str] = {
+    "net.ipv4.conf.all.accept_redirects": "0",
+    "net.ipv4.conf.default.accept_redirects": "0",
+    "net.ipv4.conf.all.secure_redirects": "0",
+    "net.ipv4.conf.all.send_redirects": "0",
+    "net.ipv4.conf.default.send_redirects": "0",
+    "net.ipv4.conf.all.accept_source_route": "0",
+    "net.ipv4.conf.default.accept_source_route": "0",
+    "net.ipv4.conf.all.rp_filter": "1",
+    "net.ipv4.conf.default.rp_filter": "1",
+    "net.ipv4.conf.all.log_martians": "1",
+    "net.ipv4.icmp_echo_ignore_broadcasts": "1",
+    "net.ipv4.icmp_ignore_bogus_error_responses": "1",
+    "net.ipv4.tcp_syncookies": "1",
+    "net.ipv4.tcp_rfc1337": "1",
+    "net.ipv6.conf.all.accept_redirects": "0",
+    "net.ipv6.conf.default.accept_redirects": "0",
+    "net.ipv6.conf.all.accept_source_route": "0",
+    "net.ipv6.conf.all.accept_ra": "0",
+    "net.ipv6.conf.default.accept_ra": "0",
+}
+KERNEL_SYSCTLS: dict[str, str] = {
+    "kernel.randomize_va_space": "2",
+    "kernel.kptr_restrict": "2",
+    "kernel.dmesg_restrict": "1",
+    "kernel.yama.ptrace_scope": "1",
+    "kernel.sysrq": "0",
+    "fs.protected_hardlinks": "1",
+    "fs.protected_symlinks": "1",
+    "fs.suid_dumpable": "0",
+}
+
+
+class BaselineSettings(BaseModel):
+    """Every desired value, with the operator-wide default. Field names are the var names
+    without the ``baseline_`` prefix."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # SSH (judged on the effective `sshd -T` output)
+    ssh_port: int = Field(22, ge=1, le=65535)
+    ssh_permit_root_login: Literal["no", "prohibit-password"] = "prohibit-password"
+    ssh_max_auth_tries: int = Field(3, ge=1, le=10)
+    ssh_log_level: Literal["VERBOSE", "INFO"] = "VERBOSE"
+    ssh_kex_algorithms: list[str] = MODERN_KEX
+    ssh_ciphers: list[str] = MODERN_CIPHERS
+    ssh_macs: list[str] = MODERN_MACS
+    ssh_login_grace_time: int = Field(30, ge=5, le=600)
+
+    # Firewall (nftables)
+    sip_ports: list[int] = [5060, 5061]
+    rtp_port_range: str = Field("10000-20000", pattern=r"^\d{1,5}-\d{1,5}$")
+    management_ports: dict[str, int] = {
+        "asterisk-ami": 5038,
+        "asterisk-http-ari": 8088,
+        "asterisk-https-ari": 8089,
+        "freeswitch-event-socket": 8021,
+        "kamailio-binrpc": 2046,
+        "rtpengine-ng": 2223,
+    }
+
+    # fail2ban: jails every host needs, and per role
+    fail2ban_jails: list[str] = ["sshd"]
+    fail2ban_role_jails: dict[str, list[str]] = {
+        "asterisk": ["asterisk"],
+        "freeswitch": ["freeswitch"],
+        "kamailio": ["kamailio"],
+        "sbc": ["kamailio"],
+    }
+
+    # Kernel
+    net_sysctls: dict[str, str] = NET_SYSCTLS
+    kernel_sysctls: dict[str, str] = KERNEL_SYSCTLS
+    forwarding_roles: list[str] = ["sbc", "rtpengine"]
+
+    # Audit
+    audit_watches: dict[str, str] = {
+        "/etc/passwd": "identity",
+        "/etc/group": "identity",
+        "/etc/shadow": "identity",
+        "/etc/gshadow": "identity",
+        "/etc/security/opasswd": "identity",
+        "/etc/ssh/sshd_config": "sshd_config",
+        "/etc/ssh/sshd_config.d": "sshd_config",
+    }
+
+    # Time
+    ntp_servers: list[str] = ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org"]
+
+    # Updates (3.2.2)
+    security_update_max_age_days: int = Field(7, ge=0, le=365)
+    reboot_required_max_days: int = Field(7, ge=0, le=365)
+    supported_releases: dict[str, str] = {
+        "debian 12": "2028-06-30",
+        "debian 13": "2030-06-30",
+        "ubuntu 22.04": "2027-06-30",
+        "ubuntu 24.04": "2029-06-30",
+    }
+
+    # File modes (octal strings: the most permissive allowed)
+    file_modes: dict[str, str] = {
+        "/etc/shadow": "0640",
+        "/etc/gshadow": "0640",
+        "/etc/ssh/ssh_host_*_key": "0600",
+    }
+    voip_config_dirs: dict[str, str] = {
+        "asterisk": "/etc/asterisk",
+        "kamailio": "/etc/kamailio",
+        "sbc": "/etc/kamailio",
+        "freeswitch": "/etc/freeswitch",
+    }
+
+    # VoIP services
+    asterisk_unidentified_request_count: int = Field(5, ge=1)
+    asterisk_unidentified_request_period: int = Field(5, ge=1)
+    asterisk_media_encryption: list[str] = ["sdes", "dtls"]
+    asterisk_sample_secrets: list[str] = [
+        "mysecret",
+        "amp111",
+        "secret",
+        "password",
+        "1234",
+        "admin",
+    ]
+    freeswitch_default_passwords: list[str] = ["1234", "ClueCon"]
+
+    # Network gear
+    device_min_versions: dict[str, str] = {
+        "ios": "15.2",
+        "eos": "4.28",
+        "junos": "21.4",
+        "nxos_ssh": "9.3",
+    }
+    device_ntp_servers: list[str] = []
+    device_syslog_servers: list[str] = []
+    device_banner_required: bool = True
+
+
+def settings_for(host_vars: Mapping[str, object], *, where: str = "inventory") -> BaselineSettings:
+    """The baseline for one target: defaults, overridden by its ``baseline_*`` vars.
+
+    Raises:
+        InventoryError: an override names no setting or has a value of the wrong type.
+    """
+    overrides = {
+        key.removeprefix(VAR_PREFIX): value
+        for key, value in host_vars.items()
+        if key.startswith(VAR_PREFIX)
+    }
+    if not overrides:
+        return DEFAULT_SETTINGS
+    try:
+        return BaselineSettings.model_validate({**DEFAULT_SETTINGS.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(p) for p in error["loc"])
+            if error["type"] == "extra_forbidden":
+                problems.append(
+                    Problem(
+                        where,
+                        f"vars.{VAR_PREFIX}{name}",
+                        "no such baseline setting",
+                        "see `vcops baseline settings` for the names",
+                    )
+                )
+            else:
+                problems.append(
+                    Problem(where, f"vars.{VAR_PREFIX}{name}", error["msg"], "fix the value")
+                )
+        raise InventoryError(problems) from exc
+
+
+DEFAULT_SETTINGS = BaselineSettings()

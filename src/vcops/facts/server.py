@@ -1,0 +1,473 @@
+"""Server facts: the gather script, and pure parsers from its output to :class:`ServerFacts`.
+
+The script (``gather.sh``) prints one section per command, each introduced by a marker
+carrying a random nonce chosen by the controller for this run, so a config file on the
+host cannot forge a section. :func:`parse_output` splits it and parses every section
+into typed fields; a section whose command failed or is missing leaves its field
+``None``, which checks report as *unknown*.
+
+Example::
+
+    nonce = new_nonce()
+    script = render_script(nonce)          # sent to /bin/sh -s over SSH
+    facts = parse_output(stdout, nonce)    # ServerFacts(os_id="debian", ...)
+
+Config files read here may hold secrets: they stay in memory in ``*_files`` and are
+never serialised (``ServerFacts.public()`` drops them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict
+
+from vcops.facts.nft import Ruleset, parse_ruleset
+
+
+class Section(BaseModel):
+    """One command's output and exit status."""
+
+    rc: int
+    text: str
+
+
+class ServiceState(BaseModel):
+    """``systemctl show`` of one unit."""
+
+    load: str
+    active: str
+    sub: str
+    unit_file: str
+
+    @property
+    def exists(self) -> bool:
+        return self.load == "loaded"
+
+    @property
+    def running(self) -> bool:
+        return self.active == "active"
+
+    @property
+    def enabled(self) -> bool:
+        return self.unit_file in {"enabled", "enabled-runtime", "static", "alias", "indirect"}
+
+
+class Upgrade(BaseModel):
+    """A pending package upgrade from ``apt list --upgradable``."""
+
+    package: str
+    version: str
+    current: str
+    suites: list[str]
+
+    @property
+    def security(self) -> bool:
+        return any("security" in s for s in self.suites)
+
+
+class FileStat(BaseModel):
+    path: str
+    mode: int
+    owner: str
+    group: str
+    kind: str
+
+
+class Listener(BaseModel):
+    proto: str
+    address: str
+    port: int
+    process: str
+
+
+class ServerFacts(BaseModel):
+    """Everything a scan knows about one server. ``None`` = not gathered (unknown)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    os_id: str | None = None
+    os_version_id: str | None = None
+    os_pretty: str | None = None
+    virt: str | None = None
+    now: int | None = None
+    sshd: dict[str, list[str]] | None = None
+    openssh_version: str | None = None
+    ssh_supported: dict[str, list[str]] | None = None
+    sysctl: dict[str, str] | None = None
+    nft: Ruleset | None = None
+    nft_error: str | None = None
+    services: dict[str, ServiceState] | None = None
+    packages: dict[str, str] | None = None
+    upgradable: list[Upgrade] | None = None
+    reboot_required_since: int | None = None
+    reboot_required: bool | None = None
+    apt_config: dict[str, str] | None = None
+    fail2ban_jails: list[str] | None = None
+    fail2ban_error: str | None = None
+    audit_active_rules: list[str] | None = None
+    audit_active_error: str | None = None
+    audit_rule_files: list[str] | None = None
+    chrony_tracking: dict[str, str] | None = None
+    chrony_conf: list[str] | None = None
+    ntp_synchronized: bool | None = None
+    file_stats: dict[str, FileStat] | None = None
+    world_accessible: list[str] | None = None
+    listening: list[Listener] | None = None
+    asterisk_version: str | None = None
+    asterisk_files: dict[str, str] = {}
+    kamailio_files: dict[str, str] = {}
+    freeswitch_files: dict[str, str] = {}
+    #: Filled by the scan from history: when each pending security update was first seen.
+    security_first_seen: dict[str, int] = {}
+
+    @property
+    def in_container(self) -> bool:
+        return self.virt not in {
+            None,
+            "none",
+            "kvm",
+            "qemu",
+            "vmware",
+            "xen",
+            "microsoft",
+            "oracle",
+        } and self.virt in {
+            "systemd-nspawn",
+            "lxc",
+            "lxc-libvirt",
+            "docker",
+            "podman",
+            "openvz",
+            "container-other",
+            "wsl",
+            "rkt",
+        }
+
+    def service(self, unit: str) -> ServiceState | None:
+        if self.services is None:
+            return None
+        return self.services.get(unit if "." in unit else f"{unit}.service")
+
+    def public(self) -> dict[str, object]:
+        """A JSON-safe summary without any config file content."""
+        return self.model_dump(
+            mode="json", exclude={"asterisk_files", "kamailio_files", "freeswitch_files", "nft"}
+        )
+
+
+def new_nonce() -> str:
+    """A fresh marker nonce for one run."""
+    return secrets.token_hex(8)
+
+
+def render_script(nonce: str) -> str:
+    """The gather script with this run's section markers."""
+    text = resources.files("vcops.facts").joinpath("gather.sh").read_text()
+    if not re.fullmatch(r"[0-9a-f]{16}", nonce):
+        raise ValueError("nonce must be 16 hex digits")
+    return text.replace("@@vcops", f"@@vcops-{nonce}").replace("@@file", f"@@file-{nonce}")
+
+
+def split_sections(output: str, nonce: str) -> dict[str, Section]:
+    """Split the script output at this run's markers."""
+    marker = f"@@vcops-{nonce} "
+    sections: dict[str, Section] = {}
+    name: str | None = None
+    rc = 0
+    lines: list[str] = []
+    for line in output.splitlines():
+        if line.startswith(marker):
+            if name is not None:
+                sections[name] = Section(rc=rc, text="\n".join(lines))
+            parts = line[len(marker) :].split()
+            name = parts[0] if parts else "?"
+            rc = int(parts[1]) if len(parts) > 1 and parts[1].lstrip("-").isdigit() else 1
+            lines = []
+        elif name is not None:
+            lines.append(line)
+    if name is not None:
+        sections[name] = Section(rc=rc, text="\n".join(lines))
+    return sections
+
+
+def _ok(sections: dict[str, Section], name: str) -> str | None:
+    s = sections.get(name)
+    return s.text if s is not None and s.rc == 0 else None
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+def parse_sshd_t(text: str) -> dict[str, list[str]]:
+    """``sshd -T`` lines (``key value``) into key -> values (keys repeat for some options)."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key and key.isalnum():
+            out.setdefault(key.lower(), []).append(value.strip())
+    return out
+
+
+def parse_sysctl(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep:
+            out[key.strip()] = " ".join(value.split())
+    return out
+
+
+def parse_services(text: str) -> dict[str, ServiceState]:
+    """``systemctl show -p Id,LoadState,...`` blocks separated by blank lines."""
+    out: dict[str, ServiceState] = {}
+    for block in re.split(r"\n\s*\n", text.strip()):
+        props: dict[str, str] = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                props[key] = value
+        if "Id" in props:
+            out[props["Id"]] = ServiceState(
+                load=props.get("LoadState", ""),
+                active=props.get("ActiveState", ""),
+                sub=props.get("SubState", ""),
+                unit_file=props.get("UnitFileState", ""),
+            )
+    return out
+
+
+def parse_packages(text: str) -> dict[str, str]:
+    """Installed packages (status ``ii``) and their versions."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[2].strip().startswith("ii"):
+            out[parts[0]] = parts[1]
+    return out
+
+
+_UPGRADE_RE = re.compile(
+    r"^(?P<pkg>[^/\s]+)/(?P<suites>\S+)\s+(?P<version>\S+)\s+\S+\s+\[upgradable from: (?P<current>[^\]]+)\]"
+)
+
+
+def parse_upgradable(text: str) -> list[Upgrade]:
+    """``apt list --upgradable``: ``pkg/bookworm-security 1.2 amd64 [upgradable from: 1.1]``."""
+    out: list[Upgrade] = []
+    for line in text.splitlines():
+        m = _UPGRADE_RE.match(line.strip())
+        if m:
+            out.append(
+                Upgrade(
+                    package=m["pkg"],
+                    version=m["version"],
+                    current=m["current"],
+                    suites=m["suites"].split(","),
+                )
+            )
+    return out
+
+
+def parse_apt_config(text: str) -> dict[str, str]:
+    """``apt-config dump``: ``APT::Periodic::Unattended-Upgrade "1";`` lines; list items joined."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        m = re.match(r'^(\S+)\s+"(.*)";$', line.strip())
+        if m:
+            key = m[1]
+            if key.endswith("::"):
+                out[key] = (out.get(key, "") + "\n" + m[2]).strip()
+            else:
+                out[key] = m[2]
+    return out
+
+
+def parse_fail2ban(text: str) -> list[str]:
+    return [
+        line.split()[1]
+        for line in text.splitlines()
+        if line.startswith("jail ") and len(line.split()) > 1
+    ]
+
+
+def parse_chrony_tracking(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_stat(text: str) -> tuple[dict[str, FileStat], list[str]]:
+    stats: dict[str, FileStat] = {}
+    world: list[str] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[-1] == "world":
+            world.append(parts[0])
+        elif len(parts) >= 5 and re.fullmatch(r"[0-7]{1,4}", parts[1]):
+            stats[parts[0]] = FileStat(
+                path=parts[0],
+                mode=int(parts[1], 8),
+                owner=parts[2],
+                group=parts[3],
+                kind=" ".join(parts[4:]),
+            )
+    return stats, world
+
+
+def parse_listening(text: str) -> list[Listener]:
+    """``ss -Htlnup`` lines."""
+    out: list[Listener] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 5:
+            continue
+        local = parts[4]
+        address, _, port = local.rpartition(":")
+        if not port.isdigit():
+            continue
+        process = parts[6] if len(parts) > 6 else ""
+        out.append(
+            Listener(
+                proto=parts[0],
+                address=address.strip("[]").split("%")[0],
+                port=int(port),
+                process=process,
+            )
+        )
+    return out
+
+
+def parse_files(text: str, nonce: str) -> dict[str, str]:
+    """Concatenated files, each introduced by this run's ``@@file`` marker."""
+    marker = f"@@file-{nonce} "
+    files: dict[str, str] = {}
+    current: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(marker):
+            if current is not None:
+                files[current] = "\n".join(lines)
+            current = line[len(marker) :].strip()
+            lines = []
+        elif current is not None:
+            lines.append(line)
+    if current is not None:
+        files[current] = "\n".join(lines)
+    return files
+
+
+def parse_output(output: str, nonce: str) -> ServerFacts:
+    """All sections of one run into :class:`ServerFacts` (pure)."""
+    s = split_sections(output, nonce)
+    facts: dict[str, object] = {}
+    if (text := _ok(s, "os_release")) is not None:
+        osr = parse_os_release(text)
+        facts.update(
+            os_id=osr.get("ID"),
+            os_version_id=osr.get("VERSION_ID"),
+            os_pretty=osr.get("PRETTY_NAME"),
+        )
+    if "virt" in s:
+        facts["virt"] = s["virt"].text.strip() or "none"
+    if (text := _ok(s, "now")) is not None and text.strip().isdigit():
+        facts["now"] = int(text.strip())
+    if (text := _ok(s, "sshd_t")) is not None:
+        facts["sshd"] = parse_sshd_t(text)
+    if (text := _ok(s, "sshd_version")) is not None and text.strip():
+        facts["openssh_version"] = text.strip()
+    if (text := _ok(s, "ssh_q")) is not None:
+        supported: dict[str, list[str]] = {}
+        for line in text.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                supported[key.strip()] = value.split()
+        facts["ssh_supported"] = supported
+    if (text := _ok(s, "sysctl")) is not None or (
+        "sysctl" in s and s["sysctl"].text.count(" = ") > 50
+    ):
+        facts["sysctl"] = parse_sysctl(s["sysctl"].text)
+    if "nft" in s:
+        if s["nft"].rc == 0:
+            try:
+                facts["nft"] = parse_ruleset(json.loads(s["nft"].text or "{}"))
+            except json.JSONDecodeError as exc:
+                facts["nft_error"] = f"unparsable nft output: {exc}"
+        else:
+            facts["nft_error"] = (s["nft"].text.strip().splitlines() or ["nft failed"])[-1][:200]
+    if (text := _ok(s, "services")) is not None:
+        facts["services"] = parse_services(text)
+    if (text := _ok(s, "packages")) is not None:
+        facts["packages"] = parse_packages(text)
+    if (text := _ok(s, "upgradable")) is not None:
+        facts["upgradable"] = parse_upgradable(text)
+    if (text := _ok(s, "reboot_required")) is not None:
+        first = text.strip().splitlines()[0] if text.strip() else "none"
+        facts["reboot_required"] = first != "none"
+        if first.isdigit():
+            facts["reboot_required_since"] = int(first)
+    if (text := _ok(s, "apt_config")) is not None:
+        facts["apt_config"] = parse_apt_config(text)
+    if "fail2ban" in s:
+        if s["fail2ban"].rc == 0 and "Jail list" in s["fail2ban"].text:
+            facts["fail2ban_jails"] = parse_fail2ban(s["fail2ban"].text)
+        else:
+            facts["fail2ban_error"] = (
+                s["fail2ban"].text.strip().splitlines() or ["fail2ban-client failed"]
+            )[0][:200]
+    if "auditctl" in s:
+        if s["auditctl"].rc == 0:
+            facts["audit_active_rules"] = [
+                ln.strip()
+                for ln in s["auditctl"].text.splitlines()
+                if ln.strip() and ln.strip() != "No rules"
+            ]
+        else:
+            facts["audit_active_error"] = (
+                s["auditctl"].text.strip().splitlines() or ["auditctl failed"]
+            )[-1][:200]
+    if "audit_rules" in s:
+        facts["audit_rule_files"] = [
+            ln.strip()
+            for ln in s["audit_rules"].text.splitlines()
+            if ln.strip() and not ln.strip().startswith("#")
+        ]
+    if (text := _ok(s, "chrony_tracking")) is not None:
+        facts["chrony_tracking"] = parse_chrony_tracking(text)
+    if "chrony_conf" in s:
+        facts["chrony_conf"] = [
+            ln.strip()
+            for ln in s["chrony_conf"].text.splitlines()
+            if ln.strip() and not ln.strip().startswith("#")
+        ]
+    if (text := _ok(s, "timedatectl")) is not None:
+        props = dict(line.partition("=")[::2] for line in text.splitlines())
+        if "NTPSynchronized" in props:
+            facts["ntp_synchronized"] = props["NTPSynchronized"] == "yes"
+    if "stat" in s:
+        stats, world = parse_stat(s["stat"].text)
+        facts["file_stats"], facts["world_accessible"] = stats, world
+    if (text := _ok(s, "listening")) is not None:
+        facts["listening"] = parse_listening(text)
+    if "asterisk_version" in s and s["asterisk_version"].text.strip():
+        facts["asterisk_version"] = s["asterisk_version"].text.strip().splitlines()[0]
+    for key, section in (
+        ("asterisk_files", "asterisk_conf"),
+        ("kamailio_files", "kamailio_conf"),
+        ("freeswitch_files", "freeswitch_conf"),
+    ):
+        if section in s:
+            facts[key] = parse_files(s[section].text, nonce)
+    return ServerFacts.model_validate(facts)

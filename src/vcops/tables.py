@@ -1,0 +1,89 @@
+"""Tables for scans, findings, waivers and package sightings (migration 0002)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vcops.store import Base
+
+
+class ScanRow(Base):
+    """One scan run."""
+
+    __tablename__ = "scans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[str] = mapped_column(String(40))
+    finished_at: Mapped[str] = mapped_column(String(40), default="")
+    actor: Mapped[str] = mapped_column(String(200))
+    selection: Mapped[str] = mapped_column(String(500), default="all")
+    targets: Mapped[int] = mapped_column(Integer, default=0)
+    unknown_targets: Mapped[int] = mapped_column(Integer, default=0)
+    passed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    unknown_checks: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    summary: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class ScanTargetRow(Base):
+    """How each target fared in a scan: scanned, or unknown with the reason."""
+
+    __tablename__ = "scan_targets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str] = mapped_column(Text, default="")
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class FindingRow(Base):
+    """A control failing on a target, from first seen to resolved."""
+
+    __tablename__ = "findings"
+    __table_args__ = (Index("ix_findings_open", "target", "control_id", "resolved_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(String(200))
+    control_id: Mapped[str] = mapped_column(String(40))
+    clause: Mapped[str] = mapped_column(String(10))
+    severity: Mapped[str] = mapped_column(String(10))
+    title: Mapped[str] = mapped_column(String(300))
+    expected: Mapped[str] = mapped_column(Text)
+    actual: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[str] = mapped_column(String(40))
+    last_seen: Mapped[str] = mapped_column(String(40))
+    resolved_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    first_scan_id: Mapped[int] = mapped_column(Integer)
+    last_scan_id: Mapped[int] = mapped_column(Integer)
+
+
+class WaiverRow(Base):
+    """An accepted deviation: control, hosts, justification, approver, expiry."""
+
+    __tablename__ = "waivers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    control_id: Mapped[str] = mapped_column(String(40))
+    hosts: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(Text)
+    approved_by: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[str] = mapped_column(String(40))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class PackageSightingRow(Base):
+    """When a pending security update was first seen on a host (for its age)."""
+
+    __tablename__ = "package_sightings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(String(200))
+    package: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(200))
+    first_seen: Mapped[int] = mapped_column(Integer)
+    last_seen: Mapped[int] = mapped_column(Integer)
