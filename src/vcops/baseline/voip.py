@@ -350,9 +350,7 @@ def check_kam_relay(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
     cfg = _kamailio(facts)
     if cfg is None:
         return unknown(expected, "/etc/kamailio/kamailio.cfg not found")
-    guard = re.search(
-        r"(!\s*uri\s*==\s*myself|uri\s*!=\s*myself|!\s*is_myself\s*\(\s*\"\$ru\"\s*\))", cfg
-    )
+    guard = re.search(r"(?<![\w$])(!\s*uri\s*==\s*myself|uri\s*!=\s*myself|!\s*is_myself\s*\(\s*\"\$ru\"\s*\))", cfg)
     if guard:
         return passed(expected, "relay guard present")
     return failed(
