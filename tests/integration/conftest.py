@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -30,6 +31,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inventory]:
     reason = lab_available()
     if reason:
         pytest.skip(reason)
+    # One lab per machine: sessions (developers, helpers, CI) take turns.
+    lock = open("/run/vcops-lab-tests.lock", "w")  # noqa: SIM115 - held for the session
+    fcntl.flock(lock, fcntl.LOCK_EX)
     lab_dir = tmp_path_factory.mktemp("lab") / "inventory"
     state = tmp_path_factory.mktemp("state")
     env = {
@@ -57,4 +61,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inventory]:
             timeout=300,
             check=False,
         )
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
         assert down.returncode == 0, down.stderr[-2000:]
