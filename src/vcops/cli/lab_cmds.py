@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from vcops.cli.app import App, json_option
+
+if TYPE_CHECKING:
+    from vcops.lab import LabStatus
 
 
 @click.group()
@@ -80,22 +84,35 @@ def down(app: App) -> int:
 @lab.command()
 @json_option
 @click.pass_obj
+def image(app: App) -> int:
+    """Build the cached Debian 12 lab image if it is missing (about a minute, once)."""
+    from vcops.lab import check_prerequisites
+    from vcops.lab.image import ensure_image
+
+    check_prerequisites()
+    path = ensure_image(_say(app))
+    app.emit({"image": str(path)}, lambda c: c.print(f"lab image: {path}"))
+    return 0
+
+
+@lab.command()
+@json_option
+@click.pass_obj
 def status(app: App) -> int:
     """Show lab hosts, switches and the SMTP server; exit 3 if something is down."""
     from vcops.lab import lab_status
 
     st = lab_status()
     _show(app, st)
-    everything = [*st.hosts, *st.switches]
-    if everything and not all(h.running and h.ssh_reachable for h in everything):
+    nodes = [(h.running, h.ssh_reachable) for h in st.hosts] + [
+        (s.running, s.ssh_reachable) for s in st.switches
+    ]
+    if nodes and not all(running and reachable for running, reachable in nodes):
         return 3
     return 0
 
 
-def _show(app: App, st: object) -> None:
-    from vcops.lab import LabStatus
-
-    assert isinstance(st, LabStatus)
+def _show(app: App, st: LabStatus) -> None:
 
     def render(console: Console) -> None:
         if not st.hosts and not st.switches:
@@ -125,4 +142,4 @@ def _show(app: App, st: object) -> None:
                 f"smtp: {smtp.host}:{smtp.port} running={smtp.running} maildir={smtp.maildir}"
             )
 
-    app.emit(st.model_dump(mode="json") if hasattr(st, "model_dump") else st, render)
+    app.emit(st.model_dump(mode="json"), render)

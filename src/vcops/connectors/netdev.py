@@ -168,7 +168,13 @@ def fetch_running_config(target: DeviceTarget) -> str:
             from napalm import get_network_driver
 
             driver = get_network_driver(target.platform)
-            options: dict[str, object] = {"port": target.port, **_ssh_options(target)}
+            # The enable secret is the login password by reference (a separate
+            # enable_env/enable_file would go in Credentials when a site needs it).
+            options: dict[str, object] = {
+                "port": target.port,
+                "secret": password,
+                **_ssh_options(target),
+            }
             with driver(
                 target.address,
                 target.username,
@@ -186,9 +192,12 @@ def fetch_running_config(target: DeviceTarget) -> str:
             port=target.port,
             username=target.username,
             password=password,
+            secret=password,
             conn_timeout=target.timeout,
             **_ssh_options(target),
         ) as conn:
+            if target.platform in {"ios", "eos", "nxos_ssh"} and not conn.check_enable_mode():
+                conn.enable()
             return str(conn.send_command(SHOW_RUNNING[target.platform]))
     except InventoryError:
         raise
