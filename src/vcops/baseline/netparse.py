@@ -1,0 +1,651 @@
+"""Parse a network device's running config into typed :class:`DeviceFacts` (pure, no I/O).
+
+IOS-style configs (``ios``, ``eos``, ``nxos_ssh``) are parsed with
+:class:`ciscoconfparse2.CiscoConfParse` for their parent/child structure (``eos`` with
+the ``ios`` syntax: ciscoconfparse2 0.9 has no ``eos`` syntax). Junos is accepted as
+``show configuration | display set`` output or as a curly-brace config (parsed with
+ciscoconfparse2's ``junos`` syntax); both become the same list of set-style statements.
+
+A field is ``None`` when the config does not say, so a check answers *unknown*
+instead of guessing. Running configs omit defaults, so an absent line means "the
+default" only when the config is *complete*: it ends with ``end`` (ios, eos) or has a
+``version`` line (nxos_ssh, junos, which print no end marker). In a cut-off config
+only what is written counts. Every default relied on is named in a comment.
+
+Example::
+
+    >>> facts = parse_device_config("ios", "version 15.2\\nip ssh version 2\\nend\\n")
+    >>> facts.os_version, facts.ssh_version, facts.complete, facts.telnet_enabled
+    ('15.2', 2, True, None)
+    >>> [s.name for s in facts.legacy_services if s.enabled]
+    ['ip bootp server', 'cdp run', 'ip source-route', 'service pad']
+
+Secrets never leave ``running_config``: SNMP communities are recorded as their access
+mode only, enable secrets as their hash type, NTP keys as "authenticated or not".
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal, TypeVar, get_args
+
+from ciscoconfparse2 import CiscoConfParse
+from pydantic import BaseModel, ConfigDict, Field
+
+Platform = Literal["ios", "eos", "junos", "nxos_ssh"]
+PLATFORMS: frozenset[str] = frozenset({"ios", "eos", "junos", "nxos_ssh"})
+#: How the admin password hash is stored, weakest first (see :data:`HASH_STRENGTH`).
+SecretHash = Literal[
+    "none",  # no enable secret / password at all
+    "cleartext",  # IOS/EOS type 0
+    "type7",  # IOS `enable password 7`: reversible
+    "sha256-unsalted",  # IOS type 4: broken
+    "md5",  # IOS/EOS type 5, Junos $1$
+    "sha256-crypt",  # Junos $5$
+    "sha512-crypt",  # EOS sha512, Junos $6$
+    "pbkdf2",  # IOS type 8
+    "scrypt",  # IOS type 9
+]
+HASH_STRENGTH: tuple[SecretHash, ...] = get_args(SecretHash)
+AaaLogin = Literal["server", "local", "none"]
+
+_CCP_SYNTAX = {"ios": "ios", "eos": "ios", "nxos_ssh": "nxos"}
+_IOS_SECRET_TYPES: dict[str, SecretHash] = {
+    "0": "cleartext",
+    "4": "sha256-unsalted",
+    "5": "md5",
+    "7": "type7",
+    "8": "pbkdf2",
+    "9": "scrypt",
+    "sha512": "sha512-crypt",
+}
+_CRYPT_PREFIXES: dict[str, SecretHash] = {
+    "$1$": "md5",
+    "$5$": "sha256-crypt",
+    "$6$": "sha512-crypt",
+    "$8$": "pbkdf2",
+    "$9$": "scrypt",
+}
+
+T = TypeVar("T")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class VtyLine(_Frozen):
+    """One ``line vty`` block: ``{"name": "vty 0 4", "access_class_in": true,
+    "transport_input": ["ssh"]}``. ``transport_input`` is ``None`` when the block has no
+    ``transport input`` line (the default then depends on the release)."""
+
+    name: str
+    access_class_in: bool
+    transport_input: tuple[str, ...] | None
+
+
+class SnmpCommunity(_Frozen):
+    """An SNMP v1/v2c community, without its string: ``{"access": "read-only",
+    "restricted": true}`` (``restricted``: an ACL or client list limits who may use it)."""
+
+    access: Literal["read-only", "read-write"]
+    restricted: bool
+
+
+class ServiceState(_Frozen):
+    """A legacy service by its config keyword: ``{"name": "cdp run", "enabled": true}``;
+    ``enabled`` is ``None`` when the config is incomplete and does not mention it."""
+
+    name: str
+    enabled: bool | None
+
+
+class DeviceFacts(_Frozen):
+    """What a running config says about hardening; ``None`` means "the config does not say".
+
+    Example payload (``model_dump()`` of a hardened IOS router, config elided)::
+
+        {"platform": "ios", "running_config": "...", "complete": true,
+         "os_version": "15.2", "ssh_version": 2, "telnet_enabled": false,
+         "http_server_enabled": false,
+         "vty_lines": [{"name": "vty 0 4", "access_class_in": true,
+                        "transport_input": ["ssh"]}],
+         "vty_access_class": true, "aaa_new_model": true, "aaa_login": "server",
+         "enable_secret_type": "scrypt", "password_encryption": true,
+         "snmp_communities": [], "snmp_v3": true,
+         "ntp_servers": ["192.0.2.123"], "ntp_authenticated": true,
+         "syslog_hosts": ["192.0.2.50"], "login_banner": true,
+         "legacy_services": [{"name": "service pad", "enabled": false}, ...]}
+    """
+
+    platform: Platform
+    running_config: str = Field(repr=False)
+    complete: bool
+    os_version: str | None = None
+    #: The lowest SSH protocol version the device accepts.
+    ssh_version: Literal[1, 2] | None = None
+    telnet_enabled: bool | None = None
+    http_server_enabled: bool | None = None
+    vty_lines: tuple[VtyLine, ...] = ()
+    #: Management logins restricted by an ACL (vty access-class, EOS management ssh
+    #: access-group, Junos lo0 input filter).
+    vty_access_class: bool | None = None
+    #: IOS only (None elsewhere).
+    aaa_new_model: bool | None = None
+    #: "server": a login method list (or Junos authentication-order) names TACACS+/RADIUS.
+    aaa_login: AaaLogin | None = None
+    #: Weakest of the enable secrets/passwords (Junos: root-authentication). NX-OS: None.
+    enable_secret_type: SecretHash | None = None
+    #: ios `service password-encryption`, nxos `feature password encryption aes`.
+    password_encryption: bool | None = None
+    snmp_communities: tuple[SnmpCommunity, ...] | None = None
+    snmp_v3: bool | None = None
+    ntp_servers: tuple[str, ...] | None = None
+    ntp_authenticated: bool | None = None
+    syslog_hosts: tuple[str, ...] | None = None
+    login_banner: bool | None = None
+    #: ios: small servers, finger, bootp, cdp, source-route, pad; nxos: cdp; else empty.
+    legacy_services: tuple[ServiceState, ...] = ()
+
+
+def parse_device_config(platform: str, text: str) -> DeviceFacts:
+    """Parse a running config of ``platform`` ("ios", "eos", "junos", "nxos_ssh").
+
+    Raises:
+        ValueError: ``platform`` is not one of those.
+    """
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r}; expected one of {sorted(PLATFORMS)}")
+    if platform == "junos":
+        return _junos_facts(text)
+    return _ios_facts(platform, text)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _known(complete: bool, default: T) -> T | None:
+    """``default`` when the config is complete (absence means the default), else None."""
+    return default if complete else None
+
+
+def _state(on: bool, off: bool, complete: bool, default: bool) -> bool | None:
+    """A switch written as ``cmd`` / ``no cmd``, or its default when neither is written."""
+    if on:
+        return True
+    if off:
+        return False
+    return _known(complete, default)
+
+
+def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _weakest(hashes: Iterable[SecretHash]) -> SecretHash | None:
+    found = list(hashes)
+    return min(found, key=HASH_STRENGTH.index) if found else None
+
+
+def _crypt_type(value: str) -> SecretHash | None:
+    return next((t for p, t in _CRYPT_PREFIXES.items() if value.startswith(p)), None)
+
+
+def _key_ids(spec: str) -> set[str]:
+    """Key numbers in ``1``, ``1 - 3`` or ``1,4-5`` (NTP trusted-key)."""
+    ids: set[str] = set()
+    for part in re.sub(r"\s*-\s*", "-", spec).replace(",", " ").split():
+        low, _, high = part.partition("-")
+        if low.isdigit() and high.isdigit():
+            ids.update(str(n) for n in range(int(low), int(high) + 1))
+        elif low.isdigit():
+            ids.add(low)
+    return ids
+
+
+# --- IOS-style (ios, eos, nxos_ssh) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A top-level config line and every line under it, stripped."""
+
+    text: str
+    children: tuple[str, ...]
+
+
+class _IosConfig:
+    """The typed face of a :class:`ciscoconfparse2.CiscoConfParse`: top-level blocks only."""
+
+    def __init__(self, platform: str, lines: list[str]) -> None:
+        blocks: list[_Block] = []
+        if any(line.strip() for line in lines):
+            # A list, never a str: ciscoconfparse2 reads a str as a file path.
+            parse = CiscoConfParse(config=lines, syntax=_CCP_SYNTAX[platform])
+            for obj in parse.objs:
+                text = str(obj.text).strip()
+                if obj.parent is not obj or not text or text.startswith("!"):
+                    continue
+                children = (str(c.text).strip() for c in obj.all_children)
+                blocks.append(_Block(text, tuple(c for c in children if c)))
+        self.blocks = tuple(blocks)
+
+    def matches(self, pattern: str) -> list[re.Match[str]]:
+        """Top-level lines matching ``pattern`` from their start."""
+        rx = re.compile(pattern)
+        return [m for b in self.blocks if (m := rx.match(b.text))]
+
+    def has(self, pattern: str) -> bool:
+        return bool(self.matches(pattern))
+
+    def find(self, pattern: str) -> list[_Block]:
+        rx = re.compile(pattern)
+        return [b for b in self.blocks if rx.match(b.text)]
+
+
+def _strip_eos_banners(lines: list[str]) -> tuple[list[str], bool]:
+    """Drop EOS banner bodies (``banner login`` ... ``EOF``): ciscoconfparse2 would read
+    each body line as a top-level command. Returns the lines and whether a banner exists."""
+    kept: list[str] = []
+    inside = banner = False
+    for line in lines:
+        if inside:
+            inside = line.strip() != "EOF"
+            continue
+        if re.fullmatch(r"banner (login|motd)\s*", line.strip()):
+            inside = banner = True
+        kept.append(line)
+    return kept, banner
+
+
+def _ios_facts(platform: str, text: str) -> DeviceFacts:
+    lines = text.splitlines()
+    eos_banner = False
+    if platform == "eos":
+        lines, eos_banner = _strip_eos_banners(lines)
+    cfg = _IosConfig(platform, lines)
+    nonblank = [line.strip() for line in lines if line.strip()]
+    if platform == "nxos_ssh":
+        complete = cfg.has(r"version \S")  # NX-OS prints no `end` line
+    else:
+        complete = bool(nonblank) and nonblank[-1] == "end"
+
+    os_version: str | None = None
+    if platform == "eos":  # no version line; the header says "! device: x (..., EOS-4.28.3M)"
+        found = (re.search(r"\bEOS-(\d[\w.\-]*)", line) for line in nonblank if line[0] == "!")
+        os_version = next((m[1] for m in found if m), None)
+    elif version := cfg.matches(r"version (\S+)"):
+        os_version = version[0][1]
+
+    vty = _vty_lines(cfg) if platform in ("ios", "nxos_ssh") else ()
+    aaa_new_model = None
+    if platform == "ios":  # IOS default: `no aaa new-model` (usually printed anyway)
+        aaa_new_model = _state(
+            cfg.has(r"aaa new-model"), cfg.has(r"no aaa new-model"), complete, default=False
+        )
+    return DeviceFacts(
+        platform=platform,  # checked by parse_device_config; pydantic validates it again
+        running_config=text,
+        complete=complete,
+        os_version=os_version,
+        ssh_version=_ios_ssh(platform, cfg, complete),
+        telnet_enabled=_ios_telnet(platform, cfg, complete, vty),
+        http_server_enabled=_ios_http(platform, cfg, complete),
+        vty_lines=vty,
+        vty_access_class=_ios_acl(platform, cfg, complete, vty),
+        aaa_new_model=aaa_new_model,
+        aaa_login=_ios_aaa_login(cfg, complete),
+        enable_secret_type=_ios_enable(platform, cfg, complete),
+        password_encryption=_ios_password_encryption(platform, cfg, complete),
+        snmp_communities=_ios_snmp(cfg, complete),
+        snmp_v3=cfg.has(r"snmp-server (group \S+ v3|user \S+ \S+ (v3|auth))")
+        or _known(complete, False),
+        ntp_servers=_ios_ntp_servers(cfg, complete),
+        ntp_authenticated=_ios_ntp_auth(cfg, complete),
+        syslog_hosts=_ios_syslog(cfg, complete),
+        # No banner is the default everywhere.
+        login_banner=eos_banner or cfg.has(r"banner (login|motd)\b") or _known(complete, False),
+        legacy_services=_ios_services(platform, cfg, complete),
+    )
+
+
+def _ios_ssh(platform: str, cfg: _IosConfig, complete: bool) -> Literal[1, 2] | None:
+    if platform != "ios":
+        return _known(complete, 2)  # EOS and NX-OS implement SSH v2 only
+    if found := cfg.matches(r"ip ssh version ([12])\b"):
+        return 1 if found[0][1] == "1" else 2
+    # IOS default without `ip ssh version`: compatibility mode 1.99, which accepts v1.
+    return _known(complete, 1)
+
+
+def _vty_lines(cfg: _IosConfig) -> tuple[VtyLine, ...]:
+    lines = []
+    for block in cfg.find(r"line vty\b"):
+        transport = next(
+            (c.split()[2:] for c in block.children if c.startswith("transport input ")), None
+        )
+        acl = any(re.match(r"(ip )?access-class \S+ in\b", c) for c in block.children)
+        lines.append(
+            VtyLine(
+                name=block.text.removeprefix("line ").strip(),
+                access_class_in=acl,
+                transport_input=tuple(transport) if transport is not None else None,
+            )
+        )
+    return tuple(lines)
+
+
+def _ios_telnet(
+    platform: str, cfg: _IosConfig, complete: bool, vty: tuple[VtyLine, ...]
+) -> bool | None:
+    if platform == "eos":  # EOS default: `management telnet` is shut down
+        on = any("no shutdown" in b.children for b in cfg.find(r"management telnet\b"))
+        return on or _known(complete, False)
+    if platform == "nxos_ssh":  # NX-OS default: `feature telnet` is off
+        return cfg.has(r"feature telnet\b") or _known(complete, False)
+    if any(v.transport_input and {"telnet", "all"} & set(v.transport_input) for v in vty):
+        return True
+    # "Off" needs every vty line: a cut-off config may have lost the last ones. A line
+    # without `transport input` runs the release's default, which differs between releases.
+    if complete and vty and all(v.transport_input is not None for v in vty):
+        return False
+    return None
+
+
+def _ios_http(platform: str, cfg: _IosConfig, complete: bool) -> bool | None:
+    if platform == "eos":  # EOS default: eAPI (`management api http-commands`) shut down
+        blocks = cfg.find(r"management api http-commands\b")
+        return any("no shutdown" in b.children for b in blocks) or _known(complete, False)
+    if platform == "nxos_ssh":  # NX-OS default: `feature nxapi` off
+        return cfg.has(r"feature nxapi\b") or _known(complete, False)
+    if cfg.has(r"ip http (secure-)?server\b"):
+        return True
+    # The `ip http server` default differs between IOS platforms, so IOS prints the state
+    # either way; `ip http secure-server` is off unless written.
+    return False if cfg.has(r"no ip http server\b") else None
+
+
+def _ios_acl(
+    platform: str, cfg: _IosConfig, complete: bool, vty: tuple[VtyLine, ...]
+) -> bool | None:
+    if platform == "eos":
+        blocks = cfg.find(r"(management ssh|(system )?control-plane)\s*$")
+        restricted = any(re.match(r"ip access-group \S+", c) for b in blocks for c in b.children)
+        return restricted or _known(complete, False)
+    if not vty:
+        return None  # IOS and NX-OS always print their vty lines: this config is cut
+    if not all(v.access_class_in for v in vty):
+        return False
+    return _known(complete, True)  # a cut-off config may have lost the last vty lines
+
+
+def _ios_aaa_login(cfg: _IosConfig, complete: bool) -> AaaLogin | None:
+    methods = [m[1].split() for m in cfg.matches(r"aaa authentication login \S+ (.+)")]
+    if any("group" in m for m in methods):
+        return "server"
+    if methods:
+        return "local"
+    return _known(complete, "none")  # default: local accounts (or line passwords) only
+
+
+def _ios_enable(platform: str, cfg: _IosConfig, complete: bool) -> SecretHash | None:
+    if platform == "nxos_ssh":
+        return None  # NX-OS has no enable secret
+    found: list[SecretHash] = []
+    lines = cfg.matches(r"enable (secret|password) (?:level \d+ )?(.+)")
+    for m in lines:
+        words = m[2].split()
+        kind = _IOS_SECRET_TYPES.get(words[0]) if len(words) > 1 else None
+        if kind is None and len(words) == 1:
+            kind = _crypt_type(words[0]) or "cleartext"
+        if platform == "ios" and m[1] == "password":
+            kind = "type7" if words[0] == "7" else "cleartext"  # IOS enable password: reversible
+        if kind is not None:
+            found.append(kind)
+    if lines and len(found) < len(lines):
+        return None  # a hash type we do not know: no verdict rather than a guess
+    # Default: no enable secret at all.
+    return _weakest(found) or _known(complete, "none")
+
+
+def _ios_password_encryption(platform: str, cfg: _IosConfig, complete: bool) -> bool | None:
+    if platform == "ios":  # IOS default: `no service password-encryption`
+        on = cfg.has(r"service password-encryption\b")
+        return _state(on, cfg.has(r"no service password-encryption\b"), complete, default=False)
+    if platform == "nxos_ssh":  # NX-OS default: type-6 (AES) password encryption off
+        return cfg.has(r"feature password encryption aes\b") or _known(complete, False)
+    return None  # EOS stores secrets hashed or encrypted, always
+
+
+def _ios_snmp(cfg: _IosConfig, complete: bool) -> tuple[SnmpCommunity, ...] | None:
+    # Grouped by community string (NX-OS writes `use-acl` on a line of its own); the
+    # string itself goes no further than this dict.
+    options: dict[str, list[str]] = {}
+    for m in cfg.matches(r"snmp-server community (\S+)\s*(.*)"):
+        options.setdefault(m[1], []).extend(m[2].lower().split())
+    communities = tuple(_community(words) for words in options.values())
+    return communities or _known(complete, ())  # default: no community, SNMP off
+
+
+def _community(words: list[str]) -> SnmpCommunity:
+    """``[view V] [ro|rw] [ipv6 ACL] [ACL]`` (ios, eos) or ``group ROLE`` / ``use-acl ACL``
+    (nxos); whatever is left after the access mode and ``view``/``group`` names is an ACL."""
+    rest: list[str] = []
+    skip = False
+    for word in words:
+        if skip or word in ("ro", "rw"):
+            skip = False
+            continue
+        skip = word in ("view", "group")
+        if not skip:
+            rest.append(word)
+    read_write = "rw" in words or "network-admin" in words  # default access: read-only
+    return SnmpCommunity(access="read-write" if read_write else "read-only", restricted=bool(rest))
+
+
+def _ios_ntp_servers(cfg: _IosConfig, complete: bool) -> tuple[str, ...] | None:
+    servers = []
+    for m in cfg.matches(r"ntp server (.+)"):
+        words = m[1].split()
+        while words and words[0] in ("vrf", "ip", "ipv6"):
+            words = words[2:] if words[0] == "vrf" else words[1:]
+        if words:
+            servers.append(words[0])
+    return _dedupe(servers) if servers else _known(complete, ())
+
+
+def _ios_ntp_auth(cfg: _IosConfig, complete: bool) -> bool | None:
+    keys = {m[1] for m in cfg.matches(r"ntp authentication-key (\d+)\b")}
+    trusted = set().union(*(_key_ids(m[1]) for m in cfg.matches(r"ntp trusted-key (.+)")))
+    if cfg.has(r"ntp authenticate\b") and keys & trusted:
+        return True
+    return _known(complete, False)  # default: NTP unauthenticated
+
+
+def _ios_syslog(cfg: _IosConfig, complete: bool) -> tuple[str, ...] | None:
+    hosts = [
+        m[1] for m in cfg.matches(r"logging (?:vrf \S+ )?(?:host |server )?(?:ipv6 )?(\S*[.:]\S*)")
+    ]
+    return _dedupe(hosts) if hosts else _known(complete, ())
+
+
+#: IOS legacy services: (name, `on` pattern, `off` pattern, default when neither is written).
+_IOS_SERVICES: tuple[tuple[str, str, str, bool], ...] = (
+    # Small servers are off by default since IOS 11.3, finger since 12.1(5).
+    ("service tcp-small-servers", r"service tcp-small-servers", r"no service tcp-small", False),
+    ("service udp-small-servers", r"service udp-small-servers", r"no service udp-small", False),
+    ("ip finger", r"(ip|service) finger\b", r"no (ip|service) finger\b", False),
+    # On by default: a running config shows only the `no` form.
+    ("ip bootp server", r"ip bootp server\b", r"no ip bootp server\b", True),
+    ("cdp run", r"cdp run\b", r"no cdp run\b", True),
+    ("ip source-route", r"ip source-route\b", r"no ip source-route\b", True),
+    ("service pad", r"service pad\b", r"no service pad\b", True),
+)
+
+
+def _ios_services(platform: str, cfg: _IosConfig, complete: bool) -> tuple[ServiceState, ...]:
+    if platform == "nxos_ssh":  # NX-OS has only CDP of these, on by default
+        on, off = cfg.has(r"cdp enable\b"), cfg.has(r"no cdp enable\b")
+        return (ServiceState(name="cdp enable", enabled=_state(on, off, complete, True)),)
+    if platform != "ios":
+        return ()
+    return tuple(
+        ServiceState(name=name, enabled=_state(cfg.has(on), cfg.has(off), complete, default))
+        for name, on, off, default in _IOS_SERVICES
+    )
+
+
+# --- Junos -------------------------------------------------------------------------------
+
+Statement = tuple[str, ...]
+
+
+def _tokens(line: str) -> list[str]:
+    """Words of one Junos line: quotes removed, ``## comments`` and the final ``;`` dropped."""
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:  # an unbalanced quote: fall back to plain words
+        words = line.split()
+    if words and words[-1].endswith(";"):
+        words[-1] = words[-1][:-1]
+    return [w for w in words if w]
+
+
+def _expand(words: list[str]) -> Iterator[Statement]:
+    """``a [ x y ] b`` -> ``a x b``, ``a y b`` (display set prints one line per value)."""
+    if "[" in words and "]" in words:
+        start, end = words.index("["), words.index("]")
+        for value in words[start + 1 : end]:
+            yield (*words[:start], value, *words[end + 1 :])
+    else:
+        yield tuple(words)
+
+
+def _close_braces(lines: list[str]) -> tuple[list[str], bool]:
+    """Close the blocks a cut-off brace config left open; False if it was not balanced."""
+    depth = 0
+    for line in lines:
+        bare = re.sub(r'"(?:\\.|[^"\\])*"|#.*|/\*.*?\*/', "", line)
+        depth += bare.count("{") - bare.count("}")
+        if depth < 0:
+            return lines, False
+    return lines + ["}"] * depth, depth == 0
+
+
+def _junos_statements(text: str) -> tuple[list[Statement], bool]:
+    """Set-style statements (without ``set``) from display-set or curly-brace text, and
+    whether the text is whole (a brace config must be balanced; one that ciscoconfparse2
+    cannot read gives no statement at all).
+
+    Deactivated statements are dropped; top-level ``apply-groups`` are expanded.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    content = [line.strip() for line in lines if not line.strip().startswith(("#", "/*"))]
+    statements: list[Statement] = []
+    inactive: list[Statement] = []
+    whole = True
+    if content and content[0].split()[0] in ("set", "deactivate"):
+        for line in content:
+            words = _tokens(line)
+            if words[:1] == ["set"]:
+                statements.extend(_expand(words[1:]))
+            elif words[:1] == ["deactivate"]:
+                inactive.append(tuple(words[1:]))
+    elif content:
+        lines, whole = _close_braces(lines)
+        try:
+            objs = list(CiscoConfParse(config=lines, syntax="junos").objs)
+        except Exception:  # pyparsing errors, ValueError: not a brace config we can read
+            return [], False
+        for obj in objs:
+            if obj.children:
+                continue
+            path = [str(p.text).strip() for p in obj.all_parents] + [str(obj.text).strip()]
+            if path[-1].startswith(("#", "/*")) or any(p.startswith("inactive:") for p in path):
+                continue
+            statements.extend(_expand([w for part in path for w in _tokens(part)]))
+    statements = [s for s in statements if not any(s[: len(i)] == i for i in inactive)]
+    groups = [s[1] for s in statements if len(s) == 2 and s[0] == "apply-groups"]
+    for group in groups:
+        statements += [s[2:] for s in statements if s[:2] == ("groups", group) and len(s) > 2]
+    return statements, whole
+
+
+class _JunosConfig:
+    """Prefix queries over set-style statements."""
+
+    def __init__(self, statements: list[Statement]) -> None:
+        self.statements = statements
+
+    def under(self, *prefix: str) -> list[Statement]:
+        """What follows ``prefix`` in every statement that starts with it."""
+        n = len(prefix)
+        return [s[n:] for s in self.statements if s[:n] == prefix]
+
+    def has(self, *prefix: str) -> bool:
+        return bool(self.under(*prefix))
+
+    def firsts(self, *prefix: str) -> tuple[str, ...]:
+        """The word right after ``prefix``, once each, in config order."""
+        return _dedupe(s[0] for s in self.under(*prefix) if s)
+
+
+def _junos_facts(text: str) -> DeviceFacts:
+    statements, whole = _junos_statements(text)
+    cfg = _JunosConfig(statements)
+    versions = cfg.firsts("version")
+    # Junos prints no end marker: the version statement (and balanced braces) anchor it.
+    complete = whole and bool(versions)
+    ssh_versions = cfg.firsts("system", "services", "ssh", "protocol-version")
+
+    order = set(cfg.firsts("system", "authentication-order"))
+    # Without `authentication-order`, Junos checks local passwords only.
+    aaa: AaaLogin | None = "server" if order & {"radius", "tacplus"} else None
+    if aaa is None and (order or complete):
+        aaa = "local"
+
+    root = cfg.firsts("system", "root-authentication", "encrypted-password")
+    communities = tuple(
+        SnmpCommunity(
+            access="read-write"
+            if "read-write" in cfg.firsts("snmp", "community", name, "authorization")
+            else "read-only",  # Junos default authorization: read-only
+            restricted=cfg.has("snmp", "community", name, "clients"),
+        )
+        for name in cfg.firsts("snmp", "community")
+    )
+    servers = cfg.firsts("system", "ntp", "server")
+    keys = set(cfg.firsts("system", "ntp", "authentication-key"))
+    trusted = set(cfg.firsts("system", "ntp", "trusted-key"))
+    syslog = cfg.firsts("system", "syslog", "host")
+    lo0_filter = any(
+        re.search(r"\bfilter (input|input-list) ", " ".join(s) + " ")
+        for s in cfg.under("interfaces", "lo0")
+    )
+    # Junos services are off unless configured, so absence is "off" in a complete config.
+    return DeviceFacts(
+        platform="junos",
+        running_config=text,
+        complete=complete,
+        os_version=versions[0] if versions else None,
+        # SSH v2 only unless `protocol-version v1` (Junos dropped v1 as a default long ago).
+        ssh_version=1
+        if "v1" in ssh_versions
+        else _known(complete or cfg.has("system", "services", "ssh"), 2),
+        telnet_enabled=cfg.has("system", "services", "telnet") or _known(complete, False),
+        http_server_enabled=cfg.has("system", "services", "web-management")
+        or cfg.has("system", "services", "rest")
+        or _known(complete, False),
+        vty_access_class=lo0_filter or _known(complete, False),
+        aaa_login=aaa,
+        enable_secret_type=_weakest(t for r in root if (t := _crypt_type(r))),
+        snmp_communities=communities or _known(complete, ()),
+        snmp_v3=cfg.has("snmp", "v3") or _known(complete, False),
+        ntp_servers=servers or _known(complete, ()),
+        ntp_authenticated=bool(keys & trusted) or _known(complete, False),
+        syslog_hosts=syslog or _known(complete, ()),
+        login_banner=cfg.has("system", "login", "message") or _known(complete, False),
+    )
