@@ -68,7 +68,9 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
             data = to_ansible_json(load_inventory(Path(directory)))
         except InventoryError as exc:
             problems = "\n".join(f"  {p}" for p in exc.problems)
-            raise AnsibleParserError(f"vcops inventory {directory} is invalid:\n{problems}") from exc
+            raise AnsibleParserError(
+                f"vcops inventory {directory} is invalid:\n{problems}"
+            ) from exc
         for group, body in data.items():
             if group in {"_meta", "all", "ungrouped"} or not isinstance(body, dict):
                 continue

@@ -145,5 +145,5 @@ def test_bad_config_names_the_file_and_key(
 
 
 def test_reserved_commands_refuse_rather_than_pretend(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "scan", "--limit", "all")
+    code, out, err = run(capsys, "apply", "--limit", "all")
     assert code == 2 and out == "" and "not available in this version" in err

@@ -58,7 +58,10 @@ def test_asterisk_templates_fold_into_endpoints() -> None:
 
 
 def test_kamailio_preprocessor_honours_defines_and_nesting() -> None:
-    cfg = "#!define A\n#!ifdef A\nyes_a\n#!ifdef B\nyes_b\n#!else\nno_b\n#!endif\n#!endif\n#!ifndef A\nno_a\n#!endif\n"
+    cfg = (
+        "#!define A\n#!ifdef A\nyes_a\n#!ifdef B\nyes_b\n#!else\nno_b\n#!endif\n#!endif\n"
+        "#!ifndef A\nno_a\n#!endif\n"
+    )
     assert preprocess_kamailio(cfg).split() == ["yes_a", "no_b"]
     assert preprocess_kamailio(cfg, {"B"}).split() == ["yes_a", "yes_b"]
 

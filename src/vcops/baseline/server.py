@@ -16,8 +16,8 @@ from vcops.baseline.model import (
     ALL,
     CheckResult,
     Clause,
-    Severity,
     Control,
+    Severity,
     failed,
     not_applicable,
     passed,
@@ -337,7 +337,7 @@ def check_audit_rules(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
     if rules is None:
         return unknown(expected, "no audit rules could be read")
     missing = []
-    for path, key in watches.items():
+    for path in watches:
         if not any(
             ("-w " + path + " ") in f"{r} "
             and "w" in r.split("-p ")[-1][:4]
@@ -475,11 +475,8 @@ def check_file_modes(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
     for pattern, mode in rules.items():
         limit = int(mode, 8)
         for path, st in facts.file_stats.items():
-            if (
-                fnmatch.fnmatch(path, pattern)
-                and (st.mode & ~limit)
-                or fnmatch.fnmatch(path, pattern)
-                and st.owner != "root"
+            if (fnmatch.fnmatch(path, pattern) and (st.mode & ~limit)) or (
+                fnmatch.fnmatch(path, pattern) and st.owner != "root"
             ):
                 bad.append(f"{path} {st.mode:04o} {st.owner}:{st.group}")
     return (failed if bad else passed)(expected, ", ".join(bad) if bad else "as expected")

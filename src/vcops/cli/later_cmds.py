@@ -16,10 +16,6 @@ class NotAvailable(VcopsError):
 
 
 _PLANNED = {
-    "baseline": "the section 3.2 control catalog (baseline list/show)",
-    "scan": "the drift scan",
-    "findings": "findings with history",
-    "waiver": "waivers with justification, approver and expiry",
     "apply": "enforcement with pyinfra or Ansible",
     "snapshot": "config snapshots in git (take/list/show/diff/restore)",
     "window": "change-board approved patch windows",

@@ -55,10 +55,14 @@ def cli(
 
 
 def _register() -> None:
-    from vcops.cli import audit_cmds, inventory_cmds, lab_cmds, later_cmds
+    from vcops.cli import audit_cmds, inventory_cmds, lab_cmds, later_cmds, scan_cmds
 
     cli.add_command(inventory_cmds.inventory)
     cli.add_command(lab_cmds.lab)
+    cli.add_command(scan_cmds.baseline)
+    cli.add_command(scan_cmds.scan)
+    cli.add_command(scan_cmds.findings)
+    cli.add_command(scan_cmds.waiver)
     cli.add_command(audit_cmds.audit)
     for command in later_cmds.COMMANDS:
         cli.add_command(command)

@@ -258,12 +258,10 @@ def _walk(
                 continue
             sub_accepted, fell_through = _walk(rs, sub, proto, port, depth + 1)
             accepted.extend(_narrow(s, match.sources) for s in sub_accepted)
-            if verdict == "goto" or not fell_through:
-                if match.sources is None:
-                    return accepted, False
-        elif verdict == "return":
-            if match.sources is None:
-                return accepted, True
+            if (verdict == "goto" or not fell_through) and match.sources is None:
+                return accepted, False
+        elif verdict == "return" and match.sources is None:
+            return accepted, True
     return accepted, True
 
 

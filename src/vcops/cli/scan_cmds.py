@@ -1,0 +1,361 @@
+"""``vcops baseline``, ``vcops scan``, ``vcops findings``, ``vcops waiver``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, time
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from vcops.baseline.catalog import all_controls, get_control
+from vcops.baseline.context import ServerContext
+from vcops.baseline.settings import DEFAULT_SETTINGS
+from vcops.cli.app import App, json_option, limit_option
+from vcops.cli.progress import progress_for
+from vcops.errors import VcopsError
+from vcops.findings import Waiver
+from vcops.findings_store import add_waiver, list_findings, list_waivers
+from vcops.inventory.select import select_targets
+from vcops.scan import ScanReport, apply_waivers, run_scan
+from vcops.store import current_actor
+
+SEV_COLOUR = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
+SEV_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _expected(control: object) -> str:
+    from vcops.baseline.model import Control
+
+    assert isinstance(control, Control)
+    if control.kind == "server":
+        ctx = ServerContext(
+            settings=DEFAULT_SETTINGS, roles=frozenset(), management_networks=(), now=_now()
+        )
+        return str(control.expected(ctx))
+    return str(control.expected(DEFAULT_SETTINGS))
+
+
+@click.group()
+def baseline() -> None:
+    """The section 3.2 control catalog."""
+
+
+@baseline.command("list")
+@json_option
+@click.pass_obj
+def baseline_list(app: App) -> int:
+    """Every control: id, clause, severity, what it applies to, title."""
+    controls = all_controls()
+    rows = [
+        {
+            "id": c.id,
+            "clause": c.clause,
+            "severity": c.severity,
+            "kind": c.kind,
+            "applies_to": sorted(c.applies_to),
+            "title": c.title,
+        }
+        for c in controls
+    ]
+
+    def render(console: Console) -> None:
+        table = Table(title=f"{len(rows)} controls (Code of Practice 3.2)", title_justify="left")
+        for col in ("id", "clause", "severity", "applies to", "title"):
+            table.add_column(col)
+        for r in rows:
+            applies = (
+                "all servers"
+                if r["applies_to"] == ["*"] and r["kind"] == "server"
+                else ",".join(r["applies_to"])
+            )
+            table.add_row(
+                str(r["id"]),
+                str(r["clause"]),
+                f"[{SEV_COLOUR[str(r['severity'])]}]{r['severity']}[/]",
+                applies,
+                str(r["title"]),
+            )
+        console.print(table)
+
+    app.emit(rows, render)
+    return 0
+
+
+@baseline.command("show")
+@click.argument("control_id")
+@json_option
+@click.pass_obj
+def baseline_show(app: App, control_id: str) -> int:
+    """One control in full, with its expected value under the default settings."""
+    c = get_control(control_id)
+    data = {
+        "id": c.id,
+        "clause": c.clause,
+        "severity": c.severity,
+        "kind": c.kind,
+        "applies_to": sorted(c.applies_to),
+        "title": c.title,
+        "rationale": c.rationale,
+        "expected": _expected(c),
+    }
+
+    def render(console: Console) -> None:
+        for key, value in data.items():
+            console.print(
+                f"[bold]{key:>10}[/]: {', '.join(value) if isinstance(value, list) else value}"
+            )
+
+    app.emit(data, render)
+    return 0
+
+
+@baseline.command("settings")
+@json_option
+@click.pass_obj
+def baseline_settings(app: App) -> int:
+    """The default baseline settings (override with baseline_<name> vars in the inventory)."""
+    data = DEFAULT_SETTINGS.model_dump()
+
+    def render(console: Console) -> None:
+        for key, value in data.items():
+            console.print(f"baseline_{key}: {value}")
+
+    app.emit(data, render)
+    return 0
+
+
+def render_scan(console: Console, report: ScanReport) -> None:
+    """The scan summary: unknown targets first, then by clause, severity and host."""
+    for o in report.unknown_targets:
+        console.print(f"[bold yellow]UNKNOWN[/] {o.target}: {o.error}")
+    by_host: dict[str, Counter[str]] = {}
+    for o in report.outcomes:
+        by_host[o.target] = Counter(r.status for r in o.results)
+    table = Table(
+        title=f"scan {report.scan_id or '(not stored)'}: {len(report.outcomes)} targets",
+        title_justify="left",
+    )
+    for col in ("target", "status", "pass", "fail", "unknown", "n/a", "seconds"):
+        table.add_column(col, justify="right" if col not in {"target", "status"} else "left")
+    for o in report.outcomes:
+        c = by_host[o.target]
+        status = (
+            "[yellow]unknown[/]"
+            if o.status == "unknown"
+            else ("[red]drift[/]" if c["fail"] else "[green]clean[/]")
+        )
+        table.add_row(
+            o.target,
+            status,
+            str(c["pass"]),
+            str(c["fail"]),
+            str(c["unknown"]),
+            str(c["not_applicable"]),
+            f"{o.seconds:.2f}",
+        )
+    console.print(table)
+    if report.open:
+        ft = Table(title="open findings", title_justify="left")
+        for col in ("clause", "severity", "target", "control", "title", "actual", "since"):
+            ft.add_column(col)
+        for f in sorted(
+            report.open,
+            key=lambda f: (f.clause, SEV_ORDER.get(f.severity, 9), f.target, f.control_id),
+        ):
+            sev = (
+                f"[{SEV_COLOUR.get(f.severity, '')}]{f.severity}[/]"
+                if f.status != "waived"
+                else f"[dim]{f.severity} (waived)[/]"
+            )
+            actual = f.actual if not f.waiver else f"{f.actual} [dim]({f.waiver})[/]"
+            ft.add_row(f.clause, sev, f.target, f.control_id, f.title, actual, f.first_seen[:10])
+        console.print(ft)
+    by_clause = Counter(f.clause for f in report.drift)
+    by_sev = Counter(f.severity for f in report.drift)
+    console.print(
+        f"{len(report.new)} new, {len(report.resolved)} resolved, {len(report.drift)} open"
+        f" ({', '.join(f'{k}: {v}' for k, v in sorted(by_clause.items())) or 'none'};"
+        f" {', '.join(f'{k} {by_sev[k]}' for k in SEV_ORDER if by_sev[k]) or 'no severities'}),"
+        f" {sum(f.status == 'waived' for f in report.open)} waived;"
+        f" {report.score}% compliant ({report.passed} pass, {report.failed} fail, {report.unknown_checks} unknown checks);"
+        f" {len(report.unknown_targets)} unknown targets"
+    )
+
+
+@click.command()
+@limit_option
+@click.option("--no-store", is_flag=True, help="Do not record the scan or its findings.")
+@json_option
+@click.pass_obj
+def scan(app: App, limit: str | None, no_store: bool) -> int:
+    """Scan for drift from the baseline. Exit 0 clean, 1 drift, 3 targets unknown."""
+    inv = app.inventory()
+    total = len(select_targets(inv, limit))
+    store = app.store()
+    with progress_for(app, "scan", total) as advance:
+        report = run_scan(
+            inv,
+            limit,
+            store=store,
+            record=not no_store,
+            now=_now,
+            max_parallel=app.config().run.max_parallel,
+            advance=advance,
+        )
+    app.emit(report.model_dump(mode="json"), lambda c: render_scan(c, report))
+    return report.exit_code()
+
+
+@click.command()
+@click.option("--status", type=click.Choice(["open", "resolved", "waived"]), default=None)
+@click.option("--host", default=None, help="Only this target.")
+@click.option("--control", default=None, help="Only this control id.")
+@json_option
+@click.pass_obj
+def findings(app: App, status: str | None, host: str | None, control: str | None) -> int:
+    """Findings with their history (first seen, last seen, resolved at)."""
+    store = app.store()
+    views = list_findings(store, status=status, target=host, control=control)
+    try:
+        inv = app.inventory()
+        views = apply_waivers(views, inv, list_waivers(store), _now())
+    except VcopsError as exc:  # findings stay readable without a valid inventory
+        app.err.print(f"[yellow]waivers not applied: {exc}[/]")
+    if status == "waived":
+        views = [v for v in views if v.status == "waived"]
+    elif status == "open":
+        views = [v for v in views if v.status == "open"]
+
+    def render(console: Console) -> None:
+        table = Table(title=f"{len(views)} findings", title_justify="left")
+        for col in (
+            "id",
+            "status",
+            "severity",
+            "target",
+            "control",
+            "actual",
+            "first seen",
+            "last seen",
+            "resolved",
+        ):
+            table.add_column(col)
+        for v in views:
+            table.add_row(
+                str(v.id),
+                v.status,
+                v.severity,
+                v.target,
+                v.control_id,
+                v.actual + (f" ({v.waiver})" if v.waiver else ""),
+                v.first_seen[:16],
+                v.last_seen[:16],
+                (v.resolved_at or "-")[:16],
+            )
+        console.print(table)
+
+    app.emit([v.model_dump() for v in views], render)
+    return 0
+
+
+@click.group()
+def waiver() -> None:
+    """Accepted deviations: justified, approved, expiring."""
+
+
+@waiver.command("add")
+@click.argument("control_id")
+@click.option(
+    "--hosts", required=True, metavar="PATTERN", help="Targets it covers (a --limit pattern)."
+)
+@click.option("--reason", required=True, help="The justification.")
+@click.option(
+    "--expires",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Expiry date (YYYY-MM-DD, UTC).",
+)
+@click.option("--approved-by", required=True, help="Who accepted the risk.")
+@json_option
+@click.pass_obj
+def waiver_add(
+    app: App, control_id: str, hosts: str, reason: str, expires: datetime, approved_by: str
+) -> int:
+    """Record a waiver (it shows findings as waived, never hides them)."""
+    control = get_control(control_id)
+    inv = app.inventory()
+    covered = select_targets(inv, hosts)
+    now = _now()
+    expires_at = datetime.combine(expires.date(), time(23, 59, 59), tzinfo=UTC)
+    if expires_at <= now:
+        raise click.BadParameter("the expiry is in the past", param_hint="--expires")
+    if len(reason.strip()) < 10:
+        raise click.BadParameter(
+            "give a real justification (10 characters at least)", param_hint="--reason"
+        )
+    w = add_waiver(
+        app.store(),
+        Waiver(
+            id=0,
+            control_id=control.id,
+            hosts=hosts,
+            reason=reason.strip(),
+            approved_by=approved_by,
+            expires_at=expires_at,
+            created_at=now,
+            created_by=current_actor(),
+        ),
+    )
+    app.store().audit(
+        "waiver.add",
+        control.id,
+        {
+            "waiver": w.id,
+            "hosts": hosts,
+            "covers": [t.name for t in covered],
+            "reason": w.reason,
+            "approved_by": approved_by,
+            "expires": w.expires_at,
+        },
+    )
+    app.emit(
+        w.model_dump(mode="json"),
+        lambda c: c.print(
+            f"waiver #{w.id}: {control.id} on {len(covered)} targets until {expires_at.date()}"
+        ),
+    )
+    return 0
+
+
+@waiver.command("list")
+@json_option
+@click.pass_obj
+def waiver_list(app: App) -> int:
+    """Every waiver, active or expired."""
+    now = _now()
+    ws = list_waivers(app.store())
+
+    def render(console: Console) -> None:
+        table = Table(title=f"{len(ws)} waivers", title_justify="left")
+        for col in ("id", "control", "hosts", "state", "expires", "approved by", "reason"):
+            table.add_column(col)
+        for w in ws:
+            table.add_row(
+                str(w.id),
+                w.control_id,
+                w.hosts,
+                "active" if w.active(now) else "[red]expired[/]",
+                str(w.expires_at.date()),
+                w.approved_by,
+                w.reason,
+            )
+        console.print(table)
+
+    app.emit([dict(w.model_dump(mode="json"), active=w.active(now)) for w in ws], render)
+    return 0

@@ -1,0 +1,220 @@
+"""Scans, findings, waivers and package sightings in the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from vcops.findings import ControlResult, Drift, OpenFinding, TargetOutcome, Waiver
+from vcops.store import Store
+from vcops.tables import FindingRow, PackageSightingRow, ScanRow, ScanTargetRow, WaiverRow
+
+
+class FindingView(BaseModel):
+    """A finding as shown to people and in JSON."""
+
+    id: int
+    target: str
+    control_id: str
+    clause: str
+    severity: str
+    title: str
+    expected: str
+    actual: str
+    first_seen: str
+    last_seen: str
+    resolved_at: str | None
+    status: str = "open"
+    waiver: str = ""
+
+
+def _view(row: FindingRow) -> FindingView:
+    return FindingView(
+        id=row.id,
+        target=row.target,
+        control_id=row.control_id,
+        clause=row.clause,
+        severity=row.severity,
+        title=row.title,
+        expected=row.expected,
+        actual=row.actual,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        resolved_at=row.resolved_at,
+        status="open" if row.resolved_at is None else "resolved",
+    )
+
+
+def open_findings(store: Store) -> list[OpenFinding]:
+    with store.session() as s:
+        rows = s.execute(select(FindingRow).where(FindingRow.resolved_at.is_(None))).scalars()
+        return [
+            OpenFinding(id=r.id, target=r.target, control_id=r.control_id, first_seen=r.first_seen)
+            for r in rows
+        ]
+
+
+def list_findings(
+    store: Store,
+    *,
+    status: str | None = None,
+    target: str | None = None,
+    control: str | None = None,
+) -> list[FindingView]:
+    with store.session() as s:
+        query = select(FindingRow).order_by(FindingRow.target, FindingRow.control_id, FindingRow.id)
+        if status in {"open", "waived"}:
+            query = query.where(FindingRow.resolved_at.is_(None))
+        elif status == "resolved":
+            query = query.where(FindingRow.resolved_at.is_not(None))
+        if target:
+            query = query.where(FindingRow.target == target)
+        if control:
+            query = query.where(FindingRow.control_id == control.upper())
+        return [_view(r) for r in s.execute(query).scalars()]
+
+
+def record_scan(
+    store: Store,
+    *,
+    started_at: datetime,
+    finished_at: datetime,
+    actor: str,
+    selection: str,
+    outcomes: list[TargetOutcome],
+    drift: Drift,
+    score: tuple[int, int, int, float],
+    summary: dict[str, object],
+) -> int:
+    """Store one scan, its per-target status and the finding changes; return the scan id."""
+    passed, failed, unknown, percent = score
+    now = finished_at.isoformat()
+    with store.session(write=True) as s:
+        scan = ScanRow(
+            started_at=started_at.isoformat(),
+            finished_at=now,
+            actor=actor,
+            selection=selection,
+            targets=len(outcomes),
+            unknown_targets=sum(o.status == "unknown" for o in outcomes),
+            passed=passed,
+            failed=failed,
+            unknown_checks=unknown,
+            score=percent,
+            summary=json.dumps(summary, default=str),
+        )
+        s.add(scan)
+        s.flush()
+        for o in outcomes:
+            s.add(
+                ScanTargetRow(
+                    scan_id=scan.id,
+                    target=o.target,
+                    status=o.status,
+                    error=o.error,
+                    seconds=o.seconds,
+                )
+            )
+        for result in drift.new:
+            s.add(_new_row(result, scan.id, now))
+        for finding_id, result in drift.persisting:
+            row = s.get(FindingRow, finding_id)
+            if row is not None:
+                row.last_seen, row.last_scan_id = now, scan.id
+                row.actual, row.expected, row.severity = (
+                    result.actual,
+                    result.expected,
+                    result.severity,
+                )
+        for finding_id in drift.resolved:
+            row = s.get(FindingRow, finding_id)
+            if row is not None:
+                row.resolved_at = now
+        return scan.id
+
+
+def _new_row(result: ControlResult, scan_id: int, now: str) -> FindingRow:
+    return FindingRow(
+        target=result.target,
+        control_id=result.control_id,
+        clause=result.clause,
+        severity=result.severity,
+        title=result.title,
+        expected=result.expected,
+        actual=result.actual,
+        first_seen=now,
+        last_seen=now,
+        resolved_at=None,
+        first_scan_id=scan_id,
+        last_scan_id=scan_id,
+    )
+
+
+def recent_scores(store: Store, limit: int = 10) -> list[tuple[str, float]]:
+    with store.session() as s:
+        rows = s.execute(select(ScanRow).order_by(ScanRow.id.desc()).limit(limit)).scalars()
+        return [(r.finished_at, r.score) for r in reversed(list(rows))]
+
+
+def add_waiver(store: Store, waiver: Waiver) -> Waiver:
+    with store.session(write=True) as s:
+        row = WaiverRow(
+            control_id=waiver.control_id,
+            hosts=waiver.hosts,
+            reason=waiver.reason,
+            approved_by=waiver.approved_by,
+            expires_at=waiver.expires_at.isoformat(),
+            created_at=waiver.created_at.isoformat(),
+            created_by=waiver.created_by,
+        )
+        s.add(row)
+        s.flush()
+        return waiver.model_copy(update={"id": row.id})
+
+
+def list_waivers(store: Store) -> list[Waiver]:
+    with store.session() as s:
+        rows = s.execute(select(WaiverRow).order_by(WaiverRow.id)).scalars()
+        return [
+            Waiver(
+                id=r.id,
+                control_id=r.control_id,
+                hosts=r.hosts,
+                reason=r.reason,
+                approved_by=r.approved_by,
+                expires_at=datetime.fromisoformat(r.expires_at),
+                created_at=datetime.fromisoformat(r.created_at),
+                created_by=r.created_by,
+            )
+            for r in rows
+        ]
+
+
+def record_sightings(
+    store: Store, target: str, pending: Iterable[tuple[str, str]], now: int
+) -> dict[str, int]:
+    """Note the pending security updates seen now; return ``pkg=version`` -> first seen."""
+    pending = list(pending)
+    out: dict[str, int] = {}
+    with store.session(write=True) as s:
+        rows = {
+            (r.package, r.version): r
+            for r in s.execute(
+                select(PackageSightingRow).where(PackageSightingRow.target == target)
+            ).scalars()
+        }
+        for package, version in pending:
+            row = rows.get((package, version))
+            if row is None:
+                row = PackageSightingRow(
+                    target=target, package=package, version=version, first_seen=now, last_seen=now
+                )
+                s.add(row)
+            else:
+                row.last_seen = now
+            out[f"{package}={version}"] = row.first_seen
+    return out

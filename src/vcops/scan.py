@@ -1,0 +1,348 @@
+"""The drift scan: gather facts (one round trip per server), check controls, record drift.
+
+Evaluation is pure (:func:`evaluate_server`, :func:`evaluate_device`); gathering goes
+through the connectors; bookkeeping goes through :mod:`vcops.findings` (pure) and
+:mod:`vcops.findings_store`. The scan never changes a target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from vcops.baseline.catalog import DEVICE_CATALOG, SERVER_CATALOG
+from vcops.baseline.context import ServerContext
+from vcops.baseline.network import DeviceFacts, parse_device_config
+from vcops.baseline.settings import BaselineSettings, settings_for
+from vcops.connectors.netdev import DeviceTarget, fetch_many
+from vcops.connectors.ssh import SshTarget, run_on_hosts
+from vcops.facts.server import ServerFacts, new_nonce, parse_output, render_script
+from vcops.findings import (
+    ControlResult,
+    Drift,
+    TargetOutcome,
+    Waiver,
+    compliance_score,
+    compute_drift,
+    waiver_verdict,
+)
+from vcops.findings_store import (
+    FindingView,
+    list_findings,
+    list_waivers,
+    open_findings,
+    record_scan,
+    record_sightings,
+)
+from vcops.inventory.models import Device, Inventory, Server, Target
+from vcops.inventory.select import select_targets
+from vcops.store import Store, current_actor
+
+
+def evaluate_server(name: str, facts: ServerFacts, ctx: ServerContext) -> list[ControlResult]:
+    """Every applicable server control on these facts (pure)."""
+    results = []
+    for control in SERVER_CATALOG:
+        if not control.applies(ctx.roles):
+            continue
+        verdict = control.check(facts, ctx)
+        results.append(
+            ControlResult(
+                target=name,
+                control_id=control.id,
+                clause=control.clause,
+                severity=control.severity,
+                title=control.title,
+                status=verdict.status,
+                expected=verdict.expected,
+                actual=verdict.actual,
+                detail=verdict.detail,
+            )
+        )
+    return results
+
+
+def evaluate_device(
+    name: str, facts: DeviceFacts, settings: BaselineSettings
+) -> list[ControlResult]:
+    """Every applicable device control on this running config (pure)."""
+    results = []
+    for control in DEVICE_CATALOG:
+        if not control.applies({facts.platform}):
+            continue
+        verdict = control.check(facts, settings)
+        results.append(
+            ControlResult(
+                target=name,
+                control_id=control.id,
+                clause=control.clause,
+                severity=control.severity,
+                title=control.title,
+                status=verdict.status,
+                expected=verdict.expected,
+                actual=verdict.actual,
+                detail=verdict.detail,
+            )
+        )
+    return results
+
+
+def server_context(inv: Inventory, server: Server, now: datetime) -> ServerContext:
+    settings = settings_for(inv.host_vars(server), where=f"inventory: server {server.name}")
+    return ServerContext(
+        settings=settings,
+        roles=frozenset(server.roles),
+        management_networks=tuple(inv.management_networks(server)),
+        now=now,
+    )
+
+
+class ScanReport(BaseModel):
+    """Everything one scan found, ready for a table, JSON or an email."""
+
+    scan_id: int | None
+    started_at: str
+    finished_at: str
+    selection: str
+    outcomes: list[TargetOutcome]
+    new: list[ControlResult]
+    resolved: list[FindingView]
+    open: list[FindingView]
+    passed: int
+    failed: int
+    unknown_checks: int
+    score: float
+
+    @property
+    def unknown_targets(self) -> list[TargetOutcome]:
+        return [o for o in self.outcomes if o.status == "unknown"]
+
+    @property
+    def drift(self) -> list[FindingView]:
+        return [f for f in self.open if f.status == "open"]
+
+    def exit_code(self) -> Literal[0, 1, 3]:
+        """3 if any target is unknown, else 1 if any unwaived finding is open, else 0."""
+        if self.unknown_targets:
+            return 3
+        return 1 if self.drift else 0
+
+
+def _gather_servers(
+    inv: Inventory,
+    servers: list[Server],
+    store: Store | None,
+    now: datetime,
+    parallel: int,
+    advance: Callable[[str], None],
+) -> list[TargetOutcome]:
+    nonce = new_nonce()
+    script = render_script(nonce)
+    targets = [SshTarget.from_inventory(inv, s) for s in servers]
+    results = run_on_hosts(
+        targets, script, max_parallel=parallel, timeout=180, on_result=lambda r: advance(r.name)
+    )
+    outcomes = []
+    for server, host in zip(servers, results, strict=True):
+        if host.result is None or not host.ok:
+            outcomes.append(
+                TargetOutcome(
+                    target=server.name,
+                    kind="server",
+                    status="unknown",
+                    error=host.error or "no output",
+                    seconds=host.seconds,
+                )
+            )
+            continue
+        facts = parse_output(host.result.stdout, nonce)
+        if facts.os_id is None and facts.sshd is None:
+            outcomes.append(
+                TargetOutcome(
+                    target=server.name,
+                    kind="server",
+                    status="unknown",
+                    error="the fact script returned nothing usable",
+                    seconds=host.seconds,
+                )
+            )
+            continue
+        if store is not None and facts.upgradable is not None:
+            pending = [(u.package, u.version) for u in facts.upgradable if u.security]
+            facts.security_first_seen = record_sightings(
+                store, server.name, pending, int(now.timestamp())
+            )
+        ctx = server_context(inv, server, now)
+        outcomes.append(
+            TargetOutcome(
+                target=server.name,
+                kind="server",
+                status="scanned",
+                seconds=host.seconds,
+                results=evaluate_server(server.name, facts, ctx),
+            )
+        )
+    return outcomes
+
+
+def _gather_devices(
+    inv: Inventory, devices: list[Device], parallel: int, advance: Callable[[str], None]
+) -> list[TargetOutcome]:
+    targets = [DeviceTarget.from_inventory(inv, d) for d in devices]
+    results = fetch_many(
+        targets, max_parallel=min(parallel, 16), on_result=lambda r: advance(r.name)
+    )
+    outcomes = []
+    for device, result in zip(devices, results, strict=True):
+        if result.status != "ok":
+            outcomes.append(
+                TargetOutcome(
+                    target=device.name,
+                    kind="device",
+                    status="unknown",
+                    error=result.error or "failed",
+                )
+            )
+            continue
+        facts = parse_device_config(device.platform, result.output)
+        settings = settings_for(inv.host_vars(device), where=f"inventory: device {device.name}")
+        outcomes.append(
+            TargetOutcome(
+                target=device.name,
+                kind="device",
+                status="scanned",
+                results=evaluate_device(device.name, facts, settings),
+            )
+        )
+    return outcomes
+
+
+def waiver_coverage(inv: Inventory, waivers: list[Waiver]) -> dict[int, frozenset[str]]:
+    """Which target names each waiver covers (a pattern that no longer matches covers none)."""
+    covered: dict[int, frozenset[str]] = {}
+    for w in waivers:
+        try:
+            covered[w.id] = frozenset(t.name for t in select_targets(inv, w.hosts))
+        except Exception:
+            covered[w.id] = frozenset()
+    return covered
+
+
+def apply_waivers(
+    views: list[FindingView], inv: Inventory, waivers: list[Waiver], now: datetime
+) -> list[FindingView]:
+    covered = waiver_coverage(inv, waivers)
+    out = []
+    for view in views:
+        shown = view
+        if view.status != "resolved":
+            verdict = waiver_verdict(view.target, view.control_id, waivers, covered, now)
+            if verdict.waived_by is not None:
+                shown = view.model_copy(update={"status": "waived", "waiver": verdict.note})
+            elif verdict.expired:
+                shown = view.model_copy(update={"waiver": verdict.note})
+        out.append(shown)
+    return out
+
+
+def run_scan(
+    inv: Inventory,
+    limit: str | None,
+    *,
+    store: Store | None,
+    record: bool = True,
+    now: Callable[[], datetime],
+    max_parallel: int = 50,
+    advance: Callable[[str], None] = lambda _name: None,
+) -> ScanReport:
+    """Scan the selected targets; with a store, record findings and their history."""
+    targets: list[Target] = select_targets(inv, limit)
+    started = now()
+    servers = [t for t in targets if isinstance(t, Server)]
+    devices = [t for t in targets if isinstance(t, Device)]
+    outcomes = _gather_servers(
+        inv, servers, store if record else None, started, max_parallel, advance
+    )
+    outcomes += _gather_devices(inv, devices, max_parallel, advance)
+    finished = now()
+    passed, failed, unknown, score = compliance_score(outcomes)
+    selection = limit or "all"
+    scan_id: int | None = None
+    names = {t.name for t in targets}
+    if store is not None and record:
+        previous = open_findings(store)
+        drift: Drift = compute_drift([f for f in previous if f.target in names], outcomes)
+        summary = {
+            "new": len(drift.new),
+            "resolved": len(drift.resolved),
+            "unknown": [o.target for o in outcomes if o.status == "unknown"],
+        }
+        scan_id = record_scan(
+            store,
+            started_at=started,
+            finished_at=finished,
+            actor=current_actor(),
+            selection=selection,
+            outcomes=outcomes,
+            drift=drift,
+            score=(passed, failed, unknown, score),
+            summary=summary,
+        )
+        resolved_ids = set(drift.resolved)
+        views = [v for v in list_findings(store) if v.target in names]
+        resolved = [v for v in views if v.id in resolved_ids]
+        open_views = apply_waivers(
+            [v for v in views if v.status == "open"], inv, list_waivers(store), finished
+        )
+        new = drift.new
+        store.audit(
+            "scan",
+            selection,
+            {
+                "scan_id": scan_id,
+                "targets": len(targets),
+                "new": len(new),
+                "resolved": len(resolved),
+                "open": len(open_views),
+                "score": score,
+                "unknown": summary["unknown"],
+            },
+        )
+    else:
+        fails = [r for o in outcomes for r in o.results if r.status == "fail"]
+        new, resolved = fails, []
+        open_views = [
+            FindingView(
+                id=0,
+                target=r.target,
+                control_id=r.control_id,
+                clause=r.clause,
+                severity=r.severity,
+                title=r.title,
+                expected=r.expected,
+                actual=r.actual,
+                first_seen=finished.isoformat(),
+                last_seen=finished.isoformat(),
+                resolved_at=None,
+            )
+            for r in fails
+        ]
+        if store is not None:
+            open_views = apply_waivers(open_views, inv, list_waivers(store), finished)
+    return ScanReport(
+        scan_id=scan_id,
+        started_at=started.isoformat(),
+        finished_at=finished.isoformat(),
+        selection=selection,
+        outcomes=outcomes,
+        new=new,
+        resolved=resolved,
+        open=open_views,
+        passed=passed,
+        failed=failed,
+        unknown_checks=unknown,
+        score=score,
+    )
