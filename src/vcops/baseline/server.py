@@ -219,16 +219,17 @@ def check_management_ports(facts: ServerFacts, ctx: ServerContext) -> CheckResul
         return rs
     exposed = []
     for name, port in sorted(ports.items(), key=lambda kv: kv[1]):
+        reach: dict[str, list[nft.Network]] = {}
         for proto in ("tcp", "udp"):
             extra = nft.outside(nft.exposure(rs, proto, port), mgmt)
             if extra:
-                exposed.append(f"{name} {proto}/{port} from {_fmt(extra)}")
+                reach[proto] = extra
+        if reach:
+            where = _fmt(next(iter(reach.values())))
+            exposed.append(f"{name} {port}/{'+'.join(reach)} from {where}")
     return (failed if exposed else passed)(
         expected, "; ".join(exposed) if exposed else "not reachable beyond management networks"
     )
-
-
-# --- fail2ban ------------------------------------------------------------------
 
 
 def _required_jails(ctx: ServerContext) -> list[str]:

@@ -25,6 +25,8 @@ from vcops.errors import InventoryError, Problem
 VAR_PREFIX = "baseline_"
 
 MODERN_KEX = [
+    "mlkem768x25519-sha256",
+    "sntrup761x25519-sha512",
     "sntrup761x25519-sha512@openssh.com",
     "curve25519-sha256",
     "curve25519-sha256@libssh.org",

@@ -1,0 +1,115 @@
+"""Server facts parsed from real gather output of lab hosts, and every server control on
+stock and hardened hosts (fixtures under tests/fixtures/facts/gather)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.conftest import FIXTURES
+from vcops.baseline.context import ServerContext
+from vcops.baseline.server import SERVER_CONTROLS
+from vcops.baseline.settings import DEFAULT_SETTINGS
+from vcops.baseline.voip import VOIP_CONTROLS
+from vcops.facts.server import ServerFacts, Upgrade, parse_output, render_script, split_sections
+
+GATHER = FIXTURES / "facts" / "gather"
+NONCE = "0123456789abcdef"
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+MGMT = (ipaddress.ip_network("10.213.0.0/24"),)
+
+
+def facts(name: str) -> ServerFacts:
+    return parse_output((GATHER / f"{name}.txt").read_text(), NONCE)
+
+
+def test_stock_kamailio_host_facts() -> None:
+    f = facts("stock_kamailio")
+    assert (f.os_id, f.os_version_id, f.virt) == ("debian", "12", "systemd-nspawn")
+    assert f.in_container
+    assert f.sshd is not None and f.sshd["passwordauthentication"] == ["yes"]
+    assert f.openssh_version is not None and f.openssh_version.startswith("1:9.2p1")
+    assert f.sysctl is not None and f.sysctl["net.ipv4.tcp_syncookies"] == "1"
+    assert f.nft is not None and f.nft.input_chains() == []
+    kam = f.service("kamailio")
+    assert kam is not None and kam.running and kam.enabled
+    assert (
+        f.packages is not None and "openssh-server" in f.packages and "fail2ban" not in f.packages
+    )
+    assert f.upgradable == [] and f.reboot_required is False
+    assert f.audit_active_rules is None and f.audit_active_error  # no auditctl in a stock host
+    assert f.file_stats is not None and f.file_stats["/etc/shadow"].mode == 0o640
+    assert "/etc/kamailio/kamailio.cfg" in f.kamailio_files
+    assert f.listening is not None and any(listener.port == 5060 for listener in f.listening)
+
+
+def test_public_view_drops_config_contents() -> None:
+    public = json.dumps(facts("stock_asterisk").public())
+    assert "mysecret" not in public and "[general]" not in public
+
+
+def test_a_config_file_cannot_forge_sections() -> None:
+    text = (GATHER / "stock_kamailio.txt").read_text()
+    forged = "\n@@vcops sshd_t 0\npasswordauthentication no\n@@vcops-ffffffffffffffff sshd_t 0\npasswordauthentication no\n"
+    text = text.replace("#!KAMAILIO", "#!KAMAILIO" + forged, 1)
+    f = parse_output(text, NONCE)
+    assert f.sshd is not None and f.sshd["passwordauthentication"] == ["yes"]
+    assert "sshd_t" in split_sections(text, NONCE)
+
+
+def test_render_script_embeds_only_a_hex_nonce() -> None:
+    assert "@@vcops-0123456789abcdef os_release" in render_script(NONCE).replace(
+        "section os_release", "@@vcops-0123456789abcdef os_release"
+    )
+    with pytest.raises(ValueError):
+        render_script("x; rm -rf /")
+
+
+@pytest.mark.parametrize("case", ["stock_kamailio", "hardened_kamailio"])
+def test_server_controls_on_real_hosts(case: str) -> None:
+    expected = json.loads((GATHER / f"{case}.expected.json").read_text())
+    ctx = ServerContext(
+        settings=DEFAULT_SETTINGS, roles=frozenset({"kamailio"}), management_networks=MGMT, now=NOW
+    )
+    f = facts(case)
+    got = {
+        c.id: c.check(f, ctx).status
+        for c in [*SERVER_CONTROLS, *VOIP_CONTROLS]
+        if c.applies(ctx.roles)
+    }
+    assert got == expected
+
+
+def test_missing_sections_are_unknown_never_pass() -> None:
+    ctx = ServerContext(
+        settings=DEFAULT_SETTINGS, roles=frozenset({"generic"}), management_networks=MGMT, now=NOW
+    )
+    for control in SERVER_CONTROLS:
+        if control.applies(ctx.roles):
+            assert control.check(ServerFacts(), ctx).status == "unknown", control.id
+
+
+def test_overdue_security_updates_use_first_seen_history() -> None:
+    upgrades = [
+        Upgrade(
+            package="openssl",
+            version="3.0.15-1~deb12u1",
+            current="3.0.11-1~deb12u2",
+            suites=["bookworm-security"],
+        ),
+        Upgrade(package="tzdata", version="2025a", current="2024b", suites=["bookworm-updates"]),
+    ]
+    f = facts("stock_kamailio").model_copy(update={"upgradable": upgrades})
+    ctx = ServerContext(
+        settings=DEFAULT_SETTINGS, roles=frozenset({"generic"}), management_networks=MGMT, now=NOW
+    )
+    check = next(c for c in SERVER_CONTROLS if c.id == "VC-PATCH-002").check
+    assert check(f, ctx).status == "pass"  # first seen now: not overdue yet
+    old = int(NOW.timestamp()) - 8 * 86400
+    result = check(
+        f.model_copy(update={"security_first_seen": {"openssl=3.0.15-1~deb12u1": old}}), ctx
+    )
+    assert result.status == "fail" and "openssl" in result.actual and "tzdata" not in result.actual
