@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Integer, String, Text, create_engine, event, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,6 +26,8 @@ from vcops.audit import GENESIS, Anchor, AuditEntry, entry_hash
 from vcops.errors import StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The newest alembic revision (a unit test keeps it equal to the migrations' head).
+SCHEMA_HEAD = "0002"
 
 
 class Base(DeclarativeBase):
@@ -190,8 +190,22 @@ def _sqlite_immediate(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        try:
+            row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+        except SQLAlchemyError:
+            return None
+        return str(row[0]) if row else None
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest alembic revision."""
+    """Bring the schema to the newest alembic revision (alembic loads only when needed)."""
+    if _current_revision(engine) == SCHEMA_HEAD:
+        return
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.connect() as connection:

@@ -32,8 +32,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, TypeVar, get_args
 
-from ciscoconfparse2 import CiscoConfParse
 from pydantic import BaseModel, ConfigDict, Field
+
+
+def _ccp() -> type:
+    """ciscoconfparse2, imported on first use: it takes about a second to import, and
+    most vcops commands never parse a device config."""
+    from ciscoconfparse2 import CiscoConfParse
+
+    return CiscoConfParse  # type: ignore[no-any-return]
+
 
 Platform = Literal["ios", "eos", "junos", "nxos_ssh"]
 PLATFORMS: frozenset[str] = frozenset({"ios", "eos", "junos", "nxos_ssh"})
@@ -224,7 +232,7 @@ class _IosConfig:
         blocks: list[_Block] = []
         if any(line.strip() for line in lines):
             # A list, never a str: ciscoconfparse2 reads a str as a file path.
-            parse = CiscoConfParse(config=lines, syntax=_CCP_SYNTAX[platform])
+            parse = _ccp()(config=lines, syntax=_CCP_SYNTAX[platform])
             for obj in parse.objs:
                 text = str(obj.text).strip()
                 if obj.parent is not obj or not text or text.startswith("!"):
@@ -557,7 +565,7 @@ def _junos_statements(text: str) -> tuple[list[Statement], bool]:
     elif content:
         lines, whole = _close_braces(lines)
         try:
-            objs = list(CiscoConfParse(config=lines, syntax="junos").objs)
+            objs = list(_ccp()(config=lines, syntax="junos").objs)
         except Exception:  # pyparsing errors, ValueError: not a brace config we can read
             return [], False
         for obj in objs:

@@ -15,7 +15,7 @@ class NotAvailable(VcopsError):
     """The command is part of the contract but not built yet."""
 
 
-_PLANNED = {
+PLANNED = {
     "apply": "enforcement with pyinfra or Ansible",
     "snapshot": "config snapshots in git (take/list/show/diff/restore)",
     "window": "change-board approved patch windows",
@@ -24,7 +24,7 @@ _PLANNED = {
 }
 
 
-def _placeholder(name: str, what: str) -> click.Command:
+def placeholder(name: str, what: str) -> click.Command:
     @click.command(
         name=name,
         help=f"{what[0].upper()}{what[1:]} (not available in this version).",
@@ -34,6 +34,3 @@ def _placeholder(name: str, what: str) -> click.Command:
         raise NotAvailable(f"`vcops {name}` ({what}) is not available in this version of vcops")
 
     return command
-
-
-COMMANDS = [_placeholder(name, what) for name, what in _PLANNED.items()]

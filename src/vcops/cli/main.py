@@ -9,6 +9,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import ClassVar
 
 import click
 
@@ -19,7 +20,44 @@ from vcops.errors import InventoryError, VcopsError
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (or help lists it), so
+    `vcops --version` and `vcops inventory show` do not pay for NAPALM or the parsers."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        "inventory": "vcops.cli.inventory_cmds:inventory",
+        "lab": "vcops.cli.lab_cmds:lab",
+        "baseline": "vcops.cli.scan_cmds:baseline",
+        "scan": "vcops.cli.scan_cmds:scan",
+        "findings": "vcops.cli.scan_cmds:findings",
+        "waiver": "vcops.cli.scan_cmds:waiver",
+        "audit": "vcops.cli.audit_cmds:audit",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from vcops.cli.later_cmds import PLANNED
+
+        return sorted({*super().list_commands(ctx), *self.lazy, *PLANNED})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            module, _, attr = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
+        from vcops.cli.later_cmds import PLANNED, placeholder
+
+        if cmd_name in PLANNED:
+            return placeholder(cmd_name, PLANNED[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="vcops", message="%(prog)s %(version)s")
 @click.option(
     "--inventory",
@@ -52,23 +90,6 @@ def cli(
     Exit codes: 0 ok; 1 drift or a failed action; 2 bad input; 3 targets unreachable.
     """
     ctx.obj = App(inventory_dir=inventory_dir, config_file=config_file, json=json_, debug=debug)
-
-
-def _register() -> None:
-    from vcops.cli import audit_cmds, inventory_cmds, lab_cmds, later_cmds, scan_cmds
-
-    cli.add_command(inventory_cmds.inventory)
-    cli.add_command(lab_cmds.lab)
-    cli.add_command(scan_cmds.baseline)
-    cli.add_command(scan_cmds.scan)
-    cli.add_command(scan_cmds.findings)
-    cli.add_command(scan_cmds.waiver)
-    cli.add_command(audit_cmds.audit)
-    for command in later_cmds.COMMANDS:
-        cli.add_command(command)
-
-
-_register()
 
 
 def _report(exc: VcopsError, as_json: bool) -> None:
