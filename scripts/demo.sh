@@ -7,6 +7,11 @@ VCOPS=.venv/bin/vcops
 LAB=inventory/lab
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# The demo keeps its own state (database, audit anchor) in .vcops/demo, fresh each run.
+rm -rf .vcops/demo && mkdir -p .vcops/demo
+printf '[store]\nstate_dir = "."\n' > .vcops/demo/vcops.toml
+export VCOPS_CONFIG="$PWD/.vcops/demo/vcops.toml"
+unset VCOPS_DATABASE_URL
 cleanup() { step "lab down"; "$VCOPS" lab down || true; }
 trap cleanup EXIT
 
@@ -25,8 +30,26 @@ time "$VCOPS" -i "$LAB" inventory ping
 
 step "the same hosts through Ansible (the vcops inventory plugin) and pyinfra (the export)"
 ANSIBLE_CONFIG="$PWD/ansible.cfg" VCOPS_INVENTORY="$PWD/$LAB" .venv/bin/ansible servers -m ansible.builtin.ping -o
-"$VCOPS" -i "$LAB" inventory export --format pyinfra -o .vcops/lab-inventory.py
-.venv/bin/pyinfra -y .vcops/lab-inventory.py exec -- uname -sr
+"$VCOPS" -i "$LAB" inventory export --format pyinfra -o .vcops/demo/lab-inventory.py
+.venv/bin/pyinfra -y .vcops/demo/lab-inventory.py exec -- uname -sr
+
+step "the section 3.2 baseline: $("$VCOPS" baseline list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))') controls"
+"$VCOPS" baseline show VC-NFT-004
+
+step "drift scan of the stock lab (exit 1: drift found)"
+time "$VCOPS" -i "$LAB" scan || test $? -eq 1
+
+step "fix one thing by hand over SSH (key-only SSH on the kamailio host), scan again: its finding resolves"
+ssh -i "$LAB/lab_key" -o UserKnownHostsFile="$LAB/known_hosts" -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes \
+    root@"$("$VCOPS" -i "$LAB" inventory show --json -l role:kamailio | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')" \
+    "printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\n' > /etc/ssh/sshd_config.d/50-demo.conf && sshd -t && systemctl reload ssh"
+"$VCOPS" -i "$LAB" scan --limit role:kamailio >/dev/null || test $? -eq 1
+"$VCOPS" -i "$LAB" findings --status resolved
+
+step "a waiver shows a finding as waived, never hides it"
+"$VCOPS" -i "$LAB" waiver add VC-SSH-007 --hosts role:generic --reason "central syslog not ready; INFO logging accepted until then" \
+    --expires "$(date -u -d '+30 days' +%F)" --approved-by dana
+"$VCOPS" -i "$LAB" findings --status waived
 
 step "audit trail"
 "$VCOPS" audit log --last 5

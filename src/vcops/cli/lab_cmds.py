@@ -68,14 +68,15 @@ def up(app: App, hosts: int, switches: int, lab_dir: Path) -> int:
 
 
 @lab.command()
+@click.option("--verbose", "-v", is_flag=True, help="Name every resource as it is removed.")
 @json_option
 @click.pass_obj
-def down(app: App) -> int:
+def down(app: App, verbose: bool) -> int:
     """Remove every lab host, switch, namespace, mount and process (safe to run twice)."""
     from vcops.lab import check_prerequisites, lab_down
 
     check_prerequisites()
-    removed = lab_down(on_step=_say(app))
+    removed = lab_down(on_step=_say(app) if verbose else None)
     app.store().audit("lab.down", "lab", {"removed": len(removed)})
     app.emit({"removed": removed}, lambda c: c.print(f"lab down: removed {len(removed)} resources"))
     return 0
