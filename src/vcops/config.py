@@ -18,6 +18,10 @@ from the directory holding the file (the working directory without one). Example
     username = "vcops"
     password_env = "VCOPS_SMTP_PASSWORD"
     from = "vcops@example.net"
+
+    [recipients]
+    drift = ["secops@example.net"]
+    ops = ["noc@example.net"]
 """
 
 from __future__ import annotations
@@ -54,6 +58,17 @@ class SmtpConfig(_Section):
     password_env: str | None = None
     from_: str = Field("vcops@localhost", alias="from")
     timeout: float = Field(30.0, gt=0)
+    cafile: str | None = None
+    verify: bool = True
+
+
+class RecipientsConfig(_Section):
+    """Who gets which report. ``board`` defaults to the change board in the inventory."""
+
+    drift: list[str] = []
+    ops: list[str] = []
+    board: list[str] = []
+    customers: list[str] = []
 
 
 class LabConfig(_Section):
@@ -68,6 +83,7 @@ class Config(_Section):
     store: StoreConfig = StoreConfig()
     run: RunConfig = RunConfig()
     smtp: SmtpConfig = SmtpConfig()
+    recipients: RecipientsConfig = RecipientsConfig()
     lab: LabConfig = LabConfig()
 
     def path(self, value: str) -> Path:
@@ -86,6 +102,10 @@ class Config(_Section):
         if self.store.database_url:
             return self.store.database_url
         return f"sqlite:///{self.state_dir / 'vcops.db'}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.state_dir / "outbox"
 
     @property
     def snapshots_dir(self) -> Path:

@@ -218,3 +218,39 @@ def record_sightings(
                 row.last_seen = now
             out[f"{package}={version}"] = row.first_seen
     return out
+
+
+class ScanSummary(BaseModel):
+    id: int
+    started_at: str
+    finished_at: str
+    selection: str
+    score: float
+    unknown: list[tuple[str, str]]
+
+
+def last_scans(store: Store, limit: int = 2) -> list[ScanSummary]:
+    """The newest scans, newest first, with their unknown targets."""
+    with store.session() as s:
+        scans = list(s.execute(select(ScanRow).order_by(ScanRow.id.desc()).limit(limit)).scalars())
+        out = []
+        for scan in scans:
+            unknown = [
+                (t.target, t.error)
+                for t in s.execute(
+                    select(ScanTargetRow).where(
+                        ScanTargetRow.scan_id == scan.id, ScanTargetRow.status == "unknown"
+                    )
+                ).scalars()
+            ]
+            out.append(
+                ScanSummary(
+                    id=scan.id,
+                    started_at=scan.started_at,
+                    finished_at=scan.finished_at,
+                    selection=scan.selection,
+                    score=scan.score,
+                    unknown=unknown,
+                )
+            )
+        return out

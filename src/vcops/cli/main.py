@@ -32,6 +32,7 @@ class LazyGroup(click.Group):
         "findings": "vcops.cli.scan_cmds:findings",
         "waiver": "vcops.cli.scan_cmds:waiver",
         "audit": "vcops.cli.audit_cmds:audit",
+        "report": "vcops.cli.report_cmds:report",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

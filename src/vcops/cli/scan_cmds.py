@@ -191,9 +191,10 @@ def render_scan(console: Console, report: ScanReport) -> None:
 @click.command()
 @limit_option
 @click.option("--no-store", is_flag=True, help="Do not record the scan or its findings.")
+@click.option("--email", is_flag=True, help="Email the drift report to [recipients] drift.")
 @json_option
 @click.pass_obj
-def scan(app: App, limit: str | None, no_store: bool) -> int:
+def scan(app: App, limit: str | None, no_store: bool, email: bool) -> int:
     """Scan for drift from the baseline. Exit 0 clean, 1 drift, 3 targets unknown."""
     inv = app.inventory()
     total = len(select_targets(inv, limit))
@@ -209,7 +210,13 @@ def scan(app: App, limit: str | None, no_store: bool) -> int:
             advance=advance,
         )
     app.emit(report.model_dump(mode="json"), lambda c: render_scan(c, report))
-    return report.exit_code()
+    code: int = report.exit_code()
+    if email:
+        from vcops.cli.report_cmds import report_from_scan, send_report
+
+        if send_report(app, report_from_scan(app, report)) and code == 0:
+            code = 1
+    return code
 
 
 @click.command()

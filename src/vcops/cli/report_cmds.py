@@ -1,0 +1,139 @@
+"""``vcops report``: the drift report on screen or by email, and the mail outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+from rich.console import Console
+
+from vcops.cli.app import App, json_option
+from vcops.errors import ConfigError, VcopsError
+from vcops.findings_store import last_scans, list_findings, list_waivers, recent_scores
+from vcops.report.drift import DriftReport, UnknownTarget, build_report, view_of
+from vcops.report.mail import Outbox, deliver
+from vcops.report.render import drift_message, render_drift
+from vcops.scan import ScanReport, apply_waivers
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def send_report(app: App, report: DriftReport) -> int:
+    """Email the drift report through the outbox; 0 when delivered, 1 when it had to stay queued."""
+    cfg = app.config()
+    to = list(cfg.recipients.drift)
+    if not to:
+        raise ConfigError(
+            f'{cfg.source or "vcops.toml"}: no drift recipients; set [recipients] drift = ["..."]'
+        )
+    outbox = Outbox(cfg.outbox_dir)
+    sent, errors = deliver(drift_message(report, sender=cfg.smtp.from_, to=to), outbox, cfg.smtp)
+    app.store().audit(
+        "report.email",
+        "drift",
+        {"to": to, "subject": report.subject, "sent": sent, "errors": errors},
+    )
+    if errors:
+        for error in errors:
+            app.err.print(f"[yellow]mail not sent: {error}[/]")
+        app.err.print("the report is kept in the outbox; the next run sends it")
+        return 1
+    app.err.print(f"emailed the drift report to {', '.join(to)} ({sent} message(s) sent)")
+    return 0
+
+
+def report_from_scan(app: App, scan: ScanReport) -> DriftReport:
+    now = datetime.fromisoformat(scan.finished_at)
+    store = app.store()
+    return build_report(
+        now=now,
+        since=None,
+        new=[view_of(r, now) for r in scan.new],
+        resolved=scan.resolved,
+        open_=scan.open,
+        unknown=[UnknownTarget(target=o.target, error=o.error) for o in scan.unknown_targets],
+        waivers=list_waivers(store),
+        scores=[s for _, s in recent_scores(store, 20)],
+        score=scan.score,
+    )
+
+
+@click.group()
+def report() -> None:
+    """Reports: the drift report, and mail waiting in the outbox."""
+
+
+@report.command("drift")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M"]),
+    default=None,
+    help="Changes since this time (UTC); default: since the scan before the last one.",
+)
+@click.option("--email", is_flag=True, help="Email it to [recipients] drift.")
+@json_option
+@click.pass_obj
+def drift(app: App, since: datetime | None, email: bool) -> int:
+    """New, resolved and open findings by clause, severity and host; unknown hosts first."""
+    store = app.store()
+    now = _now()
+    scans = last_scans(store, 2)
+    if not scans:
+        raise ConfigError("no scan recorded yet; run `vcops scan` first")
+    start = (
+        since.replace(tzinfo=UTC)
+        if since
+        else (datetime.fromisoformat(scans[1].finished_at) if len(scans) > 1 else None)
+    )
+    views = list_findings(store)
+    cutoff = start.isoformat() if start else ""
+    new = (
+        [v for v in views if v.first_seen > cutoff]
+        if start
+        else [v for v in views if v.resolved_at is None]
+    )
+    resolved = [v for v in views if v.resolved_at and v.resolved_at > cutoff]
+    open_ = [v for v in views if v.resolved_at is None]
+    try:
+        open_ = apply_waivers(open_, app.inventory(), list_waivers(store), now)
+    except VcopsError as exc:  # the report must still go out
+        app.err.print(f"[yellow]waivers not applied: {exc}[/]")
+    rep = build_report(
+        now=now,
+        since=start,
+        new=new,
+        resolved=resolved,
+        open_=open_,
+        unknown=[UnknownTarget(target=t, error=e) for t, e in scans[0].unknown],
+        waivers=list_waivers(store),
+        scores=[s for _, s in recent_scores(store, 20)],
+        score=scans[0].score,
+    )
+
+    def render(console: Console) -> None:
+        console.print(render_drift(rep)[0], markup=False, highlight=False)
+
+    app.emit(rep.model_dump(mode="json") | {"subject": rep.subject}, render)
+    return send_report(app, rep) if email else 0
+
+
+@report.command("outbox")
+@click.option("--flush", is_flag=True, help="Try to send what is queued now.")
+@json_option
+@click.pass_obj
+def outbox(app: App, flush: bool) -> int:
+    """Mail waiting to be sent (kept when the SMTP server was down)."""
+    cfg = app.config()
+    box = Outbox(cfg.outbox_dir)
+    sent, errors = box.flush(cfg.smtp) if flush else (0, [])
+    pending = [p.name for p in box.pending()]
+    app.emit(
+        {"sent": sent, "pending": pending, "errors": errors},
+        lambda c: c.print(
+            f"sent {sent}; {len(pending)} waiting in {box.queued}"
+            + "".join(f"\n  {e}" for e in errors)
+        ),
+    )
+    return 1 if pending and flush else 0

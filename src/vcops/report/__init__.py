@@ -1,0 +1,1 @@
+"""Reports: drift reports, email delivery with an outbox, the trend chart."""
