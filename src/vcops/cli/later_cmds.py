@@ -19,7 +19,6 @@ PLANNED = {
     "apply": "enforcement with pyinfra or Ansible",
     "snapshot": "config snapshots in git (take/list/show/diff/restore)",
     "window": "change-board approved patch windows",
-    "schedule": "systemd timers for scans and due windows",
 }
 
 

@@ -33,6 +33,7 @@ class LazyGroup(click.Group):
         "waiver": "vcops.cli.scan_cmds:waiver",
         "audit": "vcops.cli.audit_cmds:audit",
         "report": "vcops.cli.report_cmds:report",
+        "schedule": "vcops.cli.schedule_cmds:schedule",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -1,0 +1,109 @@
+"""Scheduled runs: systemd units from ``templates/systemd/``, and a lock so runs never overlap.
+
+``vcops schedule install`` renders the units for this checkout (its vcops binary,
+inventory and config) and writes them; ``vcops schedule run NAME -- ARGS`` is what
+the units execute: it takes ``<state_dir>/locks/NAME.lock`` without waiting (a run
+still going makes the new one a recorded skip), records start and end in the audit
+log, and runs ``vcops ARGS`` in-process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from vcops import __version__
+from vcops.paths import templates_dir
+from vcops.report.render import environment
+from vcops.store import Store
+
+SCAN_UNITS = ("vcops-scan.service", "vcops-scan.timer")
+WINDOW_UNITS = ("vcops-windows.service", "vcops-windows.timer")
+
+
+def render_units(
+    *,
+    vcops: Path,
+    workdir: Path,
+    inventory: Path,
+    config: Path | None,
+    scan_calendar: str,
+    windows: bool,
+) -> dict[str, str]:
+    """Unit name -> text for every unit to install."""
+    env = environment()
+    context = {
+        "generated_by": f"vcops {__version__}",
+        "vcops": str(vcops),
+        "workdir": str(workdir),
+        "inventory": str(inventory),
+        "config": str(config) if config else "",
+        "scan_calendar": scan_calendar,
+        "docs": str(templates_dir().parent / "README.md"),
+    }
+    names = [*SCAN_UNITS, *(WINDOW_UNITS if windows else ())]
+    return {name: env.get_template(f"systemd/{name}.j2").render(**context) for name in names}
+
+
+def write_units(units: dict[str, str], directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in units.items():
+        path = directory / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+def systemd_running() -> bool:
+    return Path("/run/systemd/system").is_dir()
+
+
+def activate(units: dict[str, str]) -> list[str]:
+    """daemon-reload and enable --now the timers when systemd runs this machine; else the commands to run."""
+    timers = [n for n in units if n.endswith(".timer")]
+    commands = [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", *timers]]
+    if not systemd_running() or not shutil.which("systemctl"):
+        return [" ".join(c) for c in commands]
+    for command in commands:
+        subprocess.run(command, check=True, capture_output=True, text=True)
+    return []
+
+
+def timer_schedule(text: str) -> str:
+    m = re.search(r"^OnCalendar=(.+)$", text, re.M)
+    return m[1].strip() if m else "?"
+
+
+def run_locked(
+    name: str, state_dir: Path, store: Store, args: list[str], runner: Callable[[list[str]], int]
+) -> int:
+    """Run ``vcops args`` under a non-blocking lock named ``name``; record it either way."""
+    locks = state_dir / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            store.audit(
+                "schedule.skipped", name, {"args": args, "reason": f"still running (pid {holder})"}
+            )
+            return 0
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        store.audit("schedule.start", name, {"args": args, "pid": os.getpid()})
+        code = runner(args)
+        store.audit("schedule.end", name, {"args": args, "exit": code})
+        return code
