@@ -194,3 +194,43 @@ def test_waivers_mark_findings_and_expire_loudly(lab: Inventory, db: Path) -> No
     _, entries = vcops(lab, db, "audit", "log")
     actions = [e["action"] for e in entries]  # type: ignore[index]
     assert "waiver.add" in actions and actions.count("scan") >= 4
+
+
+def test_scan_emails_the_drift_report_to_the_lab_smtp_server(
+    lab: Inventory, db: Path, tmp_path: Path
+) -> None:
+    import tomllib
+
+    from vcops.lab import read_mail
+
+    smtp = tomllib.loads((lab.root / "vcops.toml").read_text())["smtp"]
+    (tmp_path / "vcops.toml").write_text(
+        f'[store]\ndatabase_url = "sqlite:///{db}"\n'
+        f'[smtp]\nhost = "{smtp["host"]}"\nport = {smtp["port"]}\nsecurity = "none"\nfrom = "vcops@lab.invalid"\n'
+        '[recipients]\ndrift = ["secops@lab.invalid"]\n'
+    )
+    before = len(read_mail())
+    env = {k: v for k, v in os.environ.items() if k != "VCOPS_DATABASE_URL"}
+    proc = subprocess.run(
+        [
+            str(BIN / "vcops"),
+            "-i",
+            str(lab.root),
+            "-c",
+            str(tmp_path / "vcops.toml"),
+            "scan",
+            "--limit",
+            "role:sbc",
+            "--email",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 1, proc.stderr  # drift, and the mail went out
+    assert "emailed the drift report" in proc.stderr
+    mails = read_mail()
+    assert len(mails) == before + 1
+    assert str(mails[-1]["Subject"]).startswith("vcops drift: ")
