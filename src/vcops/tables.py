@@ -87,3 +87,44 @@ class PackageSightingRow(Base):
     version: Mapped[str] = mapped_column(String(200))
     first_seen: Mapped[int] = mapped_column(Integer)
     last_seen: Mapped[int] = mapped_column(Integer)
+
+
+class WindowRow(Base):
+    """A patch window; ``data`` is the window model as JSON."""
+
+    __tablename__ = "windows"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    start: Mapped[str] = mapped_column(String(40))
+    data: Mapped[str] = mapped_column(Text)
+
+
+class ApprovalRow(Base):
+    """A signed change-board decision on a window."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"))
+    member: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(10))
+    at: Mapped[str] = mapped_column(String(40))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    signature: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+
+
+class WindowHostRow(Base):
+    """Per-host progress of a running window (saved as it goes, so a runner can resume)."""
+
+    __tablename__ = "window_hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"))
+    target: Mapped[str] = mapped_column(String(200))
+    batch: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")

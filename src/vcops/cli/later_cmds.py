@@ -15,10 +15,9 @@ class NotAvailable(VcopsError):
     """The command is part of the contract but not built yet."""
 
 
-PLANNED = {
+PLANNED: dict[str, str] = {
     "apply": "enforcement with pyinfra or Ansible",
     "snapshot": "config snapshots in git (take/list/show/diff/restore)",
-    "window": "change-board approved patch windows",
 }
 
 

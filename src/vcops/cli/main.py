@@ -34,6 +34,7 @@ class LazyGroup(click.Group):
         "audit": "vcops.cli.audit_cmds:audit",
         "report": "vcops.cli.report_cmds:report",
         "schedule": "vcops.cli.schedule_cmds:schedule",
+        "window": "vcops.cli.window_cmds:window",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -31,9 +31,9 @@ def _vcops_binary() -> Path:
 
 
 def _windows_available() -> bool:
-    from vcops.cli.later_cmds import PLANNED
+    from vcops.window import RUNNER_AVAILABLE
 
-    return "window" not in PLANNED
+    return RUNNER_AVAILABLE
 
 
 @click.group()

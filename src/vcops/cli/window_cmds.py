@@ -1,0 +1,423 @@
+"""``vcops window``: create, list, show, approve, reject patch windows (the runner comes next)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from vcops.cli.app import App, json_option
+from vcops.errors import ApprovalError, WindowError
+from vcops.inventory.models import Inventory
+from vcops.inventory.select import select_targets
+from vcops.store import current_actor
+from vcops.window.approval import Approval, decision_problems, member_for_key, payload, sign, verify
+from vcops.window.model import Decision, Window, parse_amount, parse_duration, plan_hash
+from vcops.window.plan import build_plan
+from vcops.window.rules import creation_problems, max_concurrency, max_errors, plan_batches
+from vcops.window.store import (
+    add_approval,
+    approvals_of,
+    list_windows,
+    load_window,
+    save_window,
+    set_state,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: str, what: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=what) from exc
+    if parsed.tzinfo is None:
+        raise click.BadParameter("give a timezone, e.g. 2026-12-01T22:00:00+00:00", param_hint=what)
+    return parsed
+
+
+def quorum_for(inv: Inventory, window: Window) -> int:
+    return max((inv.change_board.quorum.get(env, 1) for env in window.environments), default=1)  # type: ignore[call-overload]
+
+
+def verified(
+    inv: Inventory, window: Window, approvals: list[Approval]
+) -> list[tuple[Approval, str | None]]:
+    """Every recorded decision with None (valid) or the reason it does not verify."""
+    board = list(inv.change_board.members)
+    out = []
+    for a in approvals:
+        problem = verify(a, window, board)
+        if problem is None and a.member == window.requester:
+            problem = "the requester cannot decide on their own window"
+        out.append((a, problem))
+    return out
+
+
+def tally(inv: Inventory, window: Window, approvals: list[Approval]) -> tuple[int, int, int]:
+    """(valid approvals by distinct members, valid rejections, quorum)."""
+    checked = verified(inv, window, approvals)
+    approvers = {a.member for a, p in checked if p is None and a.decision == "approve"}
+    rejecters = {a.member for a, p in checked if p is None and a.decision == "reject"}
+    return len(approvers), len(rejecters), quorum_for(inv, window)
+
+
+@click.group()
+def window() -> None:
+    """Patch windows approved by the change board (Code of Practice 3.2.2 without breaking 3.1.2)."""
+
+
+@window.command()
+@click.option(
+    "--targets", required=True, metavar="PATTERN", help="Servers to patch (a --limit pattern)."
+)
+@click.option(
+    "--start", "start_text", required=True, metavar="ISO8601", help="Start, with a timezone."
+)
+@click.option("--duration", default="2h", show_default=True, help="Length: 2h, 90m, 1h30m.")
+@click.option(
+    "--cutoff", default="30m", show_default=True, help="No host starts this long before the end."
+)
+@click.option(
+    "--max-concurrency",
+    default="1",
+    show_default=True,
+    help="Hosts at once: a count or a percentage.",
+)
+@click.option(
+    "--max-errors",
+    default="1",
+    show_default=True,
+    help="Failed hosts that halt the window: count or %.",
+)
+@click.option(
+    "--actions",
+    type=click.Choice(["security-updates", "all-updates", "baseline"]),
+    default="security-updates",
+    show_default=True,
+)
+@click.option(
+    "--reboot",
+    type=click.Choice(["if-needed", "never", "always"]),
+    default="if-needed",
+    show_default=True,
+)
+@click.option("--change-id", required=True, help="The change ticket.")
+@click.option("--title", required=True)
+@click.option(
+    "--requester", default=None, help="Who asks (a board member cannot approve their own window)."
+)
+@json_option
+@click.pass_obj
+def create(
+    app: App,
+    targets: str,
+    start_text: str,
+    duration: str,
+    cutoff: str,
+    max_concurrency: str,
+    max_errors: str,
+    actions: str,
+    reboot: str,
+    change_id: str,
+    title: str,
+    requester: str | None,
+) -> int:
+    """Plan a window (packages per host, baseline changes), hash the plan, and ask the board."""
+    inv = app.inventory()
+    start = _iso(start_text, "--start")
+    try:
+        minutes, cut = parse_duration(duration), parse_duration(cutoff)
+        concurrency, errors = (
+            parse_amount(max_concurrency, what="max-concurrency"),
+            parse_amount(max_errors, what="max-errors"),
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    chosen = select_targets(inv, targets)
+    now = _now()
+    plan = build_plan(inv, chosen, actions, app.store(), max_parallel=app.config().run.max_parallel)  # type: ignore[arg-type]
+    problems = creation_problems(
+        start=start,
+        duration_minutes=minutes,
+        cutoff_minutes=cut,
+        now=now,
+        hosts=plan.hosts,
+        freezes=inv.freezes,
+    )
+    if problems:
+        raise WindowError("window refused: " + "; ".join(problems))
+    who = (
+        requester
+        or os.environ.get("VCOPS_ACTOR")
+        or os.environ.get("SUDO_USER")
+        or getpass.getuser()
+    )
+    w = Window(
+        id=f"W-{start:%Y%m%d}-{secrets.token_hex(2)}",
+        title=title,
+        change_id=change_id,
+        requester=who,
+        targets=targets,
+        start=start,
+        duration_minutes=minutes,
+        cutoff_minutes=cut,
+        max_concurrency=concurrency,
+        max_errors=errors,
+        actions=actions,
+        reboot=reboot,
+        plan=plan,
+        plan_hash=plan_hash(plan),
+        created_at=now,
+    )
+    save_window(app.store(), w)
+    app.store().audit(
+        "window.create",
+        w.id,
+        {
+            "title": title,
+            "change_id": change_id,
+            "requester": who,
+            "targets": [h.target for h in plan.hosts],
+            "plan_hash": w.plan_hash,
+            "start": w.start,
+            "end": w.end,
+        },
+    )
+    quorum = quorum_for(inv, w)
+
+    def render(console: Console) -> None:
+        packages = sum(len(h.packages) for h in plan.hosts)
+        console.print(
+            f"window [bold]{w.id}[/] created: {len(plan.hosts)} hosts, {packages} package upgrades, "
+            f"{w.start.isoformat()} to {w.end.isoformat()}; plan sha256 {w.plan_hash[:16]}..."
+        )
+        console.print(
+            f"needs {quorum} approval(s) from the change board: vcops window approve {w.id} --key ~/.ssh/id_ed25519"
+        )
+
+    app.emit(w.model_dump(mode="json") | {"quorum": quorum}, render)
+    return 0
+
+
+@window.command("list")
+@json_option
+@click.pass_obj
+def list_(app: App) -> int:
+    """Every window with its state and approvals."""
+    inv = app.inventory()
+    rows = []
+    for w in list_windows(app.store()):
+        ok, rejected, quorum = tally(inv, w, approvals_of(app.store(), w.id))
+        rows.append(
+            {
+                "id": w.id,
+                "title": w.title,
+                "state": w.state,
+                "start": w.start.isoformat(),
+                "end": w.end.isoformat(),
+                "hosts": len(w.plan.hosts),
+                "approvals": ok,
+                "rejections": rejected,
+                "quorum": quorum,
+                "change_id": w.change_id,
+                "requester": w.requester,
+            }
+        )
+
+    def render(console: Console) -> None:
+        table = Table(title=f"{len(rows)} windows", title_justify="left")
+        for col in ("id", "state", "start", "end", "hosts", "approvals", "change", "title"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                str(r["id"]),
+                str(r["state"]),
+                str(r["start"])[:16],
+                str(r["end"])[:16],
+                str(r["hosts"]),
+                f"{r['approvals']}/{r['quorum']}",
+                str(r["change_id"]),
+                str(r["title"]),
+            )
+        console.print(table)
+
+    app.emit(rows, render)
+    return 0
+
+
+@window.command()
+@click.argument("window_id")
+@json_option
+@click.pass_obj
+def show(app: App, window_id: str) -> int:
+    """The plan, the approvals with their verification, the batches and the state."""
+    inv = app.inventory()
+    w = load_window(app.store(), window_id)
+    checked = verified(inv, w, approvals_of(app.store(), w.id))
+    current = plan_hash(w.plan)
+    batches = plan_batches(w.plan.hosts, max_concurrency(w))
+    data = w.model_dump(mode="json") | {
+        "plan_intact": current == w.plan_hash,
+        "approvals": [
+            a.model_dump(mode="json", exclude={"signature"}) | {"valid": p is None, "problem": p}
+            for a, p in checked
+        ],
+        "quorum": quorum_for(inv, w),
+        "batches": batches,
+        "max_errors_resolved": max_errors(w),
+    }
+
+    def render(console: Console) -> None:
+        console.print(
+            f"[bold]{w.id}[/] {w.title} ({w.change_id}), requested by {w.requester}: [bold]{w.state}[/]"
+        )
+        console.print(
+            f"{w.start.isoformat()} to {w.end.isoformat()} (no new host after {w.last_start.isoformat()}); "
+            f"actions {w.actions}, reboot {w.reboot}, max concurrency {w.max_concurrency}, max errors {w.max_errors}"
+        )
+        intact = "[green]intact[/]" if data["plan_intact"] else "[red]CHANGED since creation[/]"
+        console.print(f"plan sha256 {w.plan_hash} ({intact})")
+        table = Table(title="plan", title_justify="left")
+        for col in ("host", "env", "redundancy", "packages", "baseline changes", "reboot"):
+            table.add_column(col)
+        for h in w.plan.hosts:
+            pk = ", ".join(f"{p.package} {p.current} -> {p.target}" for p in h.packages[:4]) + (
+                " ..." if len(h.packages) > 4 else ""
+            )
+            table.add_row(
+                h.target,
+                h.environment,
+                h.redundancy_group or "-",
+                pk or "-",
+                str(len(h.baseline_changes)),
+                "required" if h.reboot_required else "-",
+            )
+        console.print(table)
+        console.print("batches: " + " | ".join(", ".join(b) for b in batches))
+        for a, p in checked:
+            mark = "[green]valid[/]" if p is None else f"[red]INVALID: {p}[/]"
+            console.print(
+                f"{a.decision} by {a.member} at {a.at.isoformat()}: {mark}"
+                + (f" ({a.comment})" if a.comment else "")
+            )
+        console.print(
+            f"approvals: {sum(1 for a, p in checked if p is None and a.decision == 'approve')}/{data['quorum']}"
+        )
+
+    app.emit(data, render)
+    return 0
+
+
+def _decide(app: App, window_id: str, decision: Decision, key: Path, comment: str) -> int:
+    inv = app.inventory()
+    store = app.store()
+    w = load_window(store, window_id)
+    member = member_for_key(key, list(inv.change_board.members))
+    now = _now()
+    problems = decision_problems(w, member, decision, now)
+    if plan_hash(w.plan) != w.plan_hash:
+        problems.append("the stored plan no longer matches its hash: it was tampered with")
+    previous = [
+        a
+        for a, p in verified(inv, w, approvals_of(store, w.id))
+        if p is None and a.member == member.name
+    ]
+    if any(a.decision == decision for a in previous):
+        problems.append(f"{member.name} already recorded {decision} on {w.id}")
+    if problems:
+        store.audit(
+            f"window.{decision}.refused", w.id, {"member": member.name, "problems": problems}
+        )
+        raise ApprovalError(f"{decision} refused: " + "; ".join(problems))
+    signature = sign(key, payload(w.id, w.plan_hash, decision, member.name, now, comment))
+    approval = Approval(
+        window_id=w.id,
+        member=member.name,
+        decision=decision,
+        at=now,
+        comment=comment,
+        signature=signature,
+    )
+    if verify(approval, w, list(inv.change_board.members)) is not None:
+        raise ApprovalError(
+            f"{key}: the signature does not verify against {member.name}'s key on the board"
+        )
+    add_approval(store, approval, current_actor())
+    ok, rejected, quorum = tally(inv, w, approvals_of(store, w.id))
+    state = "rejected" if rejected else ("approved" if ok >= quorum else "pending")
+    w = set_state(store, w, state)  # type: ignore[arg-type]
+    store.audit(
+        f"window.{decision}",
+        w.id,
+        {
+            "member": member.name,
+            "comment": comment,
+            "plan_hash": w.plan_hash,
+            "approvals": ok,
+            "quorum": quorum,
+            "state": state,
+        },
+    )
+    app.emit(
+        {
+            "window": w.id,
+            "member": member.name,
+            "decision": decision,
+            "state": state,
+            "approvals": ok,
+            "quorum": quorum,
+        },
+        lambda c: c.print(
+            f"{member.name}: {decision} recorded on {w.id} (signed); approvals {ok}/{quorum}; state {state}"
+        ),
+    )
+    return 0
+
+
+_KEY = click.option(
+    "--key",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=lambda: str(Path("~/.ssh/id_ed25519").expanduser()),
+    help="Your SSH private key (on the board).",
+)
+
+
+@window.command()
+@click.argument("window_id")
+@_KEY
+@click.option("--comment", default="", help="Recorded and signed with the decision.")
+@json_option
+@click.pass_obj
+def approve(app: App, window_id: str, key: Path, comment: str) -> int:
+    """Approve: sign (window id, plan hash, decision, time, member) with your SSH key."""
+    return _decide(app, window_id, "approve", key, comment)
+
+
+@window.command()
+@click.argument("window_id")
+@_KEY
+@click.option("--reason", required=True, help="Why (recorded and signed).")
+@json_option
+@click.pass_obj
+def reject(app: App, window_id: str, key: Path, reason: str) -> int:
+    """Reject: a rejected window can never run."""
+    return _decide(app, window_id, "reject", key, reason)
+
+
+@window.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def run() -> None:
+    """Run an approved window (not available yet: windows can be planned and approved today)."""
+    raise WindowError(
+        "`vcops window run` is not available in this version: windows can be created, "
+        "approved and rejected; the batch runner comes with snapshots and apply"
+    )

@@ -1,0 +1,148 @@
+"""Change-board approvals signed with SSH keys (``ssh-keygen -Y sign`` / ``-Y verify``).
+
+The signed payload names the window, the plan hash, the decision, the member and the
+time, in the ``vcops-window`` namespace, so a signature made for another window, for
+another plan, for another decision or by another member never verifies. Signatures
+are verified against the board's public keys from the inventory every time a window
+is shown or run: a member removed from the board, or a plan changed after approval,
+invalidates the approval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from vcops.errors import ApprovalError
+from vcops.inventory.models import BoardMember
+from vcops.window.model import Decision, Window
+
+NAMESPACE = "vcops-window"
+
+
+class Approval(BaseModel):
+    """A recorded decision with its signature (the payload is rebuilt, never trusted)."""
+
+    window_id: str
+    member: str
+    decision: Decision
+    at: datetime
+    comment: str
+    signature: str
+
+
+def payload(
+    window_id: str, plan_hash: str, decision: Decision, member: str, at: datetime, comment: str
+) -> bytes:
+    """The exact bytes a member signs."""
+    comment_hash = hashlib.sha256(comment.encode()).hexdigest()
+    return (
+        "vcops-window-decision-v1\n"
+        f"window: {window_id}\nplan-sha256: {plan_hash}\ndecision: {decision}\nmember: {member}\n"
+        f"time: {at.isoformat()}\ncomment-sha256: {comment_hash}\n"
+    ).encode()
+
+
+def _run(args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(args, input=stdin, capture_output=True, check=False, timeout=30)
+
+
+def public_key_of(key: Path) -> str:
+    """The public key of a private key file (``ssh-keygen -y``), to find its board member."""
+    pub = key.with_name(key.name + ".pub")
+    if pub.exists():
+        return " ".join(pub.read_text().split()[:2])
+    proc = _run(["ssh-keygen", "-y", "-f", str(key)])
+    if proc.returncode != 0:
+        raise ApprovalError(
+            f"{key}: not a readable SSH private key ({proc.stderr.decode().strip()})"
+        )
+    return " ".join(proc.stdout.decode().split()[:2])
+
+
+def member_for_key(key: Path, board: list[BoardMember]) -> BoardMember:
+    wanted = public_key_of(key)
+    for member in board:
+        if " ".join(member.ssh_public_key.split()[:2]) == wanted:
+            return member
+    raise ApprovalError(
+        f"{key}: this key is not on the change board; only board members listed in the inventory may decide"
+    )
+
+
+def sign(key: Path, data: bytes) -> str:
+    with tempfile.TemporaryDirectory(prefix="vcops-sign-") as tmp:
+        message = Path(tmp) / "decision"
+        message.write_bytes(data)
+        proc = _run(
+            ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(message)]
+        )
+        if proc.returncode != 0:
+            raise ApprovalError(
+                f"{key}: ssh-keygen could not sign ({proc.stderr.decode().strip()})"
+            )
+        return (Path(tmp) / "decision.sig").read_text()
+
+
+def verify(approval: Approval, window: Window, board: list[BoardMember]) -> str | None:
+    """None when the approval is valid for this window and plan; else why not."""
+    member = next((m for m in board if m.name == approval.member), None)
+    if member is None:
+        return f"{approval.member} is not on the change board"
+    data = payload(
+        window.id,
+        window.plan_hash,
+        approval.decision,
+        approval.member,
+        approval.at,
+        approval.comment,
+    )
+    with tempfile.TemporaryDirectory(prefix="vcops-verify-") as tmp:
+        allowed = Path(tmp) / "allowed_signers"
+        allowed.write_text(f'{member.name} namespaces="{NAMESPACE}" {member.ssh_public_key}\n')
+        sig = Path(tmp) / "decision.sig"
+        sig.write_text(approval.signature)
+        proc = _run(
+            [
+                "ssh-keygen",
+                "-Y",
+                "verify",
+                "-f",
+                str(allowed),
+                "-I",
+                member.name,
+                "-n",
+                NAMESPACE,
+                "-s",
+                str(sig),
+            ],
+            data,
+        )
+    if proc.returncode != 0:
+        return "signature does not verify for this window, plan and member (forged, replayed or the plan changed)"
+    return None
+
+
+def decision_problems(
+    window: Window, member: BoardMember, decision: Decision, now: datetime
+) -> list[str]:
+    """Why this member may not record this decision now."""
+    problems = []
+    if window.requester in (member.name, member.email):
+        problems.append(
+            f"{member.name} requested window {window.id} and cannot approve or reject it"
+        )
+    if now >= window.start:
+        problems.append(
+            f"window {window.id} started at {window.start.isoformat()}: decisions must come before the start"
+        )
+    if window.state == "rejected":
+        problems.append(f"window {window.id} was already rejected")
+    if window.state not in {"pending", "approved", "rejected"}:
+        problems.append(f"window {window.id} is {window.state}")
+    return problems

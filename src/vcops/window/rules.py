@@ -1,0 +1,100 @@
+"""Window rules: creation checks, freezes, batches, and whether a window may run now. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from vcops.inventory.models import Freeze
+from vcops.window.model import HostPlan, Window, resolve_amount
+
+
+def overlapping_freezes(
+    start: datetime, end: datetime, environments: set[str], freezes: Sequence[Freeze]
+) -> list[Freeze]:
+    """Freezes that overlap [start, end) for any of the environments."""
+    return [
+        f for f in freezes if f.start < end and start < f.end and environments & set(f.environments)
+    ]
+
+
+def creation_problems(
+    *,
+    start: datetime,
+    duration_minutes: int,
+    cutoff_minutes: int,
+    now: datetime,
+    hosts: Sequence[HostPlan],
+    freezes: Sequence[Freeze],
+) -> list[str]:
+    """Why a window cannot be created (empty when it can)."""
+    problems = []
+    if duration_minutes <= 0:
+        problems.append("the window ends before it starts: give a positive --duration")
+    if cutoff_minutes >= duration_minutes:
+        problems.append(
+            "the cutoff leaves no time to start any host: make --cutoff shorter than --duration"
+        )
+    if start.tzinfo is None:
+        problems.append("--start has no timezone: write it like 2026-12-01T22:00:00+00:00")
+    elif start + timedelta(minutes=duration_minutes) <= now:
+        problems.append("the window is already over: pick a --start in the future")
+    if not hosts:
+        problems.append("the window names no existing target")
+    if start.tzinfo is not None:
+        end = start + timedelta(minutes=duration_minutes)
+        for f in overlapping_freezes(start, end, {h.environment for h in hosts}, freezes):
+            span = f"{f.start.isoformat()} to {f.end.isoformat()}, {', '.join(f.environments)}"
+            problems.append(f"overlaps freeze {f.name!r} ({span}): {f.reason}")
+    return problems
+
+
+def plan_batches(hosts: Sequence[HostPlan], max_concurrency: int) -> list[list[str]]:
+    """Batches in host order: at most ``max_concurrency`` hosts, never two members of one
+    redundancy group in the same batch (the other half keeps carrying calls)."""
+    remaining = list(hosts)
+    batches: list[list[str]] = []
+    while remaining:
+        batch: list[HostPlan] = []
+        groups: set[str] = set()
+        for host in list(remaining):
+            if len(batch) >= max_concurrency:
+                break
+            if host.redundancy_group and host.redundancy_group in groups:
+                continue
+            batch.append(host)
+            if host.redundancy_group:
+                groups.add(host.redundancy_group)
+            remaining.remove(host)
+        batches.append([h.target for h in batch])
+    return batches
+
+
+def run_refusal(
+    window: Window, *, now: datetime, approvals_ok: int, quorum: int, current_hash: str
+) -> str | None:
+    """Why the window may not run now (None when it may)."""
+    if window.state == "rejected":
+        return f"window {window.id} was rejected by the change board: it can never run"
+    if window.state in {"finished", "halted", "expired"}:
+        return f"window {window.id} is {window.state}"
+    if current_hash != window.plan_hash:
+        return (
+            f"window {window.id}: the plan changed since it was approved "
+            f"(hash {current_hash[:12]} != {window.plan_hash[:12]})"
+        )
+    if approvals_ok < quorum:
+        return f"window {window.id} has {approvals_ok} valid approval(s); the change board requires {quorum}"
+    if now < window.start:
+        return f"window {window.id} opens at {window.start.isoformat()}"
+    if now >= window.last_start:
+        return f"window {window.id} is past its cutoff ({window.last_start.isoformat()}): no host may start"
+    return None
+
+
+def max_concurrency(window: Window) -> int:
+    return resolve_amount(window.max_concurrency, len(window.plan.hosts), minimum=1)
+
+
+def max_errors(window: Window) -> int:
+    return resolve_amount(window.max_errors, len(window.plan.hosts), minimum=0)

@@ -1,0 +1,84 @@
+"""Windows and approvals in the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from vcops.errors import WindowError
+from vcops.store import Store
+from vcops.tables import ApprovalRow, WindowRow
+from vcops.window.approval import Approval
+from vcops.window.model import State, Window
+
+
+def save_window(store: Store, window: Window) -> None:
+    with store.session(write=True) as s:
+        row = s.get(WindowRow, window.id)
+        if row is None:
+            s.add(
+                WindowRow(
+                    id=window.id,
+                    state=window.state,
+                    start=window.start.isoformat(),
+                    data=window.model_dump_json(),
+                )
+            )
+        else:
+            row.state, row.data = window.state, window.model_dump_json()
+
+
+def set_state(store: Store, window: Window, state: State) -> Window:
+    updated = window.model_copy(update={"state": state})
+    save_window(store, updated)
+    return updated
+
+
+def load_window(store: Store, window_id: str) -> Window:
+    with store.session() as s:
+        row = s.get(WindowRow, window_id)
+        if row is None:
+            raise WindowError(f"no window {window_id!r}; see `vcops window list`")
+        return Window.model_validate_json(row.data)
+
+
+def list_windows(store: Store) -> list[Window]:
+    with store.session() as s:
+        return [
+            Window.model_validate_json(r.data)
+            for r in s.execute(select(WindowRow).order_by(WindowRow.start)).scalars()
+        ]
+
+
+def add_approval(store: Store, approval: Approval, recorded_by: str) -> None:
+    with store.session(write=True) as s:
+        s.add(
+            ApprovalRow(
+                window_id=approval.window_id,
+                member=approval.member,
+                decision=approval.decision,
+                at=approval.at.isoformat(),
+                comment=approval.comment,
+                signature=approval.signature,
+                recorded_by=recorded_by,
+            )
+        )
+
+
+def approvals_of(store: Store, window_id: str) -> list[Approval]:
+    with store.session() as s:
+        rows = s.execute(
+            select(ApprovalRow).where(ApprovalRow.window_id == window_id).order_by(ApprovalRow.id)
+        ).scalars()
+        return [
+            Approval(
+                window_id=r.window_id,
+                member=r.member,
+                decision=r.decision,
+                at=datetime.fromisoformat(r.at),
+                comment=r.comment,
+                signature=r.signature,
+            )
+            for r in rows
+        ]

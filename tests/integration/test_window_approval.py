@@ -1,0 +1,230 @@
+"""Change-board approvals with real SSH signatures (ssh-keygen -Y) on a real database:
+quorum, and each forgery refused: wrong key, self-approval, a replayed signature, a
+tampered plan, an approval after the start; a rejected window can never run."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from vcops.store import open_store
+from vcops.window.model import HostPlan, PackageChange, Plan, Window, plan_hash
+from vcops.window.store import save_window
+
+BIN = Path(sys.executable).parent
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Path:
+    """An inventory with a board of three (dana, erik, fatima: quorum 2 in production)."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    members = []
+    for name in ("dana", "erik", "fatima", "mallory"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(keys / name)],
+            check=True,
+        )
+        if name != "mallory":
+            pub = (keys / f"{name}.pub").read_text().strip()
+            members.append(
+                f'    - {{name: {name}, email: {name}@example.net, ssh_public_key: "{pub}"}}'
+            )
+    inv = tmp_path / "inventory"
+    inv.mkdir()
+    (inv / "inv.yml").write_text(
+        "sites: [{name: s1}]\nredundancy_groups: [{name: kam}]\n"
+        "servers:\n  - {name: kam-01, address: 192.0.2.11, roles: [kamailio], site: s1, redundancy_group: kam,"
+        " environment: production}\n"
+        "change_board:\n  quorum: {production: 2, staging: 1, lab: 1}\n  members:\n"
+        + "\n".join(members)
+        + "\n"
+    )
+    store = open_store(f"sqlite:///{tmp_path / '.vcops' / 'vcops.db'}", tmp_path / ".vcops")
+    for wid, requester, start in (
+        ("W-A", "erik", NOW + timedelta(hours=2)),
+        ("W-B", "ops", NOW + timedelta(hours=3)),
+        ("W-PAST", "ops", NOW - timedelta(minutes=5)),
+    ):
+        plan = Plan(
+            actions="security-updates",
+            hosts=[
+                HostPlan(
+                    target="kam-01",
+                    environment="production",
+                    redundancy_group="kam",
+                    packages=[
+                        PackageChange(
+                            package="openssl", current="3.0.11", target="3.0.15", security=True
+                        )
+                    ],
+                )
+            ],
+        )
+        save_window(
+            store,
+            Window(
+                id=wid,
+                title="t",
+                change_id="CHG-1",
+                requester=requester,
+                targets="all",
+                start=start,
+                duration_minutes=120,
+                cutoff_minutes=30,
+                max_concurrency="1",
+                max_errors="1",
+                actions="security-updates",
+                reboot="if-needed",
+                plan=plan,
+                plan_hash=plan_hash(plan),
+                created_at=NOW,
+            ),
+        )
+    return tmp_path
+
+
+def vcops(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = {
+        k: v for k, v in os.environ.items() if k not in {"VCOPS_DATABASE_URL", "VCOPS_CONFIG"}
+    }
+    return subprocess.run(
+        [str(BIN / "vcops"), "-i", str(root / "inventory"), *args],
+        cwd=root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def show(root: Path, wid: str) -> dict[str, object]:
+    proc = vcops(root, "window", "show", wid, "--json")
+    assert proc.returncode == 0, proc.stderr
+    data: dict[str, object] = json.loads(proc.stdout)
+    return data
+
+
+def test_quorum_of_two_distinct_members(env: Path) -> None:
+    first = vcops(
+        env,
+        "window",
+        "approve",
+        "W-B",
+        "--key",
+        str(env / "keys" / "dana"),
+        "--comment",
+        "ok from dana",
+    )
+    assert first.returncode == 0, first.stderr
+    assert show(env, "W-B")["state"] == "pending"
+    again = vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / "dana"))
+    assert again.returncode == 1 and "already recorded approve" in again.stderr
+    second = vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / "fatima"))
+    assert second.returncode == 0
+    data = show(env, "W-B")
+    assert data["state"] == "approved" and data["plan_intact"] is True
+    assert [a["valid"] for a in data["approvals"]] == [True, True]  # type: ignore[union-attr, index]
+
+
+def test_a_key_not_on_the_board_is_refused(env: Path) -> None:
+    proc = vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / "mallory"))
+    assert proc.returncode == 1 and "not on the change board" in proc.stderr
+    assert show(env, "W-B")["approvals"] == []
+
+
+def test_the_requester_cannot_approve_their_own_window(env: Path) -> None:
+    proc = vcops(env, "window", "approve", "W-A", "--key", str(env / "keys" / "erik"))
+    assert proc.returncode == 1 and "erik requested window W-A and cannot approve" in proc.stderr
+
+
+def test_a_replayed_signature_does_not_count(env: Path) -> None:
+    assert (
+        vcops(env, "window", "approve", "W-A", "--key", str(env / "keys" / "dana")).returncode == 0
+    )
+    db = env / ".vcops" / "vcops.db"
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT member, decision, at, comment, signature FROM approvals WHERE window_id='W-A'"
+        ).fetchone()
+        # Copy dana's valid signature for W-A onto W-B (and once more as if fatima had signed W-A).
+        conn.execute(
+            "INSERT INTO approvals (window_id, member, decision, at, comment, signature, recorded_by) "
+            "VALUES ('W-B', ?, ?, ?, ?, ?, 'attacker')",
+            row,
+        )
+        conn.execute(
+            "INSERT INTO approvals (window_id, member, decision, at, comment, signature, recorded_by) "
+            "VALUES ('W-A', 'fatima', ?, ?, ?, ?, 'attacker')",
+            row[1:],
+        )
+    b = show(env, "W-B")
+    assert [a["valid"] for a in b["approvals"]] == [False]  # type: ignore[union-attr, index]
+    assert "forged, replayed" in str(b["approvals"][0]["problem"])  # type: ignore[index]
+    a = show(env, "W-A")
+    assert [x["valid"] for x in a["approvals"]] == [True, False]  # type: ignore[union-attr, index]
+    listed = json.loads(vcops(env, "window", "list", "--json").stdout)
+    assert {w["id"]: w["approvals"] for w in listed} == {"W-A": 1, "W-B": 0, "W-PAST": 0}
+
+
+def test_a_tampered_plan_invalidates_approvals(env: Path) -> None:
+    for member in ("dana", "fatima"):
+        assert (
+            vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / member)).returncode
+            == 0
+        )
+    db = env / ".vcops" / "vcops.db"
+    with sqlite3.connect(db) as conn:
+        data = json.loads(conn.execute("SELECT data FROM windows WHERE id='W-B'").fetchone()[0])
+        data["plan"]["hosts"][0]["packages"].append(
+            {"package": "backdoor", "current": "0", "target": "1", "security": True}
+        )
+        conn.execute("UPDATE windows SET data=? WHERE id='W-B'", (json.dumps(data),))
+    b = show(env, "W-B")
+    assert b["plan_intact"] is False
+    # Re-hashing the tampered plan does not help either: the signatures cover the old hash.
+    with sqlite3.connect(db) as conn:
+        data["plan_hash"] = plan_hash(Plan.model_validate(data["plan"]))
+        conn.execute("UPDATE windows SET data=? WHERE id='W-B'", (json.dumps(data),))
+    b = show(env, "W-B")
+    assert b["plan_intact"] is True
+    assert [a["valid"] for a in b["approvals"]] == [False, False]  # type: ignore[union-attr, index]
+    refused = vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / "erik"))
+    assert refused.returncode == 0  # a fresh approval of the new plan is possible, and counts alone
+    assert [a["valid"] for a in show(env, "W-B")["approvals"]] == [False, False, True]  # type: ignore[union-attr, index]
+
+
+def test_no_decision_after_the_start(env: Path) -> None:
+    proc = vcops(env, "window", "approve", "W-PAST", "--key", str(env / "keys" / "dana"))
+    assert proc.returncode == 1 and "decisions must come before the start" in proc.stderr
+
+
+def test_a_rejected_window_stays_rejected(env: Path) -> None:
+    rej = vcops(
+        env,
+        "window",
+        "reject",
+        "W-B",
+        "--key",
+        str(env / "keys" / "erik"),
+        "--reason",
+        "clashes with the SBC migration",
+    )
+    assert rej.returncode == 0, rej.stderr
+    for member in ("dana", "fatima"):
+        proc = vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / member))
+        assert proc.returncode == 1 and "already rejected" in proc.stderr
+    assert show(env, "W-B")["state"] == "rejected"
+    log = json.loads(vcops(env, "audit", "log", "--json").stdout)
+    actions = [e["action"] for e in log]
+    assert actions.count("window.reject") == 1 and actions.count("window.approve.refused") == 2
+    assert vcops(env, "audit", "verify").returncode == 0
