@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import FIXTURES
 from vcops.baseline.context import ServerContext
-from vcops.baseline.server import SERVER_CONTROLS
+from vcops.baseline.server_catalog import SERVER_CONTROLS
 from vcops.baseline.settings import DEFAULT_SETTINGS
-from vcops.baseline.voip import VOIP_CONTROLS
+from vcops.baseline.voip_catalog import VOIP_CONTROLS
 from vcops.facts.server import ServerFacts, Upgrade, parse_output, render_script, split_sections
 
 GATHER = FIXTURES / "facts" / "gather"

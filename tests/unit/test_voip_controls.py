@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import FIXTURES
 from vcops.baseline.context import ServerContext
 from vcops.baseline.settings import DEFAULT_SETTINGS
-from vcops.baseline.voip import VOIP_CONTROLS, parse_asterisk_ini, preprocess_kamailio
+from vcops.baseline.voip import parse_asterisk_ini, preprocess_kamailio
+from vcops.baseline.voip_catalog import VOIP_CONTROLS
 from vcops.facts.server import ServerFacts
 
 VOIP = FIXTURES / "facts" / "voip"

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from vcops.baseline.context import ServerContext
 from vcops.baseline.model import Control
 from vcops.baseline.network import NETWORK_CONTROLS, DeviceFacts
-from vcops.baseline.server import SERVER_CONTROLS
+from vcops.baseline.server_catalog import SERVER_CONTROLS
 from vcops.baseline.settings import BaselineSettings
-from vcops.baseline.voip import VOIP_CONTROLS
+from vcops.baseline.voip_catalog import VOIP_CONTROLS
 from vcops.errors import VcopsError
 from vcops.facts.server import ServerFacts
 
