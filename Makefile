@@ -37,8 +37,8 @@ lab-image: venv
 	$(BIN)/vcops lab image
 
 lint: venv
-	$(BIN)/ruff check src tests plugins
-	$(BIN)/ruff format --check src tests plugins
+	$(BIN)/ruff check src tests plugins deploys
+	$(BIN)/ruff format --check src tests plugins deploys
 
 typecheck: venv
 	$(BIN)/mypy src

@@ -16,7 +16,6 @@ class NotAvailable(VcopsError):
 
 
 PLANNED: dict[str, str] = {
-    "apply": "enforcement with pyinfra or Ansible",
     "snapshot": "config snapshots in git (take/list/show/diff/restore)",
 }
 

@@ -35,6 +35,7 @@ class LazyGroup(click.Group):
         "report": "vcops.cli.report_cmds:report",
         "schedule": "vcops.cli.schedule_cmds:schedule",
         "window": "vcops.cli.window_cmds:window",
+        "apply": "vcops.cli.apply_cmds:apply",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

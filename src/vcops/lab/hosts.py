@@ -22,6 +22,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from vcops.errors import LabError
+from vcops.lab.aptrepo import point_apt_at_repo
 from vcops.lab.cgroups import joiner
 from vcops.lab.layout import HOSTS_DIR
 from vcops.lab.network import netns_path
@@ -127,6 +128,7 @@ def personalise(host: HostState, authorized_key: str, kamailio_enabled: bool) ->
     if not kamailio_enabled:
         (root / KAMAILIO_WANTS).unlink(missing_ok=True)
     copy_role_files(host.role, root)
+    point_apt_at_repo(root)
     for key in sorted(host_keys_dir(host).glob("ssh_host_*")):
         mode = 0o644 if key.suffix == ".pub" else 0o600
         write_file(root / "etc/ssh" / key.name, key.read_text(), mode)

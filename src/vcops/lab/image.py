@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vcops.errors import LabError
+from vcops.lab.aptrepo import ensure_packages
 from vcops.lab.layout import IMAGE_CACHE_DIR
 from vcops.lab.system import cmdline, is_running, mounts_under, run, tail, write_file
 
@@ -167,9 +168,18 @@ def _cache_lock() -> Iterator[None]:
 def ensure_image(on_step: Callable[[str], None]) -> Path:
     """Return the cached image directory, building it first if it is not there yet.
 
+    Also makes sure the packages of the lab's apt repository are downloaded for it
+    (see :mod:`vcops.lab.aptrepo`), so a fresh machine prepares both in one step.
+
     Raises:
-        LabError: debootstrap failed or the cache cannot be written.
+        LabError: debootstrap or apt failed, or the cache cannot be written.
     """
+    final = _ensure_rootfs(on_step)
+    ensure_packages(final, on_step)
+    return final
+
+
+def _ensure_rootfs(on_step: Callable[[str], None]) -> Path:
     final = image_dir()
     if (final / "image.json").is_file():
         return final

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vcops.errors import LabError
 from vcops.lab import network
+from vcops.lab.aptrepo import REPO_URL, debs_dir, populate_repo, start_repo_server
 from vcops.lab.cgroups import cgroup_paths, create_cgroups
 from vcops.lab.hosts import (
     generate_host_keys,
@@ -51,6 +52,7 @@ from vcops.lab.probe import ssh_ready
 from vcops.lab.readiness import (
     wait_for_hosts,
     wait_for_kamailio,
+    wait_for_repo,
     wait_for_smtp,
     wait_for_switches,
 )
@@ -188,6 +190,7 @@ def _create(
     passwords = {s.name: write_switch_password(inventory_dir, s.name) for s in switches}
 
     _create_bridge(state, step)
+    _start_repo(state, step)
     known_hosts = _start_nodes(state, hosts, switches, lower, lab_key, passwords, step)
     step(f"starting the SMTP server on 127.0.0.1:{SMTP_PORT}")
     smtp = new_smtp_state()
@@ -201,6 +204,7 @@ def _create(
     for switch in state.switches:
         known_hosts[switch.address] = scan_host_key(switch)
     wait_for_smtp(smtp)
+    wait_for_repo()
     wait_for_kamailio([h for h in state.hosts if h.role == "kamailio"], step)
 
     write_known_hosts(inventory_dir, known_hosts)
@@ -219,6 +223,16 @@ def _create_bridge(state: LabState, step: Step) -> None:
     state.links.append(BRIDGE)
     save_state(state)
     network.create_bridge()
+
+
+def _start_repo(state: LabState, step: Step) -> None:
+    """Fill the lab apt repository from the image's cached .debs and serve it."""
+    assert state.image is not None
+    count = populate_repo(debs_dir(state.image))
+    step(f"serving the lab apt repository ({count} packages) on {REPO_URL}")
+    state.repo_process = start_repo_server()
+    state.processes.append(state.repo_process)
+    save_state(state)
 
 
 def _start_nodes(

@@ -8,10 +8,12 @@ output is quoted rather than pointed at).
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from vcops.errors import LabError
+from vcops.lab.aptrepo import REPO_LOG, REPO_URL
 from vcops.lab.probe import sip_options, smtp_ready, ssh_ready
 from vcops.lab.state import HostState, SmtpState, SwitchState
 from vcops.lab.system import is_same_process, tail
@@ -84,6 +86,25 @@ def wait_for_smtp(smtp: SmtpState) -> None:
             raise LabError(
                 f"the SMTP server does not answer on {smtp.host}:{smtp.port} after "
                 f"{SMTP_START_TIMEOUT:.0f} s; its last output:\n{tail(smtp.log)}"
+            )
+        time.sleep(0.2)
+
+
+def wait_for_repo(timeout: float = SMTP_START_TIMEOUT) -> None:
+    """Wait until the lab apt repository serves its ``Packages`` index."""
+    url = REPO_URL + "Packages"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as answer:  # noqa: S310 - lab URL
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise LabError(
+                f"the lab apt repository does not answer on {url} after {timeout:.0f} s; "
+                f"its last output:\n{tail(REPO_LOG)}"
             )
         time.sleep(0.2)
 

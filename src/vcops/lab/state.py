@@ -84,6 +84,8 @@ class LabState(BaseModel):
     hosts: list[HostState] = Field(default_factory=list)
     switches: list[SwitchState] = Field(default_factory=list)
     smtp: SmtpState | None = None
+    repo_process: ProcessRef | None = None
+    """The lab apt repository's HTTP server (see :mod:`vcops.lab.aptrepo`)."""
     complete: bool = False
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from vcops.errors import LabError
 from vcops.lab import cgroups, network
+from vcops.lab.aptrepo import is_repo_server
 from vcops.lab.hosts import host_name_from_root
 from vcops.lab.layout import BRIDGE, HOSTS_DIR, NETNS_DIR_MARKER, NETNS_PREFIX, STATE_DIR
 from vcops.lab.state import LabState
@@ -108,6 +109,8 @@ def _state_labels(state: LabState) -> dict[int, str]:
             labels[switch.process.pid] = f"switch {switch.name} (pid {switch.process.pid})"
     if state.smtp and state.smtp.process:
         labels[state.smtp.process.pid] = f"SMTP server (pid {state.smtp.process.pid})"
+    if state.repo_process:
+        labels[state.repo_process.pid] = f"apt repository server (pid {state.repo_process.pid})"
     return labels
 
 
@@ -128,6 +131,8 @@ def _classify(pid: int, inodes: dict[int, str]) -> LabProcess | None:
             return LabProcess(pid, None, f"switch simulator (pid {pid})", graceful=True)
         if "aiosmtpd" in argv:
             return LabProcess(pid, None, f"SMTP server (pid {pid})", graceful=True)
+        if is_repo_server(argv):
+            return LabProcess(pid, None, f"apt repository server (pid {pid})", graceful=True)
     inode = netns_inode(pid)
     if inode is None or inode not in inodes:
         return None

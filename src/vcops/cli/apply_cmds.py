@@ -1,0 +1,80 @@
+"""``vcops apply``: enforce the baseline (pyinfra now, Ansible later), or ``--check`` it."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from vcops.cli.app import App, json_option, limit_option
+
+STATUS_COLOUR = {
+    "changed": "yellow",
+    "unchanged": "green",
+    "failed": "bold red",
+    "unreachable": "bold yellow",
+}
+
+
+@click.command()
+@limit_option
+@click.option(
+    "--engine",
+    type=click.Choice(["pyinfra", "ansible"]),
+    default="pyinfra",
+    show_default=True,
+    help="Enforcement engine.",
+)
+@click.option("--check", is_flag=True, help="Show per-host, per-file diffs; change nothing.")
+@click.option(
+    "--emergency",
+    metavar="REASON",
+    default=None,
+    help="Allow production hosts outside a patch window; the reason is recorded.",
+)
+@json_option
+@click.pass_obj
+def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str | None) -> int:
+    """Enforce the section 3.2 baseline on servers (exit 1 if a host failed, 3 unreachable)."""
+    from vcops.enforce.apply import ApplyReport, run_apply
+
+    def say(message: str) -> None:
+        if not app.json:
+            app.err.print(f"[dim]apply:[/dim] {message}")
+
+    store = None if check else app.store()
+    report: ApplyReport = run_apply(
+        app.inventory(),
+        limit,
+        engine="ansible" if engine == "ansible" else "pyinfra",
+        check=check,
+        emergency=emergency,
+        store=store,
+        on_step=say,
+    )
+
+    def render(console: Console) -> None:
+        if report.check:
+            for host in report.hosts:
+                for change in host.files:
+                    console.print(f"[bold]--- {host.name}: {change.path}[/]")
+                    console.print(escape(change.diff.rstrip("\n")), highlight=False)
+                if host.packages:
+                    console.print(f"[bold]{host.name}[/]: would install {', '.join(host.packages)}")
+        verb = "check" if report.check else "apply"
+        table = Table(
+            title=f"{verb} ({report.engine}) of {report.selection}: {len(report.hosts)} servers "
+            f"in {report.seconds:.1f} s",
+            title_justify="left",
+        )
+        for col in ("host", "status", "reason"):
+            table.add_column(col)
+        for host in report.hosts:
+            colour = STATUS_COLOUR[host.status]
+            status = "would change" if report.check and host.status == "changed" else host.status
+            table.add_row(host.name, f"[{colour}]{status}[/]", escape(host.reason))
+        console.print(table)
+
+    app.emit(report.model_dump(mode="json"), render)
+    return report.exit_code()

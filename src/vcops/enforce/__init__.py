@@ -1,0 +1,1 @@
+"""vcops enforcement: role variables, templates, host-side helper, pyinfra deploys, apply."""

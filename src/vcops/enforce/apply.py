@@ -1,0 +1,280 @@
+"""``vcops apply``: enforce the baseline on servers, or show what would change.
+
+- ``check``: one SSH round per host reads every managed file (secrets masked on the
+  host), the templates are rendered locally, and the differences come back as
+  per-file unified diffs. Nothing is changed.
+- a real run: the pyinfra baseline deploy (:mod:`vcops.enforce.pyinfra_run`), with
+  audit entries for the start, every host's result and the end.
+
+Production hosts are refused unless an emergency reason is given (patch windows,
+which will carry the approval, do not exist yet); the reason is recorded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel
+
+from vcops.connectors.ssh import SshTarget, run_on_hosts
+from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
+from vcops.enforce.pyinfra_run import PyinfraHost, controller_address, run_pyinfra
+from vcops.enforce.render import HostState, desired_files, file_changed, parse_state
+from vcops.enforce.vars import role_vars
+from vcops.errors import ApprovalError, InventoryError, Problem, VcopsError
+from vcops.inventory.export import JsonValue
+from vcops.inventory.models import Inventory, Server
+from vcops.inventory.select import select_targets
+from vcops.store import Store
+
+Engine = Literal["pyinfra", "ansible"]
+Status = Literal["changed", "unchanged", "failed", "unreachable"]
+
+
+class NotAvailableYet(VcopsError):
+    """An engine that is part of the contract but not built yet (exit 2)."""
+
+
+class FileChange(BaseModel):
+    """One managed file that differs (or would), with its diff (secrets masked)."""
+
+    path: str
+    area: str
+    diff: str
+
+
+class HostOutcome(BaseModel):
+    """What apply did (or would do) on one host."""
+
+    name: str
+    status: Status
+    reason: str = ""
+    changes: list[str] = []
+    files: list[FileChange] = []
+    packages: list[str] = []
+
+
+class ApplyReport(BaseModel):
+    """The whole run, ready for a table or JSON."""
+
+    engine: Engine
+    check: bool
+    selection: str
+    emergency: str | None
+    seconds: float
+    hosts: list[HostOutcome]
+
+    def exit_code(self) -> Literal[0, 1, 3]:
+        """3 if any host was unreachable, else 1 if any failed, else 0."""
+        if any(h.status == "unreachable" for h in self.hosts):
+            return 3
+        return 1 if any(h.status == "failed" for h in self.hosts) else 0
+
+
+def select_servers(inventory: Inventory, limit: str | None) -> list[Server]:
+    """The servers ``--limit`` selects (devices are not enforced by apply).
+
+    Raises:
+        InventoryError: the pattern is bad or selects no server.
+    """
+    servers = [t for t in select_targets(inventory, limit) if isinstance(t, Server)]
+    if not servers:
+        raise InventoryError(
+            [Problem("--limit", limit or "all", "selects no server", "apply enforces servers only")]
+        )
+    return servers
+
+
+def refuse_production(servers: list[Server], emergency: str | None) -> None:
+    """Refuse production hosts unless an emergency reason is given.
+
+    Raises:
+        ApprovalError: a production host is selected and no reason was given.
+    """
+    prod = [s.name for s in servers if s.environment == "production"]
+    if prod and not (emergency and emergency.strip()):
+        more = f" and {len(prod) - 3} more" if len(prod) > 3 else ""
+        raise ApprovalError(
+            f"{', '.join(prod[:3])}{more}: production hosts are changed only inside an approved "
+            "patch window, and patch windows do not exist yet; exclude them with --limit "
+            "or give --emergency REASON (recorded in the audit log)"
+        )
+
+
+def unified_diff(path: str, live: str | None, desired: str) -> str:
+    """A unified diff of a managed file, live -> desired (pure)."""
+    before = (live or "").splitlines(keepends=True)
+    after = desired.splitlines(keepends=True)
+    lines = difflib.unified_diff(
+        before, after, fromfile=f"{path} (live)" if live is not None else "/dev/null",
+        tofile=f"{path} (vcops)",
+    )  # fmt: skip
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def plan_host(name: str, variables: dict[str, JsonValue], state: HostState) -> HostOutcome:
+    """What an apply would change on one host, from its reported state (pure)."""
+    files = []
+    for want in desired_files(variables, state):
+        live = state.files.get(want.path)
+        if file_changed(want, live):
+            content = live.content if live is not None and live.exists else None
+            diff = unified_diff(want.path, content, want.content)
+            if not diff and live is not None:
+                diff = f"{want.path}: mode/owner {live.mode} {live.owner}:{live.group} -> "
+                diff += f"{want.mode} {want.owner}:{want.group}\n"
+            files.append(FileChange(path=want.path, area=want.area, diff=diff))
+    packages = sorted({p for a in areas(variables) for p in PACKAGES.get(a, ())} - state.packages)
+    changed = bool(files or packages)
+    return HostOutcome(
+        name=name,
+        status="changed" if changed else "unchanged",
+        reason=(f"{len(files)} files, {len(packages)} packages would change" if changed else ""),
+        changes=[f.path for f in files] + [f"install {p}" for p in packages],
+        files=files,
+        packages=packages,
+    )
+
+
+def check_hosts(
+    inventory: Inventory, servers: list[Server], parallel: int = 32
+) -> list[HostOutcome]:
+    """``--check``: read every host's managed files in one SSH round and diff them."""
+    variables = {
+        s.name: role_vars(inventory, s, controller_address=controller_address(s.address))
+        for s in servers
+    }
+
+    def script(target: SshTarget) -> str:
+        v = variables[target.name]
+        paths = [f.path for f in desired_files(v, HostState())]
+        return remote_command("state", state_spec(v, paths)) + "\n"
+
+    targets = [SshTarget.from_inventory(inventory, s) for s in servers]
+    results = run_on_hosts(targets, script, max_parallel=parallel, timeout=120)
+    outcomes = []
+    for server, result in zip(servers, results, strict=True):
+        if result.status == "unreachable" or result.result is None:
+            outcomes.append(
+                HostOutcome(name=server.name, status="unreachable", reason=result.error or "")
+            )
+            continue
+        try:
+            state = parse_state(json.loads(result.result.stdout))
+        except ValueError:
+            err = (result.result.stderr or "no output").strip().splitlines()[-1:]
+            outcomes.append(
+                HostOutcome(
+                    name=server.name,
+                    status="failed",
+                    reason=f"could not read its state: {err[0] if err else 'no output'}",
+                )
+            )
+            continue
+        outcomes.append(plan_host(server.name, dict(variables[server.name]), state))
+    return outcomes
+
+
+def _outcome(host: PyinfraHost) -> HostOutcome:
+    if not host.reached:
+        reason = "; ".join(host.errors[-2:]) or "could not connect"
+        return HostOutcome(name=host.name, status="unreachable", reason=reason)
+    if host.failed:
+        detail = "; ".join(e for e in host.errors if "vcops:" in e) or "; ".join(host.errors[-2:])
+        return HostOutcome(
+            name=host.name,
+            status="failed",
+            reason=f"{', '.join(host.failed)} failed" + (f": {detail}" if detail else ""),
+            changes=host.changed,
+        )
+    if host.changed:
+        return HostOutcome(
+            name=host.name,
+            status="changed",
+            reason=f"{len(host.changed)} operations changed",
+            changes=host.changed,
+        )
+    return HostOutcome(name=host.name, status="unchanged", reason="nothing to change")
+
+
+def run_apply(
+    inventory: Inventory,
+    limit: str | None,
+    *,
+    engine: Engine = "pyinfra",
+    check: bool = False,
+    emergency: str | None = None,
+    store: Store | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> ApplyReport:
+    """Apply (or check) the baseline on the selected servers.
+
+    Raises:
+        NotAvailableYet: the Ansible engine was asked for.
+        InventoryError: the selection is bad or a baseline override is invalid.
+        ApprovalError: production hosts without an emergency reason.
+    """
+    if engine == "ansible":
+        raise NotAvailableYet(
+            "--engine ansible is not available yet (the vcops_* roles land with issue 4's "
+            "second half); use --engine pyinfra"
+        )
+    step = on_step or (lambda _m: None)
+    servers = select_servers(inventory, limit)
+    selection = limit or "all"
+    started = time.monotonic()
+    if check:
+        step(f"checking {len(servers)} servers (nothing is changed)")
+        hosts = check_hosts(inventory, servers)
+        return ApplyReport(
+            engine=engine,
+            check=True,
+            selection=selection,
+            emergency=emergency,
+            seconds=round(time.monotonic() - started, 2),
+            hosts=hosts,
+        )
+    refuse_production(servers, emergency)
+    if store is not None:
+        store.audit(
+            "apply.start",
+            selection,
+            {"engine": engine, "hosts": [s.name for s in servers], "emergency": emergency},
+        )
+    step(f"applying the baseline with pyinfra on {len(servers)} servers")
+    results, _pyinfra_seconds = run_pyinfra(inventory, servers)
+    hosts = [_outcome(r) for r in results]
+    report = ApplyReport(
+        engine=engine,
+        check=False,
+        selection=selection,
+        emergency=emergency,
+        seconds=round(time.monotonic() - started, 2),
+        hosts=hosts,
+    )
+    if store is not None:
+        for host in hosts:
+            store.audit(
+                "apply.host",
+                host.name,
+                {"engine": engine, "status": host.status, "reason": host.reason,
+                 "changes": host.changes},
+            )  # fmt: skip
+        store.audit(
+            "apply.end",
+            selection,
+            {
+                "engine": engine,
+                "seconds": report.seconds,
+                "exit": report.exit_code(),
+                "counts": {
+                    s: sum(h.status == s for h in hosts) for s in sorted({h.status for h in hosts})
+                },
+                "emergency": emergency,
+            },
+        )
+    return report

@@ -1,0 +1,120 @@
+"""Shell commands that run :mod:`vcops.enforce.remote` on a host (pure).
+
+The helper travels inside the command (``python3 -c <source> <action> <base64 json>``,
+every word through :func:`shlex.quote`), so nothing is installed on the host and no
+file transfer is needed. Both the pyinfra deploys and ``vcops apply --check`` use it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from functools import lru_cache
+from importlib import resources
+
+from vcops.enforce.render import FS_PROFILES, FS_VARS, ManagedFile, Vars, secret_files
+from vcops.enforce.vars import SECRETS
+
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "ssh": ("openssh-server",),
+    "firewall": ("nftables",),
+    "fail2ban": ("fail2ban", "python3-systemd"),
+    "kernel": ("procps",),
+    "audit": ("auditd",),
+    "time": ("chrony",),
+    "updates": ("unattended-upgrades",),
+    "kamailio": ("kamailio-tls-modules", "openssl"),
+    "asterisk": ("openssl",),
+    "freeswitch": (),
+}
+"""Packages each area installs (all of them are in the lab's apt repository)."""
+
+CONFIG_DIRS: dict[str, tuple[str, str]] = {
+    "asterisk": ("vcops_asterisk_config_dir", "asterisk"),
+    "kamailio": ("vcops_kamailio_config_dir", "kamailio"),
+    "freeswitch": ("vcops_freeswitch_config_dir", "freeswitch"),
+}
+"""VoIP areas -> (variable naming the config dir, the group that must read it)."""
+
+
+@lru_cache(maxsize=1)
+def remote_source() -> str:
+    """The helper script's source text."""
+    return resources.files("vcops.enforce").joinpath("remote.py").read_text()
+
+
+def _encode(spec: object) -> str:
+    return base64.b64encode(json.dumps(spec, sort_keys=True).encode()).decode()
+
+
+def remote_command(action: str, spec: object) -> str:
+    """``python3 -c <helper> ACTION <spec>`` as one quoted shell command line."""
+    return shlex.join(["python3", "-c", remote_source(), action, _encode(spec)])
+
+
+def install_spec(f: ManagedFile) -> dict[str, object]:
+    """The ``install`` action's argument for one managed file."""
+    return {
+        "path": f.path,
+        "content": f.content,
+        "mode": f.mode,
+        "owner": f.owner,
+        "group": f.group,
+        "validate": list(f.validate) if f.validate else None,
+        "copy_dir": f.copy_dir,
+        "secrets": f.secrets,
+    }
+
+
+def areas(variables: Vars) -> list[str]:
+    value = variables["vcops_areas"]
+    assert isinstance(value, list)
+    return [str(a) for a in value]
+
+
+def config_dirs(variables: Vars) -> dict[str, str]:
+    """Config directory -> group that must read it, for the host's VoIP areas."""
+    return {
+        str(variables[var]): group
+        for area, (var, group) in CONFIG_DIRS.items()
+        if area in areas(variables)
+    }
+
+
+def certificates(variables: Vars) -> dict[str, dict[str, str]]:
+    """Area -> ``cert`` action spec for the TLS material a VoIP area needs."""
+    out: dict[str, dict[str, str]] = {}
+    for area in ("kamailio", "asterisk"):
+        if area in areas(variables):
+            out[area] = {
+                "cert": str(variables[f"vcops_{area}_tls_cert"]),
+                "key": str(variables[f"vcops_{area}_tls_key"]),
+                "cn": str(variables["inventory_hostname"]),
+                "group": area,
+            }
+    return out
+
+
+def state_spec(variables: Vars, paths: list[str]) -> dict[str, object]:
+    """The ``state`` action's argument: files, VoIP dirs, certificates and probes."""
+    wanted = list(dict.fromkeys(paths))
+    globs = []
+    if "freeswitch" in areas(variables):
+        wanted.append(FS_VARS)
+        globs.append(FS_PROFILES)
+    packages = sorted({p for a in areas(variables) for p in PACKAGES.get(a, ())})
+    return {
+        "paths": wanted,
+        "globs": globs,
+        "dirs": config_dirs(variables),
+        "exists": sorted({c[k] for c in certificates(variables).values() for k in ("cert", "key")}),
+        "secrets": secret_files(list(SECRETS)),
+        "probes": {
+            "ssh_kex": ["ssh", "-Q", "kex"],
+            "nft_tables": ["nft", "list", "tables"],
+            "virt": ["systemd-detect-virt", "-c"],
+            "groups": ["getent", "group", "kamailio", "asterisk", "freeswitch"],
+            "packages": ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n", *packages],
+        },
+    }

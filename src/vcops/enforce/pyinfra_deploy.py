@@ -1,0 +1,294 @@
+"""The pyinfra side of enforcement: one deploy per baseline area, and the baseline.
+
+``deploys/<area>.py`` and ``deploys/baseline.py`` only call these. Each area reads the
+host's ``vcops_*`` variables (exported by ``vcops apply`` from
+:func:`vcops.enforce.vars.role_vars`), asks the host for its managed files in one
+fact (:class:`VcopsHostState`, secrets masked on the host), and yields commands only
+where the host differs: a second run changes nothing. Files are validated on the host
+before they replace the live ones (:mod:`vcops.enforce.remote`), and services are
+reloaded or restarted only when one of their files changed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyinfra.api.command import StringCommand
+from pyinfra.api.facts import FactBase
+from pyinfra.api.operation import operation
+from pyinfra.context import host
+from pyinfra.facts.server import Sysctl
+from pyinfra.operations import apt, server, systemd
+from pyinfra.operations.util import any_changed
+
+from vcops.enforce.helper import (
+    PACKAGES,
+    areas,
+    certificates,
+    config_dirs,
+    install_spec,
+    remote_command,
+    state_spec,
+)
+from vcops.enforce.render import (
+    HostState,
+    ManagedFile,
+    area_files,
+    desired_files,
+    file_changed,
+    parse_state,
+)
+from vcops.enforce.sysctl import sysctl_argv, sysctl_drift
+
+VOIP_AREAS = ("kamailio", "asterisk", "freeswitch")
+
+
+class VcopsHostState(FactBase[dict[str, Any]]):
+    """Managed files (secrets masked), VoIP dirs, certificates and probes, as JSON."""
+
+    def command(self, spec: str) -> str:
+        return spec
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads("\n".join(output))
+        return data
+
+
+def host_vars() -> dict[str, Any]:
+    """The current host's data as a plain dict."""
+    data: dict[str, Any] = dict(host.data.dict())  # type: ignore[no-untyped-call]
+    data.setdefault("inventory_hostname", host.name)
+    return data
+
+
+def host_state(variables: dict[str, Any]) -> HostState:
+    """One fact per host and run: every managed path of every area the host has."""
+    paths = [f.path for f in desired_files(variables, HostState())]
+    command = remote_command("state", state_spec(variables, paths))
+    fact: dict[str, Any] = host.get_fact(VcopsHostState, spec=command)
+    return parse_state(fact)
+
+
+@operation()
+def managed_file(path: str, command: str, changed: bool) -> Any:
+    """Install one validated file (the decision is made from the host-state fact)."""
+    if changed:
+        yield StringCommand(command)
+    else:
+        host.noop(f"{path} is up to date")
+
+
+@operation()
+def noop(reason: str) -> Any:
+    """Say why nothing is done (pyinfra prints it with -v)."""
+    host.noop(reason)
+    yield from ()
+
+
+def _packages(area: str, state: HostState) -> None:
+    missing = [p for p in PACKAGES.get(area, ()) if p not in state.packages]
+    if missing:
+        apt.packages(
+            name=f"{area}: install {', '.join(missing)}",
+            packages=missing,
+            update=True,
+            no_recommends=True,
+        )
+
+
+def _files(area: str, variables: dict[str, Any], state: HostState) -> list[Any]:
+    ops = []
+    for f in area_files(area, variables, state):
+        ops.append(_file_op(f, state))
+    return ops
+
+
+def _file_op(f: ManagedFile, state: HostState) -> Any:
+    return managed_file(
+        name=f"{f.area}: {f.path}",
+        path=f.path,
+        command=remote_command("install", install_spec(f)),
+        changed=file_changed(f, state.files.get(f.path)),
+    )
+
+
+def ssh(variables: dict[str, Any], state: HostState) -> None:
+    _packages("ssh", state)
+    changed = _files("ssh", variables, state)
+    systemd.service(
+        name="ssh: reload sshd", service="ssh", running=True, reloaded=True,
+        _if=any_changed(*changed),
+    )  # fmt: skip
+
+
+def firewall(variables: dict[str, Any], state: HostState) -> None:
+    _packages("firewall", state)
+    changed = _files("firewall", variables, state)
+    loaded = "table inet vcops" in state.probes.get("nft_tables", "")
+    server.shell(
+        name="firewall: apply /etc/nftables.conf atomically",
+        commands=["nft -f /etc/nftables.conf"],
+        _if=any_changed(*changed) if loaded else None,
+    )
+    systemd.service(
+        name="firewall: enable nftables", service="nftables", running=None, enabled=True
+    )
+
+
+def fail2ban(variables: dict[str, Any], state: HostState) -> None:
+    _packages("fail2ban", state)
+    changed = _files("fail2ban", variables, state)
+    systemd.service(name="fail2ban: running", service="fail2ban", running=True, enabled=True)
+    systemd.service(
+        name="fail2ban: restart", service="fail2ban", running=True, restarted=True,
+        _if=any_changed(*changed),
+    )  # fmt: skip
+
+
+def kernel(variables: dict[str, Any], state: HostState) -> None:
+    _packages("kernel", state)
+    changed = _files("kernel", variables, state)
+    wanted = sysctl_argv(variables, state.in_container)
+    live = host.get_fact(Sysctl)
+    drift = sysctl_drift(variables, live, state.in_container)
+    server.shell(
+        name="kernel: apply sysctls",
+        commands=[wanted],
+        _if=None if drift else any_changed(*changed),
+    )
+
+
+def audit(variables: dict[str, Any], state: HostState) -> None:
+    _packages("audit", state)
+    changed = _files("audit", variables, state)
+    if state.in_container:
+        systemd.service(name="audit: enable auditd", service="auditd", running=None, enabled=True)
+        noop(
+            name="audit: load rules", reason="auditd cannot run in a container: rules on disk only"
+        )
+        return
+    systemd.service(name="audit: auditd running", service="auditd", running=True, enabled=True)
+    server.shell(
+        name="audit: load rules", commands=["augenrules --load"], _if=any_changed(*changed)
+    )
+
+
+def time(variables: dict[str, Any], state: HostState) -> None:
+    _packages("time", state)
+    changed = _files("time", variables, state)
+    if state.in_container:
+        systemd.service(name="time: enable chrony", service="chrony", running=None, enabled=True)
+        noop(
+            name="time: restart chrony", reason="chrony is skipped in a container (no CAP_SYS_TIME)"
+        )
+        return
+    systemd.service(name="time: chrony running", service="chrony", running=True, enabled=True)
+    systemd.service(
+        name="time: restart chrony", service="chrony", running=True, restarted=True,
+        _if=any_changed(*changed),
+    )  # fmt: skip
+
+
+def updates(variables: dict[str, Any], state: HostState) -> None:
+    _packages("updates", state)
+    _files("updates", variables, state)
+
+
+def _voip_common(area: str, variables: dict[str, Any], state: HostState) -> list[Any]:
+    _packages(area, state)
+    cert = certificates(variables).get(area)
+    ops = []
+    if cert and not all(state.exists.get(cert[k], False) for k in ("cert", "key")):
+        ops.append(
+            server.shell(
+                name=f"{area}: create TLS certificate", commands=[remote_command("cert", cert)]
+            )
+        )
+    ops += _files(area, variables, state)
+    for directory, group in config_dirs(variables).items():
+        if area not in directory:
+            continue
+        info = state.dirs.get(directory, {})
+        if not info.get("exists"):
+            continue
+        fix_group = group in state.groups and bool(info.get("wrong_group"))
+        if info.get("world") or fix_group:
+            steps = []
+            if group in state.groups:
+                steps.append(f"chgrp -R {group} {directory}")
+            steps.append(f"chmod -R g+rX,g-w,o-rwx {directory}")
+            server.shell(name=f"{area}: lock down {directory}", commands=steps)
+    return ops
+
+
+def kamailio(variables: dict[str, Any], state: HostState) -> None:
+    changed = _voip_common("kamailio", variables, state)
+    server.shell(
+        name="kamailio: restart (when enabled)",
+        commands=[
+            "if systemctl is-enabled --quiet kamailio; then systemctl restart kamailio && "
+            "sleep 1 && systemctl is-active --quiet kamailio; fi"
+        ],
+        _if=any_changed(*changed),
+    )
+
+
+def asterisk(variables: dict[str, Any], state: HostState) -> None:
+    changed = _voip_common("asterisk", variables, state)
+    if "asterisk" not in state.packages:
+        noop(
+            name="asterisk: reload",
+            reason="asterisk is not installed here: config written, nothing to validate or reload",
+        )
+        return
+    server.shell(
+        name="asterisk: reload",
+        commands=["if systemctl is-active --quiet asterisk; then asterisk -rx 'core reload'; fi"],
+        _if=any_changed(*changed),
+    )
+
+
+def freeswitch(variables: dict[str, Any], state: HostState) -> None:
+    changed = _voip_common("freeswitch", variables, state)
+    if "freeswitch" not in state.packages:
+        noop(
+            name="freeswitch: reloadxml",
+            reason="freeswitch is not installed here: config written, nothing to reload",
+        )
+        return
+    server.shell(
+        name="freeswitch: reloadxml",
+        commands=["if systemctl is-active --quiet freeswitch; then fs_cli -x reloadxml; fi"],
+        _if=any_changed(*changed),
+    )
+
+
+AREA_DEPLOYS = {
+    "ssh": ssh,
+    "firewall": firewall,
+    "fail2ban": fail2ban,
+    "kernel": kernel,
+    "audit": audit,
+    "time": time,
+    "updates": updates,
+    "kamailio": kamailio,
+    "asterisk": asterisk,
+    "freeswitch": freeswitch,
+}
+
+
+def run_area(area: str) -> None:
+    """Run one area's deploy on the current host, if the host has that area."""
+    variables = host_vars()
+    if area not in areas(variables):
+        return
+    AREA_DEPLOYS[area](variables, host_state(variables))
+
+
+def run_baseline() -> None:
+    """Every area the current host's roles call for, in order."""
+    variables = host_vars()
+    state = host_state(variables)
+    for area in areas(variables):
+        AREA_DEPLOYS[area](variables, state)

@@ -1,0 +1,192 @@
+"""Run the pyinfra baseline deploy as a subprocess and read its JSON results.
+
+The inventory handed to pyinfra is written fresh for each run: the same connection
+settings as ``vcops inventory export --format pyinfra`` (the inventory's pinned
+``known_hosts`` with strict checking, so root's own ``~/.ssh/known_hosts`` is never
+read or written), the engine-neutral ``vcops_*`` facts, and the role variables of
+:func:`vcops.enforce.vars.role_vars`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pprint
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vcops import __version__
+from vcops.enforce.vars import role_vars
+from vcops.errors import CommandError
+from vcops.inventory.export import (
+    _pyinfra_connection,
+    vcops_vars,
+)
+from vcops.inventory.models import Inventory, Server
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEPLOYS_DIR = REPO_ROOT / "deploys"
+BASELINE_DEPLOY = DEPLOYS_DIR / "baseline.py"
+RUN_TIMEOUT = 1800.0
+
+
+def controller_address(address: str, port: int = 22) -> str | None:
+    """The local address the kernel would use to reach ``address`` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((address, port))
+            return str(sock.getsockname()[0])
+    except OSError:
+        return None
+
+
+def render_pyinfra_inventory(inventory: Inventory, servers: list[Server]) -> str:
+    """A pyinfra inventory module for ``servers`` with every ``vcops_*`` variable (pure
+    except for looking up the controller's own address per host)."""
+    entries = []
+    for server in servers:
+        data = {
+            **_pyinfra_connection(inventory, server),
+            **vcops_vars(inventory, server),
+            **role_vars(inventory, server, controller_address=controller_address(server.address)),
+        }
+        entries.append((server.name, data))
+    return (
+        f'"""pyinfra inventory written by vcops {__version__} for one apply; do not edit."""\n\n'
+        + "servers = "
+        + pprint.pformat(entries, width=100, sort_dicts=False)
+        + "\n"
+    )
+
+
+@dataclass
+class PyinfraHost:
+    """What pyinfra did on one host."""
+
+    name: str
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    failed: list[str] = field(default_factory=list)
+    reached: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_results(
+    payload: dict[str, object] | None, names: list[str], stderr: str
+) -> list[PyinfraHost]:
+    """Per-host outcome from pyinfra's ``--json`` output and its log on stderr (pure).
+
+    pyinfra prints no JSON when every host failed ("No hosts remaining"); then the
+    log alone says what happened. A host that appears in no operation never got
+    connected: it is unreachable.
+    """
+    hosts = {n: PyinfraHost(n) for n in names}
+    results = payload.get("results") if payload else None
+    operations = results.get("operations", []) if isinstance(results, dict) else []
+    json_errors: dict[str, list[str]] = {n: [] for n in names}
+    for op in operations:
+        label = str(op.get("name", "?"))
+        for key in ("success", "no_change", "error"):
+            for name in op.get(key, []):
+                if name not in hosts:
+                    continue
+                if key == "error":
+                    # pyinfra lists every op after a host's failure here too: the
+                    # failing one is named in the log (below); keep these as fallback.
+                    json_errors[name].append(label)
+                    hosts[name].reached = True
+                else:
+                    _record(hosts[name], key, label)
+    current = "?"
+    for raw in stderr.splitlines():
+        line = _strip_ansi(raw).strip()
+        if line.startswith("--> Starting operation:"):
+            current = line.removeprefix("--> Starting operation:").strip()
+            continue
+        m = re.match(r"^\[([^\]]+)\]\s*(.*)$", line)
+        if not m or m[1] not in hosts:
+            continue
+        host, text = hosts[m[1]], m[2].strip()
+        if text == "Connected":
+            host.reached = True
+        elif re.search(r"error|failed|could not|vcops:|refused|timed out", text, re.I):
+            host.errors.append(text)
+            if text.startswith("Error") and current != "?":
+                _record(host, "error", current)
+        elif not operations and text == "Success":
+            _record(host, "success", current)
+        elif not operations and text == "No changes":
+            _record(host, "no_change", current)
+    for name, labels in json_errors.items():
+        if labels and not hosts[name].failed:
+            hosts[name].failed.append(labels[0])
+    return [hosts[n] for n in names]
+
+
+def _record(host: PyinfraHost, key: str, label: str) -> None:
+    host.reached = True
+    if key == "success":
+        host.changed.append(label)
+    elif key == "no_change":
+        host.unchanged += 1
+    elif label not in host.failed:
+        host.failed.append(label)
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def run_pyinfra(
+    inventory: Inventory,
+    servers: list[Server],
+    *,
+    dry: bool = False,
+    parallel: int = 20,
+    deploy: Path = BASELINE_DEPLOY,
+) -> tuple[list[PyinfraHost], float]:
+    """Run ``deploy`` on ``servers``; return per-host results and pyinfra's wall time.
+
+    Raises:
+        CommandError: pyinfra could not start or printed no JSON.
+    """
+    import time
+
+    pyinfra = Path(sys.executable).parent / "pyinfra"
+    with tempfile.TemporaryDirectory(prefix="vcops-pyinfra-") as tmp:
+        inv_file = Path(tmp) / "inventory.py"
+        inv_file.write_text(render_pyinfra_inventory(inventory, servers))
+        argv = [str(pyinfra), str(inv_file), str(deploy), "--json", "--parallel", str(parallel)]
+        argv.append("--dry" if dry else "-y")
+        env = {**os.environ, "PYINFRA_PROGRESS": "off"}
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=RUN_TIMEOUT,
+                check=False,
+                env=env,
+                cwd=str(REPO_ROOT),
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise CommandError(f"pyinfra could not run ({exc}); reinstall vcops") from exc
+        seconds = time.monotonic() - started
+    try:
+        payload = json.loads(done.stdout) if done.stdout.strip() else None
+    except ValueError:
+        payload = None
+    if payload is None and "--> Connecting to hosts" not in done.stderr:
+        last = _strip_ansi(done.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise CommandError(
+            f"pyinfra exited {done.returncode} without results: {last[0]}; "
+            "rerun with --debug or run the deploy by hand"
+        )
+    return parse_results(payload, [s.name for s in servers], done.stderr), seconds

@@ -1,0 +1,383 @@
+"""What a host's managed files should contain: templates rendered, edits applied (pure).
+
+The templates live in ``templates/<area>/`` at the repository root and are rendered
+with Ansible's Jinja2 defaults (``trim_blocks``, trailing newline kept), so the
+Ansible template module renders the same bytes from the same variables. Two
+FreeSWITCH files are operator-owned and only edited line-wise
+(:func:`edit_vars_xml`, :func:`edit_sip_profile`).
+
+Contents carry secret *references* (``@@vcops-secret:NAME@@``), never secrets: the
+host resolves them at install time and masks them again when it reports a file, so
+"desired" and "live" compare without a secret ever reaching the controller.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from vcops.enforce.vars import SECRET_DIR, SECRETS, secret_ref
+from vcops.errors import ConfigError
+from vcops.inventory.export import JsonValue
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
+"""``templates/`` at the repository root (shared with the Ansible roles)."""
+
+SSHD = ["/usr/sbin/sshd", "-t", "-f", "%s"]
+NFT = ["nft", "-c", "-f", "%s"]
+XML_CHECK = ["python3", "-c", "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])", "%s"]
+FS_PROFILES = "/etc/freeswitch/sip_profiles/*.xml"
+FS_VARS = "/etc/freeswitch/vars.xml"
+Vars = Mapping[str, JsonValue]
+
+
+@dataclass(frozen=True)
+class ManagedFile:
+    """One file vcops owns on a host, as it should be.
+
+    ``validate`` is an argument list run on the host against the candidate (``%s``)
+    or against a copy of ``copy_dir`` holding the candidate (``%d``) before the live
+    file is replaced.
+    """
+
+    area: str
+    path: str
+    content: str
+    mode: str = "0644"
+    owner: str = "root"
+    group: str = "root"
+    validate: tuple[str, ...] | None = None
+    copy_dir: str | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LiveFile:
+    """A file as the host reported it (secret values already masked)."""
+
+    exists: bool
+    content: str | None = None
+    mode: str | None = None
+    owner: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What the host's ``state`` helper reported: files, dirs, probes.
+
+    Example: ``HostState(files={"/etc/nftables.conf": LiveFile(True, "...", "0644",
+    "root", "root")}, probes={"ssh_kex": "curve25519-sha256\\n..."}, groups={"kamailio"})``
+    """
+
+    files: dict[str, LiveFile] = field(default_factory=dict)
+    exists: dict[str, bool] = field(default_factory=dict)
+    dirs: dict[str, dict[str, object]] = field(default_factory=dict)
+    probes: dict[str, str] = field(default_factory=dict)
+    groups: frozenset[str] = frozenset()
+    in_container: bool = False
+    packages: frozenset[str] = frozenset()
+
+
+def parse_state(data: Mapping[str, object]) -> HostState:
+    """Turn the helper's JSON into a :class:`HostState` (pure)."""
+    files: dict[str, LiveFile] = {}
+    raw_files = data.get("files") or {}
+    assert isinstance(raw_files, dict)
+    for path, info in raw_files.items():
+        files[path] = LiveFile(
+            exists=bool(info.get("exists")),
+            content=info.get("content"),
+            mode=info.get("mode"),
+            owner=info.get("owner"),
+            group=info.get("group"),
+        )
+    probes_raw = data.get("probes") or {}
+    assert isinstance(probes_raw, dict)
+    probes = {k: str(v.get("out", "")) for k, v in probes_raw.items()}
+    groups = frozenset(
+        line.split(":", 1)[0] for line in probes_raw.get("groups", {}).get("out", "").splitlines()
+    )
+    virt = probes_raw.get("virt", {})
+    packages = frozenset(
+        line.split()[0]
+        for line in probes.get("packages", "").splitlines()
+        if line.split()[1:2] == ["ii"]
+    )
+    exists = data.get("exists") or {}
+    dirs = data.get("dirs") or {}
+    assert isinstance(exists, dict) and isinstance(dirs, dict)
+    return HostState(
+        files=files,
+        exists={str(k): bool(v) for k, v in exists.items()},
+        dirs={str(k): dict(v) for k, v in dirs.items()},
+        probes=probes,
+        groups=groups,
+        in_container=virt.get("rc") == 0 and virt.get("out", "").strip() not in {"", "none"},
+        packages=packages,
+    )
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=False,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - config files, not HTML
+    )
+
+
+def render_template(name: str, variables: Vars) -> str:
+    """Render ``templates/<name>`` with ``variables``.
+
+    Raises:
+        ConfigError: the template is missing or uses a variable that is not set.
+    """
+    try:
+        return _environment().get_template(name).render(**variables)
+    except jinja2.TemplateNotFound as exc:
+        raise ConfigError(f"templates/{name}: not found; reinstall vcops") from exc
+    except jinja2.UndefinedError as exc:
+        raise ConfigError(f"templates/{name}: {exc.message}; add it to vcops.enforce.vars") from exc
+
+
+def secret_files(names: list[str]) -> dict[str, str]:
+    """Reference -> root-only file on the host for the secrets ``names``."""
+    return {secret_ref(n): f"{SECRET_DIR}/{n}" for n in names}
+
+
+def supported_kex(wanted: list[str], offered: str) -> list[str]:
+    """The wanted KEX algorithms this host's OpenSSH knows (``ssh -Q kex`` output).
+
+    An sshd refuses a config naming an algorithm it lacks, so the baseline's newer
+    names (e.g. ML-KEM on OpenSSH 9.2) are dropped; with no probe output nothing is.
+
+    >>> supported_kex(["mlkem768x25519-sha256", "curve25519-sha256"], "curve25519-sha256\\n")
+    ['curve25519-sha256']
+    """
+    known = set(offered.split())
+    return [a for a in wanted if a in known] if known else list(wanted)
+
+
+def edit_vars_xml(text: str, ref: str) -> str:
+    """Set FreeSWITCH's ``default_password`` pre-process variable to ``ref`` (pure)."""
+    line = f'<X-PRE-PROCESS cmd="set" data="default_password={ref}"/>'
+    pattern = re.compile(r'<X-PRE-PROCESS\s+cmd="set"\s+data="default_password=[^"]*"\s*/>')
+    if pattern.search(text):
+        return pattern.sub(line, text)
+    return re.sub(r"(<include>[^\n]*\n)", lambda m: f"{m[1]}  {line}\n", text, count=1)
+
+
+def _auth_failures_on(text: str) -> bool | None:
+    try:
+        root = ET.fromstring(text)  # noqa: S314 - the host's own config, parsed locally
+    except ET.ParseError:
+        return None
+    values = [
+        p.get("value", "") for p in root.iter("param") if p.get("name") == "log-auth-failures"
+    ]
+    return bool(values) and all(v.lower() == "true" for v in values)
+
+
+def edit_sip_profile(text: str) -> str:
+    """Turn ``log-auth-failures`` on in a FreeSWITCH SIP profile (pure).
+
+    Existing params are switched to true; a profile without one gets it first in its
+    ``<settings>``. A profile that is not valid XML is left alone.
+    """
+    if _auth_failures_on(text) is not False:
+        return text
+    pattern = re.compile(r'(<param\s+name="log-auth-failures"\s+value=")[^"]*("\s*/>)')
+    edited = pattern.sub(r"\1true\2", text)
+    if _auth_failures_on(edited):
+        return edited
+    return re.sub(
+        r"(\n?)([ \t]*)(<settings>)",
+        lambda m: f'{m[1]}{m[2]}{m[3]}\n{m[2]}  <param name="log-auth-failures" value="true"/>',
+        edited,
+        count=1,
+    )
+
+
+def _group(state: HostState, wanted: str) -> str:
+    return wanted if wanted in state.groups else "root"
+
+
+def _strs(variables: Vars, key: str) -> list[str]:
+    value = variables[key]
+    assert isinstance(value, list)
+    return [str(v) for v in value]
+
+
+def area_files(area: str, variables: Vars, state: HostState) -> list[ManagedFile]:
+    """The files of one baseline area for a host (pure)."""
+    v = dict(variables)
+    if area == "ssh":
+        kex: list[JsonValue] = list(
+            supported_kex(
+                _strs(variables, "vcops_ssh_kex_algorithms"), state.probes.get("ssh_kex", "")
+            )
+        )
+        v["vcops_ssh_kex_algorithms"] = kex
+        content = render_template("ssh/sshd_config.j2", v)
+        return [ManagedFile(area, "/etc/ssh/sshd_config", content, "0600", validate=tuple(SSHD))]
+    if area == "firewall":
+        content = render_template("firewall/nftables.conf.j2", v)
+        return [ManagedFile(area, "/etc/nftables.conf", content, "0644", validate=tuple(NFT))]
+    if area == "fail2ban":
+        check = ("fail2ban-client", "-c", "%d", "-t")
+        files = [
+            ManagedFile(
+                area,
+                "/etc/fail2ban/jail.d/vcops.conf",
+                render_template("fail2ban/vcops.conf.j2", v),
+                validate=check,
+                copy_dir="/etc/fail2ban",
+            )
+        ]
+        if "kamailio" in _strs(variables, "vcops_fail2ban_jails"):
+            files.insert(
+                0,
+                ManagedFile(
+                    area,
+                    "/etc/fail2ban/filter.d/vcops-kamailio.conf",
+                    render_template("fail2ban/vcops-kamailio.conf.j2", v),
+                ),
+            )
+        return files
+    if area == "kernel":
+        content = render_template("kernel/sysctl.conf.j2", v)
+        return [ManagedFile(area, "/etc/sysctl.d/90-vcops-hardening.conf", content)]
+    if area == "audit":
+        content = render_template("audit/vcops.rules.j2", v)
+        return [ManagedFile(area, "/etc/audit/rules.d/90-vcops.rules", content, "0640")]
+    if area == "time":
+        content = render_template("time/chrony.conf.j2", v)
+        check = ("chronyd", "-p", "-f", "%s")
+        return [ManagedFile(area, "/etc/chrony/chrony.conf", content, validate=check)]
+    if area == "updates":
+        check = ("apt-config", "-c", "%s", "dump")
+        return [
+            ManagedFile(
+                area,
+                "/etc/apt/apt.conf.d/20auto-upgrades",
+                render_template("updates/20auto-upgrades.j2", v),
+                validate=check,
+            ),
+            ManagedFile(
+                area,
+                "/etc/apt/apt.conf.d/52vcops-unattended-upgrades",
+                render_template("updates/52vcops-unattended-upgrades.j2", v),
+                validate=check,
+            ),
+        ]
+    if area == "kamailio":
+        group = _group(state, "kamailio")
+        return [
+            ManagedFile(
+                area,
+                "/etc/kamailio/tls.cfg",
+                render_template("kamailio/tls.cfg.j2", v),
+                "0640",
+                group=group,
+            ),
+            ManagedFile(
+                area,
+                "/etc/kamailio/kamailio-local.cfg",
+                render_template("kamailio/kamailio-local.cfg.j2", v),
+                "0640",
+                group=group,
+                validate=("kamailio", "-c", "-f", "%d/kamailio.cfg"),
+                copy_dir="/etc/kamailio",
+            ),
+        ]
+    if area == "asterisk":
+        group = _group(state, "asterisk")
+        refs = secret_files(["asterisk_ami"])
+        return [
+            ManagedFile(
+                area,
+                f"/etc/asterisk/{name}",
+                render_template(f"asterisk/{name}.j2", v),
+                "0640",
+                group=group,
+                secrets=refs if name == "manager.conf" else {},
+            )
+            for name in ("pjsip.conf", "manager.conf", "http.conf", "sip.conf")
+        ]
+    if area == "freeswitch":
+        return _freeswitch_files(v, state)
+    return []
+
+
+def _freeswitch_files(v: dict[str, JsonValue], state: HostState) -> list[ManagedFile]:
+    group = _group(state, "freeswitch")
+    esl = secret_files(["freeswitch_event_socket"])
+    default = secret_files(["freeswitch_default_password"])
+    files = [
+        ManagedFile(
+            "freeswitch",
+            "/etc/freeswitch/autoload_configs/event_socket.conf.xml",
+            render_template("freeswitch/event_socket.conf.xml.j2", v),
+            "0640",
+            group=group,
+            validate=tuple(XML_CHECK),
+            secrets=esl,
+        )
+    ]
+    live_vars = state.files.get(FS_VARS)
+    if live_vars is not None and live_vars.exists and live_vars.content is not None:
+        ref = str(v[SECRETS["freeswitch_default_password"]])
+        files.append(
+            ManagedFile(
+                "freeswitch",
+                FS_VARS,
+                edit_vars_xml(live_vars.content, ref),
+                "0640",
+                group=group,
+                validate=tuple(XML_CHECK),
+                secrets=default,
+            )
+        )
+    for path, live in sorted(state.files.items()):
+        if path.startswith("/etc/freeswitch/sip_profiles/") and live.content is not None:
+            files.append(
+                ManagedFile(
+                    "freeswitch",
+                    path,
+                    edit_sip_profile(live.content),
+                    "0640",
+                    group=group,
+                    validate=tuple(XML_CHECK),
+                )
+            )
+    return files
+
+
+def desired_files(variables: Vars, state: HostState) -> list[ManagedFile]:
+    """Every managed file of the host's areas, in apply order (pure)."""
+    files: list[ManagedFile] = []
+    for area in _strs(variables, "vcops_areas"):
+        files.extend(area_files(area, variables, state))
+    return files
+
+
+def file_changed(want: ManagedFile, live: LiveFile | None) -> bool:
+    """Whether the live file differs in content, mode, owner or group (pure)."""
+    if live is None or not live.exists:
+        return True
+    return (live.content, live.mode, live.owner, live.group) != (
+        want.content,
+        want.mode,
+        want.owner,
+        want.group,
+    )

@@ -1,0 +1,199 @@
+"""Role variables: the resolved baseline of one server as ``vcops_<area>_<name>`` variables.
+
+Both engines read exactly these variables (pyinfra from host data, Ansible from host
+vars), and the templates in ``templates/`` use only them, so the scanner, pyinfra and
+Ansible enforce the same values. Pure: everything comes from the inventory, the
+settings (:func:`vcops.baseline.settings.settings_for`) and the controller address.
+
+Secrets are never values here: ``vcops_asterisk_ami_secret`` and friends hold a
+*reference* (``@@vcops-secret:asterisk_ami@@``) that the host resolves from
+``/etc/vcops/secrets/<name>`` (root-only, generated on the host when missing) at the
+moment the file is installed. Example (abridged)::
+
+    {"vcops_areas": ["ssh", "firewall", ..., "kamailio"],
+     "vcops_ssh_max_auth_tries": 3,
+     "vcops_firewall_ssh_sources_v4": ["10.213.0.0/24", "10.213.0.1/32"],
+     "vcops_fail2ban_jails": ["sshd", "kamailio"], ...}
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from vcops.baseline.settings import BaselineSettings, settings_for
+from vcops.inventory.export import JsonValue
+from vcops.inventory.models import VOIP_ROLES, Inventory, Server
+
+MANAGED_HEADER = "managed by vcops, do not edit"
+COMMON_AREAS: tuple[str, ...] = (
+    "ssh",
+    "firewall",
+    "fail2ban",
+    "kernel",
+    "audit",
+    "time",
+    "updates",
+)
+ROLE_AREAS: dict[str, tuple[str, ...]] = {
+    "asterisk": ("asterisk",),
+    "kamailio": ("kamailio",),
+    "sbc": ("kamailio",),
+    "freeswitch": ("freeswitch",),
+}
+ALL_AREAS: tuple[str, ...] = (*COMMON_AREAS, "asterisk", "kamailio", "freeswitch")
+SECRET_DIR = "/etc/vcops/secrets"  # noqa: S105 - a directory, not a secret
+SECRETS: dict[str, str] = {
+    "asterisk_ami": "vcops_asterisk_ami_secret",
+    "freeswitch_default_password": "vcops_freeswitch_default_password",
+    "freeswitch_event_socket": "vcops_freeswitch_event_socket_password",
+}
+"""Secret name -> the variable holding its reference."""
+
+UPDATE_ORIGINS: tuple[str, ...] = (
+    "origin=Debian,codename=${distro_codename},label=Debian-Security",
+    "origin=Debian,codename=${distro_codename}-security,label=Debian-Security",
+    "origin=Debian,codename=${distro_codename}-updates",
+)
+
+
+def secret_ref(name: str) -> str:
+    """The reference a template gets in place of the secret ``name`` (pure).
+
+    >>> secret_ref("asterisk_ami")
+    '@@vcops-secret:asterisk_ami@@'
+    """
+    return f"@@vcops-secret:{name}@@"
+
+
+def areas_for(roles: list[str]) -> list[str]:
+    """The baseline areas a server with ``roles`` gets, in apply order (pure).
+
+    >>> areas_for(["sbc"])[-1]
+    'kamailio'
+    """
+    areas = list(COMMON_AREAS)
+    for role in roles:
+        for area in ROLE_AREAS.get(role, ()):
+            if area not in areas:
+                areas.append(area)
+    return areas
+
+
+def _jails(settings: BaselineSettings, roles: list[str]) -> list[str]:
+    jails = list(settings.fail2ban_jails)
+    for role in sorted(roles):
+        for jail in settings.fail2ban_role_jails.get(role, []):
+            if jail not in jails:
+                jails.append(jail)
+    return jails
+
+
+def _ssh_sources(networks: list[str], controller: str | None) -> tuple[list[str], list[str]]:
+    """IPv4 and IPv6 sources allowed to SSH: management networks plus the controller."""
+    nets = [ipaddress.ip_network(n, strict=False) for n in networks]
+    if controller:
+        address = ipaddress.ip_address(controller)
+        if not any(address in n for n in nets if n.version == address.version):
+            nets.append(ipaddress.ip_network(f"{address}/{address.max_prefixlen}"))
+    v4 = [str(n) for n in nets if n.version == 4]
+    v6 = [str(n) for n in nets if n.version == 6]
+    return v4, v6
+
+
+def role_vars(
+    inventory: Inventory, server: Server, *, controller_address: str | None = None
+) -> dict[str, JsonValue]:
+    """Every ``vcops_*`` variable the deploys and roles need for ``server`` (pure).
+
+    Args:
+        inventory: the loaded inventory (settings, groups, management networks).
+        server: the host.
+        controller_address: the address vcops connects from; always allowed to SSH,
+            so a deploy can never cut its own management path.
+
+    Raises:
+        InventoryError: a ``baseline_*`` override is invalid.
+    """
+    settings = settings_for(inventory.host_vars(server), where=f"inventory: server {server.name}")
+    return vars_from_settings(
+        settings,
+        list(server.roles),
+        [str(n) for n in inventory.management_networks(server)],
+        controller_address,
+        server.name,
+    )
+
+
+def vars_from_settings(
+    settings: BaselineSettings,
+    roles: list[str],
+    management_networks: list[str],
+    controller_address: str | None,
+    hostname: str,
+) -> dict[str, JsonValue]:
+    """:func:`role_vars` from already resolved parts (pure; what the tests call)."""
+    v4, v6 = _ssh_sources(management_networks, controller_address)
+    voip = bool(set(roles) & VOIP_ROLES)
+    forwarding = bool(set(roles) & set(settings.forwarding_roles))
+    ignore = [*v4, *v6]
+    data: dict[str, JsonValue] = {
+        "inventory_hostname": hostname,
+        "vcops_managed_header": MANAGED_HEADER,
+        "vcops_areas": list(areas_for(roles)),
+        "vcops_controller_address": controller_address,
+        # ssh
+        "vcops_ssh_port": settings.ssh_port,
+        "vcops_ssh_permit_root_login": settings.ssh_permit_root_login,
+        "vcops_ssh_max_auth_tries": settings.ssh_max_auth_tries,
+        "vcops_ssh_log_level": settings.ssh_log_level,
+        "vcops_ssh_kex_algorithms": list(settings.ssh_kex_algorithms),
+        "vcops_ssh_ciphers": list(settings.ssh_ciphers),
+        "vcops_ssh_macs": list(settings.ssh_macs),
+        "vcops_ssh_login_grace_time": settings.ssh_login_grace_time,
+        # firewall
+        "vcops_firewall_ssh_port": settings.ssh_port,
+        "vcops_firewall_ssh_sources_v4": list(v4),
+        "vcops_firewall_ssh_sources_v6": list(v6),
+        "vcops_firewall_voip": voip,
+        "vcops_firewall_sip_ports": list(settings.sip_ports),
+        "vcops_firewall_rtp_port_range": settings.rtp_port_range,
+        "vcops_firewall_forwarding": forwarding,
+        # fail2ban
+        "vcops_fail2ban_jails": list(_jails(settings, roles)),
+        "vcops_fail2ban_ignore_networks": list(ignore),
+        # kernel
+        "vcops_kernel_net_sysctls": dict(settings.net_sysctls),
+        "vcops_kernel_kernel_sysctls": dict(settings.kernel_sysctls),
+        "vcops_kernel_forwarding": forwarding,
+        # audit
+        "vcops_audit_watches": dict(settings.audit_watches),
+        # time
+        "vcops_time_ntp_servers": list(settings.ntp_servers),
+        # updates
+        "vcops_updates_origins": list(UPDATE_ORIGINS),
+        # kamailio (kamailio and sbc roles)
+        "vcops_kamailio_defines": ["WITH_ANTIFLOOD", "WITH_TLS"],
+        "vcops_kamailio_config_dir": settings.voip_config_dirs.get("kamailio", "/etc/kamailio"),
+        "vcops_kamailio_tls_cert": "/etc/kamailio/tls/vcops-kamailio.crt",
+        "vcops_kamailio_tls_key": "/etc/kamailio/tls/vcops-kamailio.key",
+        # asterisk
+        "vcops_asterisk_config_dir": settings.voip_config_dirs.get("asterisk", "/etc/asterisk"),
+        "vcops_asterisk_unidentified_request_count": settings.asterisk_unidentified_request_count,
+        "vcops_asterisk_unidentified_request_period": settings.asterisk_unidentified_request_period,
+        "vcops_asterisk_media_encryption": list(settings.asterisk_media_encryption),
+        "vcops_asterisk_ami_port": settings.management_ports.get("asterisk-ami", 5038),
+        "vcops_asterisk_http_port": settings.management_ports.get("asterisk-http-ari", 8088),
+        "vcops_asterisk_tls_cert": "/etc/asterisk/keys/vcops-asterisk.crt",
+        "vcops_asterisk_tls_key": "/etc/asterisk/keys/vcops-asterisk.key",
+        # freeswitch
+        "vcops_freeswitch_config_dir": settings.voip_config_dirs.get(
+            "freeswitch", "/etc/freeswitch"
+        ),
+        "vcops_freeswitch_event_socket_port": settings.management_ports.get(
+            "freeswitch-event-socket", 8021
+        ),
+        "vcops_secret_dir": SECRET_DIR,
+    }
+    for name, var in SECRETS.items():
+        data[var] = secret_ref(name)
+    return data

@@ -1,0 +1,202 @@
+"""`vcops apply --engine pyinfra` on real lab hosts.
+
+Named ``test_zz_*`` so it runs after every other lab module of the session: the hosts
+it hardens stay hardened (the other modules expect stock hosts, e.g. VC-SSH-001 open
+everywhere). It hardens only the kamailio, asterisk and freeswitch hosts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vcops.connectors.ssh import SshTarget, run_one
+from vcops.inventory import Inventory
+from vcops.lab.aptrepo import REPO_URL
+from vcops.lab.probe import sip_options, ssh_ready
+from vcops.store import open_store
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
+BIN = Path(sys.executable).parent
+HOSTS = "lab-kamailio-01,lab-asterisk-01,lab-freeswitch-01"
+ROOT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("apply") / "vcops.db"
+
+
+def vcops(inv: Path, db: Path, *args: str) -> tuple[int, dict[str, object], str]:
+    proc = subprocess.run(
+        [str(BIN / "vcops"), "-i", str(inv), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "VCOPS_DATABASE_URL": f"sqlite:///{db}", "VCOPS_CONFIG": ""},
+    )
+    data = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return proc.returncode, data, proc.stderr
+
+
+def target(lab: Inventory, name: str) -> SshTarget:
+    return SshTarget.from_inventory(lab, next(s for s in lab.servers if s.name == name))
+
+
+def _known_hosts_digest() -> str | None:
+    if not ROOT_KNOWN_HOSTS.exists():
+        return None
+    return hashlib.sha256(ROOT_KNOWN_HOSTS.read_bytes()).hexdigest()
+
+
+def _host_status(report: dict[str, object]) -> dict[str, dict[str, object]]:
+    return {h["name"]: h for h in report["hosts"]}  # type: ignore[index, union-attr]
+
+
+def test_lab_hosts_install_packages_from_the_local_repository(lab: Inventory) -> None:
+    sources = run_one(target(lab, "lab-generic-01"), "cat /etc/apt/sources.list.d/*.list\n")
+    assert f"deb [trusted=yes] {REPO_URL} ./" in sources.stdout
+    out = run_one(
+        target(lab, "lab-generic-01"),
+        "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+        "--no-install-recommends fail2ban >/dev/null && dpkg-query -W -f '${Status}' fail2ban\n",
+        timeout=300,
+    )
+    assert out.stdout == "install ok installed"
+
+
+def test_stock_hosts_show_drift_and_check_shows_diffs(lab: Inventory, db: Path) -> None:
+    code, scan, err = vcops(lab.root, db, "scan", "--limit", HOSTS)
+    assert code == 1, err
+    assert {"VC-SSH-001", "VC-NFT-001", "VC-F2B-001", "VC-KAM-001", "VC-FS-002"} <= {
+        f["control_id"]
+        for f in scan["open"]  # type: ignore[union-attr]
+    }
+    sshd_before = run_one(target(lab, "lab-kamailio-01"), "sha256sum /etc/ssh/sshd_config\n")
+    code, check, err = vcops(lab.root, db, "apply", "--check", "--limit", HOSTS)
+    assert code == 0, err
+    hosts = _host_status(check)
+    assert all(h["status"] == "changed" for h in hosts.values())
+    kam = hosts["lab-kamailio-01"]
+    diffs = {f["path"]: f["diff"] for f in kam["files"]}  # type: ignore[union-attr, index]
+    assert "+PasswordAuthentication no\n" in diffs["/etc/ssh/sshd_config"]
+    assert "/etc/kamailio/kamailio-local.cfg" in diffs and "fail2ban" in kam["packages"]  # type: ignore[operator]
+    fs = hosts["lab-freeswitch-01"]
+    es = next(f["diff"] for f in fs["files"] if f["path"].endswith("event_socket.conf.xml"))  # type: ignore[union-attr, index]
+    assert '-    <param name="password" value="ClueCon"/>' in es
+    assert '+    <param name="password" value="@@vcops-secret:freeswitch_event_socket@@"/>' in es
+    after = run_one(target(lab, "lab-kamailio-01"), "sha256sum /etc/ssh/sshd_config\n")
+    assert after.stdout == sshd_before.stdout  # --check changed nothing
+
+
+def test_apply_hardens_and_a_scan_is_clean(lab: Inventory, db: Path) -> None:
+    known_before = _known_hosts_digest()
+    started = time.monotonic()
+    code, report, err = vcops(lab.root, db, "apply", "--engine", "pyinfra", "--limit", HOSTS)
+    TIMINGS["first"] = time.monotonic() - started
+    assert code == 0, (report, err)
+    assert all(h["status"] == "changed" for h in _host_status(report).values())
+    assert _known_hosts_digest() == known_before  # root's own known_hosts untouched
+    code, scan, err = vcops(lab.root, db, "scan", "--limit", HOSTS)
+    failing = [
+        (o["target"], r["control_id"], r["actual"])
+        for o in scan["outcomes"]  # type: ignore[union-attr]
+        for r in o["results"]
+        if r["status"] == "fail"
+    ]
+    assert failing == []
+    assert code == 0, scan["open"]
+    audit = open_store(f"sqlite:///{db}").audit_entries(action="apply.*")
+    assert [e.action for e in audit][:1] == ["apply.start"] and audit[-1].action == "apply.end"
+    assert {e.target for e in audit if e.action == "apply.host"} == set(HOSTS.split(","))
+
+
+def test_a_second_apply_changes_nothing(lab: Inventory, db: Path) -> None:
+    started = time.monotonic()
+    code, report, err = vcops(lab.root, db, "apply", "--limit", HOSTS)
+    TIMINGS["second"] = time.monotonic() - started
+    assert code == 0, err
+    assert {h["status"] for h in _host_status(report).values()} == {"unchanged"}
+    code, check, _ = vcops(lab.root, db, "apply", "--check", "--limit", HOSTS)
+    assert {h["status"] for h in _host_status(check).values()} == {"unchanged"}
+    print(f"\napply timings on 3 hosts: {TIMINGS}")
+
+
+def test_kamailio_and_ssh_still_answer_after_hardening(lab: Inventory) -> None:
+    answer = sip_options("10.213.0.11", timeout=2.0)
+    assert answer is not None and answer.startswith("SIP/2.0 200"), answer
+    assert ssh_ready("10.213.0.11")
+    out = run_one(
+        target(lab, "lab-kamailio-01"),
+        "systemctl is-active kamailio fail2ban; ss -Htln 'sport = :5061' | wc -l; "
+        "fail2ban-client status | sed -n 's/.*Jail list:[[:space:]]*//p'\n",
+    )
+    assert out.stdout.split() == ["active", "active", "2", "kamailio,", "sshd"]
+    secrets = run_one(target(lab, "lab-freeswitch-01"), "stat -c '%a %U' /etc/vcops/secrets/*\n")
+    assert set(secrets.stdout.split("\n")[:-1]) == {"600 root"}
+
+
+def _inventory_copy(lab: Inventory, tmp_path: Path, host: str, changes: dict[str, object]) -> Path:
+    copy = tmp_path / "inventory"
+    shutil.copytree(lab.root, copy)
+    doc = yaml.safe_load((copy / "lab.yml").read_text())
+    for server in doc["servers"]:
+        if server["name"] == host:
+            server.update(changes)
+    (copy / "lab.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return copy
+
+
+def test_a_config_failing_validation_is_not_installed(
+    lab: Inventory, db: Path, tmp_path: Path
+) -> None:
+    broken = _inventory_copy(
+        lab, tmp_path, "lab-kamailio-01", {"vars": {"baseline_ssh_ciphers": ["not-a-cipher"]}}
+    )
+    before = run_one(target(lab, "lab-kamailio-01"), "sha256sum /etc/ssh/sshd_config\n").stdout
+    code, report, err = vcops(broken, db, "apply", "--limit", "lab-kamailio-01")
+    assert code == 1, err
+    host = _host_status(report)["lab-kamailio-01"]
+    assert host["status"] == "failed"
+    assert "/etc/ssh/sshd_config" in str(host["reason"])
+    assert "failed validation, not installed" in str(host["reason"])
+    after = run_one(
+        target(lab, "lab-kamailio-01"),
+        "sha256sum /etc/ssh/sshd_config; ls -a /etc/ssh | grep -c vcops-tmp; systemctl is-active ssh\n",
+    )
+    lines = after.stdout.splitlines()
+    assert lines[0] == before.strip() and lines[1:] == ["0", "active"]
+    assert ssh_ready("10.213.0.11")
+    assert (sip_options("10.213.0.11", timeout=2.0) or "").startswith("SIP/2.0 200")
+
+
+def test_production_is_refused_without_an_emergency_reason(
+    lab: Inventory, db: Path, tmp_path: Path
+) -> None:
+    prod = _inventory_copy(lab, tmp_path, "lab-kamailio-01", {"environment": "production"})
+    code, _report, err = vcops(prod, db, "apply", "--limit", "lab-kamailio-01")
+    assert code == 1 and "patch windows do not exist yet" in err and "--emergency" in err
+    code, report, err = vcops(
+        prod, db, "apply", "--limit", "lab-kamailio-01", "--emergency", "INC-42 SIP flood"
+    )
+    assert code == 0, err
+    assert report["emergency"] == "INC-42 SIP flood"
+    start = open_store(f"sqlite:///{db}").audit_entries(action="apply.start")[-1]
+    assert start.detail["emergency"] == "INC-42 SIP flood"
+
+
+def test_the_ansible_engine_is_not_available_yet(lab: Inventory, db: Path) -> None:
+    code, _report, err = vcops(lab.root, db, "apply", "--engine", "ansible")
+    message = json.loads(err)["error"]
+    assert code == 2 and "not available yet" in message and "\n" not in message
