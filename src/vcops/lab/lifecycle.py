@@ -170,6 +170,24 @@ def _refuse_if_present() -> None:
         )
 
 
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+#: Each booted systemd (PID 1 of a lab host, and its journald, udevd, logind) opens
+#: its own inotify instances; Debian's default of 128 runs out near 25 hosts.
+INOTIFY_PER_HOST = 16
+
+
+def _ensure_inotify(hosts: int, step: Step) -> None:
+    """Raise fs.inotify.max_user_instances on this machine when the lab needs more."""
+    try:
+        current = int(INOTIFY_INSTANCES.read_text().strip())
+    except (OSError, ValueError):
+        return
+    needed = 128 + INOTIFY_PER_HOST * hosts
+    if current < needed:
+        INOTIFY_INSTANCES.write_text(f"{needed}\n")
+        step(f"raised fs.inotify.max_user_instances from {current} to {needed} ({hosts} hosts each boot systemd)")
+
+
 def _create(
     state: LabState,
     hosts: list[HostSpec],
@@ -189,6 +207,7 @@ def _create(
     board = write_board_keys(inventory_dir)
     passwords = {s.name: write_switch_password(inventory_dir, s.name) for s in switches}
 
+    _ensure_inotify(len(hosts), step)
     _create_bridge(state, step)
     _start_repo(state, step)
     known_hosts = _start_nodes(state, hosts, switches, lower, lab_key, passwords, step)
