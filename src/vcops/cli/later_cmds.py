@@ -15,9 +15,7 @@ class NotAvailable(VcopsError):
     """The command is part of the contract but not built yet."""
 
 
-PLANNED: dict[str, str] = {
-    "snapshot": "config snapshots in git (take/list/show/diff/restore)",
-}
+PLANNED: dict[str, str] = {}
 
 
 def placeholder(name: str, what: str) -> click.Command:

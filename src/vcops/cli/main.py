@@ -35,6 +35,7 @@ class LazyGroup(click.Group):
         "report": "vcops.cli.report_cmds:report",
         "schedule": "vcops.cli.schedule_cmds:schedule",
         "window": "vcops.cli.window_cmds:window",
+        "snapshot": "vcops.cli.snapshot_cmds:snapshot",
         "apply": "vcops.cli.apply_cmds:apply",
     }
 

@@ -1,0 +1,69 @@
+"""The masking key: 32 random bytes in ``<state_dir>/snapshot-mask.key``, mode 0600.
+
+Created on first use, never inside the snapshot repository (whoever reads the store
+must not be able to test guesses against the markers). Losing or replacing the key
+changes every marker once: the next snapshot then shows every masked line as changed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from vcops.errors import StoreError
+
+KEY_FILE = "snapshot-mask.key"
+
+
+def key_path(state_dir: Path) -> Path:
+    """Where the masking key lives."""
+    return state_dir / KEY_FILE
+
+
+def load_or_create_key(state_dir: Path, snapshots_dir: Path) -> bytes:
+    """Read the masking key, creating it (0600) on first use.
+
+    Raises:
+        StoreError: the key would live inside the snapshot repository, is readable by
+            others, or is unreadable or malformed.
+    """
+    path = key_path(state_dir)
+    repo = snapshots_dir.resolve()
+    if path.resolve().is_relative_to(repo):
+        raise StoreError(
+            f"{path}: the masking key would live inside the snapshot repository {repo}; "
+            "move store.snapshots_dir or store.state_dir in vcops.toml so they do not nest"
+        )
+    if not path.exists():
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it first
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the masking key: {exc.strerror}") from exc
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+    try:
+        info = path.stat()
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the masking key: {exc.strerror}") from exc
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise StoreError(
+            f"{path}: the masking key is readable by others (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}); chmod 600 {path}"
+        )
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise StoreError(
+            f"{path}: not a masking key (expected 64 hex digits); restore it from backup "
+            "or delete it to start a new one (every masked line will then change once)"
+        )
+    return key

@@ -1,0 +1,226 @@
+"""``snapshot restore``: put a host's config back as a snapshot had it (I/O edge).
+
+Order of work for a real restore (``check=False``):
+
+1. refuse production targets unless an emergency reason is given (patch windows,
+   which would make it routine, are not available yet);
+2. collect the live host once; plan from the stored snapshot and the live files;
+3. refuse if a file needs a secret the store does not hold (or skip it);
+4. commit a *before* snapshot (from that same collection), so nothing is lost;
+5. apply (servers: one script; devices: NAPALM replace or Netmiko lines);
+6. take an *after* snapshot and, for devices, check it matches the snapshot.
+
+With ``check=True`` only steps 1-3 run and the masked diff is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import datetime
+
+from vcops.connectors.ssh import SshTarget, run_script
+from vcops.errors import ApprovalError, CommandError, ConnectError, StoreError, VcopsError
+from vcops.inventory.models import Server, Target
+from vcops.snapshot.build import (
+    FILE_LIST,
+    RUNNING,
+    build_server_snapshot,
+    parse_tar,
+)
+from vcops.snapshot.catalog import classify_path
+from vcops.snapshot.mask import mask_text
+from vcops.snapshot.models import RestoreReport
+from vcops.snapshot.restore_device import latest, quiet, restore_device
+from vcops.snapshot.restore_plan import plan_server_restore
+from vcops.snapshot.restore_script import (
+    ScriptResult,
+    parse_restore_output,
+    render_restore_script,
+)
+from vcops.snapshot.take import SnapshotContext, collect_servers, record, take_snapshots
+
+
+def guard_environment(target: Target, *, check: bool, emergency: str | None) -> None:
+    """Refuse to change a production target without an emergency reason.
+
+    Raises:
+        ApprovalError: production target, not a check, no emergency reason.
+    """
+    if target.environment != "production" or check or (emergency and emergency.strip()):
+        return
+    raise ApprovalError(
+        f"{target.name}: environment production: a restore there needs an approved patch "
+        "window, and patch windows are not available in this version of vcops; if it cannot "
+        'wait, rerun with --emergency "reason" (the reason goes to the audit log), or use '
+        "--check to see the diff"
+    )
+
+
+def restore_target(
+    ctx: SnapshotContext,
+    target: Target,
+    rev: str,
+    *,
+    check: bool = False,
+    emergency: str | None = None,
+    skip_masked: bool = False,
+    paths: list[str] | None = None,
+    method: str = "auto",
+    now: datetime,
+) -> RestoreReport:
+    """Restore (or with ``check`` only plan) one target from the snapshot at ``rev``.
+
+    Raises:
+        ApprovalError: production without an emergency reason.
+        StoreError: no snapshot of the target at ``rev``.
+        ConnectError: the target cannot be reached.
+    """
+    guard_environment(target, check=check, emergency=emergency)
+    action = "snapshot.restore.check" if check else "snapshot.restore"
+    try:
+        report = _restore(ctx, target, rev, check, skip_masked, paths, method, now)
+    except VcopsError as exc:
+        if ctx.store is not None:
+            detail: dict[str, object] = {"rev": rev, "status": "error", "error": str(exc)}
+            detail["emergency"] = emergency
+            ctx.store.audit(action, target.name, detail, actor=ctx.actor)
+        raise
+    report.emergency = emergency if emergency and not check else None
+    if ctx.store is not None:
+        ctx.store.audit(
+            action,
+            target.name,
+            {
+                "rev": report.rev,
+                "status": report.status,
+                "method": report.method,
+                "files": {f.path: f.action for f in report.files if f.action != "unchanged"},
+                "emergency": report.emergency,
+                "before": report.before_commit,
+                "after": report.after_commit,
+                "error": report.error,
+            },
+            actor=ctx.actor,
+        )
+    return report
+
+
+def _restore(
+    ctx: SnapshotContext,
+    target: Target,
+    rev: str,
+    check: bool,
+    skip_masked: bool,
+    paths: list[str] | None,
+    method: str,
+    now: datetime,
+) -> RestoreReport:
+    ctx.repo.require()
+    commit = ctx.repo.resolve(rev)
+    stored = ctx.repo.read_tree(target.name, commit)
+    if not stored:
+        raise StoreError(
+            f"{target.name}: no snapshot at {rev}; see `vcops snapshot list {target.name}`"
+        )
+    if isinstance(target, Server):
+        if FILE_LIST not in stored:
+            raise StoreError(f"{target.name}: the snapshot at {rev} is not a server snapshot")
+        return _restore_server(ctx, target, stored, commit, check, skip_masked, paths, now)
+    if RUNNING not in stored:
+        raise StoreError(f"{target.name}: the snapshot at {rev} holds no running config")
+    return restore_device(ctx, target, stored, commit, check, skip_masked, method)
+
+
+def _restore_server(
+    ctx: SnapshotContext,
+    server: Server,
+    stored: dict[str, bytes],
+    commit: str,
+    check: bool,
+    skip_masked: bool,
+    paths: list[str] | None,
+    now: datetime,
+) -> RestoreReport:
+    [live] = collect_servers(ctx, [server])
+    if live.status == "unreachable":
+        raise ConnectError(live.error or f"{server.name}: unreachable")
+    if live.status != "ok":
+        raise CommandError(live.error or f"{server.name}: collecting the live files failed")
+    files = live.sections.get("files")
+    found, _ = parse_tar(files.data if files else b"", live.roots)
+    plan = plan_server_restore(stored, found, ctx.key, paths=paths, skip_masked=skip_masked)
+    report = RestoreReport(
+        host=server.name,
+        kind="server",
+        rev=commit,
+        check=check,
+        status="planned",
+        method="ssh",
+        files=[f for f in plan.files if f.action != "unchanged"],
+        notes=plan.notes,
+    )
+    if plan.refused:
+        names = ", ".join(f.path for f in plan.refused)
+        report.status = "refused"
+        report.error = (
+            f"{server.name}: {names}: the snapshot holds masked secrets the host no longer has; "
+            "restore those files by hand, or rerun with --skip-masked to leave them as they are"
+        )
+        return report
+    if not plan.writes:
+        report.status = "nothing-to-do"
+        return report
+    if check:
+        return report
+    before = build_server_snapshot(server.name, live.sections, live.roots, ctx.key)
+    committed, _ = record(
+        ctx, [before], f"before restore of {server.name} to {commit[:12]}", None, {}
+    )
+    report.before_commit = committed or latest(ctx, server.name)
+    nonce = secrets.token_hex(8)
+    run_id = f"restore-{now.strftime('%Y%m%dT%H%M%SZ')}-{nonce[:8]}"
+    script = render_restore_script(plan.writes, plan.post_checks, plan.reloads, nonce, run_id)
+    target = SshTarget.from_inventory(ctx.inventory, server)
+    ran = asyncio.run(run_script(target, script, timeout=300))
+    result = parse_restore_output(ran.stdout, nonce, plan.writes)
+    report.reloaded = result.reloads
+    for path, text in {**result.invalid, **result.post_failed}.items():
+        kind = classify_path(path) if path.startswith("/") else "generic"
+        report.notes.append(
+            f"{path}: validation failed: {mask_text(text.strip(), kind, ctx.key).text[-400:]}"
+        )
+    for path in result.unvalidated:
+        report.notes.append(f"{path}: its validator is not installed on the host; not validated")
+    if not result.done:
+        report.status = "failed"
+        report.error = _stopped(server.name, result, ran.exit_status)
+        return report
+    report.status = "restored"
+    unhealthy = {
+        name: state
+        for name, state in result.reloads.items()
+        if name != "sysctl" and not state.startswith("not running") and state != "exit 0, active"
+    }
+    if unhealthy:
+        report.status = "failed"
+        report.error = f"{server.name}: files restored, but " + "; ".join(
+            f"{name}: {state}" for name, state in unhealthy.items()
+        )
+    after = take_snapshots(
+        quiet(ctx), [server], reason=f"after restore of {server.name} to {commit[:12]}"
+    )
+    report.after_commit = after.commit or latest(ctx, server.name)
+    return report
+
+
+def _stopped(name: str, result: ScriptResult, exit_status: int) -> str:
+    if result.invalid or result.post_failed:
+        what = "validation failed: " + ", ".join([*result.invalid, *result.post_failed])
+    else:
+        what = result.failure or f"the script exited {exit_status} without finishing"
+    if result.rolled_back:
+        return f"{name}: restore stopped ({what}); every file was put back from the backup"
+    if not result.written and not result.deleted:
+        return f"{name}: restore stopped ({what}); no file was replaced"
+    return f"{name}: restore stopped after replacing files ({what}); check the host"

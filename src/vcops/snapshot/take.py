@@ -1,0 +1,296 @@
+"""``snapshot take``: collect every target in parallel, mask, write one commit (I/O edge).
+
+Servers: one SSH session each running the collection script; devices: their configs
+through NAPALM or Netmiko in threads, at the same time. An unreachable or failing
+target is a result, never an exception; its folder in the store is left as it was.
+Example::
+
+    ctx = SnapshotContext.open(inventory, config)
+    report = take_snapshots(ctx, targets, reason="before patching", window=None)
+    report.commit          # None when nothing changed
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from vcops.config import Config
+from vcops.connectors.netdev import DeviceTarget
+from vcops.connectors.ssh import HostResult, SshTarget, run_on_hosts
+from vcops.errors import ConnectError, InventoryError
+from vcops.inventory.models import Device, Inventory, Server, Target
+from vcops.snapshot.build import RUNNING, build_device_snapshot, build_server_snapshot
+from vcops.snapshot.collect import Section, new_nonce, paths_for_roles, render_script, split_output
+from vcops.snapshot.devices import DeviceConfigs, describe_error, fetch_configs
+from vcops.snapshot.gitstore import SnapshotRepo
+from vcops.snapshot.keys import load_or_create_key
+from vcops.snapshot.mask import mask_text
+from vcops.snapshot.models import HostSnapshot, HostTakeResult, TakeReport
+from vcops.store import Store, current_actor
+
+SSH_TIMEOUT = 180.0
+
+
+@dataclass
+class SnapshotContext:
+    """What snapshot operations need: inventory, store, masking key, fan-out, operator."""
+
+    inventory: Inventory
+    repo: SnapshotRepo
+    key: bytes = field(repr=False)
+    max_parallel: int = 50
+    actor: str = ""
+    store: Store | None = None
+
+    @classmethod
+    def open(
+        cls, inventory: Inventory, config: Config, store: Store | None = None
+    ) -> SnapshotContext:
+        """The context for an inventory and configuration (creates the masking key)."""
+        key = load_or_create_key(config.state_dir, config.snapshots_dir)
+        return cls(
+            inventory=inventory,
+            repo=SnapshotRepo(config.snapshots_dir),
+            key=key,
+            max_parallel=config.run.max_parallel,
+            actor=current_actor(),
+            store=store,
+        )
+
+
+@dataclass
+class ServerCollection:
+    """One server's collection output, split (NOT masked: memory only)."""
+
+    name: str
+    status: str
+    error: str | None = None
+    sections: dict[str, Section] = field(default_factory=dict, repr=False)
+    roots: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def collect_servers(
+    ctx: SnapshotContext,
+    servers: Sequence[Server],
+    on_result: Callable[[str], None] | None = None,
+) -> list[ServerCollection]:
+    """Run the collection script on every server (one SSH session each), in parallel."""
+    nonces = {s.name: new_nonce() for s in servers}
+    roots = {s.name: paths_for_roles(s.roles) for s in servers}
+    targets = [SshTarget.from_inventory(ctx.inventory, s) for s in servers]
+
+    def script(target: SshTarget) -> str:
+        return render_script(nonces[target.name], roots[target.name])
+
+    def done(result: HostResult) -> None:
+        if on_result is not None:
+            on_result(result.name)
+
+    results = run_on_hosts(
+        targets, script, max_parallel=ctx.max_parallel, timeout=SSH_TIMEOUT, on_result=done
+    )
+    collections = []
+    for result in results:
+        item = ServerCollection(
+            name=result.name, status=result.status, roots=roots[result.name], seconds=result.seconds
+        )
+        if result.status == "unreachable":
+            item.error = result.error
+        elif result.result is not None:
+            sections = split_output(result.result.stdout, nonces[result.name])
+            if result.status == "failed" or "end" not in sections:
+                item.status = "failed"
+                tail = mask_text(result.error or "", "generic", ctx.key).text
+                item.error = tail or f"{result.name}: the collection output was cut short"
+            else:
+                item.sections = sections
+        collections.append(item)
+    return collections
+
+
+@dataclass
+class DeviceCollection:
+    """One device's fetch: configs (NOT masked) or why not."""
+
+    name: str
+    status: str
+    configs: DeviceConfigs | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def collect_device(ctx: SnapshotContext, device: Device) -> DeviceCollection:
+    """Fetch one device's configs; failures become a result."""
+    started = time.monotonic()
+    target = DeviceTarget.from_inventory(ctx.inventory, device)
+    try:
+        configs = fetch_configs(target, ctx.key)
+    except ConnectError as exc:
+        item = DeviceCollection(name=device.name, status="unreachable", error=str(exc))
+    except InventoryError as exc:
+        item = DeviceCollection(name=device.name, status="failed", error=str(exc))
+    except Exception as exc:
+        item = DeviceCollection(
+            name=device.name,
+            status="failed",
+            error=f"{device.name}: {describe_error(exc, target, ctx.key)}",
+        )
+    else:
+        item = DeviceCollection(name=device.name, status="ok", configs=configs)
+    item.seconds = round(time.monotonic() - started, 3)
+    return item
+
+
+def device_snapshot(ctx: SnapshotContext, device: Device, configs: DeviceConfigs) -> HostSnapshot:
+    """A device's masked snapshot from its fetched configs."""
+    snap = build_device_snapshot(
+        device.name, device.platform, configs.running, configs.startup, configs.via, ctx.key
+    )
+    snap.warnings = [*configs.notes, *snap.warnings]
+    return snap
+
+
+def commit_message(
+    reason: str,
+    actor: str,
+    window: str | None,
+    changed: Sequence[str],
+    unchanged: int,
+    failed: dict[str, str],
+) -> str:
+    """The commit message of one run: a subject line and git trailers."""
+    total = len(changed) + unchanged + len(failed)
+    subject = f"snapshot: {reason} ({len(changed)} of {total} hosts changed)"
+    lines = [subject, "", f"Reason: {reason}", f"Operator: {actor}"]
+    if window:
+        lines.append(f"Window: {window}")
+    lines.append(f"Hosts-changed: {', '.join(changed)}")
+    lines.append(f"Hosts-unchanged: {unchanged}")
+    if failed:
+        lines.append(f"Hosts-failed: {', '.join(f'{h} ({s})' for h, s in failed.items())}")
+    return "\n".join(lines) + "\n"
+
+
+def record(
+    ctx: SnapshotContext,
+    snapshots: Sequence[HostSnapshot],
+    reason: str,
+    window: str | None,
+    failed: dict[str, str],
+) -> tuple[str | None, dict[str, str]]:
+    """Write the snapshots and commit them as one run; (commit or None, host -> new|changed)."""
+    ctx.repo.ensure()
+    with ctx.repo.lock():
+        ctx.repo.check_clean()
+        for snap in snapshots:
+            ctx.repo.write_host(snap)
+        statuses = ctx.repo.stage([s.name for s in snapshots])
+        changed = [s.name for s in snapshots if s.name in statuses]
+        message = commit_message(
+            reason, ctx.actor, window, changed, len(snapshots) - len(changed), failed
+        )
+        commit = ctx.repo.commit(message, ctx.actor)
+    return commit, statuses
+
+
+def take_snapshots(
+    ctx: SnapshotContext,
+    targets: Sequence[Target],
+    *,
+    reason: str,
+    window: str | None = None,
+    on_result: Callable[[str], None] | None = None,
+) -> TakeReport:
+    """Snapshot every target; one commit for the run (none if nothing changed)."""
+    ctx.repo.ensure()
+    with ctx.repo.lock():
+        ctx.repo.check_clean()  # fail before connecting anywhere, not after
+    servers = [t for t in targets if isinstance(t, Server)]
+    devices = [t for t in targets if isinstance(t, Device)]
+    device_results: list[Future[DeviceCollection]] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(devices)))) as pool:
+        for device in devices:
+            future = pool.submit(collect_device, ctx, device)
+            if on_result is not None:
+                future.add_done_callback(lambda f: on_result(f.result().name))
+            device_results.append(future)
+        server_results = collect_servers(ctx, servers, on_result)
+        devices_done = [f.result() for f in device_results]
+    rows: dict[str, HostTakeResult] = {}
+    snapshots: list[HostSnapshot] = []
+    failed: dict[str, str] = {}
+    for server, coll in zip(servers, server_results, strict=True):
+        if coll.status != "ok":
+            rows[server.name] = HostTakeResult(
+                name=server.name,
+                kind="server",
+                status=coll.status,
+                via="ssh",
+                error=coll.error,
+                seconds=coll.seconds,
+            )
+            failed[server.name] = coll.status
+            continue
+        snap = build_server_snapshot(server.name, coll.sections, coll.roots, ctx.key)
+        snapshots.append(snap)
+        rows[server.name] = _row(snap, coll.seconds)
+    for device, dcoll in zip(devices, devices_done, strict=True):
+        dsnap = device_snapshot(ctx, device, dcoll.configs) if dcoll.configs else None
+        if dsnap is None or RUNNING not in dsnap.files:
+            status = dcoll.status if dcoll.status != "ok" else "failed"
+            why = "; ".join(dsnap.warnings) if dsnap else "nothing fetched"
+            error = dcoll.error or f"{device.name}: no running config ({why})"
+            rows[device.name] = HostTakeResult(
+                name=device.name,
+                kind="device",
+                status=status,
+                error=error,
+                seconds=dcoll.seconds,
+            )
+            failed[device.name] = status
+            continue
+        snapshots.append(dsnap)
+        rows[device.name] = _row(dsnap, dcoll.seconds)
+    commit, statuses = record(ctx, snapshots, reason, window, failed) if snapshots else (None, {})
+    for name, status in statuses.items():
+        rows[name].status = status  # type: ignore[assignment]
+    report = TakeReport(
+        commit=commit,
+        reason=reason,
+        operator=ctx.actor,
+        window=window,
+        hosts=[rows[t.name] for t in targets],
+    )
+    if ctx.store is not None:
+        ctx.store.audit(
+            "snapshot.take",
+            ",".join(t.name for t in targets) if len(targets) <= 20 else f"{len(targets)} targets",
+            {
+                "commit": commit,
+                "reason": reason,
+                "window": window,
+                "changed": report.changed,
+                "unchanged": sum(h.status == "unchanged" for h in report.hosts),
+                "unreachable": report.unreachable,
+                "failed": report.failed,
+            },
+            actor=ctx.actor,
+        )
+    return report
+
+
+def _row(snap: HostSnapshot, seconds: float) -> HostTakeResult:
+    return HostTakeResult(
+        name=snap.name,
+        kind=snap.kind,
+        status="unchanged",
+        via=snap.via,
+        files=len(snap.files),
+        masked=snap.masked,
+        warnings=snap.warnings,
+        seconds=seconds,
+    )

@@ -1,0 +1,208 @@
+"""The collection script's output split and built into a masked snapshot (pure)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import subprocess
+import tarfile
+
+import pytest
+
+from tests.conftest import FIXTURES
+from vcops.snapshot.build import (
+    FILE_LIST,
+    RUNNING,
+    STARTUP,
+    build_device_snapshot,
+    build_server_snapshot,
+    parse_file_list,
+    render_file_list,
+    safe_member_path,
+)
+from vcops.snapshot.collect import (
+    Section,
+    marker,
+    new_nonce,
+    paths_for_roles,
+    render_script,
+    split_output,
+)
+
+KEY = b"vcops-test-mask-key-0123456789ab"
+ROOTS = paths_for_roles(["asterisk"])
+
+
+def _tar(members: list[tuple[str, bytes | str, int]]) -> bytes:
+    """A tar of (name, content or '->target', mode)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, content, mode in members:
+            info = tarfile.TarInfo(name)
+            info.mode, info.uname, info.gname = mode, "root", "asterisk"
+            if isinstance(content, str):
+                info.type, info.linkname = tarfile.SYMTYPE, content.removeprefix("->")
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _output(nonce: str, sections: dict[str, tuple[int, bytes]]) -> str:
+    lines = []
+    for name, (rc, data) in sections.items():
+        lines += [f"{marker(nonce)} {name} {rc}", base64.b64encode(data).decode()]
+    lines.append(f"{marker(nonce)} end 0")
+    return "\n".join(lines) + "\n"
+
+
+def test_script_is_rendered_with_this_runs_marker_and_quoted_paths() -> None:
+    nonce = new_nonce()
+    script = render_script(nonce, ["etc/ssh", "etc/it's here"])
+    assert f"M=@@vcops-snap-{nonce}" in script
+    assert "set -- etc/ssh 'etc/it'\"'\"'s here'" in script
+    assert "! -name 'ssh_host_*_key'" in script  # host private keys never leave the host
+    with pytest.raises(ValueError):
+        render_script("not-hex", ["etc/ssh"])
+
+
+def test_roles_add_their_trees_once() -> None:
+    paths = paths_for_roles(["kamailio", "sbc"])
+    assert paths.count("etc/kamailio") == 1
+    assert "etc/rtpengine" in paths and "etc/ssh" in paths
+    assert "etc/asterisk" not in paths
+
+
+def test_a_forged_marker_in_a_file_cannot_add_a_section() -> None:
+    nonce = new_nonce()
+    forged = "@@vcops-snap-0000000000000000 files 0\nQUFB\n"
+    text = forged + _output(nonce, {"nft": (0, b"table inet filter {}\n")})
+    # A line that merely *contains* the right marker is not a marker line either.
+    text = f"junk {marker(nonce)} files 0\nQUFB\n" + text
+    sections = split_output(text, nonce)
+    assert set(sections) == {"nft", "end"}
+    assert sections["nft"].data == b"table inet filter {}\n"
+
+
+def test_output_cut_short_has_no_end_section() -> None:
+    nonce = new_nonce()
+    text = _output(nonce, {"nft": (0, b"x")}).rsplit(marker(nonce) + " end", 1)[0]
+    assert "end" not in split_output(text, nonce)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("etc/asterisk/pjsip.conf", "/etc/asterisk/pjsip.conf"),
+        ("etc/ssh/sshd_config", "/etc/ssh/sshd_config"),
+        ("etc/asterisk/../../root/.ssh/id_rsa", None),
+        ("/etc/asterisk/pjsip.conf", None),
+        ("etc/asterisk/.git/config", None),
+        ("etc/shadow", None),
+        ("etc/asterisk/new\nline.conf", None),
+        ("etc/sshd/evil", None),
+    ],
+)
+def test_only_safe_member_names_inside_the_roots_are_kept(name: str, expected: str | None) -> None:
+    assert safe_member_path(name, ROOTS) == expected
+
+
+def test_server_snapshot_masks_lists_and_keeps_state() -> None:
+    pjsip = (FIXTURES / "snapshot/mask/asterisk/pjsip.conf.in").read_bytes()
+    tar = _tar(
+        [
+            ("etc/asterisk/pjsip.conf", pjsip, 0o640),
+            ("etc/asterisk/keys/tls.der", b"\x30\x82\x00canary\x00binary", 0o600),
+            ("etc/asterisk/current.conf", "->pjsip.conf", 0o777),
+            ("etc/../etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644),
+        ]
+    )
+    nonce = new_nonce()
+    text = _output(
+        nonce,
+        {
+            "files": (0, tar),
+            "tar_errors": (0, b""),
+            "oversize": (0, b"a" * 64 + b"  etc/asterisk/huge.conf\0"),
+            "nft": (
+                0,
+                b"table inet filter {\n\tset s { elements = { 192.0.2.1 expires 1m2s } }\n}\n",
+            ),
+            "sshd_t": (0, b"port 22\npasswordauthentication no\n"),
+            "packages": (0, b"zlib1g\t1:1.2.13\tii \nasterisk\t1:20.1\tii \nold\t1.0\trc \n"),
+            "units": (0, b"ssh.service enabled enabled\nasterisk.service enabled enabled\n"),
+        },
+    )
+    snap = build_server_snapshot("ast-01", split_output(text, nonce), ROOTS, KEY)
+    stored = snap.files["files/etc/asterisk/pjsip.conf"]
+    assert "canary" not in stored and snap.masked == 4
+    assert stored == (FIXTURES / "snapshot/mask/asterisk/pjsip.conf.masked").read_text()
+    assert not any("canary" in t for t in snap.files.values())
+    assert "files/etc/asterisk/keys/tls.der" not in snap.files  # binary: checksum only
+    entries = parse_file_list(snap.files[FILE_LIST])
+    assert entries["/etc/asterisk/pjsip.conf"].mode == "0640"
+    assert entries["/etc/asterisk/pjsip.conf"].group == "asterisk"
+    assert entries["/etc/asterisk/keys/tls.der"].type == "binary"
+    assert entries["/etc/asterisk/current.conf"].detail == "-> pjsip.conf"
+    assert entries["/etc/asterisk/huge.conf"].type == "oversize"
+    assert "/etc/passwd" not in entries
+    assert any("unsafe file name" in w for w in snap.warnings)
+    assert snap.files["state/packages.txt"] == "asterisk\t1:20.1\nzlib1g\t1:1.2.13\n"
+    assert snap.files["state/enabled-units.txt"] == (
+        "asterisk.service enabled\nssh.service enabled\n"
+    )
+    assert "expires" not in snap.files["state/nftables.txt"]
+
+
+def test_a_failed_state_command_is_recorded_not_hidden() -> None:
+    nonce = new_nonce()
+    text = _output(nonce, {"files": (0, b""), "nft": (127, b"sh: 1: nft: not found\n")})
+    snap = build_server_snapshot("gen-01", split_output(text, nonce), ROOTS, KEY)
+    assert snap.files["state/nftables.txt"].startswith(
+        "# vcops: `nft -s list ruleset` failed (exit 127)"
+    )
+    assert "produced no output section" in snap.files["state/sshd-effective.txt"]
+
+
+def test_file_list_round_trip() -> None:
+    text = "0644\troot\troot\tfile\t/etc/a b.conf\n0777\troot\troot\tlink\t/etc/l\t-> a b.conf\n"
+    assert render_file_list(parse_file_list(text).values()) == text
+
+
+def test_device_snapshot_filters_noise_masks_and_drops_an_error_startup() -> None:
+    running = (
+        "Building configuration...\n\nCurrent configuration : 484 bytes\n"
+        + (FIXTURES / "snapshot/mask/ios/fake_switches.in").read_text()
+    )
+    snap = build_device_snapshot(
+        "sw-01", "ios", running, "No such command : show startup-config\n", "netmiko", KEY
+    )
+    assert set(snap.files) == {RUNNING}
+    assert snap.files[RUNNING] == (FIXTURES / "snapshot/mask/ios/fake_switches.masked").read_text()
+    again = build_device_snapshot("sw-01", "ios", running.replace("484", "485"), "", "napalm", KEY)
+    assert again.files == snap.files  # the byte count is noise
+    with_startup = build_device_snapshot("sw-01", "ios", running, running, "napalm", KEY)
+    assert with_startup.files[STARTUP] == snap.files[RUNNING]
+
+
+def test_the_script_runs_under_dash_and_its_output_splits(tmp_path: object) -> None:
+    """The real script on this machine (read-only): every section arrives and decodes."""
+    nonce = new_nonce()
+    proc = subprocess.run(
+        ["sh", "-s"],
+        input=render_script(nonce, ["etc/ssh"]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    sections = split_output(proc.stdout, nonce)
+    assert {"files", "tar_errors", "oversize", "nft", "sshd_t", "packages", "units", "end"} <= set(
+        sections
+    )
+    snap = build_server_snapshot("local", sections, ["etc/ssh"], KEY)
+    listed = parse_file_list(snap.files[FILE_LIST])
+    assert not any(p.startswith("/etc/ssh/ssh_host_") and p.endswith("_key") for p in listed)
+    assert all(isinstance(s, Section) for s in sections.values())
