@@ -3,6 +3,10 @@
 # switch, the audit trail, down. The lab is torn down even when a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One lab per machine: wait for any test session or benchmark using it.
+if [ -z "${VCOPS_DEMO_LOCKED:-}" ]; then
+    exec env VCOPS_DEMO_LOCKED=1 flock /run/vcops-lab-tests.lock "$0" "$@"
+fi
 VCOPS=.venv/bin/vcops
 LAB=inventory/lab
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -50,6 +54,24 @@ step "a waiver shows a finding as waived, never hides it"
 "$VCOPS" -i "$LAB" waiver add VC-SSH-007 --hosts role:generic --reason "central syslog not ready; INFO logging accepted until then" \
     --expires "$(date -u -d '+30 days' +%F)" --approved-by dana
 "$VCOPS" -i "$LAB" findings --status waived
+
+KAM=lab-kamailio-01
+step "snapshot the fleet before changing anything (secrets masked, one git commit)"
+"$VCOPS" -i "$LAB" snapshot take --reason "before the demo hardening" || test $? -eq 3
+
+step "apply --check: what the pyinfra engine would change on $KAM (nothing changes yet)"
+"$VCOPS" -i "$LAB" apply --limit "$KAM" --check | tail -25
+
+step "apply the baseline with pyinfra on $KAM, then scan it: its findings resolve"
+time "$VCOPS" -i "$LAB" apply --limit "$KAM"
+"$VCOPS" -i "$LAB" scan --limit "$KAM" || test $? -eq 1
+
+step "a second apply changes nothing"
+"$VCOPS" -i "$LAB" apply --limit "$KAM"
+
+step "snapshot again and diff: what the hardening changed on $KAM"
+"$VCOPS" -i "$LAB" snapshot take --limit "$KAM" --reason "after the demo hardening"
+"$VCOPS" -i "$LAB" snapshot diff "$KAM" | head -40
 
 step "audit trail"
 "$VCOPS" audit log --last 5
