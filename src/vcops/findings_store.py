@@ -49,6 +49,23 @@ def _view(row: FindingRow) -> FindingView:
     )
 
 
+def view_of(result: ControlResult, now: datetime) -> FindingView:
+    """A finding view of one failing result that is not (or not yet) stored."""
+    return FindingView(
+        id=0,
+        target=result.target,
+        control_id=result.control_id,
+        clause=result.clause,
+        severity=result.severity,
+        title=result.title,
+        expected=result.expected,
+        actual=result.actual,
+        first_seen=now.isoformat(),
+        last_seen=now.isoformat(),
+        resolved_at=None,
+    )
+
+
 def open_findings(store: Store) -> list[OpenFinding]:
     with store.session() as s:
         rows = s.execute(select(FindingRow).where(FindingRow.resolved_at.is_(None))).scalars()

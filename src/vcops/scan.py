@@ -7,14 +7,15 @@ through the connectors; bookkeeping goes through :mod:`vcops.findings` (pure) an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
 from vcops.baseline.catalog import DEVICE_CATALOG, SERVER_CATALOG
 from vcops.baseline.context import ServerContext
+from vcops.baseline.model import Control
 from vcops.baseline.network import DeviceFacts, parse_device_config
 from vcops.baseline.settings import BaselineSettings, settings_for
 from vcops.connectors.netdev import DeviceTarget, fetch_many
@@ -36,17 +37,26 @@ from vcops.findings_store import (
     open_findings,
     record_scan,
     record_sightings,
+    view_of,
 )
 from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.inventory.select import select_targets
 from vcops.store import Store, current_actor
 
+F = TypeVar("F")
+C = TypeVar("C")
 
-def evaluate_server(name: str, facts: ServerFacts, ctx: ServerContext) -> list[ControlResult]:
-    """Every applicable server control on these facts (pure)."""
+
+def _evaluate(
+    name: str,
+    controls: Sequence[Control[F, C]],
+    labels: set[str] | frozenset[str],
+    facts: F,
+    ctx: C,
+) -> list[ControlResult]:
     results = []
-    for control in SERVER_CATALOG:
-        if not control.applies(ctx.roles):
+    for control in controls:
+        if not control.applies(labels):
             continue
         verdict = control.check(facts, ctx)
         results.append(
@@ -65,29 +75,16 @@ def evaluate_server(name: str, facts: ServerFacts, ctx: ServerContext) -> list[C
     return results
 
 
+def evaluate_server(name: str, facts: ServerFacts, ctx: ServerContext) -> list[ControlResult]:
+    """Every applicable server control on these facts (pure)."""
+    return _evaluate(name, SERVER_CATALOG, ctx.roles, facts, ctx)
+
+
 def evaluate_device(
     name: str, facts: DeviceFacts, settings: BaselineSettings
 ) -> list[ControlResult]:
     """Every applicable device control on this running config (pure)."""
-    results = []
-    for control in DEVICE_CATALOG:
-        if not control.applies({facts.platform}):
-            continue
-        verdict = control.check(facts, settings)
-        results.append(
-            ControlResult(
-                target=name,
-                control_id=control.id,
-                clause=control.clause,
-                severity=control.severity,
-                title=control.title,
-                status=verdict.status,
-                expected=verdict.expected,
-                actual=verdict.actual,
-                detail=verdict.detail,
-            )
-        )
-    return results
+    return _evaluate(name, DEVICE_CATALOG, {facts.platform}, facts, settings)
 
 
 def server_context(inv: Inventory, server: Server, now: datetime) -> ServerContext:
@@ -314,22 +311,7 @@ def run_scan(
     else:
         fails = [r for o in outcomes for r in o.results if r.status == "fail"]
         new, resolved = fails, []
-        open_views = [
-            FindingView(
-                id=0,
-                target=r.target,
-                control_id=r.control_id,
-                clause=r.clause,
-                severity=r.severity,
-                title=r.title,
-                expected=r.expected,
-                actual=r.actual,
-                first_seen=finished.isoformat(),
-                last_seen=finished.isoformat(),
-                resolved_at=None,
-            )
-            for r in fails
-        ]
+        open_views = [view_of(r, finished) for r in fails]
         if store is not None:
             open_views = apply_waivers(open_views, inv, list_waivers(store), finished)
     return ScanReport(

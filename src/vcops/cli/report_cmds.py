@@ -9,8 +9,8 @@ from rich.console import Console
 
 from vcops.cli.app import App, json_option
 from vcops.errors import ConfigError, VcopsError
-from vcops.findings_store import last_scans, list_findings, list_waivers, recent_scores
-from vcops.report.drift import DriftReport, UnknownTarget, build_report, view_of
+from vcops.findings_store import last_scans, list_findings, list_waivers, recent_scores, view_of
+from vcops.report.drift import DriftReport, UnknownTarget, build_report
 from vcops.report.mail import Outbox, deliver
 from vcops.report.render import drift_message, render_drift
 from vcops.scan import ScanReport, apply_waivers

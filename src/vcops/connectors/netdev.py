@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -121,7 +121,7 @@ class DeviceResult(BaseModel):
     output: str = ""
 
 
-def _ssh_options(target: DeviceTarget) -> dict[str, object]:
+def ssh_options(target: DeviceTarget) -> dict[str, object]:
     known_hosts = target.known_hosts or Path("~/.ssh/known_hosts").expanduser()
     return {
         "ssh_strict": True,
@@ -133,7 +133,7 @@ def _ssh_options(target: DeviceTarget) -> dict[str, object]:
     }
 
 
-def _translate(target: DeviceTarget, exc: Exception) -> ConnectError:
+def translate_error(target: DeviceTarget, exc: Exception) -> ConnectError:
     where = f"{target.name} ({target.address}:{target.port})"
     text = str(exc)
     name = exc.__class__.__name__
@@ -155,6 +155,32 @@ def _translate(target: DeviceTarget, exc: Exception) -> ConnectError:
     return ConnectError(f"{where}: {name}: {text.splitlines()[0] if text else 'connection failed'}")
 
 
+ENABLE_PLATFORMS = frozenset({"ios", "eos", "nxos_ssh"})
+
+
+def netmiko_session(target: DeviceTarget, password: str | None = None) -> Any:
+    """A Netmiko session in enable mode where the platform has one (use it with ``with``).
+
+    The enable secret is the login password (by reference, like the password itself).
+    """
+    from netmiko import ConnectHandler
+
+    secret = password if password is not None else target.password()
+    conn = ConnectHandler(
+        device_type=NETMIKO_TYPES[target.platform],
+        host=target.address,
+        port=target.port,
+        username=target.username,
+        password=secret,
+        secret=secret,
+        conn_timeout=target.timeout,
+        **ssh_options(target),
+    )
+    if target.platform in ENABLE_PLATFORMS and not conn.check_enable_mode():
+        conn.enable()
+    return conn
+
+
 def fetch_running_config(target: DeviceTarget) -> str:
     """The device's running config through its transport (NAPALM ``get_config`` or Netmiko).
 
@@ -173,7 +199,7 @@ def fetch_running_config(target: DeviceTarget) -> str:
             options: dict[str, object] = {
                 "port": target.port,
                 "secret": password,
-                **_ssh_options(target),
+                **ssh_options(target),
             }
             with driver(
                 target.address,
@@ -184,25 +210,12 @@ def fetch_running_config(target: DeviceTarget) -> str:
             ) as conn:
                 configs = conn.get_config(retrieve="running")
             return str(configs["running"])
-        from netmiko import ConnectHandler
-
-        with ConnectHandler(
-            device_type=NETMIKO_TYPES[target.platform],
-            host=target.address,
-            port=target.port,
-            username=target.username,
-            password=password,
-            secret=password,
-            conn_timeout=target.timeout,
-            **_ssh_options(target),
-        ) as conn:
-            if target.platform in {"ios", "eos", "nxos_ssh"} and not conn.check_enable_mode():
-                conn.enable()
+        with netmiko_session(target, password) as conn:
             return str(conn.send_command(SHOW_RUNNING[target.platform]))
     except InventoryError:
         raise
     except Exception as exc:
-        raise _translate(target, exc) from exc
+        raise translate_error(target, exc) from exc
 
 
 def fetch_many(

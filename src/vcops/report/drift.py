@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from vcops.findings import ControlResult, Waiver
+from vcops.findings import Waiver
 from vcops.findings_store import FindingView
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
@@ -79,22 +79,6 @@ class DriftReport(BaseModel):
                         )
                     )
         return out
-
-
-def view_of(result: ControlResult, now: datetime) -> FindingView:
-    return FindingView(
-        id=0,
-        target=result.target,
-        control_id=result.control_id,
-        clause=result.clause,
-        severity=result.severity,
-        title=result.title,
-        expected=result.expected,
-        actual=result.actual,
-        first_seen=now.isoformat(),
-        last_seen=now.isoformat(),
-        resolved_at=None,
-    )
 
 
 def build_report(

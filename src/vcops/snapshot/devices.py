@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vcops.connectors.netdev import (
-    NETMIKO_TYPES,
     SHOW_RUNNING,
     DeviceTarget,
-    _ssh_options,
-    _translate,
+    netmiko_session,
+    ssh_options,
+    translate_error,
 )
 from vcops.errors import CommandError, ConnectError, InventoryError
 from vcops.snapshot.catalog import PLATFORM_KINDS
@@ -42,7 +42,6 @@ SHOW_STARTUP = {
     "nxos_ssh": "show startup-config",
 }
 #: Platforms whose Netmiko session must enter enable mode first.
-_ENABLE_PLATFORMS = frozenset({"ios", "eos", "nxos_ssh"})
 #: Seconds before an unconfirmed NAPALM commit reverts on its own.
 REVERT_IN = 300
 
@@ -109,7 +108,7 @@ def napalm_driver(target: DeviceTarget) -> Any:
     driver = get_network_driver(target.platform)
     password = target.password()
     # The enable secret is the login password (as in vcops.connectors.netdev).
-    options: dict[str, object] = {"port": target.port, "secret": password, **_ssh_options(target)}
+    options: dict[str, object] = {"port": target.port, "secret": password, **ssh_options(target)}
     return driver(
         target.address,
         target.username,
@@ -120,23 +119,8 @@ def napalm_driver(target: DeviceTarget) -> Any:
 
 
 def _netmiko(target: DeviceTarget) -> Any:
-    """A Netmiko session in enable mode where the platform has one (close it with ``with``)."""
-    from netmiko import ConnectHandler
-
-    password = target.password()
-    conn = ConnectHandler(
-        device_type=NETMIKO_TYPES[target.platform],
-        host=target.address,
-        port=target.port,
-        username=target.username,
-        password=password,
-        secret=password,
-        conn_timeout=target.timeout,
-        **_ssh_options(target),
-    )
-    if target.platform in _ENABLE_PLATFORMS and not conn.check_enable_mode():
-        conn.enable()
-    return conn
+    """A Netmiko session in enable mode (close it with ``with``)."""
+    return netmiko_session(target)
 
 
 def _fetch_netmiko(target: DeviceTarget) -> tuple[str, str | None]:
@@ -165,7 +149,7 @@ def fetch_configs(target: DeviceTarget, key: bytes) -> DeviceConfigs:
         except InventoryError:
             raise
         except Exception as exc:
-            raise _translate(target, exc) from exc
+            raise translate_error(target, exc) from exc
         try:
             configs = conn.get_config(retrieve="all")
             running = str(configs.get("running") or "")
@@ -185,7 +169,7 @@ def fetch_configs(target: DeviceTarget, key: bytes) -> DeviceConfigs:
     except InventoryError:
         raise
     except Exception as exc:
-        raise _translate(target, exc) from exc
+        raise translate_error(target, exc) from exc
     return DeviceConfigs(running=running, startup=startup, via="netmiko", notes=notes)
 
 
@@ -206,7 +190,7 @@ def push_lines(target: DeviceTarget, commands: Sequence[str], key: bytes) -> lis
     except (ConnectError, InventoryError):
         raise
     except Exception as exc:
-        raise _translate(target, exc) from exc
+        raise translate_error(target, exc) from exc
     kind = _kind(target)
     return [
         mask_text(line.strip(), kind, key).text

@@ -9,7 +9,7 @@ line still different is reported, never hidden.
 
 from __future__ import annotations
 
-from vcops.connectors.netdev import DeviceTarget, _translate
+from vcops.connectors.netdev import DeviceTarget, translate_error
 from vcops.errors import CommandError
 from vcops.inventory.models import Device
 from vcops.snapshot.build import RUNNING
@@ -119,7 +119,7 @@ def _replace(
     except (ReplaceUnsupported, CommandError):
         raise
     except Exception as exc:
-        raise _translate(target, exc) from exc
+        raise translate_error(target, exc) from exc
     if outcome.diff.strip():
         device_diff = mask_text(outcome.diff, kind, ctx.key).text
         report.files.append(
