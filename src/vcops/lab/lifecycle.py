@@ -185,7 +185,9 @@ def _ensure_inotify(hosts: int, step: Step) -> None:
     needed = 128 + INOTIFY_PER_HOST * hosts
     if current < needed:
         INOTIFY_INSTANCES.write_text(f"{needed}\n")
-        step(f"raised fs.inotify.max_user_instances from {current} to {needed} ({hosts} hosts each boot systemd)")
+        step(
+            f"raised fs.inotify.max_user_instances from {current} to {needed} ({hosts} hosts each boot systemd)"
+        )
 
 
 def _create(
