@@ -1,0 +1,162 @@
+"""Benchmark (not a test): vcops scan against the peer tools, on 10 and 30 lab hosts.
+
+Measured in one run, on the same lab hosts, wall time of the whole command:
+
+- ``vcops scan --no-store`` (one SSH round trip per host, every control)
+- ``pyinfra --dry`` of ``deploys/baseline.py`` (pyinfra's own fact gathering for the
+  same baseline)
+- ``ansible-playbook --check`` of ``deploys/site.yml`` (the roles), when the roles exist
+- ``vcops apply`` with the pyinfra engine and with the ansible engine (each on a
+  fresh lab)
+
+Run as root from the repository: ``.venv/bin/python bench/bench_scan.py [10 30]``.
+It takes the machine-wide lab lock, brings labs up and down itself, and prints
+times and ratios. Numbers depend on the machine: the lab hosts share its cores.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+VCOPS = str(BIN / "vcops")
+
+
+@contextmanager
+def lab(hosts: int) -> Iterator[Path]:
+    with open("/run/vcops-lab-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        work = Path(tempfile.mkdtemp(prefix="vcops-bench-"))
+        env = {**os.environ, "VCOPS_DATABASE_URL": f"sqlite:///{work / 'vcops.db'}"}
+        subprocess.run([VCOPS, "lab", "down"], env=env, capture_output=True, check=False)
+        subprocess.run(
+            [
+                VCOPS,
+                "lab",
+                "up",
+                "--hosts",
+                str(hosts),
+                "--switches",
+                "0",
+                "--dir",
+                str(work / "lab"),
+            ],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
+        try:
+            yield work
+        finally:
+            subprocess.run([VCOPS, "lab", "down"], env=env, capture_output=True, check=False)
+
+
+def timed(argv: list[str], work: Path, ok: tuple[int, ...] = (0,)) -> float:
+    env = {
+        **os.environ,
+        "VCOPS_DATABASE_URL": f"sqlite:///{work / 'vcops.db'}",
+        "VCOPS_CONFIG": "",
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "VCOPS_INVENTORY": str(work / "lab"),
+        "PYINFRA_PROGRESS": "off",
+    }
+    started = time.monotonic()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=REPO)
+    seconds = time.monotonic() - started
+    if done.returncode not in ok:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise SystemExit(f"{' '.join(argv[:4])} exited {done.returncode}: {' | '.join(tail)}")
+    return seconds
+
+
+def pyinfra_inventory(work: Path) -> Path:
+    sys.path.insert(0, str(REPO / "src"))
+    from vcops.enforce.pyinfra_run import render_pyinfra_inventory
+    from vcops.inventory import load_inventory
+
+    inv = load_inventory(work / "lab")
+    path = work / "pyinfra_inventory.py"
+    path.write_text(render_pyinfra_inventory(inv, list(inv.servers)))
+    return path
+
+
+def measure(hosts: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    site = REPO / "deploys" / "site.yml"
+    with lab(hosts) as work:
+        out["vcops scan"] = timed(
+            [VCOPS, "-i", str(work / "lab"), "scan", "--no-store", "--json"], work, ok=(0, 1)
+        )
+        inv = pyinfra_inventory(work)
+        out["pyinfra --dry"] = timed(
+            [
+                str(BIN / "pyinfra"),
+                str(inv),
+                str(REPO / "deploys" / "baseline.py"),
+                "--dry",
+                "--parallel",
+                "50",
+            ],
+            work,
+        )
+        if site.exists():
+            out["ansible-playbook --check"] = timed(
+                [
+                    str(BIN / "ansible-playbook"),
+                    "-i",
+                    str(REPO / "deploys" / "inventory.vcops.yml"),
+                    str(site),
+                    "--check",
+                    "--forks",
+                    "50",
+                ],
+                work,
+                ok=(0, 2),
+            )
+        out["vcops apply (pyinfra)"] = timed(
+            [VCOPS, "-i", str(work / "lab"), "apply", "--engine", "pyinfra"], work
+        )
+    if site.exists():
+        with lab(hosts) as work:
+            out["vcops apply (ansible)"] = timed(
+                [VCOPS, "-i", str(work / "lab"), "apply", "--engine", "ansible"], work, ok=(0, 1, 2)
+            )
+    return out
+
+
+def main(sizes: list[int]) -> None:
+    results = {n: measure(n) for n in sizes}
+    names = list(dict.fromkeys(k for r in results.values() for k in r))
+    print(f"\n{'wall seconds':<28}" + "".join(f"{n:>10} hosts" for n in sizes))
+    for name in names:
+        print(
+            f"{name:<28}" + "".join(f"{results[n].get(name, float('nan')):>16.1f}" for n in sizes)
+        )
+    for n in sizes:
+        r = results[n]
+        scan = r["vcops scan"]
+        ratios = ", ".join(
+            f"{k} / vcops scan = {v / scan:.1f}x"
+            for k, v in r.items()
+            if k != "vcops scan" and "apply" not in k
+        )
+        print(f"{n} hosts: {ratios}")
+    if len(sizes) >= 2:
+        a, b = sizes[0], sizes[-1]
+        growth = results[b]["vcops scan"] / results[a]["vcops scan"]
+        print(f"vcops scan time grows {growth:.2f}x for {b / a:.0f}x the hosts")
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the benchmark brings up the lab")
+    main([int(a) for a in sys.argv[1:]] or [10, 30])
