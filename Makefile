@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := debootstrap systemd-container openssh-client iproute2 nftables git ca-certificates python3-venv
 STAMP := $(VENV)/.vcops-installed
 
-.PHONY: help demo test lint typecheck unit integration apt venv lab-image clean
+.PHONY: help demo test lint typecheck unit integration molecule apt venv lab-image clean
 
 help:
 	@echo "make demo   - lab up, inventory check, an SSH round to every lab host and switch, lab down"
@@ -37,8 +37,9 @@ lab-image: venv
 	$(BIN)/vcops lab image
 
 lint: venv
-	$(BIN)/ruff check src tests plugins deploys
-	$(BIN)/ruff format --check src tests plugins deploys
+	$(BIN)/ruff check src tests plugins deploys bench
+	$(BIN)/ruff format --check src tests plugins deploys bench
+	$(BIN)/ansible-lint --offline --profile production roles deploys/site.yml molecule
 
 typecheck: venv
 	$(BIN)/mypy src
@@ -48,6 +49,11 @@ unit: venv
 
 integration: venv lab-image
 	$(BIN)/pytest -q tests/integration
+
+# Stand-alone Molecule run: its own lab, so it takes the machine-wide lab lock for the
+# whole sequence (`make test` runs the scenario on the session lab instead).
+molecule: venv lab-image
+	flock /run/vcops-lab-tests.lock env PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test
 
 test: lint typecheck lab-image
 	$(BIN)/pytest -q tests

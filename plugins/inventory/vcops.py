@@ -1,7 +1,10 @@
 """Ansible inventory plugin: read a vcops inventory directory with vcops's own loader.
 
 Ansible then sees exactly the hosts, groups and variables that vcops and pyinfra see,
-with the same validation (an invalid inventory fails with every problem listed).
+with the same validation (an invalid inventory fails with every problem listed), plus
+every server's ``vcops_<area>_*`` role variables (vcops.enforce.vars.role_vars, as
+``vcops apply --engine ansible`` passes them), so ``ansible-playbook deploys/site.yml``
+by hand enforces the same values.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         try:
             from pathlib import Path
 
+            from vcops.enforce.ansible import ansible_role_vars
             from vcops.errors import InventoryError
             from vcops.inventory import load_inventory, to_ansible_json
         except ImportError as exc:
@@ -65,7 +69,10 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
                 "run ansible from the vcops virtualenv"
             ) from exc
         try:
-            data = to_ansible_json(load_inventory(Path(directory)))
+            loaded = load_inventory(Path(directory))
+            data = to_ansible_json(loaded)
+            # the baseline's vcops_<area>_* role variables, as `vcops apply` passes them
+            role_vars = {s.name: ansible_role_vars(loaded, s) for s in loaded.servers}
         except InventoryError as exc:
             problems = "\n".join(f"  {p}" for p in exc.problems)
             raise AnsibleParserError(
@@ -80,5 +87,5 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         hostvars = data["_meta"]["hostvars"]  # type: ignore[index, call-overload]
         for host, variables in hostvars.items():
             self.inventory.add_host(host)
-            for key, value in variables.items():
+            for key, value in {**variables, **role_vars.get(host, {})}.items():
                 self.inventory.set_variable(host, key, value)

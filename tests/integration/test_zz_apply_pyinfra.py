@@ -194,9 +194,3 @@ def test_production_is_refused_without_an_emergency_reason(
     assert report["emergency"] == "INC-42 SIP flood"
     start = open_store(f"sqlite:///{db}").audit_entries(action="apply.start")[-1]
     assert start.detail["emergency"] == "INC-42 SIP flood"
-
-
-def test_the_ansible_engine_is_not_available_yet(lab: Inventory, db: Path) -> None:
-    code, _report, err = vcops(lab.root, db, "apply", "--engine", "ansible")
-    message = json.loads(err)["error"]
-    assert code == 2 and "not available yet" in message and "\n" not in message

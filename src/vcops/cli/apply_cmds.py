@@ -1,4 +1,4 @@
-"""``vcops apply``: enforce the baseline (pyinfra now, Ansible later), or ``--check`` it."""
+"""``vcops apply``: enforce the baseline with pyinfra or Ansible, or ``--check`` it."""
 
 from __future__ import annotations
 

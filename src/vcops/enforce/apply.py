@@ -3,8 +3,11 @@
 - ``check``: one SSH round per host reads every managed file (secrets masked on the
   host), the templates are rendered locally, and the differences come back as
   per-file unified diffs. Nothing is changed.
-- a real run: the pyinfra baseline deploy (:mod:`vcops.enforce.pyinfra_run`), with
+- a real run: the pyinfra baseline deploy (:mod:`vcops.enforce.pyinfra_run`) or the
+  Ansible playbook of the ``vcops_*`` roles (:mod:`vcops.enforce.ansible`), with
   audit entries for the start, every host's result and the end.
+- ``--engine ansible --check``: ``ansible-playbook --check --diff``, per host the
+  tasks that would change and their diffs (secret-bearing tasks are ``no_log``).
 
 Production hosts are refused unless an emergency reason is given (patch windows,
 which will carry the approval, do not exist yet); the reason is recorded.
@@ -21,11 +24,12 @@ from typing import Literal
 from pydantic import BaseModel
 
 from vcops.connectors.ssh import SshTarget, run_on_hosts
+from vcops.enforce.ansible import AnsibleHost, run_ansible
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
 from vcops.enforce.pyinfra_run import PyinfraHost, controller_address, run_pyinfra
 from vcops.enforce.render import HostState, desired_files, file_changed, parse_state
 from vcops.enforce.vars import role_vars
-from vcops.errors import ApprovalError, InventoryError, Problem, VcopsError
+from vcops.errors import ApprovalError, InventoryError, Problem
 from vcops.inventory.export import JsonValue
 from vcops.inventory.models import Inventory, Server
 from vcops.inventory.select import select_targets
@@ -33,10 +37,6 @@ from vcops.store import Store
 
 Engine = Literal["pyinfra", "ansible"]
 Status = Literal["changed", "unchanged", "failed", "unreachable"]
-
-
-class NotAvailableYet(VcopsError):
-    """An engine that is part of the contract but not built yet (exit 2)."""
 
 
 class FileChange(BaseModel):
@@ -201,6 +201,34 @@ def _outcome(host: PyinfraHost) -> HostOutcome:
     return HostOutcome(name=host.name, status="unchanged", reason="nothing to change")
 
 
+def _ansible_outcome(host: AnsibleHost, check: bool) -> HostOutcome:
+    files = [
+        FileChange(path=task, area=task.split(" : ", 1)[0], diff=diff)
+        for task, diff in host.diffs.items()
+    ]
+    if not host.reached:
+        reason = "; ".join(host.errors[-2:]) or "could not connect"
+        return HostOutcome(name=host.name, status="unreachable", reason=reason)
+    if host.failed:
+        return HostOutcome(
+            name=host.name,
+            status="failed",
+            reason="; ".join(host.errors[:2]),
+            changes=host.changed,
+            files=files,
+        )
+    if host.changed:
+        verb = "would change" if check else "changed"
+        return HostOutcome(
+            name=host.name,
+            status="changed",
+            reason=f"{len(host.changed)} tasks {verb}",
+            changes=host.changed,
+            files=files,
+        )
+    return HostOutcome(name=host.name, status="unchanged", reason="nothing to change")
+
+
 def run_apply(
     inventory: Inventory,
     limit: str | None,
@@ -214,22 +242,21 @@ def run_apply(
     """Apply (or check) the baseline on the selected servers.
 
     Raises:
-        NotAvailableYet: the Ansible engine was asked for.
+        CommandError: the engine could not run.
         InventoryError: the selection is bad or a baseline override is invalid.
         ApprovalError: production hosts without an emergency reason.
     """
-    if engine == "ansible":
-        raise NotAvailableYet(
-            "--engine ansible is not available yet (the vcops_* roles land with issue 4's "
-            "second half); use --engine pyinfra"
-        )
     step = on_step or (lambda _m: None)
     servers = select_servers(inventory, limit)
     selection = limit or "all"
     started = time.monotonic()
     if check:
-        step(f"checking {len(servers)} servers (nothing is changed)")
-        hosts = check_hosts(inventory, servers)
+        step(f"checking {len(servers)} servers with {engine} (nothing is changed)")
+        if engine == "ansible":
+            results, _seconds = run_ansible(inventory, servers, check=True)
+            hosts = [_ansible_outcome(r, check=True) for r in results]
+        else:
+            hosts = check_hosts(inventory, servers)
         return ApplyReport(
             engine=engine,
             check=True,
@@ -245,9 +272,13 @@ def run_apply(
             selection,
             {"engine": engine, "hosts": [s.name for s in servers], "emergency": emergency},
         )
-    step(f"applying the baseline with pyinfra on {len(servers)} servers")
-    results, _pyinfra_seconds = run_pyinfra(inventory, servers)
-    hosts = [_outcome(r) for r in results]
+    step(f"applying the baseline with {engine} on {len(servers)} servers")
+    if engine == "ansible":
+        ansible_results, _seconds = run_ansible(inventory, servers)
+        hosts = [_ansible_outcome(r, check=False) for r in ansible_results]
+    else:
+        pyinfra_results, _pyinfra_seconds = run_pyinfra(inventory, servers)
+        hosts = [_outcome(r) for r in pyinfra_results]
     report = ApplyReport(
         engine=engine,
         check=False,

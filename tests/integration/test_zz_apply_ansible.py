@@ -1,0 +1,215 @@
+"""`vcops apply --engine ansible` (deploys/site.yml and the vcops_* roles) on real lab hosts.
+
+Named ``test_zz_*`` so it runs after the modules that expect stock hosts. It hardens
+only lab-sbc-01 (common areas + Kamailio, as sbc) and lab-generic-01 (common areas),
+which the pyinfra module leaves alone, so each engine proves itself on stock hosts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vcops.connectors.ssh import SshTarget, run_one
+from vcops.inventory import Inventory
+from vcops.lab.probe import ssh_ready
+from vcops.store import open_store
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
+BIN = Path(sys.executable).parent
+HOSTS = "lab-sbc-01,lab-generic-01"
+ADDRESSES = {"lab-sbc-01": "10.213.0.14", "lab-generic-01": "10.213.0.16"}
+ROOT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("apply-ansible") / "vcops.db"
+
+
+def vcops(inv: Path, db: Path, *args: str) -> tuple[int, dict[str, object], str]:
+    proc = subprocess.run(
+        [str(BIN / "vcops"), "-i", str(inv), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "VCOPS_DATABASE_URL": f"sqlite:///{db}", "VCOPS_CONFIG": ""},
+    )
+    data = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return proc.returncode, data, proc.stderr
+
+
+def target(lab: Inventory, name: str) -> SshTarget:
+    return SshTarget.from_inventory(lab, next(s for s in lab.servers if s.name == name))
+
+
+def _digest() -> str | None:
+    if not ROOT_KNOWN_HOSTS.exists():
+        return None
+    return hashlib.sha256(ROOT_KNOWN_HOSTS.read_bytes()).hexdigest()
+
+
+def _hosts(report: dict[str, object]) -> dict[str, dict[str, object]]:
+    return {h["name"]: h for h in report["hosts"]}  # type: ignore[index, union-attr]
+
+
+def _failing(scan: dict[str, object]) -> list[tuple[str, str, str]]:
+    return [
+        (o["target"], r["control_id"], r["actual"])
+        for o in scan["outcomes"]  # type: ignore[union-attr]
+        for r in o["results"]
+        if r["status"] == "fail"
+    ]
+
+
+def test_stock_hosts_show_drift_and_ansible_check_changes_nothing(lab: Inventory, db: Path) -> None:
+    code, scan, err = vcops(lab.root, db, "scan", "--limit", HOSTS)
+    assert code == 1, err
+    assert {"VC-SSH-001", "VC-NFT-001", "VC-F2B-001", "VC-KAM-001"} <= {
+        f["control_id"]
+        for f in scan["open"]  # type: ignore[union-attr]
+    }
+    before = run_one(target(lab, "lab-generic-01"), "sha256sum /etc/ssh/sshd_config\n").stdout
+    code, check, err = vcops(
+        lab.root, db, "apply", "--engine", "ansible", "--check", "--limit", HOSTS
+    )
+    assert code == 0, (check, err)
+    hosts = _hosts(check)
+    assert {h["status"] for h in hosts.values()} == {"changed"}
+    generic = hosts["lab-generic-01"]
+    diffs = {f["path"]: f["diff"] for f in generic["files"]}  # type: ignore[union-attr, index]
+    sshd = next(d for task, d in diffs.items() if "sshd_config" in task)
+    assert "+PasswordAuthentication no" in sshd
+    after = run_one(target(lab, "lab-generic-01"), "sha256sum /etc/ssh/sshd_config\n").stdout
+    assert after == before  # --check changed nothing
+
+
+def test_ansible_apply_hardens_and_a_scan_is_clean(lab: Inventory, db: Path) -> None:
+    known_before = _digest()
+    started = time.monotonic()
+    code, report, err = vcops(lab.root, db, "apply", "--engine", "ansible", "--limit", HOSTS)
+    TIMINGS["first"] = round(time.monotonic() - started, 1)
+    assert code == 0, (report, err[-3000:])
+    assert {h["status"] for h in _hosts(report).values()} == {"changed"}
+    assert _digest() == known_before  # root's own known_hosts untouched
+    code, scan, err = vcops(lab.root, db, "scan", "--limit", HOSTS)
+    assert _failing(scan) == []
+    assert code == 0, scan["open"]
+    audit = open_store(f"sqlite:///{db}").audit_entries(action="apply.*")
+    assert audit[0].action == "apply.start" and audit[-1].action == "apply.end"
+    assert audit[0].detail["engine"] == "ansible"
+    assert {e.target for e in audit if e.action == "apply.host"} == set(HOSTS.split(","))
+
+
+def test_a_second_ansible_apply_changes_nothing(lab: Inventory, db: Path) -> None:
+    started = time.monotonic()
+    code, report, err = vcops(lab.root, db, "apply", "--engine", "ansible", "--limit", HOSTS)
+    TIMINGS["second"] = round(time.monotonic() - started, 1)
+    assert code == 0, err
+    assert {h["status"] for h in _hosts(report).values()} == {"unchanged"}, report
+    # the other engine agrees: nothing left to change
+    code, check, _ = vcops(lab.root, db, "apply", "--check", "--limit", HOSTS)
+    assert {h["status"] for h in _hosts(check).values()} == {"unchanged"}, check
+    print(f"\nansible apply timings on 2 hosts (s): {TIMINGS}")
+
+
+def test_ssh_and_the_services_still_work_after_hardening(lab: Inventory) -> None:
+    for name, address in ADDRESSES.items():
+        assert ssh_ready(address), name
+        out = run_one(
+            target(lab, name),
+            "systemctl is-active ssh fail2ban; nft list tables | grep -c 'inet vcops'; "
+            "fail2ban-client status | sed -n 's/.*Jail list:[[:space:]]*//p'\n",
+        )
+        jails = "kamailio, sshd" if name == "lab-sbc-01" else "sshd"
+        assert out.stdout.splitlines() == ["active", "active", "1", jails], (name, out.stdout)
+
+
+def _inventory_copy(lab: Inventory, tmp_path: Path, host: str, changes: dict[str, object]) -> Path:
+    copy = tmp_path / "inventory"
+    shutil.copytree(lab.root, copy)
+    doc = yaml.safe_load((copy / "lab.yml").read_text())
+    for server in doc["servers"]:
+        if server["name"] == host:
+            server.update(changes)
+    (copy / "lab.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return copy
+
+
+def test_a_config_failing_validation_is_not_installed(
+    lab: Inventory, db: Path, tmp_path: Path
+) -> None:
+    broken = _inventory_copy(
+        lab, tmp_path, "lab-generic-01", {"vars": {"baseline_ssh_ciphers": ["not-a-cipher"]}}
+    )
+    cmd = "sha256sum /etc/ssh/sshd_config\n"
+    before = run_one(target(lab, "lab-generic-01"), cmd).stdout
+    code, report, err = vcops(
+        broken, db, "apply", "--engine", "ansible", "--limit", "lab-generic-01"
+    )
+    assert code == 1, err
+    host = _hosts(report)["lab-generic-01"]
+    assert host["status"] == "failed"
+    assert "sshd_config" in str(host["reason"]) and "validate" in str(host["reason"]).lower()
+    after = run_one(target(lab, "lab-generic-01"), cmd + "systemctl is-active ssh\n")
+    assert after.stdout.splitlines() == [before.strip(), "active"]
+    assert ssh_ready(ADDRESSES["lab-generic-01"])
+
+
+def test_production_is_refused_without_an_emergency_reason(
+    lab: Inventory, db: Path, tmp_path: Path
+) -> None:
+    prod = _inventory_copy(lab, tmp_path, "lab-generic-01", {"environment": "production"})
+    code, _report, err = vcops(
+        prod, db, "apply", "--engine", "ansible", "--limit", "lab-generic-01"
+    )
+    assert code == 1 and "--emergency" in err and "\n" not in json.loads(err)["error"]
+    code, report, err = vcops(
+        prod, db, "apply", "--engine", "ansible", "--limit", "lab-generic-01",
+        "--emergency", "INC-7 toll fraud",
+    )  # fmt: skip
+    assert code == 0, err
+    assert _hosts(report)["lab-generic-01"]["status"] == "unchanged"
+    start = open_store(f"sqlite:///{db}").audit_entries(action="apply.start")[-1]
+    assert start.detail == {
+        "engine": "ansible",
+        "hosts": ["lab-generic-01"],
+        "emergency": "INC-7 toll fraud",
+    }
+
+
+def test_the_firewall_role_refuses_to_cut_the_management_path(
+    lab: Inventory, tmp_path: Path
+) -> None:
+    inv = tmp_path / "inventory.yml"
+    subprocess.run(
+        [sys.executable, "-m", "vcops.enforce.ansible", "inventory", str(lab.root), str(inv),
+         "lab-generic-01"],
+        check=True, timeout=60,
+    )  # fmt: skip
+    before = run_one(target(lab, "lab-generic-01"), "sha256sum /etc/nftables.conf\n").stdout
+    wrong = (
+        '{"vcops_firewall_ssh_sources_v4": ["192.0.2.0/24"], "vcops_firewall_ssh_sources_v6": []}'
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inv), str(repo / "deploys" / "site.yml"),
+         "-e", wrong],
+        capture_output=True, text=True, timeout=300, check=False, cwd=str(repo),
+        env={**os.environ, "ANSIBLE_CONFIG": str(repo / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout[-2000:]
+    assert "would cut this management path" in done.stdout
+    after = run_one(target(lab, "lab-generic-01"), "sha256sum /etc/nftables.conf\n").stdout
+    assert after == before and ssh_ready(ADDRESSES["lab-generic-01"])
