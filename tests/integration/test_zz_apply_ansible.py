@@ -45,6 +45,7 @@ def vcops(inv: Path, db: Path, *args: str) -> tuple[int, dict[str, object], str]
         timeout=900,
         check=False,
         env={**os.environ, "VCOPS_DATABASE_URL": f"sqlite:///{db}", "VCOPS_CONFIG": ""},
+        cwd=db.parent,  # state (snapshots, masking key) stays in the test's own directory
     )
     data = json.loads(proc.stdout) if proc.stdout.strip() else {}
     return proc.returncode, data, proc.stderr

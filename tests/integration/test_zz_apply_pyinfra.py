@@ -45,6 +45,7 @@ def vcops(inv: Path, db: Path, *args: str) -> tuple[int, dict[str, object], str]
         timeout=600,
         check=False,
         env={**os.environ, "VCOPS_DATABASE_URL": f"sqlite:///{db}", "VCOPS_CONFIG": ""},
+        cwd=db.parent,  # state (snapshots, masking key) stays in the test's own directory
     )
     data = json.loads(proc.stdout) if proc.stdout.strip() else {}
     return proc.returncode, data, proc.stderr
@@ -120,6 +121,13 @@ def test_apply_hardens_and_a_scan_is_clean(lab: Inventory, db: Path) -> None:
     audit = open_store(f"sqlite:///{db}").audit_entries(action="apply.*")
     assert [e.action for e in audit][:1] == ["apply.start"] and audit[-1].action == "apply.end"
     assert {e.target for e in audit if e.action == "apply.host"} == set(HOSTS.split(","))
+    # A snapshot before and after, and the hardening shows in the snapshot diff.
+    before, after = report["snapshot_before"], report["snapshot_after"]
+    assert isinstance(before, str) and isinstance(after, str) and before != after
+    assert audit[-1].detail["snapshot_after"] == after
+    code, diff, err = vcops(lab.root, db, "snapshot", "diff", "lab-kamailio-01")
+    assert code == 0, err
+    assert "PasswordAuthentication no" in json.dumps(diff)
 
 
 def test_a_second_apply_changes_nothing(lab: Inventory, db: Path) -> None:

@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vcops.cli.app import App, json_option, limit_option
+from vcops.inventory.models import Server
 
 STATUS_COLOUR = {
     "changed": "yellow",
@@ -44,14 +45,24 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
             app.err.print(f"[dim]apply:[/dim] {message}")
 
     store = None if check else app.store()
+    inventory = app.inventory()
+
+    def snapshot(servers: list[Server], reason: str) -> str | None:
+        from vcops.snapshot.take import SnapshotContext, take_snapshots
+
+        ctx = SnapshotContext.open(inventory, app.config(), store)
+        taken = take_snapshots(ctx, servers, reason=reason)
+        return taken.commit
+
     report: ApplyReport = run_apply(
-        app.inventory(),
+        inventory,
         limit,
         engine="ansible" if engine == "ansible" else "pyinfra",
         check=check,
         emergency=emergency,
         store=store,
         on_step=say,
+        snapshot=None if check else snapshot,
     )
 
     def render(console: Console) -> None:

@@ -67,6 +67,8 @@ class ApplyReport(BaseModel):
     emergency: str | None
     seconds: float
     hosts: list[HostOutcome]
+    snapshot_before: str | None = None
+    snapshot_after: str | None = None
 
     def exit_code(self) -> Literal[0, 1, 3]:
         """3 if any host was unreachable, else 1 if any failed, else 0."""
@@ -238,11 +240,15 @@ def run_apply(
     emergency: str | None = None,
     store: Store | None = None,
     on_step: Callable[[str], None] | None = None,
+    snapshot: Callable[[list[Server], str], str | None] | None = None,
 ) -> ApplyReport:
     """Apply (or check) the baseline on the selected servers.
 
     Raises:
         CommandError: the engine could not run.
+
+    ``snapshot(servers, reason)`` (when given) is called before and after a real run and
+    returns the snapshot commit (None when nothing changed); both land in the audit log.
         InventoryError: the selection is bad or a baseline override is invalid.
         ApprovalError: production hosts without an emergency reason.
     """
@@ -272,6 +278,9 @@ def run_apply(
             selection,
             {"engine": engine, "hosts": [s.name for s in servers], "emergency": emergency},
         )
+    before = snapshot(servers, f"before apply ({engine})") if snapshot is not None else None
+    if snapshot is not None:
+        step(f"snapshot before: {before or 'no change since the last snapshot'}")
     step(f"applying the baseline with {engine} on {len(servers)} servers")
     if engine == "ansible":
         ansible_results, _seconds = run_ansible(inventory, servers)
@@ -286,7 +295,11 @@ def run_apply(
         emergency=emergency,
         seconds=round(time.monotonic() - started, 2),
         hosts=hosts,
+        snapshot_before=before,
     )
+    if snapshot is not None:
+        report.snapshot_after = snapshot(servers, f"after apply ({engine})")
+        step(f"snapshot after: {report.snapshot_after or 'nothing changed'}")
     if store is not None:
         for host in hosts:
             store.audit(
@@ -306,6 +319,8 @@ def run_apply(
                     s: sum(h.status == s for h in hosts) for s in sorted({h.status for h in hosts})
                 },
                 "emergency": emergency,
+                "snapshot_before": report.snapshot_before,
+                "snapshot_after": report.snapshot_after,
             },
         )
     return report
