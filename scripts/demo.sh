@@ -60,7 +60,8 @@ step "snapshot the fleet before changing anything (secrets masked, one git commi
 "$VCOPS" -i "$LAB" snapshot take --reason "before the demo hardening" || test $? -eq 3
 
 step "apply --check: what the pyinfra engine would change on $KAM (nothing changes yet)"
-"$VCOPS" -i "$LAB" apply --limit "$KAM" --check | tail -25
+"$VCOPS" -i "$LAB" apply --limit "$KAM" --check > .vcops/demo/check.txt
+awk 'NR <= 40' .vcops/demo/check.txt
 
 step "apply the baseline with pyinfra on $KAM, then scan it: its findings resolve"
 time "$VCOPS" -i "$LAB" apply --limit "$KAM"
@@ -71,7 +72,8 @@ step "a second apply changes nothing"
 
 step "snapshot again and diff: what the hardening changed on $KAM"
 "$VCOPS" -i "$LAB" snapshot take --limit "$KAM" --reason "after the demo hardening"
-"$VCOPS" -i "$LAB" snapshot diff "$KAM" | head -40
+"$VCOPS" -i "$LAB" snapshot diff "$KAM" > .vcops/demo/diff.txt
+awk 'NR <= 3 || /^diff --git a\/lab-kamailio-01\/files\/etc\/ssh\/sshd_config/ {show = 30} show-- > 0' .vcops/demo/diff.txt
 
 step "audit trail"
 "$VCOPS" audit log --last 5
