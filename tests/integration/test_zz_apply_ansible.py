@@ -7,19 +7,23 @@ which the pyinfra module leaves alone, so each engine proves itself on stock hos
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from vcops.connectors.ssh import SshTarget, run_one
+from tests.integration.apply_helpers import (
+    host_status,
+    inventory_copy,
+    known_hosts_digest,
+    target,
+    vcops,
+)
+from vcops.connectors.ssh import run_one
 from vcops.inventory import Inventory
 from vcops.lab.probe import ssh_ready
 from vcops.store import open_store
@@ -35,34 +39,6 @@ TIMINGS: dict[str, float] = {}
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("apply-ansible") / "vcops.db"
-
-
-def vcops(inv: Path, db: Path, *args: str) -> tuple[int, dict[str, object], str]:
-    proc = subprocess.run(
-        [str(BIN / "vcops"), "-i", str(inv), *args, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env={**os.environ, "VCOPS_DATABASE_URL": f"sqlite:///{db}", "VCOPS_CONFIG": ""},
-        cwd=db.parent,  # state (snapshots, masking key) stays in the test's own directory
-    )
-    data = json.loads(proc.stdout) if proc.stdout.strip() else {}
-    return proc.returncode, data, proc.stderr
-
-
-def target(lab: Inventory, name: str) -> SshTarget:
-    return SshTarget.from_inventory(lab, next(s for s in lab.servers if s.name == name))
-
-
-def _digest() -> str | None:
-    if not ROOT_KNOWN_HOSTS.exists():
-        return None
-    return hashlib.sha256(ROOT_KNOWN_HOSTS.read_bytes()).hexdigest()
-
-
-def _hosts(report: dict[str, object]) -> dict[str, dict[str, object]]:
-    return {h["name"]: h for h in report["hosts"]}  # type: ignore[index, union-attr]
 
 
 def _failing(scan: dict[str, object]) -> list[tuple[str, str, str]]:
@@ -86,7 +62,7 @@ def test_stock_hosts_show_drift_and_ansible_check_changes_nothing(lab: Inventory
         lab.root, db, "apply", "--engine", "ansible", "--check", "--limit", HOSTS
     )
     assert code == 0, (check, err)
-    hosts = _hosts(check)
+    hosts = host_status(check)
     assert {h["status"] for h in hosts.values()} == {"changed"}
     generic = hosts["lab-generic-01"]
     diffs = {f["path"]: f["diff"] for f in generic["files"]}  # type: ignore[union-attr, index]
@@ -97,13 +73,13 @@ def test_stock_hosts_show_drift_and_ansible_check_changes_nothing(lab: Inventory
 
 
 def test_ansible_apply_hardens_and_a_scan_is_clean(lab: Inventory, db: Path) -> None:
-    known_before = _digest()
+    known_before = known_hosts_digest()
     started = time.monotonic()
     code, report, err = vcops(lab.root, db, "apply", "--engine", "ansible", "--limit", HOSTS)
     TIMINGS["first"] = round(time.monotonic() - started, 1)
     assert code == 0, (report, err[-3000:])
-    assert {h["status"] for h in _hosts(report).values()} == {"changed"}
-    assert _digest() == known_before  # root's own known_hosts untouched
+    assert {h["status"] for h in host_status(report).values()} == {"changed"}
+    assert known_hosts_digest() == known_before  # root's own known_hosts untouched
     code, scan, err = vcops(lab.root, db, "scan", "--limit", HOSTS)
     assert _failing(scan) == []
     assert code == 0, scan["open"]
@@ -118,10 +94,10 @@ def test_a_second_ansible_apply_changes_nothing(lab: Inventory, db: Path) -> Non
     code, report, err = vcops(lab.root, db, "apply", "--engine", "ansible", "--limit", HOSTS)
     TIMINGS["second"] = round(time.monotonic() - started, 1)
     assert code == 0, err
-    assert {h["status"] for h in _hosts(report).values()} == {"unchanged"}, report
+    assert {h["status"] for h in host_status(report).values()} == {"unchanged"}, report
     # the other engine agrees: nothing left to change
     code, check, _ = vcops(lab.root, db, "apply", "--check", "--limit", HOSTS)
-    assert {h["status"] for h in _hosts(check).values()} == {"unchanged"}, check
+    assert {h["status"] for h in host_status(check).values()} == {"unchanged"}, check
     print(f"\nansible apply timings on 2 hosts (s): {TIMINGS}")
 
 
@@ -137,21 +113,10 @@ def test_ssh_and_the_services_still_work_after_hardening(lab: Inventory) -> None
         assert out.stdout.splitlines() == ["active", "active", "1", jails], (name, out.stdout)
 
 
-def _inventory_copy(lab: Inventory, tmp_path: Path, host: str, changes: dict[str, object]) -> Path:
-    copy = tmp_path / "inventory"
-    shutil.copytree(lab.root, copy)
-    doc = yaml.safe_load((copy / "lab.yml").read_text())
-    for server in doc["servers"]:
-        if server["name"] == host:
-            server.update(changes)
-    (copy / "lab.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    return copy
-
-
 def test_a_config_failing_validation_is_not_installed(
     lab: Inventory, db: Path, tmp_path: Path
 ) -> None:
-    broken = _inventory_copy(
+    broken = inventory_copy(
         lab, tmp_path, "lab-generic-01", {"vars": {"baseline_ssh_ciphers": ["not-a-cipher"]}}
     )
     cmd = "sha256sum /etc/ssh/sshd_config\n"
@@ -160,7 +125,7 @@ def test_a_config_failing_validation_is_not_installed(
         broken, db, "apply", "--engine", "ansible", "--limit", "lab-generic-01"
     )
     assert code == 1, err
-    host = _hosts(report)["lab-generic-01"]
+    host = host_status(report)["lab-generic-01"]
     assert host["status"] == "failed"
     assert "sshd_config" in str(host["reason"]) and "validate" in str(host["reason"]).lower()
     after = run_one(target(lab, "lab-generic-01"), cmd + "systemctl is-active ssh\n")
@@ -171,7 +136,7 @@ def test_a_config_failing_validation_is_not_installed(
 def test_production_is_refused_without_an_emergency_reason(
     lab: Inventory, db: Path, tmp_path: Path
 ) -> None:
-    prod = _inventory_copy(lab, tmp_path, "lab-generic-01", {"environment": "production"})
+    prod = inventory_copy(lab, tmp_path, "lab-generic-01", {"environment": "production"})
     code, _report, err = vcops(
         prod, db, "apply", "--engine", "ansible", "--limit", "lab-generic-01"
     )
@@ -181,7 +146,7 @@ def test_production_is_refused_without_an_emergency_reason(
         "--emergency", "INC-7 toll fraud",
     )  # fmt: skip
     assert code == 0, err
-    assert _hosts(report)["lab-generic-01"]["status"] == "unchanged"
+    assert host_status(report)["lab-generic-01"]["status"] == "unchanged"
     start = open_store(f"sqlite:///{db}").audit_entries(action="apply.start")[-1]
     assert start.detail == {
         "engine": "ansible",

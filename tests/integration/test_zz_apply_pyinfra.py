@@ -7,19 +7,21 @@ everywhere). It hardens only the kamailio, asterisk and freeswitch hosts.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from vcops.connectors.ssh import SshTarget, run_one
+from tests.integration.apply_helpers import (
+    host_status,
+    inventory_copy,
+    known_hosts_digest,
+    target,
+    vcops,
+)
+from vcops.connectors.ssh import run_one
 from vcops.inventory import Inventory
 from vcops.lab.aptrepo import REPO_URL
 from vcops.lab.probe import sip_options, ssh_ready
@@ -35,34 +37,6 @@ TIMINGS: dict[str, float] = {}
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("apply") / "vcops.db"
-
-
-def vcops(inv: Path, db: Path, *args: str) -> tuple[int, dict[str, object], str]:
-    proc = subprocess.run(
-        [str(BIN / "vcops"), "-i", str(inv), *args, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "VCOPS_DATABASE_URL": f"sqlite:///{db}", "VCOPS_CONFIG": ""},
-        cwd=db.parent,  # state (snapshots, masking key) stays in the test's own directory
-    )
-    data = json.loads(proc.stdout) if proc.stdout.strip() else {}
-    return proc.returncode, data, proc.stderr
-
-
-def target(lab: Inventory, name: str) -> SshTarget:
-    return SshTarget.from_inventory(lab, next(s for s in lab.servers if s.name == name))
-
-
-def _known_hosts_digest() -> str | None:
-    if not ROOT_KNOWN_HOSTS.exists():
-        return None
-    return hashlib.sha256(ROOT_KNOWN_HOSTS.read_bytes()).hexdigest()
-
-
-def _host_status(report: dict[str, object]) -> dict[str, dict[str, object]]:
-    return {h["name"]: h for h in report["hosts"]}  # type: ignore[index, union-attr]
 
 
 def test_lab_hosts_install_packages_from_the_local_repository(lab: Inventory) -> None:
@@ -87,7 +61,7 @@ def test_stock_hosts_show_drift_and_check_shows_diffs(lab: Inventory, db: Path) 
     sshd_before = run_one(target(lab, "lab-kamailio-01"), "sha256sum /etc/ssh/sshd_config\n")
     code, check, err = vcops(lab.root, db, "apply", "--check", "--limit", HOSTS)
     assert code == 0, err
-    hosts = _host_status(check)
+    hosts = host_status(check)
     assert all(h["status"] == "changed" for h in hosts.values())
     kam = hosts["lab-kamailio-01"]
     diffs = {f["path"]: f["diff"] for f in kam["files"]}  # type: ignore[union-attr, index]
@@ -102,13 +76,13 @@ def test_stock_hosts_show_drift_and_check_shows_diffs(lab: Inventory, db: Path) 
 
 
 def test_apply_hardens_and_a_scan_is_clean(lab: Inventory, db: Path) -> None:
-    known_before = _known_hosts_digest()
+    known_before = known_hosts_digest()
     started = time.monotonic()
     code, report, err = vcops(lab.root, db, "apply", "--engine", "pyinfra", "--limit", HOSTS)
     TIMINGS["first"] = time.monotonic() - started
     assert code == 0, (report, err)
-    assert all(h["status"] == "changed" for h in _host_status(report).values())
-    assert _known_hosts_digest() == known_before  # root's own known_hosts untouched
+    assert all(h["status"] == "changed" for h in host_status(report).values())
+    assert known_hosts_digest() == known_before  # root's own known_hosts untouched
     code, scan, err = vcops(lab.root, db, "scan", "--limit", HOSTS)
     failing = [
         (o["target"], r["control_id"], r["actual"])
@@ -135,9 +109,9 @@ def test_a_second_apply_changes_nothing(lab: Inventory, db: Path) -> None:
     code, report, err = vcops(lab.root, db, "apply", "--limit", HOSTS)
     TIMINGS["second"] = time.monotonic() - started
     assert code == 0, err
-    assert {h["status"] for h in _host_status(report).values()} == {"unchanged"}
+    assert {h["status"] for h in host_status(report).values()} == {"unchanged"}
     code, check, _ = vcops(lab.root, db, "apply", "--check", "--limit", HOSTS)
-    assert {h["status"] for h in _host_status(check).values()} == {"unchanged"}
+    assert {h["status"] for h in host_status(check).values()} == {"unchanged"}
     print(f"\napply timings on 3 hosts: {TIMINGS}")
 
 
@@ -155,27 +129,16 @@ def test_kamailio_and_ssh_still_answer_after_hardening(lab: Inventory) -> None:
     assert set(secrets.stdout.split("\n")[:-1]) == {"600 root"}
 
 
-def _inventory_copy(lab: Inventory, tmp_path: Path, host: str, changes: dict[str, object]) -> Path:
-    copy = tmp_path / "inventory"
-    shutil.copytree(lab.root, copy)
-    doc = yaml.safe_load((copy / "lab.yml").read_text())
-    for server in doc["servers"]:
-        if server["name"] == host:
-            server.update(changes)
-    (copy / "lab.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    return copy
-
-
 def test_a_config_failing_validation_is_not_installed(
     lab: Inventory, db: Path, tmp_path: Path
 ) -> None:
-    broken = _inventory_copy(
+    broken = inventory_copy(
         lab, tmp_path, "lab-kamailio-01", {"vars": {"baseline_ssh_ciphers": ["not-a-cipher"]}}
     )
     before = run_one(target(lab, "lab-kamailio-01"), "sha256sum /etc/ssh/sshd_config\n").stdout
     code, report, err = vcops(broken, db, "apply", "--limit", "lab-kamailio-01")
     assert code == 1, err
-    host = _host_status(report)["lab-kamailio-01"]
+    host = host_status(report)["lab-kamailio-01"]
     assert host["status"] == "failed"
     assert "/etc/ssh/sshd_config" in str(host["reason"])
     assert "failed validation, not installed" in str(host["reason"])
@@ -192,7 +155,7 @@ def test_a_config_failing_validation_is_not_installed(
 def test_production_is_refused_without_an_emergency_reason(
     lab: Inventory, db: Path, tmp_path: Path
 ) -> None:
-    prod = _inventory_copy(lab, tmp_path, "lab-kamailio-01", {"environment": "production"})
+    prod = inventory_copy(lab, tmp_path, "lab-kamailio-01", {"environment": "production"})
     code, _report, err = vcops(prod, db, "apply", "--limit", "lab-kamailio-01")
     assert code == 1 and "patch windows do not exist yet" in err and "--emergency" in err
     code, report, err = vcops(

@@ -1,0 +1,63 @@
+"""Helpers shared by the apply tests (pyinfra and Ansible engines)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from vcops.connectors.ssh import SshTarget
+from vcops.inventory import Inventory
+
+BIN = Path(sys.executable).parent
+ROOT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
+
+
+def vcops(
+    inv: Path, db: Path, *args: str, timeout: float = 900
+) -> tuple[int, dict[str, object], str]:
+    """Run ``vcops -i INV ARGS --json`` with its own database and state directory."""
+    proc = subprocess.run(
+        [str(BIN / "vcops"), "-i", str(inv), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "VCOPS_DATABASE_URL": f"sqlite:///{db}", "VCOPS_CONFIG": ""},
+        cwd=db.parent,  # state (snapshots, masking key) stays in the test's own directory
+    )
+    data = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return proc.returncode, data, proc.stderr
+
+
+def target(lab: Inventory, name: str) -> SshTarget:
+    return SshTarget.from_inventory(lab, next(s for s in lab.servers if s.name == name))
+
+
+def known_hosts_digest() -> str | None:
+    """Root's own known_hosts, to prove neither engine writes to it."""
+    if not ROOT_KNOWN_HOSTS.exists():
+        return None
+    return hashlib.sha256(ROOT_KNOWN_HOSTS.read_bytes()).hexdigest()
+
+
+def host_status(report: dict[str, object]) -> dict[str, dict[str, object]]:
+    return {h["name"]: h for h in report["hosts"]}  # type: ignore[index, union-attr]
+
+
+def inventory_copy(lab: Inventory, tmp_path: Path, host: str, changes: dict[str, object]) -> Path:
+    """A copy of the lab inventory with one server's entry changed (e.g. an environment)."""
+    copy = tmp_path / "inventory"
+    shutil.copytree(lab.root, copy)
+    doc = yaml.safe_load((copy / "lab.yml").read_text())
+    for server in doc["servers"]:
+        if server["name"] == host:
+            server.update(changes)
+    (copy / "lab.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return copy
