@@ -20,6 +20,7 @@ from vcops.baseline.network import DeviceFacts, parse_device_config
 from vcops.baseline.settings import BaselineSettings, settings_for
 from vcops.connectors.netdev import DeviceTarget, fetch_many
 from vcops.connectors.ssh import SshTarget, run_on_hosts
+from vcops.errors import InventoryError
 from vcops.facts.server import ServerFacts, new_nonce, parse_output, render_script
 from vcops.findings import (
     ControlResult,
@@ -223,7 +224,7 @@ def waiver_coverage(inv: Inventory, waivers: list[Waiver]) -> dict[int, frozense
     for w in waivers:
         try:
             covered[w.id] = frozenset(t.name for t in select_targets(inv, w.hosts))
-        except Exception:
+        except InventoryError:  # the pattern no longer matches anything: it covers nothing
             covered[w.id] = frozenset()
     return covered
 

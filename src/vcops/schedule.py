@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vcops import __version__
+from vcops.errors import ConfigError
 from vcops.paths import templates_dir
 from vcops.report.render import environment
 from vcops.store import Store
@@ -51,15 +52,25 @@ def render_units(
 
 
 def write_units(units: dict[str, str], directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the units atomically.
+
+    Raises:
+        ConfigError: the directory cannot be written (not root, read-only).
+    """
     written = []
-    for name, text in units.items():
-        path = directory / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-        written.append(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in units.items():
+            path = directory / name
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o644)
+            os.replace(tmp, path)
+            written.append(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"{directory}: cannot write the units ({exc.strerror}); run as root or pass --dir"
+        ) from exc
     return written
 
 

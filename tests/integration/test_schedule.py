@@ -73,3 +73,11 @@ def test_runs_are_recorded_and_never_overlap(tmp_path: Path) -> None:
     assert failing.returncode == 2
     last = json.loads(vcops(tmp_path, "audit", "log", "--json", "--last", "1").stdout)[0]
     assert last["action"] == "schedule.end" and last["detail"]["exit"] == 2
+
+
+def test_an_unwritable_unit_directory_is_one_readable_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    proc = vcops(tmp_path, "schedule", "install", "--dir", str(blocker / "units"))
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot write the units" in proc.stderr and "Traceback" not in proc.stderr

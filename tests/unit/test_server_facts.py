@@ -61,9 +61,9 @@ def test_a_config_file_cannot_forge_sections() -> None:
 
 
 def test_render_script_embeds_only_a_hex_nonce() -> None:
-    assert "@@vcops-0123456789abcdef os_release" in render_script(NONCE).replace(
-        "section os_release", "@@vcops-0123456789abcdef os_release"
-    )
+    script = render_script(NONCE)
+    assert f"@@vcops-{NONCE}" in script and f"@@file-{NONCE}" in script
+    assert "@@vcops " not in script and "@@file " not in script  # no marker without the nonce
     with pytest.raises(ValueError):
         render_script("x; rm -rf /")
 

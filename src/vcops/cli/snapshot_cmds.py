@@ -36,6 +36,17 @@ def _repo(app: App) -> SnapshotRepo:
     return SnapshotRepo(app.config().snapshots_dir)
 
 
+def _snapshots_of(app: App, name: str) -> tuple[SnapshotRepo, str, list[str]]:
+    """The repository, the checked host name and its snapshot commits (newest first)."""
+    repo = _repo(app)
+    repo.require()
+    host = _host(name)
+    commits = repo.host_commits(host)
+    if not commits:
+        raise StoreError(f"{host}: no snapshot in {repo.path}; run `vcops snapshot take -l {host}`")
+    return repo, host, commits
+
+
 def _host(name: str) -> str:
     if not _HOST_RE.match(name):
         raise InventoryError(
@@ -180,12 +191,7 @@ def list_(app: App, host: str | None, max_count: int | None) -> int:
 @click.pass_obj
 def show(app: App, host: str, rev: str | None, path: str | None) -> int:
     """List HOST's files at REV (default: its latest snapshot), or print one PATH."""
-    repo = _repo(app)
-    repo.require()
-    host = _host(host)
-    commits = repo.host_commits(host)
-    if not commits:
-        raise StoreError(f"{host}: no snapshot in {repo.path}; run `vcops snapshot take -l {host}`")
+    repo, host, commits = _snapshots_of(app, host)
     commit = repo.resolve(rev) if rev else commits[0]
     files = repo.read_tree(host, commit)
     if not files:
@@ -258,12 +264,7 @@ def show(app: App, host: str, rev: str | None, path: str | None) -> int:
 @click.pass_obj
 def diff(app: App, host: str, rev_a: str | None, rev_b: str | None) -> int:
     """What changed on HOST between two snapshots (default: its last two)."""
-    repo = _repo(app)
-    repo.require()
-    host = _host(host)
-    commits = repo.host_commits(host)
-    if not commits:
-        raise StoreError(f"{host}: no snapshot in {repo.path}; run `vcops snapshot take -l {host}`")
+    repo, host, commits = _snapshots_of(app, host)
     if rev_a is None:
         if len(commits) < 2:
             app.emit(
