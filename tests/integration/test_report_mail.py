@@ -4,110 +4,35 @@ secret; and the outbox: server down, then up, delivered exactly once."""
 
 from __future__ import annotations
 
-import email
 import json
 import os
-import socket
-import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.policy import default
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
+from tests.integration.smtp_helpers import PASSWORD, free_port, make_cert, smtp_toml, start_server
 from vcops.findings import ControlResult, TargetOutcome, compute_drift
 from vcops.findings_store import record_scan
 from vcops.store import open_store
 
 BIN = Path(sys.executable).parent
-PASSWORD = "smtp-canary-Pa55"
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
-        data = envelope.original_content or b""
-        self.messages.append(email.message_from_bytes(data, policy=default))  # type: ignore[arg-type]
-        return "250 OK"
-
-
-def _auth(
-    server: object, session: Session, envelope: Envelope, mechanism: str, data: object
-) -> AuthResult:
-    ok = (
-        isinstance(data, LoginPassword)
-        and data.login == b"vcops"
-        and data.password == PASSWORD.encode()
-    )
-    return AuthResult(success=ok)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(d / "key.pem"),
-            "-out",
-            str(d / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return d / "cert.pem", d / "key.pem"
-
-
-def start_server(port: int, cert: tuple[Path, Path]) -> tuple[Controller, Collect]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(cert[0]), str(cert[1]))
-    handler = Collect()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=context,
-        require_starttls=True,
-        auth_required=True,
-        authenticator=_auth,
-    )
-    controller.start()
-    return controller, handler
+    return make_cert(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, cert: tuple[Path, Path]) -> Iterator[tuple[Path, int]]:
     port = free_port()
     (tmp_path / "vcops.toml").write_text(
-        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "starttls"\nusername = "vcops"\n'
-        f'password_env = "VCOPS_TEST_SMTP_PASSWORD"\nfrom = "vcops@ops.example.net"\ncafile = "{cert[0]}"\n'
-        '[recipients]\ndrift = ["secops@example.net", "board@example.net"]\n'
+        smtp_toml(port, cert[0], "VCOPS_TEST_SMTP_PASSWORD")
+        + '[recipients]\ndrift = ["secops@example.net", "board@example.net"]\n'
     )
     store = open_store(f"sqlite:///{tmp_path / '.vcops' / 'vcops.db'}", tmp_path / ".vcops")
     now = datetime.now(UTC)
