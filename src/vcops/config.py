@@ -22,6 +22,14 @@ from the directory holding the file (the working directory without one). Example
     [recipients]
     drift = ["secops@example.net"]
     ops = ["noc@example.net"]
+    board = []                       # default: the change board in the inventory
+    customers = ["maintenance-notices@lists.example.net"]
+
+    [customer_notice]
+    operator = "Example Voice Ltd"
+    timezone = "Europe/London"       # the customers' zone (IANA name)
+    contact = "support@example.net, +44 20 7946 0000"
+    min_notice_hours = 72            # Code of Practice 4.1.2: announce changes in time
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vcops.errors import ConfigError
 
@@ -71,6 +80,26 @@ class RecipientsConfig(_Section):
     customers: list[str] = []
 
 
+class CustomerNoticeConfig(_Section):
+    """The maintenance notice sent to customers before a window (Code of Practice 4.1.2)."""
+
+    operator: str = "Your VoIP provider"
+    timezone: str = "UTC"
+    contact: str = ""
+    min_notice_hours: int = Field(72, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name such as Europe/London or UTC"
+            ) from exc
+        return value
+
+
 class LabConfig(_Section):
     maildir: str | None = None
 
@@ -84,6 +113,7 @@ class Config(_Section):
     run: RunConfig = RunConfig()
     smtp: SmtpConfig = SmtpConfig()
     recipients: RecipientsConfig = RecipientsConfig()
+    customer_notice: CustomerNoticeConfig = CustomerNoticeConfig()
     lab: LabConfig = LabConfig()
 
     def path(self, value: str) -> Path:
@@ -144,5 +174,8 @@ def load_config(path: Path | None) -> Config:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "value_error":  # our own validators name the fix already
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"{path}: {where}: {message}") from exc
         fix = "remove it" if first["type"] == "extra_forbidden" else "fix the value"
         raise ConfigError(f"{path}: {where}: {first['msg']}; {fix}") from exc
