@@ -11,7 +11,8 @@ from vcops.cli.app import App, json_option
 from vcops.errors import ConfigError, VcopsError
 from vcops.findings_store import last_scans, list_findings, list_waivers, recent_scores, view_of
 from vcops.report.drift import DriftReport, UnknownTarget, build_report
-from vcops.report.mail import Outbox, deliver
+from vcops.report.mail import Outbox
+from vcops.report.notify import deliver_and_audit
 from vcops.report.render import drift_message, render_drift
 from vcops.scan import ScanReport, apply_waivers
 
@@ -28,13 +29,8 @@ def send_report(app: App, report: DriftReport) -> int:
         raise ConfigError(
             f'{cfg.source or "vcops.toml"}: no drift recipients; set [recipients] drift = ["..."]'
         )
-    outbox = Outbox(cfg.outbox_dir)
-    sent, errors = deliver(drift_message(report, sender=cfg.smtp.from_, to=to), outbox, cfg.smtp)
-    app.store().audit(
-        "report.email",
-        "drift",
-        {"to": to, "subject": report.subject, "sent": sent, "errors": errors},
-    )
+    msg = drift_message(report, sender=cfg.smtp.from_, to=to)
+    sent, errors = deliver_and_audit(cfg, app.store(), msg, action="report.email", target="drift")
     if errors:
         for error in errors:
             app.err.print(f"[yellow]mail not sent: {error}[/]")
