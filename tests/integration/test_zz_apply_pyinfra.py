@@ -157,7 +157,11 @@ def test_production_is_refused_without_an_emergency_reason(
 ) -> None:
     prod = inventory_copy(lab, tmp_path, "lab-kamailio-01", {"environment": "production"})
     code, _report, err = vcops(prod, db, "apply", "--limit", "lab-kamailio-01")
-    assert code == 1 and "patch windows do not exist yet" in err and "--emergency" in err
+    assert (
+        code == 1
+        and "production is changed only by an approved patch window" in err
+        and "--emergency" in err
+    )
     code, report, err = vcops(
         prod, db, "apply", "--limit", "lab-kamailio-01", "--emergency", "INC-42 SIP flood"
     )

@@ -144,8 +144,8 @@ def test_production_restore_is_refused_without_an_emergency_and_audited(
     root = make_inventory()
     code, out, err = run(capsys, "-i", str(root), "snapshot", "restore", "kam-01", "HEAD")
     assert code == 1 and out == ""
-    assert "environment production" in err and "patch windows are not available" in err
-    assert '--emergency "reason"' in err
+    assert "kam-01: production is changed only by an approved patch window" in err
+    assert "--emergency REASON" in err and "--check" in err
     db = sqlite3.connect(tmp_path / ".vcops" / "vcops.db")
     [(action, target)] = db.execute("select action, target from audit_log").fetchall()
     assert (action, target) == ("snapshot.restore.refused", "kam-01")

@@ -9,8 +9,8 @@
 - ``--engine ansible --check``: ``ansible-playbook --check --diff``, per host the
   tasks that would change and their diffs (secret-bearing tasks are ``no_log``).
 
-Production hosts are refused unless an emergency reason is given (patch windows,
-which will carry the approval, do not exist yet); the reason is recorded.
+Production hosts are refused unless an emergency reason is given (routine changes
+there go through an approved patch window); the reason is recorded.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
 from vcops.enforce.pyinfra_run import PyinfraHost, controller_address, run_pyinfra
 from vcops.enforce.render import HostState, desired_files, file_changed, parse_state
 from vcops.enforce.vars import role_vars
-from vcops.errors import ApprovalError, InventoryError, Problem
+from vcops.errors import InventoryError, Problem
 from vcops.inventory.export import JsonValue
 from vcops.inventory.models import Inventory, Server
 from vcops.inventory.select import select_targets
 from vcops.store import Store
+from vcops.window import guard
 
 Engine = Literal["pyinfra", "ansible"]
 Status = Literal["changed", "unchanged", "failed", "unreachable"]
@@ -92,19 +93,9 @@ def select_servers(inventory: Inventory, limit: str | None) -> list[Server]:
 
 
 def refuse_production(servers: list[Server], emergency: str | None) -> None:
-    """Refuse production hosts unless an emergency reason is given.
-
-    Raises:
-        ApprovalError: a production host is selected and no reason was given.
-    """
-    prod = [s.name for s in servers if s.environment == "production"]
-    if prod and not (emergency and emergency.strip()):
-        more = f" and {len(prod) - 3} more" if len(prod) > 3 else ""
-        raise ApprovalError(
-            f"{', '.join(prod[:3])}{more}: production hosts are changed only inside an approved "
-            "patch window, and patch windows do not exist yet; exclude them with --limit "
-            "or give --emergency REASON (recorded in the audit log)"
-        )
+    """Refuse production hosts unless an emergency reason is given (see
+    :func:`vcops.window.guard.refuse_production`)."""
+    guard.refuse_production(servers, emergency, hint="or exclude them with --limit")
 
 
 def unified_diff(path: str, live: str | None, desired: str) -> str:

@@ -2,8 +2,8 @@
 
 Order of work for a real restore (``check=False``):
 
-1. refuse production targets unless an emergency reason is given (patch windows,
-   which would make it routine, are not available yet);
+1. refuse production targets unless an emergency reason is given (a patch window's
+   rollback gives its own);
 2. collect the live host once; plan from the stored snapshot and the live files;
 3. refuse if a file needs a secret the store does not hold (or skip it);
 4. commit a *before* snapshot (from that same collection), so nothing is lost;
@@ -20,7 +20,7 @@ import secrets
 from datetime import datetime
 
 from vcops.connectors.ssh import SshTarget, run_script
-from vcops.errors import ApprovalError, CommandError, ConnectError, StoreError, VcopsError
+from vcops.errors import CommandError, ConnectError, StoreError, VcopsError
 from vcops.inventory.models import Server, Target
 from vcops.snapshot.build import (
     FILE_LIST,
@@ -39,6 +39,7 @@ from vcops.snapshot.restore_script import (
     render_restore_script,
 )
 from vcops.snapshot.take import SnapshotContext, collect_servers, record, take_snapshots
+from vcops.window.guard import refuse_production
 
 
 def guard_environment(target: Target, *, check: bool, emergency: str | None) -> None:
@@ -47,14 +48,8 @@ def guard_environment(target: Target, *, check: bool, emergency: str | None) -> 
     Raises:
         ApprovalError: production target, not a check, no emergency reason.
     """
-    if target.environment != "production" or check or (emergency and emergency.strip()):
-        return
-    raise ApprovalError(
-        f"{target.name}: environment production: a restore there needs an approved patch "
-        "window, and patch windows are not available in this version of vcops; if it cannot "
-        'wait, rerun with --emergency "reason" (the reason goes to the audit log), or use '
-        "--check to see the diff"
-    )
+    if not check:
+        refuse_production([target], emergency, hint="or use --check to see the diff")
 
 
 def restore_target(
