@@ -144,13 +144,9 @@ def test_bad_config_names_the_file_and_key(
     assert code == 2 and "missing.toml: config file not found" in err
 
 
-def test_unbuilt_work_refuses_rather_than_pretends(capsys: pytest.CaptureFixture[str]) -> None:
-    # The window runner is not built yet: it says so in one line, exit 1, no traceback.
-    code, out, err = run(capsys, "window", "run", "W-1")
-    assert code == 1 and out == "" and "`vcops window run` is not available in this version" in err
-    # A reserved name answers the same way (exit 2) through the placeholder.
-    from vcops.cli.later_cmds import placeholder
-
-    command = placeholder("frobnicate", "something planned")
-    with pytest.raises(Exception, match="not available in this version"):
-        command.main(args=[], standalone_mode=False)
+def test_window_run_needs_one_window_or_due(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "window", "run")
+    assert code == 2 and out == "" and "give a WINDOW_ID or --due" in err
+    code, out, err = run(capsys, "window", "run", "W-1", "--due")
+    assert code == 2 and "give a WINDOW_ID or --due" in err
+    assert "Traceback" not in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from vcops.window.model import HostPlan, Plan, Window, plan_hash
-from vcops.window.progress import HostProgress, next_step
+from vcops.window.progress import HostRecord, next_step
 
 NOW = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
 
@@ -36,8 +36,8 @@ def w(max_errors: str = "1", concurrency: str = "2") -> Window:
     )
 
 
-def p(**states: str) -> dict[str, HostProgress]:
-    return {t: HostProgress(target=t, state=s) for t, s in states.items()}  # type: ignore[arg-type]
+def p(**states: str) -> dict[str, HostRecord]:
+    return {t: HostRecord(target=t, state=s) for t, s in states.items()}  # type: ignore[arg-type]
 
 
 def test_walks_the_batches_and_resumes_without_redoing_finished_hosts() -> None:

@@ -40,9 +40,7 @@ class LazyGroup(click.Group):
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from vcops.cli.later_cmds import PLANNED
-
-        return sorted({*super().list_commands(ctx), *self.lazy, *PLANNED})
+        return sorted({*super().list_commands(ctx), *self.lazy})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
@@ -52,10 +50,6 @@ class LazyGroup(click.Group):
             command = getattr(importlib.import_module(module), attr)
             assert isinstance(command, click.Command)
             return command
-        from vcops.cli.later_cmds import PLANNED, placeholder
-
-        if cmd_name in PLANNED:
-            return placeholder(cmd_name, PLANNED[cmd_name])
         return super().get_command(ctx, cmd_name)
 
 

@@ -1,4 +1,4 @@
-"""``vcops schedule``: systemd timers for drift scans (and due windows), runs that never overlap."""
+"""``vcops schedule``: systemd timers for drift scans and due windows, runs that never overlap."""
 
 from __future__ import annotations
 
@@ -30,12 +30,6 @@ def _vcops_binary() -> Path:
     return Path(found).resolve() if found else candidate
 
 
-def _windows_available() -> bool:
-    from vcops.window import RUNNER_AVAILABLE
-
-    return RUNNER_AVAILABLE
-
-
 @click.group()
 def schedule() -> None:
     """Daily drift scans and due patch windows from systemd timers."""
@@ -56,9 +50,15 @@ def schedule() -> None:
     show_default=True,
     help="systemd OnCalendar of the drift scan.",
 )
+@click.option(
+    "--windows/--no-windows",
+    default=True,
+    show_default=True,
+    help="Also run due patch windows every five minutes.",
+)
 @json_option
 @click.pass_obj
-def install(app: App, directory: Path, scan_at: str) -> int:
+def install(app: App, directory: Path, scan_at: str, windows: bool) -> int:
     """Write the units for this checkout and enable the timers (when systemd runs here)."""
     cfg = app.config()
     units = render_units(
@@ -67,7 +67,7 @@ def install(app: App, directory: Path, scan_at: str) -> int:
         inventory=app.inventory_dir.resolve(),
         config=cfg.source.resolve() if cfg.source else None,
         scan_calendar=scan_at,
-        windows=_windows_available(),
+        windows=windows,
     )
     app.inventory()  # refuse to schedule runs against an invalid inventory
     paths = write_units(units, directory)
@@ -86,8 +86,6 @@ def install(app: App, directory: Path, scan_at: str) -> int:
     def render(console: Console) -> None:
         for p in paths:
             console.print(f"wrote {p}")
-        if not _windows_available():
-            console.print("[dim]the due-windows timer comes with patch windows (`vcops window`)[/]")
         for command in todo:
             console.print(f"then run: {command}")
 

@@ -1,4 +1,4 @@
-"""``vcops window``: create, list, show, approve, reject patch windows (the runner comes next)."""
+"""``vcops window``: create, list, show, approve, reject, run and report patch windows."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from vcops.cli.app import App, json_option
+from vcops.cli.window_notify import send
 from vcops.errors import ApprovalError, WindowError
-from vcops.inventory.models import Inventory
 from vcops.inventory.select import select_targets
 from vcops.store import current_actor
 from vcops.window.approval import Approval, decision_problems, member_for_key, payload, sign, verify
+from vcops.window.board import quorum_for, tally, verified
 from vcops.window.model import Decision, Window, parse_amount, parse_duration, plan_hash
 from vcops.window.plan import build_plan
 from vcops.window.rules import creation_problems, max_concurrency, max_errors, plan_batches
@@ -25,6 +26,7 @@ from vcops.window.store import (
     add_approval,
     approvals_of,
     list_windows,
+    load_progress,
     load_window,
     save_window,
     set_state,
@@ -43,32 +45,6 @@ def _iso(value: str, what: str) -> datetime:
     if parsed.tzinfo is None:
         raise click.BadParameter("give a timezone, e.g. 2026-12-01T22:00:00+00:00", param_hint=what)
     return parsed
-
-
-def quorum_for(inv: Inventory, window: Window) -> int:
-    return max((inv.change_board.quorum.get(env, 1) for env in window.environments), default=1)  # type: ignore[call-overload]
-
-
-def verified(
-    inv: Inventory, window: Window, approvals: list[Approval]
-) -> list[tuple[Approval, str | None]]:
-    """Every recorded decision with None (valid) or the reason it does not verify."""
-    board = list(inv.change_board.members)
-    out = []
-    for a in approvals:
-        problem = verify(a, window, board)
-        if problem is None and a.member == window.requester:
-            problem = "the requester cannot decide on their own window"
-        out.append((a, problem))
-    return out
-
-
-def tally(inv: Inventory, window: Window, approvals: list[Approval]) -> tuple[int, int, int]:
-    """(valid approvals by distinct members, valid rejections, quorum)."""
-    checked = verified(inv, window, approvals)
-    approvers = {a.member for a, p in checked if p is None and a.decision == "approve"}
-    rejecters = {a.member for a, p in checked if p is None and a.decision == "reject"}
-    return len(approvers), len(rejecters), quorum_for(inv, window)
 
 
 @click.group()
@@ -194,6 +170,7 @@ def create(
         },
     )
     quorum = quorum_for(inv, w)
+    send(app, w, "approval-needed")
 
     def render(console: Console) -> None:
         packages = sum(len(h.packages) for h in plan.hosts)
@@ -275,6 +252,7 @@ def show(app: App, window_id: str) -> int:
         "quorum": quorum_for(inv, w),
         "batches": batches,
         "max_errors_resolved": max_errors(w),
+        "progress": [r.model_dump(mode="json") for r in load_progress(app.store(), w.id).values()],
     }
 
     def render(console: Console) -> None:
@@ -313,6 +291,8 @@ def show(app: App, window_id: str) -> int:
         console.print(
             f"approvals: {sum(1 for a, p in checked if p is None and a.decision == 'approve')}/{data['quorum']}"
         )
+        for r in load_progress(app.store(), w.id).values():
+            console.print(f"batch {r.batch} {r.target}: {r.state} {r.summary}")
 
     app.emit(data, render)
     return 0
@@ -355,6 +335,7 @@ def _decide(app: App, window_id: str, decision: Decision, key: Path, comment: st
     add_approval(store, approval, current_actor())
     ok, rejected, quorum = tally(inv, w, approvals_of(store, w.id))
     state = "rejected" if rejected else ("approved" if ok >= quorum else "pending")
+    was = w.state
     w = set_state(store, w, state)  # type: ignore[arg-type]
     store.audit(
         f"window.{decision}",
@@ -368,6 +349,8 @@ def _decide(app: App, window_id: str, decision: Decision, key: Path, comment: st
             "state": state,
         },
     )
+    if state not in (was, "pending"):
+        send(app, w, "rejected" if rejected else "approved", decided_by=member.name, reason=comment)
     app.emit(
         {
             "window": w.id,
@@ -414,10 +397,7 @@ def reject(app: App, window_id: str, key: Path, reason: str) -> int:
     return _decide(app, window_id, "reject", key, reason)
 
 
-@window.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def run() -> None:
-    """Run an approved window (not available yet: windows can be planned and approved today)."""
-    raise WindowError(
-        "`vcops window run` is not available in this version: windows can be created, "
-        "approved and rejected; the batch runner comes with snapshots and apply"
-    )
+from vcops.cli.window_run import report, run  # noqa: E402 - the group is defined above
+
+window.add_command(run)
+window.add_command(report)

@@ -10,8 +10,11 @@ from vcops.inventory.models import Inventory, Server, Target
 from vcops.store import Store
 from vcops.window.model import Action, HostPlan, PackageChange, Plan
 
+#: Refresh the package lists first: the board approves what the mirror offers today,
+#: not what the host last heard about (a failed refresh still plans from the cache).
 PLAN_SCRIPT = (
     "export LC_ALL=C\n"
+    "apt-get -q update -o Acquire::http::Timeout=20 >/dev/null 2>&1 || echo '@@vcops-update failed'\n"
     "apt list --upgradable 2>/dev/null\n"
     "if [ -f /var/run/reboot-required ]; then echo '@@vcops-reboot yes'; else echo '@@vcops-reboot no'; fi\n"
 )

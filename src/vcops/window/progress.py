@@ -16,10 +16,29 @@ from vcops.window.rules import max_concurrency, max_errors, plan_batches
 HostState = Literal["pending", "running", "done", "failed", "skipped"]
 
 
-class HostProgress(BaseModel):
+class HostRecord(BaseModel):
+    """One host's progress in a window, saved after every step."""
+
     target: str
     state: HostState = "pending"
-    detail: str = ""
+    batch: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    #: One line for people: what happened or why it stopped.
+    summary: str = ""
+    #: Snapshot commit taken before the first change (kept across a resume: a rollback
+    #: goes back to what the host was before the window touched it).
+    before_rev: str | None = None
+    after_rev: str | None = None
+    step: str = ""
+    attempts: int = 0
+    installed: dict[str, str] = {}
+    not_approved: dict[str, str] = {}
+    restarted: list[str] = []
+    rebooted: bool = False
+    drain: str = ""
+    gate: list[str] = []
+    rollback: str | None = None
 
 
 class NextStep(BaseModel):
@@ -30,7 +49,7 @@ class NextStep(BaseModel):
 
 def next_step(
     window: Window,
-    progress: Mapping[str, HostProgress],
+    progress: Mapping[str, HostRecord],
     now: datetime,
     unhealthy_groups: frozenset[str] = frozenset(),
 ) -> NextStep:
@@ -40,7 +59,7 @@ def next_step(
     no member of such a group starts (its peer is what carries the calls).
     """
     state = {
-        h.target: progress.get(h.target, HostProgress(target=h.target)).state
+        h.target: progress.get(h.target, HostRecord(target=h.target)).state
         for h in window.plan.hosts
     }
     failed = [t for t, s in state.items() if s == "failed"]

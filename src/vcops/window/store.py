@@ -8,9 +8,10 @@ from sqlalchemy import select
 
 from vcops.errors import WindowError
 from vcops.store import Store
-from vcops.tables import ApprovalRow, WindowRow
+from vcops.tables import ApprovalRow, WindowHostRow, WindowRow
 from vcops.window.approval import Approval
 from vcops.window.model import State, Window
+from vcops.window.progress import HostRecord
 
 
 def save_window(store: Store, window: Window) -> None:
@@ -82,3 +83,30 @@ def approvals_of(store: Store, window_id: str) -> list[Approval]:
             )
             for r in rows
         ]
+
+
+def load_progress(store: Store, window_id: str) -> dict[str, HostRecord]:
+    """Saved per-host progress of a window (empty before its first run)."""
+    with store.session() as s:
+        rows = s.execute(
+            select(WindowHostRow).where(WindowHostRow.window_id == window_id)
+        ).scalars()
+        return {r.target: HostRecord.model_validate_json(r.detail) for r in rows}
+
+
+def save_progress(store: Store, window_id: str, record: HostRecord) -> None:
+    """Save one host's progress in its own transaction (a kill loses at most this step)."""
+    with store.session(write=True) as s:
+        row = s.execute(
+            select(WindowHostRow).where(
+                WindowHostRow.window_id == window_id, WindowHostRow.target == record.target
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            row = WindowHostRow(window_id=window_id, target=record.target, batch=record.batch)
+            s.add(row)
+        row.batch = record.batch
+        row.state = record.state
+        row.started_at = record.started_at
+        row.finished_at = record.finished_at
+        row.detail = record.model_dump_json()

@@ -1,0 +1,64 @@
+"""Window notifications from the CLI: who hears what, and the console line about it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from vcops.cli.app import App
+from vcops.report.notify import Delivery, notify_customers, notify_window
+from vcops.report.window_mail import HostLine, WindowEvent
+from vcops.window.board import tally
+from vcops.window.model import Window
+from vcops.window.progress import HostRecord
+from vcops.window.runner import Notify
+from vcops.window.store import approvals_of
+
+
+def _tell(app: App, delivery: Delivery | None) -> None:
+    if delivery is None or app.json:
+        return
+    if delivery.skipped_reason:
+        app.err.print(f"[dim]no {delivery.event} mail: {delivery.skipped_reason}[/]")
+    elif delivery.errors:
+        app.err.print(
+            f"[yellow]{delivery.event} mail to {', '.join(delivery.to)} is queued in the outbox "
+            f"(not sent: {delivery.errors[0]}); the next run sends it[/]"
+        )
+    else:
+        app.err.print(f"[dim]{delivery.event} mail sent to {', '.join(delivery.to)}[/]")
+    for warning in delivery.warnings:
+        app.err.print(f"[yellow]{delivery.event}: {warning}[/]")
+
+
+def send(
+    app: App,
+    window: Window,
+    event: WindowEvent,
+    *,
+    decided_by: str | None = None,
+    reason: str = "",
+    hosts: list[HostRecord] | None = None,
+) -> None:
+    """Mail ``event`` about ``window``; an approval that completes the quorum also sends the
+    customer maintenance notice."""
+    inv, store = app.inventory(), app.store()
+    ok, _rejected, quorum = tally(inv, window, approvals_of(store, window.id))
+    now = datetime.now(UTC)
+    lines = [HostLine(h.target, h.state, h.summary) for h in hosts or []]
+    delivery = notify_window(
+        app.config(), inv, store, window, event,
+        quorum=quorum, approvals=ok, decided_by=decided_by, reason=reason, hosts=lines,
+        now=now,
+    )  # fmt: skip
+    _tell(app, delivery)
+    if event == "approved":
+        _tell(app, notify_customers(app.config(), inv, store, window, now=now))
+
+
+def notifier(app: App) -> Notify:
+    """The runner's callback for started, finished and halted."""
+
+    def notify(event: WindowEvent, window: Window, hosts: list[HostRecord], reason: str) -> None:
+        send(app, window, event, reason=reason, hosts=hosts)
+
+    return notify

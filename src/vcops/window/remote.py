@@ -1,0 +1,316 @@
+"""What the window runner runs on a host, and how it reads the answers (pure).
+
+Every script prints its results as ``@@<nonce> <verb> <args>`` lines; the nonce is new
+for every run, so nothing a package or a file on the host prints can pose as a result
+(the same rule as the fact scripts). Package names and versions come from the
+approved plan, are checked against Debian's syntax and are shell-quoted anyway.
+
+Example (install)::
+
+    @@3f9a1c before vcops-testpkg 1.0
+    @@3f9a1c pending openssl 3.0.15-1~deb12u1
+    @@3f9a1c install 0 -
+    @@3f9a1c after vcops-testpkg 1.1
+    @@3f9a1c unit vcops-testpkg vcops-test.service
+    @@3f9a1c restart vcops-test.service 0
+    @@3f9a1c reboot-required no
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vcops.errors import InventoryError, Problem
+from vcops.inventory.models import Server
+from vcops.window.model import PackageChange
+
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+$")
+_UNIT = re.compile(r"^[A-Za-z0-9@_.:-]+\.service$")
+
+#: The service each role runs; the gate wants it active when it was active before.
+ROLE_UNITS: dict[str, tuple[str, ...]] = {
+    "kamailio": ("kamailio.service",),
+    "asterisk": ("asterisk.service",),
+    "freeswitch": ("freeswitch.service",),
+    "rtpengine": ("rtpengine-daemon.service", "ngcp-rtpengine-daemon.service"),
+    "sbc": (),
+    "generic": (),
+}
+SIP_ROLES = frozenset({"kamailio", "asterisk", "freeswitch", "sbc"})
+
+#: How each role counts calls in progress (prints one integer, or nothing when it
+#: cannot tell). Fixed strings: no input reaches them.
+CALL_COUNTERS: dict[str, str] = {
+    "kamailio": "kamcmd dlg.stats_active 2>/dev/null | sed -n 's/.*all: *\\([0-9]*\\).*/\\1/p'",
+    "asterisk": "asterisk -rx 'core show channels count' 2>/dev/null "
+    "| sed -n 's/^\\([0-9]*\\) active call.*/\\1/p'",
+    "freeswitch": "fs_cli -x 'show calls count' 2>/dev/null | sed -n 's/^\\([0-9]*\\) total.*/\\1/p'",
+    "rtpengine": "rtpengine-ctl list numsessions 2>/dev/null "
+    "| sed -n 's/.*own: *\\([0-9]*\\).*/\\1/p'",
+}
+_COUNTER_TOOLS = {
+    "kamailio": "kamcmd",
+    "asterisk": "asterisk",
+    "freeswitch": "fs_cli",
+    "rtpengine": "rtpengine-ctl",
+}
+
+APT_OPTIONS = (
+    "-o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef "
+    "-o DPkg::Lock::Timeout=120 -o APT::Get::Show-Versions=true"
+)
+
+
+class HostSettings(BaseModel):
+    """Per-host window settings from ``window_*`` inventory vars (group or host)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drain_timeout: int = Field(300, ge=0, le=7200)
+    drain_poll: float = Field(5.0, gt=0, le=60)
+    gate_wait: int = Field(30, ge=0, le=600)
+    reboot_timeout: int = Field(600, ge=30, le=3600)
+    sip_port: int = Field(5060, ge=1, le=65535)
+    health_units: list[str] | None = None
+
+    def units_for(self, server: Server) -> list[str]:
+        if self.health_units is not None:
+            return list(self.health_units)
+        return [u for role in server.roles for u in ROLE_UNITS.get(role, ())]
+
+
+def host_settings(server: Server, host_vars: dict[str, object]) -> HostSettings:
+    """The window settings of one server.
+
+    Raises:
+        InventoryError: a ``window_*`` var is unknown or has a bad value.
+    """
+    values = {k.removeprefix("window_"): v for k, v in host_vars.items() if k.startswith("window_")}
+    try:
+        settings = HostSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = [
+            Problem(
+                "inventory",
+                server.name,
+                f"window_{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
+                "see the window_* variables in the README (drain_timeout, drain_poll, gate_wait, "
+                "reboot_timeout, sip_port, health_units)",
+            )
+            for e in exc.errors()
+        ]
+        raise InventoryError(problems) from exc
+    for unit in settings.health_units or []:
+        if not _UNIT.match(unit):
+            raise InventoryError(
+                [
+                    Problem(
+                        "inventory",
+                        server.name,
+                        f"window_health_units: {unit!r}",
+                        "name .service units",
+                    )
+                ]
+            )
+    return settings
+
+
+def check_package(change: PackageChange) -> None:
+    """Refuse a package name or version that is not Debian syntax (it reaches a shell)."""
+    if not _PACKAGE.match(change.package) or not _VERSION.match(change.target):
+        raise ValueError(f"not a Debian package/version: {change.package!r} {change.target!r}")
+
+
+def _prelude(nonce: str) -> str:
+    return (
+        "export LC_ALL=C DEBIAN_FRONTEND=noninteractive\n"
+        f"say() {{ printf '@@{nonce} %s\\n' \"$*\"; }}\n"
+        "t=$(mktemp -d) || exit 1\ntrap 'rm -rf \"$t\"' EXIT\n"
+    )
+
+
+def _active_units() -> str:
+    return (
+        "systemctl list-units --type=service --state=active --plain --no-legend 2>/dev/null "
+        '| while read -r u _; do say active "$u"; done\n'
+        "systemctl list-units --type=service --state=failed --plain --no-legend 2>/dev/null "
+        '| while read -r u _; do say failed "$u"; done\n'
+        'say boot "$(cat /proc/sys/kernel/random/boot_id)"\n'
+    )
+
+
+def precheck_script(nonce: str, roles: Iterable[str]) -> str:
+    """Active and failed units, the boot id, and active calls per role (drain)."""
+    return _prelude(nonce) + _active_units() + calls_script(roles)
+
+
+def calls_script(roles: Iterable[str]) -> str:
+    parts = []
+    for role in roles:
+        counter = CALL_COUNTERS.get(role)
+        if counter is None:
+            continue
+        tool = _COUNTER_TOOLS[role]
+        parts.append(
+            f"if command -v {tool} >/dev/null 2>&1; then n=$({counter}); "
+            f'say calls {role} "${{n:-unknown}}"; else say calls {role} none; fi\n'
+        )
+    return "".join(parts)
+
+
+def drain_script(nonce: str, roles: Iterable[str]) -> str:
+    return _prelude(nonce) + calls_script(roles)
+
+
+def install_script(nonce: str, packages: Sequence[PackageChange]) -> str:
+    """Install exactly the approved versions; report what else is pending, unit files of
+    the upgraded packages, restarts and whether a reboot is required."""
+    for p in packages:
+        check_package(p)
+    names = " ".join(shlex.quote(p.package) for p in packages)
+    pinned = " ".join(shlex.quote(f"{p.package}={p.target}") for p in packages)
+    return (
+        _prelude(nonce)
+        # a runner killed mid-install leaves dpkg half-configured: finish that first
+        + 'dpkg --configure -a >"$t/configure" 2>&1 || say note dpkg-configure-failed\n'
+        + 'apt-get -q update -o Acquire::http::Timeout=20 >"$t/update" 2>&1 '
+        "|| say note apt-get-update-failed\n"
+        + f"dpkg-query -W -f='${{Package}} ${{Version}}\\n' {names} 2>/dev/null "
+        '| while read -r p v; do say before "$p" "$v"; done\n'
+        + "apt list --upgradable 2>/dev/null | sed -n 's#^\\([^/]*\\)/[^ ]* \\([^ ]*\\) .*#\\1 \\2#p' "
+        '| while read -r p v; do say pending "$p" "$v"; done\n'
+        + f'apt-get install -y -q --only-upgrade {APT_OPTIONS} {pinned} >"$t/install" 2>&1; rc=$?\n'
+        + 'if [ $rc -ne 0 ]; then say install $rc "$(tail -n 3 "$t/install" | tr "\\n" " ")"; '
+        "else say install 0 -; fi\n"
+        + f"dpkg-query -W -f='${{Package}} ${{Version}}\\n' {names} 2>/dev/null "
+        '| while read -r p v; do say after "$p" "$v"; done\n'
+        + "[ $rc -eq 0 ] || exit 0\n"
+        + f'for p in {names}; do dpkg -L "$p" 2>/dev/null '
+        "| grep -E '^/(usr/)?lib/systemd/system/[^/]+\\.service$' | while read -r f; do "
+        'say unit "$p" "${f##*/}"; done; done\n'
+        + "if [ -f /var/run/reboot-required ]; then say reboot-required yes; "
+        "else say reboot-required no; fi\n"
+    )
+
+
+def restart_script(nonce: str, units: Sequence[str]) -> str:
+    """``try-restart`` the units (only running ones restart), then say their state."""
+    checked = [u for u in units if _UNIT.match(u)]
+    parts = [_prelude(nonce)]
+    for unit in checked:
+        q = shlex.quote(unit)
+        parts.append(
+            f"if systemctl is-active --quiet {q}; then systemctl try-restart {q} "
+            f'>"$t/r" 2>&1; say restart {q} $? "$(systemctl is-active {q})"; fi\n'
+        )
+    return "".join(parts)
+
+
+def start_script(nonce: str, units: Sequence[str]) -> str:
+    """Start units that were running before a change (after a rollback)."""
+    parts = [_prelude(nonce)]
+    for unit in units:
+        if _UNIT.match(unit):
+            q = shlex.quote(unit)
+            parts.append(f'systemctl restart {q} >"$t/s" 2>&1; say start {q} $?\n')
+    return "".join(parts)
+
+
+def gate_script(nonce: str) -> str:
+    """After a change: active and failed units and the boot id (SSH answering is itself
+    part of the gate)."""
+    return _prelude(nonce) + _active_units()
+
+
+REBOOT_SCRIPT = "nohup sh -c 'sleep 2; systemctl reboot' >/dev/null 2>&1 &\necho scheduled\n"
+
+
+@dataclass
+class Answer:
+    """The ``@@<nonce>`` lines of one script's output, by verb."""
+
+    lines: dict[str, list[list[str]]] = field(default_factory=dict)
+
+    def all(self, verb: str) -> list[list[str]]:
+        return self.lines.get(verb, [])
+
+    def first(self, verb: str) -> list[str] | None:
+        found = self.lines.get(verb)
+        return found[0] if found else None
+
+
+def parse_answer(stdout: str, nonce: str) -> Answer:
+    """Only lines carrying this run's nonce count."""
+    answer = Answer()
+    prefix = f"@@{nonce} "
+    for line in stdout.splitlines():
+        if line.startswith(prefix):
+            verb, *args = line[len(prefix) :].split(" ", 3)
+            answer.lines.setdefault(verb, []).append(args)
+    return answer
+
+
+@dataclass(frozen=True)
+class UnitState:
+    active: frozenset[str]
+    failed: frozenset[str]
+    boot_id: str
+
+
+def unit_state(answer: Answer) -> UnitState:
+    boot = answer.first("boot")
+    return UnitState(
+        active=frozenset(a[0] for a in answer.all("active") if a),
+        failed=frozenset(a[0] for a in answer.all("failed") if a),
+        boot_id=boot[0] if boot else "",
+    )
+
+
+def call_counts(answer: Answer) -> dict[str, int | None]:
+    """Active calls per role: an int, or None when the role could not tell."""
+    out: dict[str, int | None] = {}
+    for args in answer.all("calls"):
+        if len(args) < 2 or args[1] == "none":
+            continue
+        out[args[0]] = int(args[1]) if args[1].isdigit() else None
+    return out
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    exit_status: int
+    error: str
+    before: dict[str, str]
+    after: dict[str, str]
+    pending: dict[str, str]
+    units: dict[str, list[str]]
+    reboot_required: bool
+    notes: list[str]
+
+
+def install_result(answer: Answer) -> InstallResult | None:
+    """None when the script never said how the install went (cut off, killed)."""
+    done = answer.first("install")
+    if done is None:
+        return None
+    units: dict[str, list[str]] = {}
+    for args in answer.all("unit"):
+        if len(args) >= 2:
+            units.setdefault(args[0], []).append(args[1])
+    reboot = answer.first("reboot-required")
+    return InstallResult(
+        exit_status=int(done[0]) if done and done[0].isdigit() else 1,
+        error=" ".join(done[1:]).strip(" -") if done else "",
+        before={a[0]: a[1] for a in answer.all("before") if len(a) >= 2},
+        after={a[0]: a[1] for a in answer.all("after") if len(a) >= 2},
+        pending={a[0]: a[1] for a in answer.all("pending") if len(a) >= 2},
+        units=units,
+        reboot_required=bool(reboot and reboot[0] == "yes"),
+        notes=[a[0] for a in answer.all("note") if a],
+    )

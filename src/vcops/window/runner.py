@@ -1,0 +1,666 @@
+"""``vcops window run``: run an approved window batch by batch (the I/O around
+:func:`vcops.window.progress.next_step`).
+
+Per batch, every phase runs on all of its hosts in parallel, and each host's record is
+saved after every phase, so a runner killed at any point resumes where it stopped:
+
+1. **snapshot** before the first change (kept across a resume: a rollback returns the
+   host to what it was before the window touched it);
+2. **precheck**: running and failed units, the boot id, SIP OPTIONS from the controller;
+3. **drain**: wait, up to ``window_drain_timeout``, for calls in progress to end or
+   move; a host still carrying calls is skipped (left unpatched), never cut off;
+4. **change**: install exactly the approved versions (``apt-get install pkg=version``;
+   anything else pending is reported, not installed), or apply the baseline;
+5. **restart** the running units of the upgraded packages;
+6. **reboot** when the policy says so (``always``, or ``if-needed`` and required);
+7. **gate**: SSH answers, the role's units that ran before run again, no unit newly
+   failed, SIP OPTIONS answered again if they were before (retried ``window_gate_wait``);
+8. a failed gate **rolls back** the host's configs from its snapshot, restarts what ran
+   before, checks again and counts the host as an error;
+9. **snapshot** after, and the host is done.
+
+Before each batch the other members of each redundancy group are checked: a group
+with a member unreachable or with a failed unit does not start another member.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from vcops.connectors.sip import sip_alive
+from vcops.connectors.ssh import SshTarget, run_on_hosts
+from vcops.enforce.pyinfra_run import run_pyinfra
+from vcops.errors import VcopsError, WindowError
+from vcops.inventory.models import Inventory, Server
+from vcops.snapshot.restore import restore_target
+from vcops.snapshot.take import SnapshotContext, take_snapshots
+from vcops.store import Store
+from vcops.window import remote
+from vcops.window.board import tally
+from vcops.window.model import HostPlan, Window, plan_hash
+from vcops.window.progress import HostRecord, next_step
+from vcops.window.rules import run_refusal
+from vcops.window.store import (
+    approvals_of,
+    list_windows,
+    load_progress,
+    load_window,
+    save_progress,
+    set_state,
+)
+
+SSH_TIMEOUT = 900.0
+#: ``notify(event, window, hosts, reason)`` with event started, finished or halted.
+Notify = Callable[[Literal["started", "finished", "halted"], Window, list[HostRecord], str], None]
+
+
+class RunReport(BaseModel):
+    window: str
+    state: str
+    reason: str
+    hosts: list[HostRecord]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every host is done; 1 when the window halted or a host failed or was
+        skipped."""
+        ok = self.state == "finished" and all(h.state == "done" for h in self.hosts)
+        return 0 if ok else 1
+
+
+@dataclass
+class RunContext:
+    inventory: Inventory
+    store: Store
+    snapshots: SnapshotContext
+    state_dir: Path
+    now: Callable[[], datetime]
+    say: Callable[[str], None] = lambda _m: None
+    notify: Notify | None = None
+    max_parallel: int = 50
+    actor: str = ""
+
+
+@contextlib.contextmanager
+def runner_lock(state_dir: Path) -> Iterator[None]:
+    """One window runner per state directory at a time.
+
+    Raises:
+        WindowError: another runner holds the lock (its pid is named).
+    """
+    locks = state_dir / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / "window-runner.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise WindowError(
+                f"another window runner is running (pid {holder}); it finishes its window "
+                "first, then run this again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+@dataclass
+class _Host:
+    """A host in the batch being run: its plan, settings and what we learned so far."""
+
+    server: Server
+    plan: HostPlan
+    settings: remote.HostSettings
+    record: HostRecord
+    target: SshTarget
+    units_before: frozenset[str] = frozenset()
+    failed_before: frozenset[str] = frozenset()
+    boot_before: str = ""
+    sip_before: bool = False
+    upgraded_units: list[str] = field(default_factory=list)
+    reboot_required: bool = False
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+class WindowRunner:
+    """Runs one window to its end (finished or halted), resuming from saved progress."""
+
+    def __init__(self, ctx: RunContext, window: Window) -> None:
+        self.ctx = ctx
+        self.window = window
+        self.inv = ctx.inventory
+
+    # -- bookkeeping ------------------------------------------------------------------
+
+    def audit(self, action: str, target: str, detail: dict[str, object]) -> None:
+        self.ctx.store.audit(action, target, {"window": self.window.id, **detail})
+
+    def save(self, host: _Host, step: str, **detail: object) -> None:
+        host.record.step = step
+        save_progress(self.ctx.store, self.window.id, host.record)
+        self.audit(f"window.host.{step}", host.record.target, detail)
+
+    def finish_host(self, host: _Host, state: str, summary: str) -> None:
+        host.record.state = state  # type: ignore[assignment]
+        host.record.summary = summary
+        host.record.finished_at = _iso(self.ctx.now())
+        self.save(host, state, summary=summary)
+        self.ctx.say(f"  {host.record.target}: {state}: {summary}")
+
+    def records(self) -> list[HostRecord]:
+        saved = load_progress(self.ctx.store, self.window.id)
+        return [saved.get(h.target, HostRecord(target=h.target)) for h in self.window.plan.hosts]
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self) -> RunReport:
+        first = self.window.state != "running"
+        self.window = set_state(self.ctx.store, self.window, "running")
+        self.audit(
+            "window.run.start" if first else "window.run.resume",
+            self.window.id,
+            {"plan_hash": self.window.plan_hash, "pid": os.getpid()},
+        )
+        if first and self.ctx.notify is not None:
+            self.ctx.notify("started", self.window, self.records(), "")
+        while True:
+            progress = load_progress(self.ctx.store, self.window.id)
+            unhealthy = self.unhealthy_groups(progress)
+            step = next_step(self.window, progress, self.ctx.now(), frozenset(unhealthy))
+            if step.action == "start":
+                batch = max((r.batch for r in progress.values()), default=0) + 1
+                self.run_batch(batch, step.hosts)
+                continue
+            return self.close(step.action, step.reason, step.hosts)
+
+    def close(self, action: str, reason: str, remaining: list[str]) -> RunReport:
+        progress = load_progress(self.ctx.store, self.window.id)
+        for target in remaining:
+            record = progress.get(target, HostRecord(target=target))
+            was_running = record.state == "running"
+            record.state = "skipped"
+            record.summary = (
+                f"{reason}; it was interrupted mid-change at step {record.step!r}: check it "
+                f"(vcops snapshot diff {target})"
+                if was_running
+                else reason
+            )
+            record.finished_at = _iso(self.ctx.now())
+            save_progress(self.ctx.store, self.window.id, record)
+        state: Literal["finished", "halted"] = (
+            "finished" if action in {"finish", "cutoff"} else "halted"
+        )
+        self.window = set_state(self.ctx.store, self.window, state)
+        records = self.records()
+        counts = {s: sum(r.state == s for r in records) for s in sorted({r.state for r in records})}
+        self.audit(
+            f"window.run.{'finish' if state == 'finished' else 'halt'}",
+            self.window.id,
+            {"reason": reason, "action": action, "counts": counts},
+        )
+        if self.ctx.notify is not None:
+            self.ctx.notify(state, self.window, records, reason)
+        return RunReport(window=self.window.id, state=state, reason=reason, hosts=records)
+
+    def server(self, name: str) -> Server | None:
+        return next((s for s in self.inv.servers if s.name == name), None)
+
+    def unhealthy_groups(self, progress: dict[str, HostRecord]) -> set[str]:
+        """Redundancy groups of the remaining hosts with a member that is down now."""
+        pending = [
+            h
+            for h in self.window.plan.hosts
+            if progress.get(h.target, HostRecord(target=h.target)).state in {"pending", "running"}
+        ]
+        groups = {h.redundancy_group for h in pending if h.redundancy_group}
+        members = [s for s in self.inv.servers if s.redundancy_group in groups]
+        if not members:
+            return set()
+        nonce = secrets.token_hex(8)
+        settings = {s.name: remote.host_settings(s, dict(self.inv.host_vars(s))) for s in members}
+        results = run_on_hosts(
+            [SshTarget.from_inventory(self.inv, s) for s in members],
+            remote.gate_script(nonce),
+            max_parallel=self.ctx.max_parallel,
+            timeout=60,
+        )
+        bad: set[str] = set()
+        for server, result in zip(members, results, strict=True):
+            why = None
+            if result.status == "unreachable" or result.result is None:
+                why = f"unreachable: {result.error}"
+            else:
+                state = remote.unit_state(remote.parse_answer(result.result.stdout, nonce))
+                down = sorted(set(settings[server.name].units_for(server)) & state.failed)
+                if down:
+                    why = f"{', '.join(down)} failed"
+            if why and server.redundancy_group:
+                bad.add(server.redundancy_group)
+                self.audit(
+                    "window.peer.unhealthy",
+                    server.name,
+                    {"group": server.redundancy_group, "why": why},
+                )
+                self.ctx.say(f"  {server.name} ({server.redundancy_group}) is unhealthy: {why}")
+        return bad
+
+    # -- one batch --------------------------------------------------------------------
+
+    def run_batch(self, batch: int, targets: list[str]) -> None:
+        self.ctx.say(f"batch {batch}: {', '.join(targets)}")
+        self.audit("window.batch.start", self.window.id, {"batch": batch, "hosts": targets})
+        progress = load_progress(self.ctx.store, self.window.id)
+        plans = {h.target: h for h in self.window.plan.hosts}
+        hosts: list[_Host] = []
+        for name in targets:
+            record = progress.get(name, HostRecord(target=name))
+            record.state, record.batch = "running", batch
+            record.attempts += 1
+            record.started_at = record.started_at or _iso(self.ctx.now())
+            server = self.server(name)
+            if server is None:
+                record.state = "failed"
+                record.summary = "no longer in the inventory: not touched"
+                save_progress(self.ctx.store, self.window.id, record)
+                self.audit("window.host.failed", name, {"summary": record.summary})
+                continue
+            host = _Host(
+                server=server,
+                plan=plans[name],
+                settings=remote.host_settings(server, dict(self.inv.host_vars(server))),
+                record=record,
+                target=SshTarget.from_inventory(self.inv, server),
+            )
+            self.save(host, "start", attempt=record.attempts, batch=batch)
+            hosts.append(host)
+        for phase in (
+            self.snapshot_before,
+            self.precheck,
+            self.drain,
+            self.change,
+            self.restart,
+            self.reboot,
+            self.gate_and_rollback,
+            self.snapshot_after,
+        ):
+            hosts = [h for h in hosts if h.record.state == "running"]
+            if not hosts:
+                break
+            phase(hosts)
+        for host in hosts:
+            if host.record.state == "running":
+                self.finish_host(host, "done", self.done_summary(host))
+
+    def ask(
+        self, hosts: Sequence[_Host], script: Callable[[str, _Host], str]
+    ) -> list[tuple[_Host, remote.Answer | None, str]]:
+        """Run ``script(nonce, host)`` on every host at once; the answers (None when the
+        host could not be reached) and the error text."""
+        nonce = secrets.token_hex(8)
+        by_name = {h.target.name: h for h in hosts}
+        results = run_on_hosts(
+            [h.target for h in hosts],
+            lambda t: script(nonce, by_name[t.name]),
+            max_parallel=self.ctx.max_parallel,
+            timeout=SSH_TIMEOUT,
+        )
+        return [
+            (host, remote.parse_answer(r.result.stdout, nonce) if r.result else None, r.error or "")
+            for host, r in zip(hosts, results, strict=True)
+        ]
+
+    def snapshot_before(self, hosts: list[_Host]) -> None:
+        need = [h for h in hosts if h.record.before_rev is None]
+        if not need:
+            return
+        report = take_snapshots(
+            self.ctx.snapshots,
+            [h.server for h in need],
+            reason=f"window {self.window.id}: before",
+            window=self.window.id,
+        )
+        rows = {r.name: r for r in report.hosts}
+        head = report.commit or self.ctx.snapshots.repo.resolve("HEAD")
+        for host in need:
+            row = rows[host.record.target]
+            if row.status in {"unreachable", "failed"}:
+                self.finish_host(
+                    host, "failed", f"no snapshot before any change ({row.status}: {row.error})"
+                )
+                continue
+            host.record.before_rev = head
+            self.save(host, "snapshot", rev=head, when="before")
+
+    def precheck(self, hosts: list[_Host]) -> None:
+        for host, answer, error in self.ask(
+            hosts, lambda nonce, h: remote.precheck_script(nonce, h.server.roles)
+        ):
+            if answer is None:
+                self.finish_host(host, "failed", f"unreachable before any change: {error}")
+                continue
+            state = remote.unit_state(answer)
+            host.units_before = state.active
+            host.failed_before = state.failed
+            host.boot_before = state.boot_id
+            sip = bool(set(host.server.roles) & remote.SIP_ROLES)
+            host.sip_before = (
+                sip and sip_alive(host.server.address, host.settings.sip_port) is not None
+            )
+
+    def drain(self, hosts: list[_Host]) -> None:
+        """Wait for calls to end; skip a host that still carries calls at its limit."""
+        started = time.monotonic()
+        waiting = list(hosts)
+        while waiting:
+            still: list[_Host] = []
+            for host, answer, error in self.ask(
+                waiting, lambda nonce, h: remote.drain_script(nonce, h.server.roles)
+            ):
+                if answer is None:
+                    self.finish_host(host, "failed", f"unreachable while draining: {error}")
+                    continue
+                counts = remote.call_counts(answer)
+                busy = {r: n for r, n in counts.items() if n}
+                unknown = sorted(r for r, n in counts.items() if n is None)
+                waited = round(time.monotonic() - started)
+                if not busy:
+                    host.record.drain = (
+                        f"no calls in progress after {waited} s"
+                        + (f" (could not count for {', '.join(unknown)})" if unknown else "")
+                        if counts
+                        else "no call-carrying service on this host"
+                    )
+                    self.save(host, "drain", result=host.record.drain)
+                elif waited >= host.settings.drain_timeout:
+                    calls = ", ".join(f"{n} {r}" for r, n in busy.items())
+                    self.finish_host(
+                        host,
+                        "skipped",
+                        f"still {calls} call(s) after the {host.settings.drain_timeout} s drain "
+                        "limit: left unpatched, nothing changed",
+                    )
+                else:
+                    still.append(host)
+            if still:
+                time.sleep(min(h.settings.drain_poll for h in still))
+            waiting = still
+
+    def change(self, hosts: list[_Host]) -> None:
+        if self.window.actions == "baseline":
+            self.apply_baseline(hosts)
+        else:
+            self.install(hosts)
+
+    def install(self, hosts: list[_Host]) -> None:
+        for host, said, error in self.ask(
+            hosts, lambda nonce, h: remote.install_script(nonce, h.plan.packages)
+        ):
+            answer = remote.install_result(said) if said is not None else None
+            if answer is None:
+                self.fail_and_roll_back(host, f"the install did not finish: {error or 'no answer'}")
+                continue
+            planned = {p.package: p.target for p in host.plan.packages}
+            host.record.installed = {
+                p: v for p, v in answer.after.items() if answer.before.get(p) != v
+            }
+            host.record.not_approved = {p: v for p, v in answer.pending.items() if p not in planned}
+            host.reboot_required = answer.reboot_required
+            host.upgraded_units = sorted(
+                {u for p in host.record.installed for u in answer.units.get(p, [])}
+            )
+            self.save(
+                host,
+                "install",
+                installed=host.record.installed,
+                not_approved=host.record.not_approved,
+                exit=answer.exit_status,
+                notes=answer.notes,
+            )
+            if answer.exit_status != 0:
+                self.fail_and_roll_back(host, f"apt-get failed: {answer.error}")
+                continue
+            wrong = {p: v for p, v in planned.items() if answer.after.get(p) != v}
+            if wrong:
+                self.fail_and_roll_back(
+                    host,
+                    "not at the approved version: "
+                    + ", ".join(
+                        f"{p} {answer.after.get(p, 'missing')} != {v}" for p, v in wrong.items()
+                    ),
+                )
+
+    def apply_baseline(self, hosts: list[_Host]) -> None:
+        try:
+            results, _seconds = run_pyinfra(self.inv, [h.server for h in hosts])
+        except VcopsError as exc:
+            for host in hosts:
+                self.fail_and_roll_back(host, f"the baseline could not run: {exc}")
+            return
+        by_name = {r.name: r for r in results}
+        for host in hosts:
+            result = by_name.get(host.record.target)
+            if result is None or not result.reached or result.failed:
+                why = "; ".join(result.errors[-2:]) if result else "no result"
+                self.fail_and_roll_back(host, f"the baseline failed: {why}")
+                continue
+            host.record.installed = {}
+            self.save(host, "baseline", changed=result.changed)
+
+    def restart(self, hosts: list[_Host]) -> None:
+        todo = [h for h in hosts if h.upgraded_units]
+        if not todo:
+            return
+        for host, answer, _error in self.ask(
+            todo, lambda nonce, h: remote.restart_script(nonce, h.upgraded_units)
+        ):
+            said = answer.all("restart") if answer else []
+            host.record.restarted = [a[0] for a in said if a]
+            self.save(host, "restart", units=host.record.restarted)
+
+    def reboot(self, hosts: list[_Host]) -> None:
+        policy = self.window.reboot
+        todo = []
+        for host in hosts:
+            required = host.reboot_required or host.plan.reboot_required
+            if policy == "always" or (policy == "if-needed" and required):
+                todo.append(host)
+            elif required:
+                host.record.gate.append("reboot required but the window's policy is never")
+        if not todo:
+            return
+        self.ask(todo, lambda _n, _h: remote.REBOOT_SCRIPT)
+        for host in todo:
+            self.save(host, "reboot", policy=policy)
+        deadline = time.monotonic() + max(h.settings.reboot_timeout for h in todo)
+        waiting = list(todo)
+        while waiting and time.monotonic() < deadline:
+            time.sleep(3)
+            still = []
+            for host, answer, _error in self.ask(waiting, lambda n, _h: remote.gate_script(n)):
+                boot = remote.unit_state(answer).boot_id if answer else ""
+                if boot and boot != host.boot_before:
+                    host.record.rebooted = True
+                else:
+                    still.append(host)
+            waiting = still
+        for host in waiting:
+            self.fail_and_roll_back(host, "did not come back from its reboot in time")
+
+    # -- the gate -----------------------------------------------------------------------
+
+    def gate_problems(self, hosts: list[_Host]) -> dict[str, list[str]]:
+        """Per host what is wrong now; retried while the host is settling."""
+        deadline = time.monotonic() + max(h.settings.gate_wait for h in hosts)
+        problems: dict[str, list[str]] = {}
+        while True:
+            problems = {}
+            for host, answer, error in self.ask(hosts, lambda n, _h: remote.gate_script(n)):
+                found: list[str] = []
+                if answer is None:
+                    found.append(f"SSH does not answer: {error}")
+                else:
+                    state = remote.unit_state(answer)
+                    for unit in host.settings.units_for(host.server):
+                        if unit in host.units_before and unit not in state.active:
+                            found.append(f"{unit} is not running (it was before)")
+                    found += [f"{u} failed" for u in sorted(state.failed - host.failed_before)]
+                if (
+                    host.sip_before
+                    and sip_alive(host.server.address, host.settings.sip_port) is None
+                ):
+                    found.append(
+                        f"no answer to SIP OPTIONS on {host.server.address}:{host.settings.sip_port}"
+                        " (it answered before)"
+                    )
+                if found:
+                    problems[host.record.target] = found
+            if not problems or time.monotonic() >= deadline:
+                return problems
+            time.sleep(2)
+
+    def gate_and_rollback(self, hosts: list[_Host]) -> None:
+        problems = self.gate_problems(hosts)
+        for host in hosts:
+            found = problems.get(host.record.target, [])
+            checks = ["SSH answers", "role units running", "no unit newly failed"]
+            if host.sip_before:
+                checks.append("SIP OPTIONS answered")
+            host.record.gate += found or [f"passed: {', '.join(checks)}"]
+            self.save(host, "gate", passed=not found, problems=found)
+            if found:
+                self.fail_and_roll_back(host, "health gate failed: " + "; ".join(found))
+
+    def fail_and_roll_back(self, host: _Host, why: str) -> None:
+        """Restore the host's configs from its snapshot, restart what ran before, check
+        again, and count it as failed."""
+        self.ctx.say(f"  {host.record.target}: {why}; rolling back")
+        outcome: list[str] = []
+        if host.record.before_rev is None:
+            outcome.append("no snapshot to roll back to")
+        else:
+            try:
+                report = restore_target(
+                    self.ctx.snapshots,
+                    host.server,
+                    host.record.before_rev,
+                    emergency=f"rollback in approved window {self.window.id}",
+                    now=self.ctx.now(),
+                )
+                changed = [f.path for f in report.files if f.action != "unchanged"]
+                outcome.append(
+                    f"configs restored from {host.record.before_rev[:12]} ({report.status}"
+                    + (f": {', '.join(changed)}" if changed else "")
+                    + ")"
+                )
+            except VcopsError as exc:
+                outcome.append(f"config restore failed: {exc}")
+        wanted = [u for u in host.settings.units_for(host.server) if u in host.units_before]
+        if wanted:
+            _host, answer, error = self.ask([host], lambda n, _h: remote.start_script(n, wanted))[0]
+            started = answer.all("start") if answer else []
+            outcome.append(
+                "restarted " + ", ".join(f"{a[0]} (exit {a[1]})" for a in started if len(a) > 1)
+                if started
+                else f"could not restart {', '.join(wanted)}: {error or 'no answer'}"
+            )
+        left = self.gate_problems([host]).get(host.record.target, [])
+        outcome.append("healthy again" if not left else "STILL UNHEALTHY: " + "; ".join(left))
+        if host.record.installed:
+            back = " ".join(
+                f"{p.package}={p.current}"
+                for p in host.plan.packages
+                if p.package in host.record.installed
+            )
+            outcome.append(
+                f"packages stay upgraded (downgrade by hand if needed: apt-get install {back})"
+            )
+        host.record.rollback = "; ".join(outcome)
+        self.save(host, "rollback", outcome=host.record.rollback)
+        self.finish_host(host, "failed", f"{why}; rollback: {host.record.rollback}")
+
+    def snapshot_after(self, hosts: list[_Host]) -> None:
+        report = take_snapshots(
+            self.ctx.snapshots,
+            [h.server for h in hosts],
+            reason=f"window {self.window.id}: after",
+            window=self.window.id,
+        )
+        head = report.commit or self.ctx.snapshots.repo.resolve("HEAD")
+        for host in hosts:
+            host.record.after_rev = head
+            self.save(host, "snapshot", rev=head, when="after")
+
+    def done_summary(self, host: _Host) -> str:
+        parts = []
+        if host.record.installed:
+            before = {p.package: p.current for p in host.plan.packages}
+            parts.append(
+                "upgraded "
+                + ", ".join(
+                    f"{p} {before.get(p, '?')} -> {v}" for p, v in host.record.installed.items()
+                )
+            )
+        elif self.window.actions != "baseline":
+            parts.append("nothing to upgrade (already at the approved versions)")
+        if host.record.restarted:
+            parts.append(f"restarted {', '.join(host.record.restarted)}")
+        if host.record.rebooted:
+            parts.append("rebooted")
+        if host.record.not_approved:
+            parts.append(
+                f"{len(host.record.not_approved)} more pending, not approved: "
+                + ", ".join(f"{p} {v}" for p, v in sorted(host.record.not_approved.items()))
+            )
+        parts.append("gate passed")
+        return "; ".join(parts)
+
+
+def run_window(ctx: RunContext, window_id: str, *, lock: bool = True) -> RunReport:
+    """Run (or resume) one window.
+
+    Raises:
+        WindowError: the window may not run now (the reason is audited), or another
+            runner holds the lock.
+    """
+    with runner_lock(ctx.state_dir) if lock else contextlib.nullcontext():
+        window = load_window(ctx.store, window_id)
+        now = ctx.now()
+        if window.state == "running" and now >= window.last_start:
+            # resumed past its cutoff: close it out honestly
+            return WindowRunner(ctx, window).run()
+        ok, _rejected, quorum = tally(ctx.inventory, window, approvals_of(ctx.store, window.id))
+        refusal = run_refusal(
+            window, now=now, approvals_ok=ok, quorum=quorum, current_hash=plan_hash(window.plan)
+        )
+        if refusal is not None:
+            ctx.store.audit("window.run.refused", window.id, {"reason": refusal})
+            raise WindowError(refusal)
+        return WindowRunner(ctx, window).run()
+
+
+def due_windows(store: Store, now: datetime) -> tuple[list[Window], list[Window]]:
+    """(windows to run now, approved windows whose last start passed without a run)."""
+    due, missed = [], []
+    for w in list_windows(store):
+        if w.state == "running" or (w.state == "approved" and w.start <= now < w.last_start):
+            due.append(w)
+        elif w.state in {"approved", "pending"} and now >= w.last_start:
+            missed.append(w)
+    return due, missed

@@ -1,0 +1,369 @@
+"""Running patch windows on the lab with real packages and real apt.
+
+Test packages are built here with ``dpkg-deb`` and published in the lab's local apt
+repository, so every upgrade is a real ``apt-get`` run with no internet. Each test
+publishes a newer version of ``vcops-testpkg`` (it ships a running systemd unit the
+runner must restart) and creates, approves and runs its own window over two
+redundancy groups of two hosts: kamailio + asterisk and sbc + rtpengine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from pathlib import Path
+
+import pytest
+
+from vcops.connectors.ssh import SshTarget, run_one
+from vcops.inventory import Inventory, load_inventory
+from vcops.inventory.models import Server
+from vcops.lab.aptrepo import add_debs
+from vcops.lab.mail import read_mail
+from vcops.lab.probe import sip_options
+
+pytestmark = pytest.mark.lab
+BIN = Path(sys.executable).parent
+TARGETS = "lab-kamailio-01,lab-asterisk-01,lab-sbc-01,lab-rtpengine-01"
+PAIRS = {
+    "lab-kamailio-01": "lab-kamailio",
+    "lab-asterisk-01": "lab-kamailio",
+    "lab-sbc-01": "lab-sbc",
+    "lab-rtpengine-01": "lab-sbc",
+}
+KAMAILIO_CFG = "/etc/kamailio/kamailio.cfg"
+
+POSTINST = """#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+  systemctl daemon-reload || true
+  systemctl enable vcops-testpkg.service >/dev/null 2>&1 || true
+  systemctl start vcops-testpkg.service || true
+  if [ -f /etc/vcops-test/slow ]; then sleep 4; fi
+  if [ -f /etc/vcops-test/break-kamailio ]; then
+    echo 'this line is not kamailio configuration' >> /etc/kamailio/kamailio.cfg
+    systemctl restart kamailio || true
+  fi
+fi
+exit 0
+"""
+UNIT = """[Unit]
+Description=vcops test service (restarted when its package is upgraded)
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def build_deb(work: Path, package: str, version: str, *, service: bool) -> Path:
+    """A real .deb built with dpkg-deb (arch all, no dependencies)."""
+    root = work / f"{package}_{version}"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {package}\nVersion: {version}\nArchitecture: all\n"
+        "Maintainer: vcops tests <tests@lab.invalid>\nSection: misc\nPriority: optional\n"
+        f"Description: vcops window test package {version}\n"
+    )
+    share = root / "usr" / "share" / package
+    share.mkdir(parents=True)
+    (share / "version").write_text(version + "\n")
+    if service:
+        unit = root / "lib" / "systemd" / "system"
+        unit.mkdir(parents=True)
+        (unit / "vcops-testpkg.service").write_text(UNIT)
+        (root / "DEBIAN" / "postinst").write_text(POSTINST)
+        (root / "DEBIAN" / "postinst").chmod(0o755)
+    out = work / f"{package}_{version}_all.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "--build", str(root), str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@dataclass
+class Site:
+    inv: Inventory
+    root: Path
+    db: Path
+    work: Path
+    outputs: list[str]
+
+    @property
+    def hosts(self) -> list[Server]:
+        return [s for s in self.inv.servers if s.name in PAIRS]
+
+    def host(self, name: str) -> Server:
+        return next(s for s in self.inv.servers if s.name == name)
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "VCOPS_DATABASE_URL": f"sqlite:///{self.db}",
+            "VCOPS_CONFIG": str(self.root / "vcops.toml"),
+            "VCOPS_ACTOR": "ops-oncall",
+        }
+
+    def vcops(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(BIN / "vcops"), "-i", str(self.root), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=self.env(),
+        )
+        self.outputs += [proc.stdout, proc.stderr]
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    def sh(self, host: Server, script: str) -> str:
+        return run_one(SshTarget.from_inventory(self.inv, host), script, timeout=300).stdout
+
+    def version(self, host: Server, package: str) -> str:
+        return self.sh(host, f"dpkg-query -W -f='${{Version}}' {shlex.quote(package)}\n")
+
+    def publish(self, package: str, version: str, *, service: bool = True) -> None:
+        add_debs([build_deb(self.work, package, version, service=service)])
+
+    def open_window(self, title: str, *, concurrency: str, lead: int = 12) -> str:
+        """Create and approve a window that opens in ``lead`` seconds; wait for it."""
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead)
+        proc = self.vcops(
+            "window", "create", "--targets", TARGETS, "--start", start.isoformat(),
+            "--duration", "2h", "--cutoff", "30m", "--max-concurrency", concurrency,
+            "--max-errors", "1", "--actions", "all-updates", "--change-id", "CHG-LAB-RUN",
+            "--title", title, "--json",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        window_id = str(json.loads(proc.stdout)["id"])
+        approve = self.vcops(
+            "window", "approve", window_id, "--key", str(self.root / "board" / "alice")
+        )
+        assert approve.returncode == 0, approve.stderr
+        time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds() + 0.5))
+        return window_id
+
+    def report(self, window_id: str) -> dict[str, object]:
+        proc = self.vcops("window", "report", window_id, "--json")
+        assert proc.returncode == 0, proc.stderr
+        data: dict[str, object] = json.loads(proc.stdout)
+        return data
+
+    def audit(self, action: str, target: str, window_id: str) -> int:
+        """Audit entries of one window (the window itself, or one of its hosts)."""
+        with sqlite3.connect(self.db) as db:
+            row = db.execute(
+                "SELECT count(*) FROM audit_log WHERE action = ? AND target = ? "
+                "AND (target = ? OR json_extract(detail, '$.window') = ?)",
+                (action, target, window_id, window_id),
+            ).fetchone()
+        return int(row[0])
+
+
+def texts(message: Message) -> str:
+    """Every text part of a message, decoded (what a reader sees)."""
+    parts = []
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            parts.append(payload.decode(part.get_content_charset() or "utf-8"))
+    return "\n".join(parts)
+
+
+def hosts_of(report: dict[str, object]) -> dict[str, dict[str, object]]:
+    hosts = report["hosts"]
+    assert isinstance(hosts, list)
+    return {str(h["target"]): h for h in hosts}
+
+
+@pytest.fixture(scope="module")
+def site(lab: Inventory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A copy of the lab inventory with two redundancy pairs, quick drains and gates, and
+    the lab's SMTP server for notices; vcops-testpkg 1.0 installed on the four hosts."""
+    import shutil
+
+    tmp = tmp_path_factory.mktemp("window-run")
+    root = tmp / "inventory"
+    shutil.copytree(lab.root, root)
+    text = (root / "lab.yml").read_text()
+    text = text.replace("redundancy_group: lab-asterisk", "redundancy_group: lab-kamailio")
+    text = text.replace("redundancy_group: lab-rtpengine", "redundancy_group: lab-sbc")
+    text = text.replace(
+        "description: lab hosts with a VoIP role\n    vars: {}",
+        "description: lab hosts with a VoIP role\n    vars: "
+        "{window_drain_timeout: 20, window_drain_poll: 1, window_gate_wait: 10, "
+        "customer_facing: true}",
+    )
+    (root / "lab.yml").write_text(text)
+    with (root / "vcops.toml").open("a") as toml:
+        toml.write(
+            '\n[recipients]\nops = ["noc@lab.invalid"]\ncustomers = ["customers@lab.invalid"]\n'
+            '\n[customer_notice]\noperator = "Lab Telecom"\ntimezone = "Europe/London"\n'
+            'contact = "support@lab.invalid"\nmin_notice_hours = 0\n'
+        )
+    inv = load_inventory(root)
+    s = Site(inv=inv, root=root, db=tmp / "vcops.db", work=tmp / "debs", outputs=[])
+    s.work.mkdir()
+    s.publish("vcops-testpkg", "1.0")
+    s.publish("vcops-testextra", "1.0", service=False)
+    for host in s.hosts:
+        s.sh(
+            host,
+            "export DEBIAN_FRONTEND=noninteractive; apt-get -q update >/dev/null && "
+            "apt-get install -y -q vcops-testpkg=1.0 vcops-testextra=1.0 >/dev/null && "
+            "mkdir -p /etc/vcops-test\n",
+        )
+    yield s
+    for host in s.hosts:
+        s.sh(host, "rm -rf /etc/vcops-test\n")
+
+
+def test_happy_path_two_pairs_never_in_one_batch(site: Site) -> None:
+    site.publish("vcops-testpkg", "1.1")
+    window_id = site.open_window("happy path", concurrency="2")
+    site.publish("vcops-testextra", "1.1", service=False)  # pending, but never approved
+    shown = json.loads(site.vcops("window", "show", window_id, "--json").stdout)
+    for host in shown["plan"]["hosts"]:
+        assert {"package": "vcops-testpkg", "current": "1.0", "target": "1.1"}.items() <= next(
+            p for p in host["packages"] if p["package"] == "vcops-testpkg"
+        ).items()
+
+    run = site.vcops("window", "run", "--due", "--json")
+    assert run.returncode == 0, run.stderr
+    ran = json.loads(run.stdout)["ran"]
+    assert [r["window"] for r in ran] == [window_id] and ran[0]["state"] == "finished"
+
+    report = site.report(window_id)
+    hosts = hosts_of(report)
+    assert report["state"] == "finished" and report["counts"]["done"] == 4  # type: ignore[index]
+    batches: dict[int, list[str]] = {}
+    for name, h in hosts.items():
+        assert h["state"] == "done", h
+        batches.setdefault(int(h["batch"]), []).append(name)  # type: ignore[call-overload]
+        assert h["installed"]["vcops-testpkg"] == "1.1"  # type: ignore[index]
+        assert h["not_approved"] == {"vcops-testextra": "1.1"}, h
+        assert "vcops-testpkg.service" in h["restarted"]  # type: ignore[operator]
+        assert h["before_rev"] and h["after_rev"] and h["before_rev"] != h["after_rev"]
+        assert any("passed" in g for g in h["gate"])  # type: ignore[union-attr]
+    assert len(batches) == 2 and all(len(b) == 2 for b in batches.values())
+    for members in batches.values():
+        assert len({PAIRS[m] for m in members}) == len(members), batches
+    for host in site.hosts:
+        assert site.version(host, "vcops-testpkg") == "1.1"
+        assert site.version(host, "vcops-testextra") == "1.0"  # not approved: not installed
+    assert (sip_options(site.host("lab-kamailio-01").address, timeout=2.0) or "").startswith(
+        "SIP/2.0"
+    )
+    kam = hosts["lab-kamailio-01"]
+    assert any("SIP OPTIONS" in g for g in kam["gate"])  # type: ignore[union-attr]
+    for step in ("start", "snapshot", "drain", "install", "restart", "gate", "done"):
+        assert site.audit(f"window.host.{step}", "lab-sbc-01", window_id) >= 1, step
+    subjects = [str(m["Subject"]) for m in read_mail() if window_id in str(m["Subject"])]
+    assert any("started" in s for s in subjects) and any("finished" in s for s in subjects)
+    assert any("approval needed" in s for s in subjects), subjects
+    notices = [texts(m) for m in read_mail() if "customers@lab.invalid" in str(m["To"])]
+    notice = next((n for n in reversed(notices) if "CHG-LAB-RUN" in n), "")
+    assert "SIP signalling" in notice and "Europe/London" in notice, notices[-1:]
+    assert "lab-kamailio-01" not in notice and "10.213.0." not in notice
+    assert "vcops-testpkg" not in notice
+
+
+def test_a_failed_gate_rolls_back_and_max_errors_halts(site: Site) -> None:
+    kam = site.host("lab-kamailio-01")
+    good_cfg = site.sh(kam, f"cat {KAMAILIO_CFG}\n")
+    site.publish("vcops-testpkg", "1.2")
+    site.sh(kam, "touch /etc/vcops-test/break-kamailio\n")
+    try:
+        window_id = site.open_window("breaks kamailio", concurrency="2")
+        run = site.vcops("window", "run", window_id, "--json")
+    finally:
+        site.sh(kam, "rm -f /etc/vcops-test/break-kamailio\n")
+    assert run.returncode == 1, run.stderr
+    assert json.loads(run.stdout)["state"] == "halted"
+    report = site.report(window_id)
+    hosts = hosts_of(report)
+    assert report["state"] == "halted" and "max errors" in str(report["halt_reason"])
+    failed = hosts["lab-kamailio-01"]
+    assert failed["state"] == "failed"
+    assert "kamailio.service is not running" in str(failed["summary"])
+    assert "configs restored" in str(failed["rollback"]) and "healthy again" in str(
+        failed["rollback"]
+    )
+    assert report["rolled_back"] == ["lab-kamailio-01"]
+    # its batch partner (other pair) finished; the second batch never started
+    assert hosts["lab-sbc-01"]["state"] == "done"
+    assert hosts["lab-asterisk-01"]["state"] == "pending"
+    assert hosts["lab-rtpengine-01"]["state"] == "pending"
+    assert site.version(site.host("lab-asterisk-01"), "vcops-testpkg") == "1.1"
+    # the rollback put kamailio.cfg back and kamailio runs again
+    assert site.sh(kam, f"cat {KAMAILIO_CFG}\n") == good_cfg
+    assert site.sh(kam, "systemctl is-active kamailio || true\n").strip() == "active"
+    assert (sip_options(kam.address, timeout=2.0) or "").startswith("SIP/2.0")
+    assert site.audit("window.host.rollback", "lab-kamailio-01", window_id) == 1
+    again = site.vcops("window", "run", window_id)
+    assert again.returncode == 1 and "is halted" in again.stderr
+
+
+def test_kill_9_then_resume_does_not_redo_finished_hosts(site: Site) -> None:
+    site.publish("vcops-testpkg", "1.3")
+    for host in site.hosts:
+        site.sh(host, "touch /etc/vcops-test/slow\n")
+    try:
+        window_id = site.open_window("killed and resumed", concurrency="1")
+        runner = subprocess.Popen(
+            [str(BIN / "vcops"), "-i", str(site.root), "window", "run", window_id],
+            env=site.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        done: list[str] = []
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                with sqlite3.connect(site.db) as db:
+                    rows = db.execute(
+                        "SELECT target, state FROM window_hosts WHERE window_id = ?", (window_id,)
+                    ).fetchall()
+                done = [t for t, s in rows if s == "done"]
+                if done and any(s == "running" for _t, s in rows):
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail(f"the runner never reached a second host: {rows}")
+            second = site.vcops("window", "run", window_id)
+            assert second.returncode == 1 and "another window runner is running" in second.stderr
+        finally:
+            os.kill(runner.pid, signal.SIGKILL)
+            runner.wait(timeout=30)
+        assert runner.returncode == -signal.SIGKILL
+        resumed = site.vcops("window", "run", window_id, "--json")
+        assert resumed.returncode == 0, resumed.stderr + resumed.stdout[-2000:]
+    finally:
+        for host in site.hosts:
+            site.sh(host, "rm -f /etc/vcops-test/slow\n")
+    hosts = hosts_of(site.report(window_id))
+    assert all(h["state"] == "done" for h in hosts.values()), hosts
+    for name in done:
+        assert hosts[name]["attempts"] == 1, name
+        assert site.audit("window.host.install", name, window_id) == 1
+    assert max(int(h["attempts"]) for h in hosts.values()) == 2  # type: ignore[call-overload]
+    assert site.audit("window.run.resume", window_id, window_id) == 1
+    for host in site.hosts:
+        assert site.version(host, "vcops-testpkg") == "1.3"

@@ -1,0 +1,133 @@
+"""The window runner's host scripts and how their answers are read."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from vcops.errors import InventoryError
+from vcops.inventory.models import Server
+from vcops.window import remote
+from vcops.window.model import PackageChange
+
+NONCE = "0123456789abcdef"
+
+
+def pkg(name: str = "openssl", target: str = "3.0.15-1~deb12u1") -> PackageChange:
+    return PackageChange(package=name, current="3.0.14-1~deb12u2", target=target, security=True)
+
+
+def server(*roles: str, **vars_: object) -> Server:
+    return Server(
+        name="kam-01", address="192.0.2.21", roles=list(roles), site="s1",
+        environment="production", vars=vars_,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        remote.precheck_script(NONCE, ["kamailio", "asterisk", "freeswitch", "rtpengine", "sbc"]),
+        remote.install_script(NONCE, [pkg(), pkg("libssl3")]),
+        remote.restart_script(NONCE, ["kamailio.service", "vcops-testpkg.service"]),
+        remote.start_script(NONCE, ["kamailio.service"]),
+        remote.gate_script(NONCE),
+        remote.drain_script(NONCE, ["kamailio"]),
+        remote.REBOOT_SCRIPT,
+    ],
+)
+def test_every_script_is_valid_posix_sh(script: str) -> None:
+    proc = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_install_pins_exactly_the_approved_versions() -> None:
+    script = remote.install_script(NONCE, [pkg(), pkg("libssl3", "3.0.15-1~deb12u1")])
+    assert "--only-upgrade" in script
+    assert "openssl=3.0.15-1~deb12u1 libssl3=3.0.15-1~deb12u1" in script.replace("'", "")
+    assert "dpkg --configure -a" in script  # a killed runner's half-configured dpkg
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [("openssl; reboot", "1.0"), ("openssl", "1.0 && rm -rf /"), ("$(id)", "1"), ("-f", "1")],
+)
+def test_a_package_that_is_not_debian_syntax_never_reaches_a_shell(name: str, version: str) -> None:
+    with pytest.raises(ValueError, match="not a Debian package"):
+        remote.install_script(NONCE, [pkg(name, version)])
+
+
+def test_units_that_are_not_service_names_are_dropped() -> None:
+    script = remote.restart_script(NONCE, ["kamailio.service", "x; reboot", "../../etc.service"])
+    assert "kamailio.service" in script and "reboot" not in script and "../" not in script
+
+
+def test_only_lines_with_this_runs_nonce_count() -> None:
+    out = (
+        f"@@{NONCE} install 0 -\n"
+        "@@ffffffffffffffff install 1 forged\n"
+        f"some package printed @@{NONCE} install 1 forged\n"
+        f"@@{NONCE} before vcops-testpkg 1.0\n@@{NONCE} after vcops-testpkg 1.1\n"
+        f"@@{NONCE} pending vcops-testextra 1.1\n"
+        f"@@{NONCE} unit vcops-testpkg vcops-testpkg.service\n"
+        f"@@{NONCE} reboot-required yes\n"
+    )
+    result = remote.install_result(remote.parse_answer(out, NONCE))
+    assert result is not None
+    assert result.exit_status == 0 and result.error == ""
+    assert result.before == {"vcops-testpkg": "1.0"} and result.after == {"vcops-testpkg": "1.1"}
+    assert result.pending == {"vcops-testextra": "1.1"}
+    assert result.units == {"vcops-testpkg": ["vcops-testpkg.service"]}
+    assert result.reboot_required is True
+
+
+def test_an_install_that_never_reported_is_unknown_not_success() -> None:
+    assert remote.install_result(remote.parse_answer(f"@@{NONCE} before a 1\n", NONCE)) is None
+    failed = remote.install_result(
+        remote.parse_answer(f"@@{NONCE} install 100 E: Version '9' for 'a' was not found\n", NONCE)
+    )
+    assert failed is not None and failed.exit_status == 100
+    assert failed.error == "E: Version '9' for 'a' was not found"
+
+
+def test_unit_state_and_call_counts() -> None:
+    out = (
+        f"@@{NONCE} active kamailio.service\n@@{NONCE} active ssh.service\n"
+        f"@@{NONCE} failed vcops-testpkg.service\n@@{NONCE} boot 1f2e\n"
+        f"@@{NONCE} calls kamailio 3\n@@{NONCE} calls asterisk unknown\n"
+        f"@@{NONCE} calls freeswitch none\n"
+    )
+    answer = remote.parse_answer(out, NONCE)
+    state = remote.unit_state(answer)
+    assert state.active == {"kamailio.service", "ssh.service"}
+    assert state.failed == {"vcops-testpkg.service"} and state.boot_id == "1f2e"
+    assert remote.call_counts(answer) == {"kamailio": 3, "asterisk": None}
+
+
+def test_host_settings_from_vars_and_role_units() -> None:
+    s = server("kamailio", "rtpengine", window_drain_timeout=20, window_gate_wait=5)
+    settings = remote.host_settings(s, dict(s.vars))
+    assert settings.drain_timeout == 20 and settings.gate_wait == 5
+    assert settings.units_for(s) == [
+        "kamailio.service",
+        "rtpengine-daemon.service",
+        "ngcp-rtpengine-daemon.service",
+    ]
+    custom = server("sbc", window_health_units=["opensips.service"])
+    assert remote.host_settings(custom, dict(custom.vars)).units_for(custom) == ["opensips.service"]
+
+
+@pytest.mark.parametrize(
+    ("vars_", "message"),
+    [
+        ({"window_drain_timout": 5}, "window_drain_timout"),
+        ({"window_gate_wait": -1}, "window_gate_wait"),
+        ({"window_health_units": ["x; reboot"]}, "window_health_units"),
+    ],
+)
+def test_bad_window_vars_name_the_host_and_the_var(vars_: dict[str, object], message: str) -> None:
+    s = server("kamailio", **vars_)
+    with pytest.raises(InventoryError) as err:
+        remote.host_settings(s, dict(s.vars))
+    assert "kam-01" in str(err.value) and message in str(err.value)
