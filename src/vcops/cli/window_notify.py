@@ -40,19 +40,24 @@ def send(
     hosts: list[HostRecord] | None = None,
 ) -> None:
     """Mail ``event`` about ``window``; an approval that completes the quorum also sends the
-    customer maintenance notice."""
+    customer maintenance notice. Without an ``[smtp]`` section nothing is mailed."""
+    cfg = app.config()
+    if "smtp" not in cfg.model_fields_set:
+        if not app.json:
+            app.err.print(f"[dim]no {event} mail: vcops.toml has no [smtp] section[/]")
+        return
     inv, store = app.inventory(), app.store()
     ok, _rejected, quorum = tally(inv, window, approvals_of(store, window.id))
     now = datetime.now(UTC)
     lines = [HostLine(h.target, h.state, h.summary) for h in hosts or []]
     delivery = notify_window(
-        app.config(), inv, store, window, event,
+        cfg, inv, store, window, event,
         quorum=quorum, approvals=ok, decided_by=decided_by, reason=reason, hosts=lines,
         now=now,
     )  # fmt: skip
     _tell(app, delivery)
     if event == "approved":
-        _tell(app, notify_customers(app.config(), inv, store, window, now=now))
+        _tell(app, notify_customers(cfg, inv, store, window, now=now))
 
 
 def notifier(app: App) -> Notify:

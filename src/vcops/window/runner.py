@@ -337,7 +337,6 @@ class WindowRunner:
             window=self.window.id,
         )
         rows = {r.name: r for r in report.hosts}
-        head = report.commit or self.ctx.snapshots.repo.resolve("HEAD")
         for host in need:
             row = rows[host.record.target]
             if row.status in {"unreachable", "failed"}:
@@ -345,6 +344,8 @@ class WindowRunner:
                     host, "failed", f"no snapshot before any change ({row.status}: {row.error})"
                 )
                 continue
+            # unchanged since the last snapshot: HEAD holds its current files
+            head = report.commit or self.ctx.snapshots.repo.resolve("HEAD")
             host.record.before_rev = head
             self.save(host, "snapshot", rev=head, when="before")
 
@@ -602,8 +603,15 @@ class WindowRunner:
             reason=f"window {self.window.id}: after",
             window=self.window.id,
         )
-        head = report.commit or self.ctx.snapshots.repo.resolve("HEAD")
+        rows = {r.name: r for r in report.hosts}
         for host in hosts:
+            row = rows[host.record.target]
+            if row.status in {"unreachable", "failed"}:
+                # the gate just passed, so this is a glitch worth recording, not a failure
+                host.record.gate.append(f"after-snapshot {row.status}: {row.error}")
+                self.save(host, "snapshot", rev=None, when="after", error=row.error)
+                continue
+            head = report.commit or self.ctx.snapshots.repo.resolve("HEAD")
             host.record.after_rev = head
             self.save(host, "snapshot", rev=head, when="after")
 
