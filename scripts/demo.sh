@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job end to end on the lab: up, check, an SSH round to every host and
-# switch, the audit trail, down. The lab is torn down even when a step fails.
+# The main job end to end on the lab: up, check, scan, snapshot, apply, a patch
+# window approved and run, the audit trail, down. The lab is torn down even when a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One lab per machine: wait for any test session or benchmark using it.
@@ -13,7 +13,20 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 # The demo keeps its own state (database, audit anchor) in .vcops/demo, fresh each run.
 rm -rf .vcops/demo && mkdir -p .vcops/demo
-printf '[store]\nstate_dir = "."\n' > .vcops/demo/vcops.toml
+cat > .vcops/demo/vcops.toml <<'TOML'
+[store]
+state_dir = "."
+
+# the lab's SMTP server (aiosmtpd on loopback, delivers to a Maildir)
+[smtp]
+host = "127.0.0.1"
+port = 2525
+security = "none"
+from = "vcops@lab.invalid"
+
+[recipients]
+ops = ["noc@lab.invalid"]
+TOML
 export VCOPS_CONFIG="$PWD/.vcops/demo/vcops.toml"
 unset VCOPS_DATABASE_URL
 cleanup() { step "lab down"; "$VCOPS" lab down || true; }
@@ -74,6 +87,41 @@ step "snapshot again and diff: what the hardening changed on $KAM"
 "$VCOPS" -i "$LAB" snapshot take --limit "$KAM" --reason "after the demo hardening"
 "$VCOPS" -i "$LAB" snapshot diff "$KAM" > .vcops/demo/diff.txt
 awk 'NR <= 3 || /^diff --git a\/lab-kamailio-01\/files\/etc\/ssh\/sshd_config/ {show = 30} show-- > 0' .vcops/demo/diff.txt
+
+step "a patch window: a newer package appears in the lab's apt repository (built here with dpkg-deb)"
+deb() {  # deb VERSION -> .vcops/demo/vcops-demo_VERSION_all.deb
+    local root=".vcops/demo/pkg-$1"
+    mkdir -p "$root/DEBIAN" "$root/usr/share/vcops-demo"
+    printf 'Package: vcops-demo\nVersion: %s\nArchitecture: all\nMaintainer: vcops demo <demo@lab.invalid>\nDescription: vcops demo package\n' "$1" > "$root/DEBIAN/control"
+    echo "$1" > "$root/usr/share/vcops-demo/version"
+    dpkg-deb --root-owner-group --build "$root" ".vcops/demo/vcops-demo_$1_all.deb" >/dev/null
+}
+publish() { .venv/bin/python -c 'import sys; from pathlib import Path; from vcops.lab.aptrepo import add_debs; print("published", *add_debs(Path(p) for p in sys.argv[1:]))' "$@"; }
+WINDOW_HOSTS="$KAM,lab-sbc-01"
+deb 1.0 && deb 1.1 && publish .vcops/demo/vcops-demo_1.0_all.deb
+for host in ${WINDOW_HOSTS//,/ }; do
+    addr=$("$VCOPS" -i "$LAB" inventory show --json -l "$host" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+    ssh -i "$LAB/lab_key" -o UserKnownHostsFile="$LAB/known_hosts" -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes root@"$addr" \
+        "apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q vcops-demo=1.0 >/dev/null && echo $host: vcops-demo 1.0"
+done
+publish .vcops/demo/vcops-demo_1.1_all.deb
+
+step "window create: the plan comes from real apt on the hosts, hashed for the change board"
+START=$(date -u -d '+20 seconds' +%Y-%m-%dT%H:%M:%S+00:00)
+WINDOW=$(VCOPS_ACTOR=ops-demo "$VCOPS" -i "$LAB" window create --targets "$WINDOW_HOSTS" --start "$START" \
+    --duration 1h --cutoff 15m --actions all-updates --change-id CHG-DEMO-1 --title "demo package update" --json \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+"$VCOPS" -i "$LAB" window show "$WINDOW"
+
+step "a board member approves it with their SSH key (ssh-keygen -Y sign); the requester could not"
+"$VCOPS" -i "$LAB" window approve "$WINDOW" --key "$LAB/board/alice" --comment "low risk, lab"
+
+step "window run at its start: snapshot, drain, install the approved version, restart, health gate (units, SIP OPTIONS, SSH), snapshot"
+sleep $(( $(date -d "$START" +%s) - $(date +%s) + 1 ))
+time "$VCOPS" -i "$LAB" window run "$WINDOW"
+"$VCOPS" -i "$LAB" window report "$WINDOW"
+echo "mail the lab's SMTP server received about $WINDOW:"
+.venv/bin/python -c 'import sys; from vcops.lab.mail import read_mail; [print("  to", m["To"], "|", m["Subject"]) for m in read_mail() if sys.argv[1] in str(m["Subject"])]' "$WINDOW"
 
 step "audit trail"
 "$VCOPS" audit log --last 5
