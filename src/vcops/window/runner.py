@@ -326,28 +326,33 @@ class WindowRunner:
             for host, r in zip(hosts, results, strict=True)
         ]
 
-    def snapshot_before(self, hosts: list[_Host]) -> None:
-        need = [h for h in hosts if h.record.before_rev is None]
-        if not need:
-            return
+    def snapshot(self, hosts: list[_Host], when: str) -> list[tuple[_Host, str | None, str]]:
+        """One snapshot run (one commit) for the hosts: per host the revision holding its
+        files, or None and why not."""
         report = take_snapshots(
             self.ctx.snapshots,
-            [h.server for h in need],
-            reason=f"window {self.window.id}: before",
+            [h.server for h in hosts],
+            reason=f"window {self.window.id}: {when}",
             window=self.window.id,
         )
         rows = {r.name: r for r in report.hosts}
-        for host in need:
+        out: list[tuple[_Host, str | None, str]] = []
+        for host in hosts:
             row = rows[host.record.target]
             if row.status in {"unreachable", "failed"}:
-                self.finish_host(
-                    host, "failed", f"no snapshot before any change ({row.status}: {row.error})"
-                )
+                out.append((host, None, f"{row.status}: {row.error}"))
+            else:  # unchanged since the last snapshot: HEAD holds its current files
+                out.append((host, report.commit or self.ctx.snapshots.repo.resolve("HEAD"), ""))
+        return out
+
+    def snapshot_before(self, hosts: list[_Host]) -> None:
+        need = [h for h in hosts if h.record.before_rev is None]
+        for host, rev, problem in self.snapshot(need, "before") if need else []:
+            if rev is None:
+                self.finish_host(host, "failed", f"no snapshot before any change ({problem})")
                 continue
-            # unchanged since the last snapshot: HEAD holds its current files
-            head = report.commit or self.ctx.snapshots.repo.resolve("HEAD")
-            host.record.before_rev = head
-            self.save(host, "snapshot", rev=head, when="before")
+            host.record.before_rev = rev
+            self.save(host, "snapshot", rev=rev, when="before")
 
     def precheck(self, hosts: list[_Host]) -> None:
         for host, answer, error in self.ask(
@@ -597,23 +602,12 @@ class WindowRunner:
         self.finish_host(host, "failed", f"{why}; rollback: {host.record.rollback}")
 
     def snapshot_after(self, hosts: list[_Host]) -> None:
-        report = take_snapshots(
-            self.ctx.snapshots,
-            [h.server for h in hosts],
-            reason=f"window {self.window.id}: after",
-            window=self.window.id,
-        )
-        rows = {r.name: r for r in report.hosts}
-        for host in hosts:
-            row = rows[host.record.target]
-            if row.status in {"unreachable", "failed"}:
-                # the gate just passed, so this is a glitch worth recording, not a failure
-                host.record.gate.append(f"after-snapshot {row.status}: {row.error}")
-                self.save(host, "snapshot", rev=None, when="after", error=row.error)
-                continue
-            head = report.commit or self.ctx.snapshots.repo.resolve("HEAD")
-            host.record.after_rev = head
-            self.save(host, "snapshot", rev=head, when="after")
+        for host, rev, problem in self.snapshot(hosts, "after"):
+            if rev is None:
+                # the gate just passed: a glitch worth recording, not a failed host
+                host.record.gate.append(f"after-snapshot {problem}")
+            host.record.after_rev = rev
+            self.save(host, "snapshot", rev=rev, when="after", error=problem or None)
 
     def done_summary(self, host: _Host) -> str:
         parts = []
