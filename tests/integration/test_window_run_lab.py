@@ -140,13 +140,22 @@ class Site:
     def publish(self, package: str, version: str, *, service: bool = True) -> None:
         add_debs([build_deb(self.work, package, version, service=service)])
 
-    def open_window(self, title: str, *, concurrency: str, lead: int = 12) -> str:
+    def open_window(
+        self,
+        title: str,
+        *,
+        concurrency: str,
+        targets: str = TARGETS,
+        reboot: str = "if-needed",
+        lead: int = 12,
+    ) -> str:
         """Create and approve a window that opens in ``lead`` seconds; wait for it."""
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead)
         proc = self.vcops(
-            "window", "create", "--targets", TARGETS, "--start", start.isoformat(),
+            "window", "create", "--targets", targets, "--start", start.isoformat(),
             "--duration", "2h", "--cutoff", "30m", "--max-concurrency", concurrency,
-            "--max-errors", "1", "--actions", "all-updates", "--change-id", "CHG-LAB-RUN",
+            "--max-errors", "1", "--actions", "all-updates", "--reboot", reboot,
+            "--change-id", "CHG-LAB-RUN",
             "--title", title, "--json",
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
@@ -367,3 +376,27 @@ def test_kill_9_then_resume_does_not_redo_finished_hosts(site: Site) -> None:
     assert site.audit("window.run.resume", window_id, window_id) == 1
     for host in site.hosts:
         assert site.version(host, "vcops-testpkg") == "1.3"
+
+
+def test_reboot_always_brings_the_hosts_back_before_the_gate(site: Site) -> None:
+    names = ["lab-asterisk-01", "lab-rtpengine-01"]
+    boot = "cat /proc/sys/kernel/random/boot_id\n"
+    before = {n: site.sh(site.host(n), boot) for n in names}
+    site.publish("vcops-testpkg", "1.4")
+    window_id = site.open_window(
+        "reboot always", concurrency="2", targets=",".join(names), reboot="always"
+    )
+    run = site.vcops("window", "run", window_id, "--json")
+    assert run.returncode == 0, run.stderr + run.stdout[-2000:]
+    hosts = hosts_of(site.report(window_id))
+    for name in names:
+        h = hosts[name]
+        assert h["state"] == "done" and h["rebooted"] is True and h["batch"] == 1, h
+        assert "rebooted" in str(h["summary"])
+        host = site.host(name)
+        assert site.sh(host, boot) != before[name]  # a new boot, really
+        assert site.version(host, "vcops-testpkg") == "1.4"
+        assert (
+            site.sh(host, "systemctl is-active vcops-testpkg.service || true\n").strip() == "active"
+        )
+    assert site.audit("window.host.reboot", "lab-rtpengine-01", window_id) == 1

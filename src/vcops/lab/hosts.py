@@ -199,8 +199,29 @@ def nspawn_argv(host: HostState) -> list[str]:
     ]
 
 
+REBOOT_EXIT = 133
+"""systemd-nspawn's exit status when the container asked to reboot."""
+
+BOOT_LOOP = (
+    "trap 'kill -TERM \"$child\" 2>/dev/null; wait \"$child\"; exit 0' TERM INT\n"
+    "while :; do\n"
+    '  "$@" & child=$!\n'
+    '  wait "$child"; rc=$?\n'
+    f'  [ "$rc" -eq {REBOOT_EXIT} ] || exit "$rc"\n'
+    "done\n"
+)
+"""Boot the container again when it reboots (as ``systemd-nspawn@.service`` does with
+``RestartForceExitStatus=133``); a TERM is passed on to nspawn, which powers it off."""
+
+
+def boot_loop_argv(host: HostState) -> list[str]:
+    """``sh -c BOOT_LOOP`` around :func:`nspawn_argv`: a lab host survives ``reboot``."""
+    return ["/bin/sh", "-c", BOOT_LOOP, "vcops-lab-host", *nspawn_argv(host)]
+
+
 def start_host(host: HostState) -> ProcessRef:
-    """Boot ``host`` detached, from its own cgroups (``host.cgroups``, already created).
+    """Boot ``host`` detached, from its own cgroups (``host.cgroups``, already created);
+    it boots again after a reboot from inside.
 
     Raises:
         LabError: systemd-nspawn could not be started.
@@ -210,7 +231,7 @@ def start_host(host: HostState) -> ProcessRef:
     if not host.cgroups:
         raise LabError(f"{host.name}: no cgroup to start in (internal error)")
     return spawn_detached(
-        nspawn_argv(host), log=host.log, env=env, before_exec=joiner(host.cgroups)
+        boot_loop_argv(host), log=host.log, env=env, before_exec=joiner(host.cgroups)
     )
 
 
