@@ -184,6 +184,13 @@ class Site:
         return int(row[0])
 
 
+def host_vars(text: str, name: str, value: str) -> str:
+    """Set one server's ``vars`` in the lab inventory YAML."""
+    at = text.index(f"  - name: {name}\n")
+    end = text.index("    vars: {}\n", at)
+    return text[:end] + f"    vars: {value}\n" + text[end + len("    vars: {}\n") :]
+
+
 def texts(message: Message) -> str:
     """Every text part of a message, decoded (what a reader sees)."""
     parts = []
@@ -219,6 +226,8 @@ def site(lab: Inventory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "{window_drain_timeout: 20, window_drain_poll: 1, window_gate_wait: 10, "
         "customer_facing: true}",
     )
+    text = host_vars(text, "lab-kamailio-01", "{window_drain_timeout: 3}")
+    text = host_vars(text, "lab-sbc-01", "{window_health_units: [vcops-peer.service]}")
     (root / "lab.yml").write_text(text)
     with (root / "vcops.toml").open("a") as toml:
         toml.write(
@@ -400,3 +409,55 @@ def test_reboot_always_brings_the_hosts_back_before_the_gate(site: Site) -> None
             site.sh(host, "systemctl is-active vcops-testpkg.service || true\n").strip() == "active"
         )
     assert site.audit("window.host.reboot", "lab-rtpengine-01", window_id) == 1
+
+
+def test_a_member_never_starts_while_its_peer_is_unhealthy(site: Site) -> None:
+    sbc, rtp = site.host("lab-sbc-01"), site.host("lab-rtpengine-01")
+    site.sh(
+        sbc,
+        "printf '[Service]\\nExecStart=/bin/false\\n' > /etc/systemd/system/vcops-peer.service\n"
+        "systemctl daemon-reload; systemctl start vcops-peer.service || true\n",
+    )
+    try:
+        assert site.sh(sbc, "systemctl is-failed vcops-peer.service || true\n").strip() == "failed"
+        site.publish("vcops-testpkg", "1.5")
+        window_id = site.open_window("peer down", concurrency="1", targets="lab-rtpengine-01")
+        run = site.vcops("window", "run", window_id)
+    finally:
+        site.sh(
+            sbc,
+            "systemctl reset-failed vcops-peer.service || true\n"
+            "rm -f /etc/systemd/system/vcops-peer.service; systemctl daemon-reload\n",
+        )
+    assert run.returncode == 1, run.stderr
+    assert "lab-sbc-01 (lab-sbc) is unhealthy: vcops-peer.service failed" in run.stderr
+    report = site.report(window_id)
+    assert report["state"] == "halted" and "unhealthy peer in lab-sbc" in str(report["halt_reason"])
+    assert hosts_of(report)["lab-rtpengine-01"]["state"] == "skipped"
+    assert site.version(rtp, "vcops-testpkg") == "1.4"  # never touched
+    assert site.audit("window.peer.unhealthy", "lab-sbc-01", window_id) == 1
+    assert site.audit("window.host.start", "lab-rtpengine-01", window_id) == 0
+
+
+def test_a_host_still_carrying_calls_is_skipped_unchanged(site: Site) -> None:
+    kam = site.host("lab-kamailio-01")
+    # stands in for a Kamailio with two dialogs up (the lab places no calls)
+    site.sh(
+        kam,
+        "printf '#!/bin/sh\\necho \"{ starting: 0 ongoing: 2 all: 2 }\"\\n' > /usr/local/bin/kamcmd\n"
+        "chmod 755 /usr/local/bin/kamcmd\n",
+    )
+    try:
+        version = site.version(kam, "vcops-testpkg")
+        site.publish("vcops-testpkg", "1.6")
+        window_id = site.open_window("busy", concurrency="1", targets="lab-kamailio-01")
+        run = site.vcops("window", "run", window_id)
+    finally:
+        site.sh(kam, "rm -f /usr/local/bin/kamcmd\n")
+    assert run.returncode == 1, run.stderr
+    report = site.report(window_id)
+    h = hosts_of(report)["lab-kamailio-01"]
+    assert report["state"] == "finished" and h["state"] == "skipped"
+    assert "still 2 kamailio call(s) after the 3 s drain limit" in str(h["summary"])
+    assert site.version(kam, "vcops-testpkg") == version  # nothing changed
+    assert site.audit("window.host.install", "lab-kamailio-01", window_id) == 0
