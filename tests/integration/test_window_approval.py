@@ -24,7 +24,8 @@ NOW = datetime.now(UTC)
 
 @pytest.fixture
 def env(tmp_path: Path) -> Path:
-    """An inventory with a board of three (dana, erik, fatima: quorum 2 in production)."""
+    """An inventory with a board of three (dana, erik, fatima: quorum 2 in production); its
+    one server is a closed loopback port, so nothing here ever reaches another machine."""
     keys = tmp_path / "keys"
     keys.mkdir()
     members = []
@@ -42,7 +43,7 @@ def env(tmp_path: Path) -> Path:
     inv.mkdir()
     (inv / "inv.yml").write_text(
         "sites: [{name: s1}]\nredundancy_groups: [{name: kam}]\n"
-        "servers:\n  - {name: kam-01, address: 192.0.2.11, roles: [kamailio], site: s1, redundancy_group: kam,"
+        "servers:\n  - {name: kam-01, address: 127.0.0.1, port: 9, roles: [kamailio], site: s1, redundancy_group: kam,"
         " environment: production}\n"
         "change_board:\n  quorum: {production: 2, staging: 1, lab: 1}\n  members:\n"
         + "\n".join(members)
@@ -201,6 +202,37 @@ def test_a_tampered_plan_invalidates_approvals(env: Path) -> None:
     refused = vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / "erik"))
     assert refused.returncode == 0  # a fresh approval of the new plan is possible, and counts alone
     assert [a["valid"] for a in show(env, "W-B")["approvals"]] == [False, False, True]  # type: ignore[union-attr, index]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("start", (NOW - timedelta(minutes=1)).isoformat()),  # moved to run right now
+        ("reboot", "always"),
+        ("max_errors", "100%"),
+        ("max_concurrency", "100%"),
+        ("cutoff_minutes", 0),
+        ("requester", "dana"),
+    ],
+)
+def test_editing_any_term_after_approval_voids_it_and_the_runner_refuses(
+    env: Path, field: str, value: object
+) -> None:
+    for member in ("dana", "fatima"):
+        approve = vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / member))
+        assert approve.returncode == 0, approve.stderr
+    assert show(env, "W-B")["state"] == "approved"
+    db = env / ".vcops" / "vcops.db"
+    with sqlite3.connect(db) as conn:
+        data = json.loads(conn.execute("SELECT data FROM windows WHERE id='W-B'").fetchone()[0])
+        data[field] = value
+        conn.execute("UPDATE windows SET data=? WHERE id='W-B'", (json.dumps(data),))
+    shown = show(env, "W-B")
+    assert shown["plan_intact"] is True  # the plan itself is untouched
+    assert [a["valid"] for a in shown["approvals"]] == [False, False]  # type: ignore[union-attr, index]
+    run = vcops(env, "window", "run", "W-B")
+    assert run.returncode == 1 and "has 0 valid approval(s)" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_no_decision_after_the_start(env: Path) -> None:

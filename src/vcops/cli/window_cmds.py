@@ -319,7 +319,7 @@ def _decide(app: App, window_id: str, decision: Decision, key: Path, comment: st
             f"window.{decision}.refused", w.id, {"member": member.name, "problems": problems}
         )
         raise ApprovalError(f"{decision} refused: " + "; ".join(problems))
-    signature = sign(key, payload(w.id, w.plan_hash, decision, member.name, now, comment))
+    signature = sign(key, payload(w, decision, member.name, now, comment))
     approval = Approval(
         window_id=w.id,
         member=member.name,

@@ -203,7 +203,7 @@ REBOOT_EXIT = 133
 """systemd-nspawn's exit status when the container asked to reboot."""
 
 BOOT_LOOP = (
-    "trap 'kill -TERM \"$child\" 2>/dev/null; wait \"$child\"; exit 0' TERM INT\n"
+    'trap \'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0\' TERM INT\n'
     "while :; do\n"
     '  "$@" & child=$!\n'
     '  wait "$child"; rc=$?\n'

@@ -1,11 +1,12 @@
 """Change-board approvals signed with SSH keys (``ssh-keygen -Y sign`` / ``-Y verify``).
 
-The signed payload names the window, the plan hash, the decision, the member and the
-time, in the ``vcops-window`` namespace, so a signature made for another window, for
-another plan, for another decision or by another member never verifies. Signatures
-are verified against the board's public keys from the inventory every time a window
-is shown or run: a member removed from the board, or a plan changed after approval,
-invalidates the approval.
+The signed payload names the window, the hash of its terms (the plan and every
+setting: times, cutoff, limits, actions, reboot policy, requester), the decision, the
+member and the time, in the ``vcops-window`` namespace, so a signature made for
+another window, for another plan or schedule, for another decision or by another
+member never verifies. Signatures are verified against the board's public keys from
+the inventory every time a window is shown or run: a member removed from the board,
+or any term changed after approval, invalidates the approval.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 
 from vcops.errors import ApprovalError
 from vcops.inventory.models import BoardMember
-from vcops.window.model import Decision, Window
+from vcops.window.model import Decision, Window, plan_hash, terms_hash
 
 NAMESPACE = "vcops-window"
 
@@ -36,14 +37,13 @@ class Approval(BaseModel):
     signature: str
 
 
-def payload(
-    window_id: str, plan_hash: str, decision: Decision, member: str, at: datetime, comment: str
-) -> bytes:
-    """The exact bytes a member signs."""
+def payload(window: Window, decision: Decision, member: str, at: datetime, comment: str) -> bytes:
+    """The exact bytes a member signs (rebuilt from the stored window on every check)."""
     comment_hash = hashlib.sha256(comment.encode()).hexdigest()
     return (
-        "vcops-window-decision-v1\n"
-        f"window: {window_id}\nplan-sha256: {plan_hash}\ndecision: {decision}\nmember: {member}\n"
+        "vcops-window-decision-v2\n"
+        f"window: {window.id}\nterms-sha256: {terms_hash(window)}\n"
+        f"plan-sha256: {plan_hash(window.plan)}\ndecision: {decision}\nmember: {member}\n"
         f"time: {at.isoformat()}\ncomment-sha256: {comment_hash}\n"
     ).encode()
 
@@ -94,14 +94,7 @@ def verify(approval: Approval, window: Window, board: list[BoardMember]) -> str 
     member = next((m for m in board if m.name == approval.member), None)
     if member is None:
         return f"{approval.member} is not on the change board"
-    data = payload(
-        window.id,
-        window.plan_hash,
-        approval.decision,
-        approval.member,
-        approval.at,
-        approval.comment,
-    )
+    data = payload(window, approval.decision, approval.member, approval.at, approval.comment)
     with tempfile.TemporaryDirectory(prefix="vcops-verify-") as tmp:
         allowed = Path(tmp) / "allowed_signers"
         allowed.write_text(f'{member.name} namespaces="{NAMESPACE}" {member.ssh_public_key}\n')
@@ -124,7 +117,10 @@ def verify(approval: Approval, window: Window, board: list[BoardMember]) -> str 
             data,
         )
     if proc.returncode != 0:
-        return "signature does not verify for this window, plan and member (forged, replayed or the plan changed)"
+        return (
+            "signature does not verify for this window, its terms and this member "
+            "(forged, replayed, or the plan or schedule changed since)"
+        )
     return None
 
 

@@ -61,6 +61,16 @@ def plan_hash(plan: Plan) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def terms_hash(window: Window) -> str:
+    """SHA-256 of everything the board approves: the plan (hashed afresh, never the stored
+    hash) and every term of the window (targets, times, cutoff, limits, actions, reboot
+    policy, requester, change id, title). Only ``state`` is left out: it moves."""
+    terms = window.model_dump(mode="json", exclude={"state", "plan", "plan_hash"})
+    terms["plan_sha256"] = plan_hash(window.plan)
+    canonical = json.dumps(terms, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def parse_amount(text: str, *, what: str) -> str:
     """``2`` or ``25%``; returns it normalised."""
     m = _AMOUNT.match(text.strip())
