@@ -131,3 +131,11 @@ def test_bad_window_vars_name_the_host_and_the_var(vars_: dict[str, object], mes
     with pytest.raises(InventoryError) as err:
         remote.host_settings(s, dict(s.vars))
     assert "kam-01" in str(err.value) and message in str(err.value)
+
+
+def test_a_host_with_nothing_approved_installs_nothing_but_reports_what_is_pending() -> None:
+    script = remote.install_script(NONCE, [])
+    assert "apt-get install" not in script and "dpkg-query" not in script
+    assert "say pending" in script and "say install 0 -" in script
+    proc = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr

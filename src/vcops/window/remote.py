@@ -175,28 +175,36 @@ def install_script(nonce: str, packages: Sequence[PackageChange]) -> str:
         check_package(p)
     names = " ".join(shlex.quote(p.package) for p in packages)
     pinned = " ".join(shlex.quote(f"{p.package}={p.target}") for p in packages)
-    return (
+    query = f"dpkg-query -W -f='${{Package}} ${{Version}}\\n' {names} 2>/dev/null"
+    script = (
         _prelude(nonce)
         # a runner killed mid-install leaves dpkg half-configured: finish that first
         + 'dpkg --configure -a >"$t/configure" 2>&1 || say note dpkg-configure-failed\n'
         + 'apt-get -q update -o Acquire::http::Timeout=20 >"$t/update" 2>&1 '
         "|| say note apt-get-update-failed\n"
-        + f"dpkg-query -W -f='${{Package}} ${{Version}}\\n' {names} 2>/dev/null "
-        '| while read -r p v; do say before "$p" "$v"; done\n'
         + "apt list --upgradable 2>/dev/null | sed -n 's#^\\([^/]*\\)/[^ ]* \\([^ ]*\\) .*#\\1 \\2#p' "
         '| while read -r p v; do say pending "$p" "$v"; done\n'
+    )
+    if not packages:
+        return script + "say install 0 -\n" + _REBOOT_REQUIRED
+    return (
+        script
+        + f'{query} | while read -r p v; do say before "$p" "$v"; done\n'
         + f'apt-get install -y -q --only-upgrade {APT_OPTIONS} {pinned} >"$t/install" 2>&1; rc=$?\n'
         + 'if [ $rc -ne 0 ]; then say install $rc "$(tail -n 3 "$t/install" | tr "\\n" " ")"; '
         "else say install 0 -; fi\n"
-        + f"dpkg-query -W -f='${{Package}} ${{Version}}\\n' {names} 2>/dev/null "
-        '| while read -r p v; do say after "$p" "$v"; done\n'
+        + f'{query} | while read -r p v; do say after "$p" "$v"; done\n'
         + "[ $rc -eq 0 ] || exit 0\n"
         + f'for p in {names}; do dpkg -L "$p" 2>/dev/null '
         "| grep -E '^/(usr/)?lib/systemd/system/[^/]+\\.service$' | while read -r f; do "
-        'say unit "$p" "${f##*/}"; done; done\n'
-        + "if [ -f /var/run/reboot-required ]; then say reboot-required yes; "
-        "else say reboot-required no; fi\n"
+        'say unit "$p" "${f##*/}"; done; done\n' + _REBOOT_REQUIRED
     )
+
+
+_REBOOT_REQUIRED = (
+    "if [ -f /var/run/reboot-required ]; then say reboot-required yes; "
+    "else say reboot-required no; fi\n"
+)
 
 
 def restart_script(nonce: str, units: Sequence[str]) -> str:
