@@ -34,6 +34,8 @@ class HostRecord(BaseModel):
     attempts: int = 0
     installed: dict[str, str] = {}
     not_approved: dict[str, str] = {}
+    #: Operations the baseline changed (``baseline`` windows).
+    baseline: list[str] = []
     restarted: list[str] = []
     rebooted: bool = False
     drain: str = ""

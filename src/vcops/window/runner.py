@@ -466,7 +466,7 @@ class WindowRunner:
                 why = "; ".join(result.errors[-2:]) if result else "no result"
                 self.fail_and_roll_back(host, f"the baseline failed: {why}")
                 continue
-            host.record.installed = {}
+            host.record.baseline = list(result.changed)
             self.save(host, "baseline", changed=result.changed)
 
     def restart(self, hosts: list[_Host]) -> None:
@@ -619,7 +619,13 @@ class WindowRunner:
                     f"{p} {before.get(p, '?')} -> {v}" for p, v in host.record.installed.items()
                 )
             )
-        elif self.window.actions != "baseline":
+        elif self.window.actions == "baseline":
+            parts.append(
+                f"baseline applied: {len(host.record.baseline)} operation(s) changed"
+                if host.record.baseline
+                else "baseline applied: already compliant"
+            )
+        else:
             parts.append("nothing to upgrade (already at the approved versions)")
         if host.record.restarted:
             parts.append(f"restarted {', '.join(host.record.restarted)}")
