@@ -16,6 +16,14 @@ from vcops.window.rules import max_concurrency, max_errors, plan_batches
 HostState = Literal["pending", "running", "done", "failed", "skipped"]
 
 
+class HealthBefore(BaseModel):
+    """How a host was before the window first touched it (kept for a resume)."""
+
+    active: list[str]
+    failed: list[str]
+    sip: bool
+
+
 class HostRecord(BaseModel):
     """One host's progress in a window, saved after every step."""
 
@@ -32,6 +40,7 @@ class HostRecord(BaseModel):
     after_rev: str | None = None
     step: str = ""
     attempts: int = 0
+    health_before: HealthBefore | None = None
     installed: dict[str, str] = {}
     not_approved: dict[str, str] = {}
     #: Operations the baseline changed (``baseline`` windows).

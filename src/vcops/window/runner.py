@@ -49,7 +49,7 @@ from vcops.store import Store
 from vcops.window import remote
 from vcops.window.board import tally
 from vcops.window.model import HostPlan, Window, plan_hash
-from vcops.window.progress import HostRecord, next_step
+from vcops.window.progress import HealthBefore, HostRecord, next_step
 from vcops.window.rules import run_refusal
 from vcops.window.store import (
     approvals_of,
@@ -362,13 +362,25 @@ class WindowRunner:
                 self.finish_host(host, "failed", f"unreachable before any change: {error}")
                 continue
             state = remote.unit_state(answer)
+            host.boot_before = state.boot_id
+            saved = host.record.health_before
+            if saved is not None:
+                # a resumed host: judge it against how it was before the window touched
+                # it, not against what the interrupted run left behind
+                host.units_before = frozenset(saved.active)
+                host.failed_before = frozenset(saved.failed)
+                host.sip_before = saved.sip
+                continue
             host.units_before = state.active
             host.failed_before = state.failed
-            host.boot_before = state.boot_id
             sip = bool(set(host.server.roles) & remote.SIP_ROLES)
             host.sip_before = (
                 sip and sip_alive(host.server.address, host.settings.sip_port) is not None
             )
+            host.record.health_before = HealthBefore(
+                active=sorted(state.active), failed=sorted(state.failed), sip=host.sip_before
+            )
+            self.save(host, "precheck", sip=host.sip_before, failed=sorted(state.failed))
 
     def drain(self, hosts: list[_Host]) -> None:
         """Wait for calls to end; skip a host that still carries calls at its limit."""
