@@ -8,10 +8,12 @@ two controllers never fork the chain.
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -163,14 +165,20 @@ class Store:
             ) from exc
 
     def _write_anchor(self, anchor: Anchor) -> None:
+        """Move the anchor forward (never back), atomically, one writer at a time: several
+        vcops processes (a scheduled scan, a window runner, an operator) append at once."""
         if self.anchor_file is None:
             return
-        current = self.read_anchor()
-        if current is not None and current.id > anchor.id:
-            return
-        tmp = self.anchor_file.with_suffix(".tmp")
-        tmp.write_text(anchor.model_dump_json())
-        os.replace(tmp, self.anchor_file)
+        lock_path = self.anchor_file.with_name(self.anchor_file.name + ".lock")
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = self.read_anchor()
+            if current is not None and current.id > anchor.id:
+                return
+            fd, tmp = tempfile.mkstemp(prefix=".anchor-", dir=self.anchor_file.parent)
+            with os.fdopen(fd, "w") as out:
+                out.write(anchor.model_dump_json())
+            os.replace(tmp, self.anchor_file)
 
 
 def _sqlite_immediate(engine: Engine) -> None:
