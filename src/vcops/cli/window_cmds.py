@@ -382,7 +382,7 @@ _KEY = click.option(
 @json_option
 @click.pass_obj
 def approve(app: App, window_id: str, key: Path, comment: str) -> int:
-    """Approve: sign (window id, plan hash, decision, time, member) with your SSH key."""
+    """Approve: sign (window id, the hash of all its terms, decision, time, member) with your SSH key."""
     return _decide(app, window_id, "approve", key, comment)
 
 
