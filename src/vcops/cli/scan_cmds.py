@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, time
+from typing import Any
 
 import click
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from vcops.baseline.catalog import all_controls, get_control
 from vcops.baseline.context import ServerContext
+from vcops.baseline.model import Control
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.cli.app import App, json_option, limit_option
 from vcops.cli.progress import progress_for
@@ -25,20 +27,32 @@ SEV_COLOUR = {"critical": "bold red", "high": "red", "medium": "yellow", "low": 
 SEV_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
+AnyControl = Control[Any, Any]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _expected(control: object) -> str:
-    from vcops.baseline.model import Control
-
-    assert isinstance(control, Control)
+def _expected(control: AnyControl) -> str:
     if control.kind == "server":
         ctx = ServerContext(
             settings=DEFAULT_SETTINGS, roles=frozenset(), management_networks=(), now=_now()
         )
         return str(control.expected(ctx))
     return str(control.expected(DEFAULT_SETTINGS))
+
+
+def _control_row(c: AnyControl) -> dict[str, object]:
+    """What ``baseline list`` shows of a control (``show`` adds the rest)."""
+    return {
+        "id": c.id,
+        "clause": c.clause,
+        "severity": c.severity,
+        "kind": c.kind,
+        "applies_to": sorted(c.applies_to),
+        "title": c.title,
+    }
 
 
 @click.group()
@@ -52,34 +66,19 @@ def baseline() -> None:
 def baseline_list(app: App) -> int:
     """Every control: id, clause, severity, what it applies to, title."""
     controls = all_controls()
-    rows = [
-        {
-            "id": c.id,
-            "clause": c.clause,
-            "severity": c.severity,
-            "kind": c.kind,
-            "applies_to": sorted(c.applies_to),
-            "title": c.title,
-        }
-        for c in controls
-    ]
+    rows = [_control_row(c) for c in controls]
 
     def render(console: Console) -> None:
         table = Table(title=f"{len(rows)} controls (Code of Practice 3.2)", title_justify="left")
         for col in ("id", "clause", "severity", "applies to", "title"):
             table.add_column(col)
-        for r in rows:
+        for c in controls:
+            targets = sorted(c.applies_to)
             applies = (
-                "all servers"
-                if r["applies_to"] == ["*"] and r["kind"] == "server"
-                else ",".join(r["applies_to"])
+                "all servers" if targets == ["*"] and c.kind == "server" else ",".join(targets)
             )
             table.add_row(
-                str(r["id"]),
-                str(r["clause"]),
-                f"[{SEV_COLOUR[str(r['severity'])]}]{r['severity']}[/]",
-                applies,
-                str(r["title"]),
+                c.id, c.clause, f"[{SEV_COLOUR[c.severity]}]{c.severity}[/]", applies, c.title
             )
         console.print(table)
 
@@ -94,13 +93,7 @@ def baseline_list(app: App) -> int:
 def baseline_show(app: App, control_id: str) -> int:
     """One control in full, with its expected value under the default settings."""
     c = get_control(control_id)
-    data = {
-        "id": c.id,
-        "clause": c.clause,
-        "severity": c.severity,
-        "kind": c.kind,
-        "applies_to": sorted(c.applies_to),
-        "title": c.title,
+    data = _control_row(c) | {
         "rationale": c.rationale,
         "expected": _expected(c),
     }
