@@ -26,8 +26,8 @@ from vcops.window.store import (
     add_approval,
     approvals_of,
     list_windows,
-    load_progress,
     load_window,
+    progress_of,
     save_window,
     set_state,
 )
@@ -243,6 +243,7 @@ def show(app: App, window_id: str) -> int:
     checked = verified(inv, w, approvals_of(app.store(), w.id))
     current = plan_hash(w.plan)
     batches = plan_batches(w.plan.hosts, max_concurrency(w))
+    progress = [r for r in progress_of(app.store(), w) if r.started_at or r.summary]
     data = w.model_dump(mode="json") | {
         "plan_intact": current == w.plan_hash,
         "approvals": [
@@ -252,7 +253,7 @@ def show(app: App, window_id: str) -> int:
         "quorum": quorum_for(inv, w),
         "batches": batches,
         "max_errors_resolved": max_errors(w),
-        "progress": [r.model_dump(mode="json") for r in load_progress(app.store(), w.id).values()],
+        "progress": [r.model_dump(mode="json") for r in progress],
     }
 
     def render(console: Console) -> None:
@@ -291,8 +292,9 @@ def show(app: App, window_id: str) -> int:
         console.print(
             f"approvals: {sum(1 for a, p in checked if p is None and a.decision == 'approve')}/{data['quorum']}"
         )
-        for r in load_progress(app.store(), w.id).values():
-            console.print(f"batch {r.batch} {r.target}: {r.state} {r.summary}")
+        for r in progress:
+            if r.state != "pending" or r.summary:
+                console.print(f"batch {r.batch} {r.target}: {r.state} {r.summary}")
 
     app.emit(data, render)
     return 0

@@ -16,7 +16,7 @@ from vcops.window.board import tally
 from vcops.window.model import Window
 from vcops.window.progress import HostRecord
 from vcops.window.runner import RunContext, RunReport, due_windows, run_window, runner_lock
-from vcops.window.store import approvals_of, load_progress, load_window, set_state
+from vcops.window.store import approvals_of, load_window, progress_of, set_state
 
 
 def _now() -> datetime:
@@ -102,10 +102,8 @@ def run(app: App, window_id: str | None, due: bool) -> int:
     return max([r.exit_code for r in reports] + [1 if refused else 0])
 
 
-def window_summary(app: App, w: Window) -> dict[str, object]:
+def window_summary(app: App, w: Window, hosts: list[HostRecord]) -> dict[str, object]:
     """What a window did, from its saved progress and the audit log."""
-    records = load_progress(app.store(), w.id)
-    hosts = [records.get(h.target, HostRecord(target=h.target)) for h in w.plan.hosts]
     ok, rejected, quorum = tally(app.inventory(), w, approvals_of(app.store(), w.id))
     events = [
         e
@@ -153,7 +151,8 @@ def window_summary(app: App, w: Window) -> dict[str, object]:
 def report(app: App, window_id: str) -> int:
     """What a window did: per host batch, state, packages, restarts, gate, rollback."""
     w = load_window(app.store(), window_id)
-    data = window_summary(app, w)
+    hosts = progress_of(app.store(), w)
+    data = window_summary(app, w, hosts)
 
     def render(console: Console) -> None:
         counts = data["counts"]
@@ -174,8 +173,8 @@ def report(app: App, window_id: str) -> int:
         table = Table(title="hosts", title_justify="left")
         for col in ("batch", "host", "state", "what happened"):
             table.add_column(col)
-        for h in load_progress(app.store(), w.id).values():
-            table.add_row(str(h.batch), h.target, h.state, h.summary)
+        for h in hosts:
+            table.add_row(str(h.batch or "-"), h.target, h.state, h.summary)
         console.print(table)
 
     app.emit(data, render)

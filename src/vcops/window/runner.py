@@ -56,6 +56,7 @@ from vcops.window.store import (
     list_windows,
     load_progress,
     load_window,
+    progress_of,
     save_progress,
     set_state,
 )
@@ -165,8 +166,7 @@ class WindowRunner:
         self.ctx.say(f"  {host.record.target}: {state}: {summary}")
 
     def records(self) -> list[HostRecord]:
-        saved = load_progress(self.ctx.store, self.window.id)
-        return [saved.get(h.target, HostRecord(target=h.target)) for h in self.window.plan.hosts]
+        return progress_of(self.ctx.store, self.window)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -427,8 +427,17 @@ class WindowRunner:
             self.install(hosts)
 
     def install(self, hosts: list[_Host]) -> None:
+        ready = []
+        for host in hosts:
+            try:
+                for change in host.plan.packages:
+                    remote.check_package(change)
+            except ValueError as exc:  # nothing apt prints; refuse it before any change
+                self.finish_host(host, "failed", f"refused the plan: {exc}")
+                continue
+            ready.append(host)
         for host, said, error in self.ask(
-            hosts, lambda nonce, h: remote.install_script(nonce, h.plan.packages)
+            ready, lambda nonce, h: remote.install_script(nonce, h.plan.packages)
         ):
             answer = remote.install_result(said) if said is not None else None
             if answer is None:

@@ -110,3 +110,9 @@ def save_progress(store: Store, window_id: str, record: HostRecord) -> None:
         row.started_at = record.started_at
         row.finished_at = record.finished_at
         row.detail = record.model_dump_json()
+
+
+def progress_of(store: Store, window: Window) -> list[HostRecord]:
+    """Every planned host's record in plan order (pending for hosts not started)."""
+    saved = load_progress(store, window.id)
+    return [saved.get(h.target, HostRecord(target=h.target)) for h in window.plan.hosts]
