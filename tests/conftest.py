@@ -1,12 +1,16 @@
-"""Shared fixtures: paths to fixture files."""
+"""Shared fixtures: paths to fixture files, a throwaway PostgreSQL, a database URL per engine."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.pg_server import PgCluster, pg_bindir, start_cluster
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
@@ -29,3 +33,34 @@ def make_inventory(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return build
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster of our own for the session (Unix socket in a temp dir, the
+    password only in a .pgpass file named by $PGPASSFILE), stopped at the end."""
+    if pg_bindir() is None:
+        pytest.skip("apt-get install postgresql (make test installs it)")
+    cluster = start_cluster()
+    before = os.environ.get("PGPASSFILE")
+    os.environ["PGPASSFILE"] = str(cluster.passfile)
+    try:
+        yield cluster
+    finally:
+        if before is None:
+            os.environ.pop("PGPASSFILE", None)
+        else:
+            os.environ["PGPASSFILE"] = before
+        cluster.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: SQLite in tmp_path/.vcops, or one on the test PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / '.vcops' / 'vcops.db'}"
+    cluster: PgCluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"t{os.getpid()}_{next(_databases)}")

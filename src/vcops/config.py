@@ -6,6 +6,9 @@ from the directory holding the file (the working directory without one). Example
 
     [store]
     database_url = "sqlite:///.vcops/vcops.db"   # or $VCOPS_DATABASE_URL
+    # database_url = "postgresql+psycopg://vcops@db.example.net/vcops"  (no password here:
+    # $PGPASSWORD, $PGPASSFILE, ~/.pgpass or pgpass_file below)
+    # pgpass_file = "/etc/vcops/pgpass"
     snapshots_dir = ".vcops/snapshots"
 
     [run]
@@ -51,8 +54,29 @@ class _Section(BaseModel):
 
 class StoreConfig(_Section):
     database_url: str | None = None
+    pgpass_file: str | None = None
     state_dir: str = ".vcops"
     snapshots_dir: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value and _url_password(value):
+            raise ValueError(
+                "the URL holds a password; remove it and put it in $PGPASSWORD, a .pgpass "
+                "file ($PGPASSFILE, ~/.pgpass or [store] pgpass_file)"
+            )
+        return value
+
+
+def _url_password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password
+    except ArgumentError:
+        return None
 
 
 class RunConfig(_Section):
@@ -132,6 +156,10 @@ class Config(_Section):
         if self.store.database_url:
             return self.store.database_url
         return f"sqlite:///{self.state_dir / 'vcops.db'}"
+
+    @property
+    def pgpass_file(self) -> Path | None:
+        return self.path(self.store.pgpass_file) if self.store.pgpass_file else None
 
     @property
     def outbox_dir(self) -> Path:

@@ -15,6 +15,7 @@ traceback)::
     ├── ApprovalError             exit 1: an approval is missing, forged or replayed
     ├── WindowError               exit 1: a patch window cannot be created or run
     ├── StoreError                exit 1: the database or snapshot store failed
+    │   └── LockHeld              another process holds a named lock (it is named)
     └── LabError                  exit 2: the lab cannot be built or torn down
 
 Third-party errors (paramiko, SQLAlchemy, PyYAML ...) are translated into this tree
@@ -105,6 +106,15 @@ class StoreError(VcopsError):
     """The database or the snapshot store failed."""
 
     exit_code = 1
+
+
+class LockHeld(StoreError):
+    """Another vcops process holds the named lock (``holder`` says which)."""
+
+    def __init__(self, name: str, holder: str) -> None:
+        self.name = name
+        self.holder = holder
+        super().__init__(f"lock {name} is held by {holder}; wait for it to finish, then retry")
 
 
 class LabError(VcopsError):

@@ -2,14 +2,15 @@
 
 ``vcops schedule install`` renders the units for this checkout (its vcops binary,
 inventory and config) and writes them; ``vcops schedule run NAME -- ARGS`` is what
-the units execute: it takes ``<state_dir>/locks/NAME.lock`` without waiting (a run
-still going makes the new one a recorded skip), records start and end in the audit
+the units execute: it takes the lock NAME without waiting (:mod:`vcops.locks`: a
+PostgreSQL advisory lock, or ``<state_dir>/locks/NAME.lock`` on SQLite; a run still
+going makes the new one a recorded skip), records start and end in the audit
 log, and runs ``vcops ARGS`` in-process.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vcops import __version__
-from vcops.errors import ConfigError
+from vcops.errors import ConfigError, LockHeld
 from vcops.paths import templates_dir
 from vcops.report.render import environment
 from vcops.store import Store
@@ -94,27 +95,18 @@ def timer_schedule(text: str) -> str:
     return m[1].strip() if m else "?"
 
 
-def run_locked(
-    name: str, state_dir: Path, store: Store, args: list[str], runner: Callable[[list[str]], int]
-) -> int:
-    """Run ``vcops args`` under a non-blocking lock named ``name``; record it either way."""
-    locks = state_dir / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{name}.lock", "a+") as handle:
+def run_locked(name: str, store: Store, args: list[str], runner: Callable[[list[str]], int]) -> int:
+    """Run ``vcops args`` under the non-blocking lock ``name`` (see :mod:`vcops.locks`: an
+    advisory lock when the store is PostgreSQL); record it either way."""
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            store.audit(
-                "schedule.skipped", name, {"args": args, "reason": f"still running (pid {holder})"}
-            )
+            held.enter_context(store.lock(name))
+        except LockHeld as exc:
+            reason = f"still running ({exc.holder})"
+            store.audit("schedule.skipped", name, {"args": args, "reason": reason})
             return 0
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
         store.audit("schedule.start", name, {"args": args, "pid": os.getpid()})
         code = runner(args)
         store.audit("schedule.end", name, {"args": args, "exit": code})
         return code
+    raise AssertionError("unreachable")  # pragma: no cover - ExitStack never swallows here

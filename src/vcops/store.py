@@ -1,9 +1,13 @@
-"""The state store: SQLAlchemy 2 over SQLite by default, PostgreSQL via ``VCOPS_DATABASE_URL``.
+"""The state store: SQLAlchemy 2 over SQLite by default, PostgreSQL (psycopg 3) when
+``[store] database_url`` or ``VCOPS_DATABASE_URL`` is ``postgresql+psycopg://...``.
 
 Schema changes are alembic migrations (``vcops/migrations``), applied when the store
-is opened. The audit log is append-only and hash-chained (see :mod:`vcops.audit`);
-appends are serialised (``BEGIN IMMEDIATE`` on SQLite, a table lock on PostgreSQL) so
-two controllers never fork the chain.
+is opened. Write transactions are serialised (``BEGIN IMMEDIATE`` on SQLite, a
+transaction-level advisory lock on PostgreSQL). The audit log is append-only and
+hash-chained (see :mod:`vcops.audit`); an append holds the ``audit`` lock of
+:mod:`vcops.locks` so two controllers never fork the chain. The PostgreSQL password
+comes from libpq's own places (``$PGPASSWORD``, ``$PGPASSFILE`` or ``~/.pgpass``, or
+``[store] pgpass_file``), never from vcops.toml, and a URL is printed only redacted.
 """
 
 from __future__ import annotations
@@ -15,17 +19,18 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Integer, String, Text, create_engine, event, select, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from vcops.audit import GENESIS, Anchor, AuditEntry, entry_hash
 from vcops.errors import StoreError
+from vcops.locks import ADVISORY_NAMESPACE, advisory_key, hold_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest alembic revision (a unit test keeps it equal to the migrations' head).
@@ -83,9 +88,25 @@ def _redact_url(url: str) -> str:
 class Store:
     """An open database, migrated to the newest schema."""
 
-    def __init__(self, engine: Engine, anchor_file: Path | None) -> None:
+    def __init__(
+        self, engine: Engine, anchor_file: Path | None, lock_dir: Path | None = None
+    ) -> None:
         self.engine = engine
         self.anchor_file = anchor_file
+        self.lock_dir = lock_dir
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def lock(self, name: str, *, wait: bool = False) -> AbstractContextManager[None]:
+        """The named cross-process lock (advisory on PostgreSQL, flock on SQLite).
+
+        Raises:
+            LockHeld: ``wait`` is false and another process holds it.
+        """
+        return hold_lock(self.engine, self.lock_dir, name, wait=wait)
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
@@ -96,12 +117,15 @@ class Store:
                     if self.engine.dialect.name == "sqlite":
                         session.execute(text("SELECT 1"))  # BEGIN IMMEDIATE is issued on connect
                     elif self.engine.dialect.name == "postgresql":
-                        session.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+                        session.execute(
+                            text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+                            {"ns": ADVISORY_NAMESPACE, "key": advisory_key("store-write")},
+                        )
                 yield session
         except SQLAlchemyError as exc:
             raise StoreError(
-                f"database {_redact_url(str(self.engine.url))}: "
-                f"{exc.__class__.__name__}: {getattr(exc, 'orig', None) or exc}"
+                f"database {_redact_url(str(self.engine.url))}: {exc.__class__.__name__}: "
+                + _scrub(getattr(exc, "orig", None) or exc, self.engine.url)
             ) from exc
 
     def audit(
@@ -117,27 +141,28 @@ class Store:
         detail = json.loads(json.dumps(detail or {}, default=str))
         ts = (now or datetime.now(UTC)).isoformat()
         who = actor or current_actor()
-        with self.session(write=True) as session:
-            last = session.execute(
-                select(AuditRow).order_by(AuditRow.id.desc()).limit(1)
-            ).scalar_one_or_none()
-            new_id = (last.id + 1) if last else 1
-            prev = last.hash if last else GENESIS
-            digest = entry_hash(new_id, ts, who, action, target, detail, prev)
-            row = AuditRow(
-                id=new_id,
-                ts=ts,
-                actor=who,
-                action=action,
-                target=target,
-                detail=json.dumps(detail, sort_keys=True),
-                prev_hash=prev,
-                hash=digest,
-            )
-            session.add(row)
-            session.flush()
-            entry = row.to_entry()
-        self._write_anchor(Anchor(id=entry.id, hash=entry.hash))
+        with self.lock("audit", wait=True):  # the one append lock (see vcops.locks)
+            with self.session(write=True) as session:
+                last = session.execute(
+                    select(AuditRow).order_by(AuditRow.id.desc()).limit(1)
+                ).scalar_one_or_none()
+                new_id = (last.id + 1) if last else 1
+                prev = last.hash if last else GENESIS
+                digest = entry_hash(new_id, ts, who, action, target, detail, prev)
+                row = AuditRow(
+                    id=new_id,
+                    ts=ts,
+                    actor=who,
+                    action=action,
+                    target=target,
+                    detail=json.dumps(detail, sort_keys=True),
+                    prev_hash=prev,
+                    hash=digest,
+                )
+                session.add(row)
+                session.flush()
+                entry = row.to_entry()
+            self._write_anchor(Anchor(id=entry.id, hash=entry.hash))
         return entry
 
     def audit_entries(
@@ -222,31 +247,66 @@ def migrate(engine: Engine) -> None:
         connection.commit()
 
 
-def open_store(database_url: str, state_dir: Path | None = None) -> Store:
+def _scrub(message: object, url: str | URL) -> str:
+    """An error message with the URL's password (if any) cut out, bounded."""
+    from sqlalchemy.engine import make_url
+
+    text_ = str(message)
+    try:
+        password = make_url(url).password
+    except Exception:
+        password = None
+    if password:
+        text_ = text_.replace(str(password), "***")
+    return text_[:500]
+
+
+def open_store(
+    database_url: str, state_dir: Path | None = None, *, pgpass_file: Path | None = None
+) -> Store:
     """Open (creating and migrating if needed) the database.
+
+    Args:
+        database_url: ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST/DB``.
+        state_dir: where the audit anchor and (for SQLite) the lock files live.
+        pgpass_file: a ``.pgpass``-format file for the PostgreSQL password (libpq's
+            ``passfile``); without it libpq reads ``$PGPASSWORD``, ``$PGPASSFILE`` or
+            ``~/.pgpass``.
 
     Raises:
         StoreError: the database cannot be opened or migrated.
     """
+    db_path: Path | None = None
     if database_url.startswith("sqlite:///"):
         db_path = Path(database_url.removeprefix("sqlite:///"))
         try:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{db_path.parent}: cannot create the state directory: {exc}") from exc
+    where = f"database {_redact_url(database_url)}"
     try:
-        engine = create_engine(database_url)
-        if engine.dialect.name == "sqlite":
-            _sqlite_immediate(engine)
-        migrate(engine)
+        if database_url.startswith("postgresql"):
+            args = {"passfile": str(pgpass_file)} if pgpass_file else {}
+            engine = create_engine(database_url, pool_pre_ping=True, connect_args=args)
+            with hold_lock(engine, None, "migrate", wait=True):
+                migrate(engine)
+        else:
+            engine = create_engine(database_url)
+            if engine.dialect.name == "sqlite":
+                _sqlite_immediate(engine)
+            migrate(engine)
     except SQLAlchemyError as exc:
-        raise StoreError(f"database {_redact_url(database_url)}: {exc}") from exc
+        reason = getattr(exc, "orig", None) or exc
+        raise StoreError(f"{where}: {_scrub(reason, database_url)}") from exc
+    except StoreError as exc:
+        raise StoreError(f"{where}: {_scrub(exc, database_url)}") from exc
     except ModuleNotFoundError as exc:
-        raise StoreError(
-            f"database {_redact_url(database_url)}: driver missing ({exc.name}); pip install it"
-        ) from exc
+        extra = " (pip install 'vcops[postgres]')" if "psycopg" in str(exc.name) else ""
+        raise StoreError(f"{where}: driver missing ({exc.name}); install it{extra}") from exc
     anchor = None
+    lock_dir = db_path.parent / "locks" if db_path is not None else None
     if state_dir is not None:
         state_dir.mkdir(parents=True, exist_ok=True)
         anchor = state_dir / "audit.anchor"
-    return Store(engine, anchor)
+        lock_dir = state_dir / "locks"
+    return Store(engine, anchor, lock_dir)

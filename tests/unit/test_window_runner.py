@@ -22,11 +22,11 @@ def store(tmp_path: Path) -> Store:
     return open_store(f"sqlite:///{tmp_path / 'vcops.db'}", tmp_path)
 
 
-def test_one_runner_at_a_time_and_the_holder_is_named(tmp_path: Path) -> None:
-    busy = pytest.raises(WindowError, match=r"another window runner is running \(pid \d+\)")
-    with runner_lock(tmp_path), busy, runner_lock(tmp_path):
+def test_one_runner_at_a_time_and_the_holder_is_named(store: Store) -> None:
+    busy = pytest.raises(WindowError, match=r"another window runner is running \(pid \d+ on ")
+    with runner_lock(store), busy, runner_lock(store):
         pytest.fail("a second runner got the lock")
-    with runner_lock(tmp_path):  # released on exit
+    with runner_lock(store):  # released on exit
         pass
 
 

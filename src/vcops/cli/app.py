@@ -54,7 +54,7 @@ class App:
     def store(self) -> Store:
         if self._store is None:
             cfg = self.config()
-            self._store = open_store(cfg.database_url, cfg.state_dir)
+            self._store = open_store(cfg.database_url, cfg.state_dir, pgpass_file=cfg.pgpass_file)
         return self._store
 
     @property

@@ -144,5 +144,4 @@ def run(app: App, name: str, args: tuple[str, ...]) -> int:
         *(["--config", str(app.config_file)] if app.config_file else []),
         *args,
     ]
-    cfg = app.config()
-    return run_locked(name, cfg.state_dir, app.store(), list(args), lambda _a: main(passthrough))
+    return run_locked(name, app.store(), list(args), lambda _a: main(passthrough))

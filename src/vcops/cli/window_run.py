@@ -71,7 +71,7 @@ def run(app: App, window_id: str | None, due: bool) -> int:
         return report.exit_code
     reports: list[RunReport] = []
     refused: list[dict[str, str]] = []
-    with runner_lock(ctx.state_dir):
+    with runner_lock(ctx.store):
         due_now, missed = due_windows(ctx.store, ctx.now())
         for w in missed:
             set_state(ctx.store, w, "expired")

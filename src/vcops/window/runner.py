@@ -26,7 +26,6 @@ with a member unreachable or with a failed unit does not start another member.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import secrets
 import time
@@ -41,7 +40,7 @@ from pydantic import BaseModel
 from vcops.connectors.sip import sip_alive
 from vcops.connectors.ssh import SshTarget, run_on_hosts
 from vcops.enforce.pyinfra_run import run_pyinfra
-from vcops.errors import VcopsError, WindowError
+from vcops.errors import LockHeld, VcopsError, WindowError
 from vcops.inventory.models import Inventory, Server
 from vcops.snapshot.restore import restore_target
 from vcops.snapshot.take import SnapshotContext, take_snapshots
@@ -94,29 +93,21 @@ class RunContext:
 
 
 @contextlib.contextmanager
-def runner_lock(state_dir: Path) -> Iterator[None]:
-    """One window runner per state directory at a time.
+def runner_lock(store: Store) -> Iterator[None]:
+    """One window runner at a time per database (an advisory lock on PostgreSQL, so two
+    controllers sharing one database never run a window twice).
 
     Raises:
-        WindowError: another runner holds the lock (its pid is named).
+        WindowError: another runner holds the lock (its pid and machine are named).
     """
-    locks = state_dir / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / "window-runner.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            raise WindowError(
-                f"another window runner is running (pid {holder}); it finishes its window "
-                "first, then run this again"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
+    try:
+        with store.lock("window-runner"):
+            yield
+    except LockHeld as exc:
+        raise WindowError(
+            f"another window runner is running ({exc.holder}); it finishes its window "
+            "first, then run this again"
+        ) from None
 
 
 @dataclass
@@ -668,7 +659,7 @@ def run_window(ctx: RunContext, window_id: str, *, lock: bool = True) -> RunRepo
         WindowError: the window may not run now (the reason is audited), or another
             runner holds the lock.
     """
-    with runner_lock(ctx.state_dir) if lock else contextlib.nullcontext():
+    with runner_lock(ctx.store) if lock else contextlib.nullcontext():
         window = load_window(ctx.store, window_id)
         now = ctx.now()
         if window.state == "running" and now >= window.last_start:
