@@ -23,7 +23,11 @@ def _console(*, stderr: bool) -> Console:
     """A console as wide as the terminal, or 200 columns in a pipe (no truncated tables)."""
     stream = sys.stderr if stderr else sys.stdout
     return Console(
-        stderr=stderr, highlight=False, soft_wrap=True, width=None if stream.isatty() else 200
+        stderr=stderr,
+        highlight=False,
+        markup=False,  # external text is never markup: see vcops.cli.text
+        soft_wrap=True,
+        width=None if stream.isatty() else 200,
     )
 
 

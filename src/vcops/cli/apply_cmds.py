@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from vcops.cli.app import App, json_option, limit_option
+from vcops.cli.text import plain, styled
 from vcops.inventory.models import Server
 
 STATUS_COLOUR = {
@@ -42,7 +42,7 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
 
     def say(message: str) -> None:
         if not app.json:
-            app.err.print(f"[dim]apply:[/dim] {message}")
+            app.err.print(styled("[dim]apply:[/] {}", message))
 
     store = None if check else app.store()
     inventory = app.inventory()
@@ -69,10 +69,12 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
         if report.check:
             for host in report.hosts:
                 for change in host.files:
-                    console.print(f"[bold]--- {host.name}: {change.path}[/]")
-                    console.print(escape(change.diff.rstrip("\n")), highlight=False)
+                    console.print(styled("[bold]--- {}: {}[/]", host.name, change.path))
+                    console.print(plain(change.diff.rstrip("\n")))
                 if host.packages:
-                    console.print(f"[bold]{host.name}[/]: would install {', '.join(host.packages)}")
+                    console.print(
+                        styled("[bold]{}[/]: would install {}", host.name, ", ".join(host.packages))
+                    )
         verb = "check" if report.check else "apply"
         table = Table(
             title=f"{verb} ({report.engine}) of {report.selection}: {len(report.hosts)} servers "
@@ -84,7 +86,7 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
         for host in report.hosts:
             colour = STATUS_COLOUR[host.status]
             status = "would change" if report.check and host.status == "changed" else host.status
-            table.add_row(host.name, f"[{colour}]{status}[/]", escape(host.reason))
+            table.add_row(host.name, styled(f"[{colour}]{{}}[/]", status), host.reason)
         console.print(table)
 
     app.emit(report.model_dump(mode="json"), render)

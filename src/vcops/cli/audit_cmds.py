@@ -8,6 +8,7 @@ from rich.table import Table
 
 from vcops.audit import verify_chain
 from vcops.cli.app import App, json_option
+from vcops.cli.text import styled
 
 
 @click.group()
@@ -54,10 +55,12 @@ def verify(app: App) -> int:
     def render(console: Console) -> None:
         if result.ok:
             console.print(
-                f"[green]audit log intact[/green]: {result.entries} entries, every link verified"
+                styled(
+                    "[green]audit log intact[/]: {} entries, every link verified", result.entries
+                )
             )
         else:
-            console.print(f"[red]audit log TAMPERED[/red]: {result.reason}")
+            console.print(styled("[red]audit log TAMPERED[/]: {}", result.reason))
 
     app.emit(result.model_dump(), render)
     return 0 if result.ok else 1

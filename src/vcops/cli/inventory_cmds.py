@@ -11,6 +11,7 @@ from rich.table import Table
 
 from vcops.cli.app import App, json_option, limit_option
 from vcops.cli.progress import progress_for
+from vcops.cli.text import styled
 from vcops.connectors.netdev import DeviceResult, DeviceTarget, fetch_many
 from vcops.connectors.ssh import HostResult, SshTarget, run_on_hosts
 from vcops.errors import InventoryError
@@ -42,7 +43,7 @@ def check(app: App) -> int:
     except InventoryError as exc:
         if app.json:
             raise
-        app.err.print(f"[red]{app.inventory_dir}: {len(exc.problems)} problem(s)[/red]")
+        app.err.print(styled("[red]{}: {} problem(s)[/]", app.inventory_dir, len(exc.problems)))
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
         return 2
@@ -60,10 +61,12 @@ def check(app: App) -> int:
     app.emit(
         summary,
         lambda c: c.print(
-            f"[green]{app.inventory_dir} is valid[/green]: {summary['servers']} servers, "
+            styled("[green]{} is valid[/]: ", app.inventory_dir),
+            f"{summary['servers']} servers, "
             f"{summary['devices']} devices, {summary['sites']} sites, {summary['groups']} groups, "
             f"{summary['redundancy_groups']} redundancy groups, "
-            f"{summary['board_members']} board members, {summary['freezes']} freezes"
+            f"{summary['board_members']} board members, {summary['freezes']} freezes",
+            sep="",
         ),
     )
     return 0
@@ -205,7 +208,7 @@ def ping(app: App, limit: str | None) -> int:
         for row in rows:
             table.add_row(
                 str(row["name"]),
-                f"[{colour[str(row['status'])]}]{row['status']}[/]",
+                styled(f"[{colour[str(row['status'])]}]{{}}[/]", row["status"]),
                 str(row["via"]),
                 str(row["detail"]),
             )

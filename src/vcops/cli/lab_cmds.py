@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vcops.cli.app import App, json_option
+from vcops.cli.text import styled
 
 if TYPE_CHECKING:
     from vcops.lab import LabStatus
@@ -24,7 +25,7 @@ def lab() -> None:
 def _say(app: App) -> Callable[[str], None]:
     def say(message: str) -> None:
         if not app.json:
-            app.err.print(f"[dim]lab:[/dim] {message}")
+            app.err.print(styled("[dim]lab:[/] {}", message))
 
     return say
 
@@ -122,7 +123,7 @@ def _show(app: App, st: LabStatus) -> None:
         table = Table(title="lab", title_justify="left")
         for col in ("name", "kind", "address", "role / platform", "running", "ssh"):
             table.add_column(col)
-        yes = {True: "[green]yes[/]", False: "[red]no[/]"}
+        yes = {True: styled("[green]yes[/]"), False: styled("[red]no[/]")}
         for h in st.hosts:
             table.add_row(
                 h.name, "server", h.address, ",".join(h.roles), yes[h.running], yes[h.ssh_reachable]

@@ -22,7 +22,7 @@ def progress_for(app: App, label: str, total: int) -> Iterator[Callable[[str], N
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
+        TextColumn("{task.fields[last]}", markup=False),
         TimeElapsedColumn(),
         console=app.err,
         transient=True,

@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from vcops.cli.app import App, json_option
+from vcops.cli.text import styled
 from vcops.errors import ConfigError, VcopsError
 from vcops.findings_store import last_scans, list_findings, list_waivers, recent_scores, view_of
 from vcops.report.drift import DriftReport, UnknownTarget, build_report
@@ -33,7 +34,7 @@ def send_report(app: App, report: DriftReport) -> int:
     sent, errors = deliver_and_audit(cfg, app.store(), msg, action="report.email", target="drift")
     if errors:
         for error in errors:
-            app.err.print(f"[yellow]mail not sent: {error}[/]")
+            app.err.print(styled("[yellow]mail not sent: {}[/]", error))
         app.err.print("the report is kept in the outbox; the next run sends it")
         return 1
     app.err.print(f"emailed the drift report to {', '.join(to)} ({sent} message(s) sent)")
@@ -95,7 +96,7 @@ def drift(app: App, since: datetime | None, email: bool) -> int:
     try:
         open_ = apply_waivers(open_, app.inventory(), list_waivers(store), now)
     except VcopsError as exc:  # the report must still go out
-        app.err.print(f"[yellow]waivers not applied: {exc}[/]")
+        app.err.print(styled("[yellow]waivers not applied: {}[/]", exc))
     rep = build_report(
         now=now,
         since=start,

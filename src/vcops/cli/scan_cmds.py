@@ -16,6 +16,7 @@ from vcops.baseline.model import Control
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.cli.app import App, json_option, limit_option
 from vcops.cli.progress import progress_for
+from vcops.cli.text import plain, styled
 from vcops.errors import VcopsError
 from vcops.findings import Waiver
 from vcops.findings_store import add_waiver, list_findings, list_waivers
@@ -78,7 +79,11 @@ def baseline_list(app: App) -> int:
                 "all servers" if targets == ["*"] and c.kind == "server" else ",".join(targets)
             )
             table.add_row(
-                c.id, c.clause, f"[{SEV_COLOUR[c.severity]}]{c.severity}[/]", applies, c.title
+                c.id,
+                c.clause,
+                styled(f"[{SEV_COLOUR[c.severity]}]{{}}[/]", c.severity),
+                applies,
+                c.title,
             )
         console.print(table)
 
@@ -101,7 +106,11 @@ def baseline_show(app: App, control_id: str) -> int:
     def render(console: Console) -> None:
         for key, value in data.items():
             console.print(
-                f"[bold]{key:>10}[/]: {', '.join(value) if isinstance(value, list) else value}"
+                styled(
+                    "[bold]{}[/]: {}",
+                    f"{key:>10}",
+                    ", ".join(value) if isinstance(value, list) else value,
+                )
             )
 
     app.emit(data, render)
@@ -126,7 +135,7 @@ def baseline_settings(app: App) -> int:
 def render_scan(console: Console, report: ScanReport) -> None:
     """The scan summary: unknown targets first, then by clause, severity and host."""
     for o in report.unknown_targets:
-        console.print(f"[bold yellow]UNKNOWN[/] {o.target}: {o.error}")
+        console.print(styled("[bold yellow]UNKNOWN[/] {}: {}", o.target, o.error))
     by_host: dict[str, Counter[str]] = {}
     for o in report.outcomes:
         by_host[o.target] = Counter(r.status for r in o.results)
@@ -139,9 +148,9 @@ def render_scan(console: Console, report: ScanReport) -> None:
     for o in report.outcomes:
         c = by_host[o.target]
         status = (
-            "[yellow]unknown[/]"
+            styled("[yellow]unknown[/]")
             if o.status == "unknown"
-            else ("[red]drift[/]" if c["fail"] else "[green]clean[/]")
+            else (styled("[red]drift[/]") if c["fail"] else styled("[green]clean[/]"))
         )
         table.add_row(
             o.target,
@@ -162,11 +171,13 @@ def render_scan(console: Console, report: ScanReport) -> None:
             key=lambda f: (f.clause, SEV_ORDER.get(f.severity, 9), f.target, f.control_id),
         ):
             sev = (
-                f"[{SEV_COLOUR.get(f.severity, '')}]{f.severity}[/]"
+                styled(f"[{SEV_COLOUR.get(f.severity, '')}]{{}}[/]", f.severity)
                 if f.status != "waived"
-                else f"[dim]{f.severity} (waived)[/]"
+                else styled("[dim]{} (waived)[/]", f.severity)
             )
-            actual = f.actual if not f.waiver else f"{f.actual} [dim]({f.waiver})[/]"
+            actual = (
+                plain(f.actual) if not f.waiver else styled("{} [dim]({})[/]", f.actual, f.waiver)
+            )
             ft.add_row(f.clause, sev, f.target, f.control_id, f.title, actual, f.first_seen[:10])
         console.print(ft)
     by_clause = Counter(f.clause for f in report.drift)
@@ -226,7 +237,7 @@ def findings(app: App, status: str | None, host: str | None, control: str | None
         inv = app.inventory()
         views = apply_waivers(views, inv, list_waivers(store), _now())
     except VcopsError as exc:  # findings stay readable without a valid inventory
-        app.err.print(f"[yellow]waivers not applied: {exc}[/]")
+        app.err.print(styled("[yellow]waivers not applied: {}[/]", exc))
     if status == "waived":
         views = [v for v in views if v.status == "waived"]
     elif status == "open":
@@ -350,7 +361,7 @@ def waiver_list(app: App) -> int:
                 str(w.id),
                 w.control_id,
                 w.hosts,
-                "active" if w.active(now) else "[red]expired[/]",
+                "active" if w.active(now) else styled("[red]expired[/]"),
                 str(w.expires_at.date()),
                 w.approved_by,
                 w.reason,

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from vcops.cli.app import App, json_option, limit_option
 from vcops.cli.progress import progress_for
+from vcops.cli.text import styled
 from vcops.errors import ApprovalError, InventoryError, Problem, StoreError
 from vcops.inventory import select_targets
 from vcops.inventory.models import Target
@@ -143,8 +144,12 @@ def _render_take(console: Console, report: TakeReport) -> None:
     console.print(table)
     if report.commit:
         console.print(
-            f"committed [bold]{report.commit[:12]}[/bold]: {len(report.changed)} changed "
-            f"({', '.join(report.changed)})",
+            styled(
+                "committed [bold]{}[/]: {} changed ({})",
+                report.commit[:12],
+                len(report.changed),
+                ", ".join(report.changed),
+            ),
             highlight=False,
         )
     else:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vcops.cli.app import App, json_option
+from vcops.cli.text import plain, styled
 from vcops.cli.window_notify import send
 from vcops.errors import ApprovalError, WindowError
 from vcops.inventory.select import select_targets
@@ -175,8 +176,16 @@ def create(
     def render(console: Console) -> None:
         packages = sum(len(h.packages) for h in plan.hosts)
         console.print(
-            f"window [bold]{w.id}[/] created: {len(plan.hosts)} hosts, {packages} package upgrades, "
-            f"{w.start.isoformat()} to {w.end.isoformat()}; plan sha256 {w.plan_hash[:16]}..."
+            styled(
+                "window [bold]{}[/] created: {} hosts, {} package upgrades, {} to {}; "
+                "plan sha256 {}...",
+                w.id,
+                len(plan.hosts),
+                packages,
+                w.start.isoformat(),
+                w.end.isoformat(),
+                w.plan_hash[:16],
+            )
         )
         console.print(
             f"needs {quorum} approval(s) from the change board: vcops window approve {w.id} --key ~/.ssh/id_ed25519"
@@ -258,14 +267,21 @@ def show(app: App, window_id: str) -> int:
 
     def render(console: Console) -> None:
         console.print(
-            f"[bold]{w.id}[/] {w.title} ({w.change_id}), requested by {w.requester}: [bold]{w.state}[/]"
+            styled(
+                "[bold]{}[/] {} ({}), requested by {}: [bold]{}[/]",
+                w.id,
+                w.title,
+                w.change_id,
+                w.requester,
+                w.state,
+            )
         )
         console.print(
             f"{w.start.isoformat()} to {w.end.isoformat()} (no new host after {w.last_start.isoformat()}); "
             f"actions {w.actions}, reboot {w.reboot}, max concurrency {w.max_concurrency}, max errors {w.max_errors}"
         )
         intact = "[green]intact[/]" if data["plan_intact"] else "[red]CHANGED since creation[/]"
-        console.print(f"plan sha256 {w.plan_hash} ({intact})")
+        console.print(styled(f"plan sha256 {{}} ({intact})", w.plan_hash))
         table = Table(title="plan", title_justify="left")
         for col in ("host", "env", "redundancy", "packages", "baseline changes", "reboot"):
             table.add_column(col)
@@ -284,10 +300,12 @@ def show(app: App, window_id: str) -> int:
         console.print(table)
         console.print("batches: " + " | ".join(", ".join(b) for b in batches))
         for a, p in checked:
-            mark = "[green]valid[/]" if p is None else f"[red]INVALID: {p}[/]"
+            mark = styled("[green]valid[/]") if p is None else styled("[red]INVALID: {}[/]", p)
             console.print(
-                f"{a.decision} by {a.member} at {a.at.isoformat()}: {mark}"
-                + (f" ({a.comment})" if a.comment else "")
+                plain(f"{a.decision} by {a.member} at {a.at.isoformat()}: "),
+                mark,
+                plain(f" ({a.comment})" if a.comment else ""),
+                sep="",
             )
         console.print(
             f"approvals: {sum(1 for a, p in checked if p is None and a.decision == 'approve')}/{data['quorum']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from vcops.cli.app import App
+from vcops.cli.text import styled
 from vcops.report.notify import Delivery, notify_customers, notify_window
 from vcops.report.window_mail import HostLine, WindowEvent
 from vcops.window.board import tally
@@ -18,16 +19,21 @@ def _tell(app: App, delivery: Delivery | None) -> None:
     if delivery is None or app.json:
         return
     if delivery.skipped_reason:
-        app.err.print(f"[dim]no {delivery.event} mail: {delivery.skipped_reason}[/]")
+        app.err.print(styled("[dim]no {} mail: {}[/]", delivery.event, delivery.skipped_reason))
     elif delivery.errors:
         app.err.print(
-            f"[yellow]{delivery.event} mail to {', '.join(delivery.to)} is queued in the outbox "
-            f"(not sent: {delivery.errors[0]}); the next run sends it[/]"
+            styled(
+                "[yellow]{} mail to {} is queued in the outbox (not sent: {}); "
+                "the next run sends it[/]",
+                delivery.event,
+                ", ".join(delivery.to),
+                delivery.errors[0],
+            )
         )
     else:
-        app.err.print(f"[dim]{delivery.event} mail sent to {', '.join(delivery.to)}[/]")
+        app.err.print(styled("[dim]{} mail sent to {}[/]", delivery.event, ", ".join(delivery.to)))
     for warning in delivery.warnings:
-        app.err.print(f"[yellow]{delivery.event}: {warning}[/]")
+        app.err.print(styled("[yellow]{}: {}[/]", delivery.event, warning))
 
 
 def send(
@@ -44,7 +50,9 @@ def send(
     cfg = app.config()
     if "smtp" not in cfg.model_fields_set:
         if not app.json:
-            app.err.print(f"[dim]no {event} mail: vcops.toml has no [smtp] section[/]")
+            app.err.print(
+                styled("[dim]no {} mail: vcops.toml has no {} section[/]", event, "[smtp]")
+            )
         return
     inv, store = app.inventory(), app.store()
     ok, _rejected, quorum = tally(inv, window, approvals_of(store, window.id))

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vcops.cli.app import App, json_option
+from vcops.cli.text import plain, styled
 from vcops.cli.window_notify import notifier
 from vcops.errors import WindowError
 from vcops.snapshot.take import SnapshotContext
@@ -27,7 +28,7 @@ def _context(app: App) -> RunContext:
     cfg = app.config()
     store = app.store()
     inv = app.inventory()
-    say = (lambda _m: None) if app.json else (lambda m: app.err.print(m, highlight=False))
+    say = (lambda _m: None) if app.json else (lambda m: app.err.print(plain(m)))
     return RunContext(
         inventory=inv,
         store=store,
@@ -44,9 +45,13 @@ def _render_run(console: Console, report: RunReport) -> None:
     counts = {s: sum(h.state == s for h in report.hosts) for s in ("done", "failed", "skipped")}
     colour = "green" if report.exit_code == 0 else "red"
     console.print(
-        f"window {report.window}: [{colour}]{report.state}[/] - "
-        + ", ".join(f"{n} {s}" for s, n in counts.items())
-        + (f" ({report.reason})" if report.reason else "")
+        styled(
+            f"window {{}}: [{colour}]{{}}[/] - {{}}{{}}",
+            report.window,
+            report.state,
+            ", ".join(f"{n} {s}" for s, n in counts.items()),
+            f" ({report.reason})" if report.reason else "",
+        )
     )
 
 
@@ -158,8 +163,14 @@ def report(app: App, window_id: str) -> int:
         counts = data["counts"]
         assert isinstance(counts, dict)
         console.print(
-            f"[bold]{w.id}[/] {w.title} ({w.change_id}): [bold]{w.state}[/]; "
-            + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            styled(
+                "[bold]{}[/] {} ({}): [bold]{}[/]; {}",
+                w.id,
+                w.title,
+                w.change_id,
+                w.state,
+                ", ".join(f"{n} {s}" for s, n in counts.items() if n),
+            )
         )
         ran = data["ran"]
         assert isinstance(ran, dict)
@@ -169,7 +180,7 @@ def report(app: App, window_id: str) -> int:
             f"{data['packages_installed']} package upgrades; {data['audit_events']} audit events"
         )
         if data["halt_reason"]:
-            console.print(f"[red]halted: {data['halt_reason']}[/]")
+            console.print(styled("[red]halted: {}[/]", data["halt_reason"]))
         table = Table(title="hosts", title_justify="left")
         for col in ("batch", "host", "state", "what happened"):
             table.add_column(col)

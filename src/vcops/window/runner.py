@@ -139,6 +139,14 @@ class WindowRunner:
         self.window = window
         self.inv = ctx.inventory
 
+    def say(self, message: str) -> None:
+        """Tell the operator; a failure to print never stops a step (or a rollback)."""
+        try:
+            self.ctx.say(message)
+        except Exception as exc:  # output is best effort; the work is not
+            with contextlib.suppress(Exception):
+                self.audit("window.say.failed", self.window.id, {"error": repr(exc)[:200]})
+
     # -- bookkeeping ------------------------------------------------------------------
 
     def audit(self, action: str, target: str, detail: dict[str, object]) -> None:
@@ -154,7 +162,7 @@ class WindowRunner:
         host.record.summary = summary
         host.record.finished_at = _iso(self.ctx.now())
         self.save(host, state, summary=summary)
-        self.ctx.say(f"  {host.record.target}: {state}: {summary}")
+        self.say(f"  {host.record.target}: {state}: {summary}")
 
     def records(self) -> list[HostRecord]:
         return progress_of(self.ctx.store, self.window)
@@ -249,13 +257,13 @@ class WindowRunner:
                     server.name,
                     {"group": server.redundancy_group, "why": why},
                 )
-                self.ctx.say(f"  {server.name} ({server.redundancy_group}) is unhealthy: {why}")
+                self.say(f"  {server.name} ({server.redundancy_group}) is unhealthy: {why}")
         return bad
 
     # -- one batch --------------------------------------------------------------------
 
     def run_batch(self, batch: int, targets: list[str]) -> None:
-        self.ctx.say(f"batch {batch}: {', '.join(targets)}")
+        self.say(f"batch {batch}: {', '.join(targets)}")
         self.audit("window.batch.start", self.window.id, {"batch": batch, "hosts": targets})
         progress = load_progress(self.ctx.store, self.window.id)
         plans = {h.target: h for h in self.window.plan.hosts}
@@ -568,7 +576,7 @@ class WindowRunner:
     def fail_and_roll_back(self, host: _Host, why: str) -> None:
         """Restore the host's configs from its snapshot, restart what ran before, check
         again, and count it as failed."""
-        self.ctx.say(f"  {host.record.target}: {why}; rolling back")
+        self.say(f"  {host.record.target}: {why}; rolling back")
         outcome: list[str] = []
         if host.record.before_rev is None:
             outcome.append("no snapshot to roll back to")
