@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel
@@ -129,6 +130,44 @@ class ScanReport(BaseModel):
         return 1 if self.drift else 0
 
 
+def contained(
+    target: str,
+    kind: Literal["server", "device"],
+    seconds: float,
+    work: Callable[[], TargetOutcome],
+) -> TargetOutcome:
+    """Parse and evaluate one target inside a boundary: whatever its output does (huge
+    numbers, nesting that exhausts the stack, a type a check did not expect), only this
+    target becomes *unknown*, with the reason; the rest of the scan goes on.
+
+    The reason names the exception type and the function that raised it, never the
+    exception's text (it could quote a config line holding a secret).
+
+    Raises:
+        InventoryError: a bad baseline override in the inventory (the operator's error,
+            not the host's).
+    """
+    try:
+        return work()
+    except InventoryError:
+        raise
+    except Exception as exc:  # the per-host boundary
+        where = "?"
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_globals.get("__name__", "").startswith("vcops."):
+                where = tb.tb_frame.f_code.co_name
+            tb = tb.tb_next
+        return TargetOutcome(
+            target=target,
+            kind=kind,
+            status="unknown",
+            error=f"its output could not be evaluated ({type(exc).__name__} in {where}); "
+            "nothing is known about it until it answers sanely",
+            seconds=seconds,
+        )
+
+
 def _gather_servers(
     inv: Inventory,
     servers: list[Server],
@@ -156,34 +195,55 @@ def _gather_servers(
                 )
             )
             continue
-        facts = parse_output(host.result.stdout, nonce)
-        if facts.os_id is None and facts.sshd is None:
-            outcomes.append(
-                TargetOutcome(
-                    target=server.name,
-                    kind="server",
-                    status="unknown",
-                    error="the fact script returned nothing usable",
-                    seconds=host.seconds,
-                )
-            )
-            continue
-        if store is not None and facts.upgradable is not None:
-            pending = [(u.package, u.version) for u in facts.upgradable if u.security]
-            facts.security_first_seen = record_sightings(
-                store, server.name, pending, int(now.timestamp())
-            )
-        ctx = server_context(inv, server, now)
-        outcomes.append(
-            TargetOutcome(
-                target=server.name,
-                kind="server",
-                status="scanned",
-                seconds=host.seconds,
-                results=evaluate_server(server.name, facts, ctx),
-            )
+        work = partial(
+            _scan_server, inv, server, host.result.stdout, nonce, store, now, host.seconds
         )
+        outcomes.append(contained(server.name, "server", host.seconds, work))
     return outcomes
+
+
+def _scan_server(
+    inv: Inventory,
+    server: Server,
+    stdout: str,
+    nonce: str,
+    store: Store | None,
+    now: datetime,
+    seconds: float,
+) -> TargetOutcome:
+    facts = parse_output(stdout, nonce)
+    if facts.os_id is None and facts.sshd is None:
+        return TargetOutcome(
+            target=server.name,
+            kind="server",
+            status="unknown",
+            error="the fact script returned nothing usable",
+            seconds=seconds,
+        )
+    if store is not None and facts.upgradable is not None:
+        pending = [(u.package, u.version) for u in facts.upgradable if u.security]
+        facts.security_first_seen = record_sightings(
+            store, server.name, pending, int(now.timestamp())
+        )
+    ctx = server_context(inv, server, now)
+    return TargetOutcome(
+        target=server.name,
+        kind="server",
+        status="scanned",
+        seconds=seconds,
+        results=evaluate_server(server.name, facts, ctx),
+    )
+
+
+def _scan_device(inv: Inventory, device: Device, output: str) -> TargetOutcome:
+    facts = parse_device_config(device.platform, output)
+    settings = settings_for(inv.host_vars(device), where=f"inventory: device {device.name}")
+    return TargetOutcome(
+        target=device.name,
+        kind="device",
+        status="scanned",
+        results=evaluate_device(device.name, facts, settings),
+    )
 
 
 def _gather_devices(
@@ -205,16 +265,8 @@ def _gather_devices(
                 )
             )
             continue
-        facts = parse_device_config(device.platform, result.output)
-        settings = settings_for(inv.host_vars(device), where=f"inventory: device {device.name}")
-        outcomes.append(
-            TargetOutcome(
-                target=device.name,
-                kind="device",
-                status="scanned",
-                results=evaluate_device(device.name, facts, settings),
-            )
-        )
+        work = partial(_scan_device, inv, device, result.output)
+        outcomes.append(contained(device.name, "device", 0.0, work))
     return outcomes
 
 

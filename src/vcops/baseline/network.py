@@ -96,9 +96,12 @@ def version_key(platform: str, version: str) -> tuple[int, ...] | None:
         (9, 3, 8)
     """
     if platform == "junos":
-        m = re.match(r"(\d+)\.(\d+)(?:[A-Za-z]+(\d+))?(?:-[A-Za-z]+(\d+))?", version.strip())
+        m = re.match(
+            r"([0-9]{1,9})\.([0-9]{1,9})(?:[A-Za-z]+([0-9]{1,9}))?(?:-[A-Za-z]+([0-9]{1,9}))?",
+            version.strip(),
+        )
         return tuple(int(g or 0) for g in m.groups()) if m else None
-    numbers = tuple(int(n) for n in re.findall(r"\d+", version))
+    numbers = tuple(int(n) for n in re.findall(r"[0-9]{1,9}", version))
     return numbers or None
 
 

@@ -21,7 +21,7 @@ from vcops.baseline.model import (
     unknown,
 )
 from vcops.facts import nft
-from vcops.facts.server import ServerFacts
+from vcops.facts.server import ServerFacts, to_int
 from vcops.inventory.models import VOIP_ROLES
 
 ServerControl = Control[ServerFacts, ServerContext]
@@ -87,9 +87,10 @@ def check_max_auth_tries(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
     limit = ctx.settings.ssh_max_auth_tries
     expected = f"maxauthtries <= {limit}"
     value = _sshd(facts, "maxauthtries")
-    if facts.sshd is None or value is None or not value.isdigit():
+    tries = to_int(value) if value is not None else None
+    if facts.sshd is None or tries is None:
         return unknown(expected, NO_SSHD)
-    return (passed if int(value) <= limit else failed)(expected, f"maxauthtries {value}")
+    return (passed if tries <= limit else failed)(expected, f"maxauthtries {value}")
 
 
 def _algorithms(key: str, setting: str) -> Check:

@@ -19,7 +19,7 @@ from vcops.baseline.model import (
     passed,
     unknown,
 )
-from vcops.facts.server import ServerFacts
+from vcops.facts.server import ServerFacts, to_int
 
 AST = "/etc/asterisk"
 LOCAL = {"127.0.0.1", "::1", "localhost", "[::1]"}
@@ -131,12 +131,14 @@ def check_ast_unidentified_limits(facts: ServerFacts, ctx: ServerContext) -> Che
     glob = next((s for s in pjsip if s.get("type") == "global"), None)
     got_c = glob.get("unidentified_request_count") if glob else None
     got_p = glob.get("unidentified_request_period") if glob else None
-    if got_c is None or got_p is None or not got_c.isdigit() or not got_p.isdigit():
+    got_count = to_int(got_c) if got_c is not None else None
+    got_period = to_int(got_p) if got_p is not None else None
+    if got_count is None or got_period is None or got_count < 0 or got_period < 0:
         return failed(
             expected,
             "not set (Asterisk defaults 5 requests / 5 s apply only with a [global] type=global section)",
         )
-    ok = int(got_c) <= count and int(got_p) <= period
+    ok = got_count <= count and got_period <= period
     return (passed if ok else failed)(expected, f"count {got_c}, period {got_p}")
 
 
@@ -236,7 +238,7 @@ def _has_chan_sip(facts: ServerFacts) -> bool | None:
     """chan_sip exists before Asterisk 21; None when the version is unknown."""
     if facts.asterisk_version is None:
         return None
-    m = re.search(r"(\d+)\.", facts.asterisk_version.split(":")[-1])
+    m = re.search(r"([0-9]{1,6})\.", facts.asterisk_version.split(":")[-1])
     return int(m[1]) < 21 if m else None
 
 

@@ -159,6 +159,43 @@ class ServerFacts(BaseModel):
         )
 
 
+#: Host output is bounded when parsed: no integer longer than this many digits ...
+MAX_DIGITS = 19
+#: ... and no JSON nested deeper than this (``nft -j`` needs about 12).
+MAX_JSON_DEPTH = 64
+
+
+def to_int(text: str) -> int | None:
+    """A decimal integer of at most :data:`MAX_DIGITS` digits, else None."""
+    text = text.strip()
+    digits = text[1:] if text[:1] == "-" else text
+    if not digits.isascii() or not digits.isdigit() or len(digits) > MAX_DIGITS:
+        return None
+    return int(text)
+
+
+def json_depth(text: str) -> int:
+    """How deeply ``text`` nests arrays and objects (strings skipped), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def new_nonce() -> str:
     """A fresh marker nonce for one run."""
     return secrets.token_hex(8)
@@ -185,7 +222,8 @@ def split_sections(output: str, nonce: str) -> dict[str, Section]:
                 sections[name] = Section(rc=rc, text="\n".join(lines))
             parts = line[len(marker) :].split()
             name = parts[0] if parts else "?"
-            rc = int(parts[1]) if len(parts) > 1 and parts[1].lstrip("-").isdigit() else 1
+            status = to_int(parts[1]) if len(parts) > 1 else None
+            rc = 1 if status is None else status
             lines = []
         elif name is not None:
             lines.append(line)
@@ -335,15 +373,16 @@ def parse_listening(text: str) -> list[Listener]:
         if len(parts) < 5:
             continue
         local = parts[4]
-        address, _, port = local.rpartition(":")
-        if not port.isdigit():
+        address, _, port_text = local.rpartition(":")
+        port = to_int(port_text)
+        if port is None or not 0 <= port <= 65535:
             continue
         process = parts[6] if len(parts) > 6 else ""
         out.append(
             Listener(
                 proto=parts[0],
                 address=address.strip("[]").split("%")[0],
-                port=int(port),
+                port=port,
                 process=process,
             )
         )
@@ -382,8 +421,8 @@ def parse_output(output: str, nonce: str) -> ServerFacts:
         )
     if "virt" in s:
         facts["virt"] = s["virt"].text.strip() or "none"
-    if (text := _ok(s, "now")) is not None and text.strip().isdigit():
-        facts["now"] = int(text.strip())
+    if (text := _ok(s, "now")) is not None and (now := to_int(text)) is not None:
+        facts["now"] = now
     if (text := _ok(s, "sshd_t")) is not None:
         facts["sshd"] = parse_sshd_t(text)
     if (text := _ok(s, "sshd_version")) is not None and text.strip():
@@ -401,10 +440,14 @@ def parse_output(output: str, nonce: str) -> ServerFacts:
         facts["sysctl"] = parse_sysctl(s["sysctl"].text)
     if "nft" in s:
         if s["nft"].rc == 0:
-            try:
-                facts["nft"] = parse_ruleset(json.loads(s["nft"].text or "{}"))
-            except json.JSONDecodeError as exc:
-                facts["nft_error"] = f"unparsable nft output: {exc}"
+            text = s["nft"].text or "{}"
+            if json_depth(text) > MAX_JSON_DEPTH:
+                facts["nft_error"] = f"nft output nested deeper than {MAX_JSON_DEPTH} levels"
+            else:
+                try:
+                    facts["nft"] = parse_ruleset(json.loads(text))
+                except ValueError as exc:  # JSONDecodeError, or a number too long
+                    facts["nft_error"] = f"unparsable nft output: {str(exc)[:200]}"
         else:
             facts["nft_error"] = (s["nft"].text.strip().splitlines() or ["nft failed"])[-1][:200]
     if (text := _ok(s, "services")) is not None:
@@ -416,8 +459,8 @@ def parse_output(output: str, nonce: str) -> ServerFacts:
     if (text := _ok(s, "reboot_required")) is not None:
         first = text.strip().splitlines()[0] if text.strip() else "none"
         facts["reboot_required"] = first != "none"
-        if first.isdigit():
-            facts["reboot_required_since"] = int(first)
+        if (since := to_int(first)) is not None and since >= 0:
+            facts["reboot_required_since"] = since
     if (text := _ok(s, "apt_config")) is not None:
         facts["apt_config"] = parse_apt_config(text)
     if "fail2ban" in s:

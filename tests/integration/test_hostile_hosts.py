@@ -1,0 +1,77 @@
+"""Hosts we do not control answering vcops with hostile output, over real SSH on loopback
+(:mod:`tests.fakessh`): one host can never take the fleet down.
+
+No lab needed: the fake hosts are asyncssh servers on 127.0.0.x with pinned host keys.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+from tests.fakessh import FakeFleet, nonce_of
+from vcops.cli import main
+
+GATHER = (FIXTURES / "facts" / "gather" / "stock_kamailio.txt").read_text()
+FIXTURE_NONCE = "0123456789abcdef"
+
+
+def gather_answer(extra: str = "") -> object:
+    """A host answering the fact script like the stock Kamailio fixture, plus ``extra``
+    sections (which win over the fixture's)."""
+
+    def answer(script: str) -> tuple[str, int]:
+        nonce = nonce_of(script, "@@vcops-")
+        return (GATHER + extra).replace(FIXTURE_NONCE, nonce), 0
+
+    return answer
+
+
+def section(name: str, body: str) -> str:
+    return f"@@vcops-{FIXTURE_NONCE} {name} 0\n{body}\n"
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for var in ("VCOPS_INVENTORY", "VCOPS_CONFIG", "VCOPS_DATABASE_URL", "VCOPS_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("VCOPS_ACTOR", "tester")
+    return tmp_path
+
+
+def test_one_hosts_malformed_facts_never_stop_the_scan(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Today: exit 70 and no result for any host. Now every host has its outcome."""
+    with FakeFleet(cli_env / "fleet") as fleet:
+        fleet.add("good-01", gather_answer())  # type: ignore[arg-type]
+        fleet.add("huge-01", gather_answer(section("now", "9" * 5000)))  # type: ignore[arg-type]
+        nested = section("nft", "[" * 100_000 + "]" * 100_000)
+        fleet.add("nested-01", gather_answer(nested))  # type: ignore[arg-type]
+        words = section("sshd_t", "maxauthtries " + "9" * 5000 + "\npermitrootlogin 0")
+        fleet.add("digits-01", gather_answer(words))  # type: ignore[arg-type]
+        fleet.add("markup-01", gather_answer(section("os_release", "ID=[/x]\nPRETTY_NAME=[/x]")))  # type: ignore[arg-type]
+        root = fleet.write_inventory(
+            cli_env / "inventory", roles={n: ["kamailio"] for n in fleet.hosts}
+        )
+        code = main(["-i", str(root), "--json", "scan"])
+        out, err = capsys.readouterr()
+        assert code in {1, 3}, err
+        report = json.loads(out)
+        outcomes = {o["target"]: o for o in report["outcomes"]}
+        assert set(outcomes) == {"good-01", "huge-01", "nested-01", "digits-01", "markup-01"}
+        good = outcomes["good-01"]
+        assert good["status"] == "scanned" and len(good["results"]) > 20
+        for name in ("huge-01", "nested-01", "digits-01", "markup-01"):
+            o = outcomes[name]
+            assert o["status"] == "scanned" or o["error"], o
+        nft = [r for r in outcomes["nested-01"]["results"] if r["control_id"] == "VC-NFT-001"]
+        assert nft and nft[0]["status"] == "unknown"  # never "pass" on what it could not read
+        # and the human output of the same scan prints, brackets and all
+        code = main(["-i", str(root), "scan", "--no-store"])
+        out, err = capsys.readouterr()
+        assert code in {1, 3} and "internal error" not in err and "good-01" in out

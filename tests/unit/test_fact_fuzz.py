@@ -1,0 +1,140 @@
+"""Hostile fact output: the parsers and the checks never raise, whatever a host prints.
+
+Two layers: a seeded corpus of outputs that once broke a scan
+(``tests/fixtures/facts/hostile/*.txt``: 5000-digit numbers, ``nft -j`` JSON nested
+100 000 deep, digits where words belong), run on every test; and hypothesis, which
+builds outputs section by section from the fixture of a real host with random bodies
+put in. Both go through the real path: ``parse_output`` then every applicable control.
+Whatever is left is caught per host by :func:`vcops.scan.contained` (tested last).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import FIXTURES
+from vcops.baseline.context import ServerContext
+from vcops.baseline.settings import BaselineSettings
+from vcops.errors import InventoryError, Problem
+from vcops.facts.server import parse_output
+from vcops.findings import TargetOutcome
+from vcops.scan import contained, evaluate_server
+
+NONCE = "0123456789abcdef"
+HOSTILE = FIXTURES / "facts" / "hostile"
+BASE = (FIXTURES / "facts" / "gather" / "stock_kamailio.txt").read_text()
+SECTIONS = [
+    "os_release", "virt", "now", "sshd_t", "sshd_version", "ssh_q", "sysctl", "nft",
+    "services", "packages", "upgradable", "reboot_required", "apt_config", "fail2ban",
+    "auditctl", "audit_rules", "chrony_tracking", "chrony_conf", "timedatectl", "stat",
+    "listening", "asterisk_version", "asterisk_conf", "kamailio_conf", "freeswitch_conf",
+]  # fmt: skip
+ROLES = ["kamailio", "asterisk", "freeswitch", "sbc", "rtpengine", "generic"]
+
+
+def evaluate(output: str) -> TargetOutcome:
+    """The real per-host path of a scan, on every role at once: the parser never raises,
+    and the checks run inside the per-host boundary (a scanned or an unknown host, never
+    an exception)."""
+    facts = parse_output(output, NONCE)
+    ctx = ServerContext(
+        settings=BaselineSettings(),
+        roles=frozenset(ROLES),
+        management_networks=(),
+        now=datetime(2026, 11, 30, tzinfo=UTC),
+    )
+
+    def work() -> TargetOutcome:
+        results = evaluate_server("fuzzed", facts, ctx)
+        return TargetOutcome(target="fuzzed", kind="server", status="scanned", results=results)
+
+    outcome = contained("fuzzed", "server", 0.0, work)
+    assert outcome.status == "scanned" or "could not be evaluated" in (outcome.error or "")
+    return outcome
+
+
+def section(name: str, body: str, rc: str = "0") -> str:
+    return f"@@vcops-{NONCE} {name} {rc}\n{body}\n"
+
+
+def test_the_corpus_is_there() -> None:
+    assert len(sorted(HOSTILE.glob("*.txt"))) >= 10
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in HOSTILE.glob("*.txt")))
+def test_the_seeded_corpus_never_raises(case: str) -> None:
+    """Each file replaces sections of a real host's output (later sections win); every
+    case is parsed and evaluated (none of them needs the boundary any more)."""
+    assert evaluate(BASE + (HOSTILE / case).read_text()).status == "scanned"
+
+
+TOKENS = st.sampled_from(
+    [
+        "9" * 30, "9" * 5000, "-1", "0", "1e309", "NaN", "[", "]", "{", "}", '"', "\\",
+        "[/x]", ":", "=", " = ", "/", "0.0.0.0:", "::", "%", "\t", "ii", "yes", "none",
+        "tcp", "LISTEN", "@@file-" + NONCE + " /etc/kamailio/kamailio.cfg\n", "\n",
+        '{"nftables": [', '{"chain": {"hook": "input", "policy": ', '{"rule": {"expr": [',
+        '{"match": {"op": "==", "left": {"payload": {"field": "dport"}}, "right": ',
+        '{"jump": {"target": "x"}}', '{"set": ', '"elem": [', "]}}", "},", "null", "true",
+        "maxauthtries", "permitrootlogin", "net.ipv4.ip_forward", "Id=kamailio.service",
+        "[upgradable from: ", "pkg/bookworm-security", "modparam(", "loadmodule",
+        "#!define", "#!ifdef", "<param name=", "value=", "/>", "[general]", "type=endpoint",
+    ]
+)  # fmt: skip
+BODY = st.one_of(
+    st.text(max_size=200),
+    st.lists(st.one_of(TOKENS, st.text(max_size=8)), max_size=60).map("".join),
+)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(SECTIONS), BODY, st.sampled_from(["0", "1", "-1", "9" * 5000, "x"])
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_fuzzed_sections_never_raise(parts: list[tuple[str, str, str]]) -> None:
+    evaluate(BASE + "".join(section(name, body, rc) for name, body, rc in parts))
+
+
+def test_the_boundary_makes_only_that_target_unknown() -> None:
+    def boom() -> TargetOutcome:
+        def nest(n: int) -> int:
+            return nest(n + 1)
+
+        return TargetOutcome(
+            target="x", kind="server", status="scanned", results=[], seconds=nest(0)
+        )
+
+    out = contained("kam-09", "server", 1.5, boom)
+    assert out.status == "unknown" and out.target == "kam-09" and out.seconds == 1.5
+    assert out.error and "RecursionError in " in out.error
+
+
+def test_the_boundary_never_quotes_the_exception_text() -> None:
+    def leak() -> TargetOutcome:
+        raise ValueError("invalid literal for int(): 'hunter2-secret'")
+
+    out = contained("kam-09", "server", 0.0, leak)
+    assert out.error and "ValueError" in out.error and "hunter2" not in out.error
+
+
+def test_an_inventory_error_is_the_operators_and_still_raised() -> None:
+    def bad_vars() -> TargetOutcome:
+        raise InventoryError([Problem("inventory", "kam-09", "baseline_x: unknown", "fix it")])
+
+    with pytest.raises(InventoryError):
+        contained("kam-09", "server", 0.0, bad_vars)
