@@ -15,10 +15,10 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel
 
 from vcops.baseline.catalog import DEVICE_CATALOG, SERVER_CATALOG
-from vcops.baseline.context import ServerContext
+from vcops.baseline.context import DeviceContext, ServerContext
 from vcops.baseline.model import Control
 from vcops.baseline.network import DeviceFacts, parse_device_config
-from vcops.baseline.settings import BaselineSettings, settings_for
+from vcops.baseline.settings import settings_for
 from vcops.connectors.netdev import DeviceTarget, fetch_many
 from vcops.connectors.ssh import SshTarget, run_on_hosts
 from vcops.errors import InventoryError
@@ -82,11 +82,15 @@ def evaluate_server(name: str, facts: ServerFacts, ctx: ServerContext) -> list[C
     return _evaluate(name, SERVER_CATALOG, ctx.roles, facts, ctx)
 
 
-def evaluate_device(
-    name: str, facts: DeviceFacts, settings: BaselineSettings
-) -> list[ControlResult]:
+def evaluate_device(name: str, facts: DeviceFacts, ctx: DeviceContext) -> list[ControlResult]:
     """Every applicable device control on this running config (pure)."""
-    return _evaluate(name, DEVICE_CATALOG, {facts.platform}, facts, settings)
+    return _evaluate(name, DEVICE_CATALOG, {facts.platform}, facts, ctx)
+
+
+def device_context(inv: Inventory, device: Device) -> DeviceContext:
+    """The resolved baseline and management networks for one device."""
+    settings = settings_for(inv.host_vars(device), where=f"inventory: device {device.name}")
+    return DeviceContext(settings, tuple(inv.management_networks(device)))
 
 
 def server_context(inv: Inventory, server: Server, now: datetime) -> ServerContext:
@@ -237,12 +241,11 @@ def _scan_server(
 
 def _scan_device(inv: Inventory, device: Device, output: str) -> TargetOutcome:
     facts = parse_device_config(device.platform, output)
-    settings = settings_for(inv.host_vars(device), where=f"inventory: device {device.name}")
     return TargetOutcome(
         target=device.name,
         kind="device",
         status="scanned",
-        results=evaluate_device(device.name, facts, settings),
+        results=evaluate_device(device.name, facts, device_context(inv, device)),
     )
 
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vcops.baseline.context import ServerContext
+from vcops.baseline.context import DeviceContext, ServerContext
 from vcops.baseline.model import Control
 from vcops.baseline.network import NETWORK_CONTROLS, DeviceFacts
 from vcops.baseline.server_catalog import SERVER_CONTROLS
-from vcops.baseline.settings import BaselineSettings
 from vcops.baseline.voip_catalog import VOIP_CONTROLS
 from vcops.errors import VcopsError
 from vcops.facts.server import ServerFacts
 
 ServerControl = Control[ServerFacts, ServerContext]
-DeviceControl = Control[DeviceFacts, BaselineSettings]
+DeviceControl = Control[DeviceFacts, DeviceContext]
 AnyControl = ServerControl | DeviceControl
 
 SERVER_CATALOG: list[ServerControl] = [*SERVER_CONTROLS, *VOIP_CONTROLS]

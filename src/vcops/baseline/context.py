@@ -18,3 +18,12 @@ class ServerContext:
     roles: frozenset[str]
     management_networks: tuple[Network, ...]
     now: datetime
+
+
+@dataclass(frozen=True)
+class DeviceContext:
+    """The resolved baseline for one network device and the management networks its
+    management ACL must keep logins to (its site's, else the inventory-wide ones)."""
+
+    settings: BaselineSettings
+    management_networks: tuple[Network, ...] = ()

@@ -10,6 +10,7 @@ import re
 import shlex
 from collections.abc import Iterator
 
+from vcops.baseline.netacl import junos_filter_sources
 from vcops.baseline.netparse import (
     AaaLogin,
     DeviceFacts,
@@ -45,14 +46,28 @@ def _expand(words: list[str]) -> Iterator[Statement]:
 
 
 def _close_braces(lines: list[str]) -> tuple[list[str], bool]:
-    """Close the blocks a cut-off brace config left open; False if it was not balanced."""
+    """Close the blocks a cut-off brace config left open; False if it was not balanced.
+
+    A stray ``}`` ends the readable part: what follows it would otherwise be read at
+    the wrong depth (or dropped by ciscoconfparse2), so only the lines before it count,
+    and the config is not whole."""
     depth = 0
-    for line in lines:
+    for n, line in enumerate(lines):
         bare = re.sub(r'"(?:\\.|[^"\\])*"|#.*|/\*.*?\*/', "", line)
         depth += bare.count("{") - bare.count("}")
         if depth < 0:
-            return lines, False
+            return _close_braces(lines[:n])[0], False
     return lines + ["}"] * depth, depth == 0
+
+
+#: Where a Junos config starts, after a prompt, an echoed command or other capture noise.
+_JUNOS_START = re.compile(r"(set|deactivate) \S|version \S|## |/\*|[\w-]+ \{\s*$")
+
+
+def _ends_whole(lines: list[str]) -> bool:
+    """A brace config's last line closes a block or a statement (not cut mid-line)."""
+    last = lines[-1].strip() if lines else ""
+    return last.endswith(("}", ";"))
 
 
 def _junos_statements(text: str) -> tuple[list[Statement], bool]:
@@ -63,6 +78,8 @@ def _junos_statements(text: str) -> tuple[list[Statement], bool]:
     Deactivated statements are dropped; top-level ``apply-groups`` are expanded.
     """
     lines = [line for line in text.splitlines() if line.strip()]
+    start = next((n for n, line in enumerate(lines) if _JUNOS_START.match(line.strip())), None)
+    lines = lines[start:] if start is not None else []
     content = [line.strip() for line in lines if not line.strip().startswith(("#", "/*"))]
     statements: list[Statement] = []
     inactive: list[Statement] = []
@@ -75,7 +92,9 @@ def _junos_statements(text: str) -> tuple[list[Statement], bool]:
             elif words[:1] == ["deactivate"]:
                 inactive.append(tuple(words[1:]))
     elif content:
+        ends_whole = _ends_whole(lines)
         lines, whole = _close_braces(lines)
+        whole = whole and ends_whole
         try:
             objs = list(_ccp()(config=lines, syntax="junos").objs)
         except Exception:  # pyparsing errors, ValueError: not a brace config we can read
@@ -117,13 +136,16 @@ def junos_facts(text: str) -> DeviceFacts:
     statements, whole = _junos_statements(text)
     cfg = _JunosConfig(statements)
     versions = cfg.firsts("version")
-    # Junos prints no end marker: the version statement (and balanced braces) anchor it.
-    complete = whole and bool(versions)
+    # Junos prints no end marker: the version statement (and balanced braces, a whole
+    # last line) anchor it, and Junos refuses to commit without a root password, so a
+    # config that shows none was cut before `system` ended.
+    complete = whole and bool(versions) and cfg.has("system", "root-authentication")
     ssh_versions = cfg.firsts("system", "services", "ssh", "protocol-version")
 
-    order = set(cfg.firsts("system", "authentication-order"))
-    # Without `authentication-order`, Junos checks local passwords only.
-    aaa: AaaLogin | None = "server" if order & {"radius", "tacplus"} else None
+    order = cfg.firsts("system", "authentication-order")
+    # Without `authentication-order`, Junos checks local passwords only; with `password`
+    # first, local accounts are tried before any server.
+    aaa: AaaLogin | None = "server" if order and order[0] in ("radius", "tacplus") else None
     if aaa is None and (order or complete):
         aaa = "local"
 
@@ -133,7 +155,8 @@ def junos_facts(text: str) -> DeviceFacts:
             access="read-write"
             if "read-write" in cfg.firsts("snmp", "community", name, "authorization")
             else "read-only",  # Junos default authorization: read-only
-            restricted=cfg.has("snmp", "community", name, "clients"),
+            restricted=cfg.has("snmp", "community", name, "clients")
+            or cfg.has("snmp", "community", name, "client-list-name"),
         )
         for name in cfg.firsts("snmp", "community")
     )
@@ -141,16 +164,22 @@ def junos_facts(text: str) -> DeviceFacts:
     keys = set(cfg.firsts("system", "ntp", "authentication-key"))
     trusted = set(cfg.firsts("system", "ntp", "trusted-key"))
     syslog = cfg.firsts("system", "syslog", "host")
-    lo0_filter = any(
-        re.search(r"\bfilter (input|input-list) ", " ".join(s) + " ")
+    filters = _dedupe(
+        m[1]
         for s in cfg.under("interfaces", "lo0")
+        if (m := re.search(r"\bfilter (?:input|input-list) (\S+)", " ".join(s)))
     )
+    lo0_filter = bool(filters)
+    sources = junos_filter_sources(statements, filters) if filters else None
+    ssh_on = cfg.has("system", "services", "ssh")
     # Junos services are off unless configured, so absence is "off" in a complete config.
     return DeviceFacts(
         platform="junos",
         running_config=text,
         complete=complete,
         os_version=versions[0] if versions else None,
+        # Junos services are off unless configured: no `system services ssh`, no SSH.
+        ssh_offered=True if ssh_on else _known(complete, False),
         # SSH v2 only unless `protocol-version v1` (Junos dropped v1 as a default long ago).
         ssh_version=1
         if "v1" in ssh_versions
@@ -160,6 +189,8 @@ def junos_facts(text: str) -> DeviceFacts:
         or cfg.has("system", "services", "rest")
         or _known(complete, False),
         vty_access_class=lo0_filter or _known(complete, False),
+        mgmt_acls=filters,
+        mgmt_acl_sources=sources,
         aaa_login=aaa,
         enable_secret_type=_weakest(t for r in root if (t := _crypt_type(r))),
         snmp_communities=communities or _known(complete, ()),

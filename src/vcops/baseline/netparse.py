@@ -33,13 +33,32 @@ from typing import Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vcops.baseline.netacl import (
+    ACL_HEADER,
+    ANY4,
+    AclKind,
+    ios_acl_sources,
+    numbered_kind,
+)
+
 
 def _ccp() -> type:
     """ciscoconfparse2, imported on first use: it takes about a second to import, and
-    most vcops commands never parse a device config."""
+    most vcops commands never parse a device config. Its loguru records (tracebacks on
+    stderr for input it cannot read) are silenced: a bad config is data, not a crash."""
     from ciscoconfparse2 import CiscoConfParse
+    from loguru import logger
 
+    # ciscoconfparse2 is loguru's only user here; its `@logger.catch` records are named
+    # after the caller's module, so drop the sink it installed rather than one name.
+    logger.remove()
     return CiscoConfParse  # type: ignore[no-any-return]
+
+
+def clean_config_text(text: str) -> str:
+    """A running config without a UTF-8 BOM, NUL bytes or carriage returns: what a file
+    saved on Windows or a terminal capture adds before the config proper."""
+    return text.lstrip("\ufeff").replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
 
 
 Platform = Literal["ios", "eos", "junos", "nxos_ssh"]
@@ -132,6 +151,9 @@ class DeviceFacts(_Frozen):
     running_config: str = Field(repr=False)
     complete: bool
     os_version: str | None = None
+    #: Whether the device offers SSH logins at all (False: no SSH server configured, so
+    #: VC-NET-001 does not apply).
+    ssh_offered: bool | None = None
     #: The lowest SSH protocol version the device accepts.
     ssh_version: Literal[1, 2] | None = None
     telnet_enabled: bool | None = None
@@ -140,6 +162,11 @@ class DeviceFacts(_Frozen):
     #: Management logins restricted by an ACL (vty access-class, EOS management ssh
     #: access-group, Junos lo0 input filter).
     vty_access_class: bool | None = None
+    #: Names of the ACLs (Junos: filters) applied to management logins.
+    mgmt_acls: tuple[str, ...] = ()
+    #: Sources those ACLs permit to reach SSH, as CIDRs (``0.0.0.0/0`` for ``any``);
+    #: None when an ACL is missing from a cut-off config or cannot be read.
+    mgmt_acl_sources: tuple[str, ...] | None = None
     #: IOS only (None elsewhere).
     aaa_new_model: bool | None = None
     #: "server": a login method list (or Junos authentication-order) names TACACS+/RADIUS.
@@ -166,11 +193,14 @@ def parse_device_config(platform: str, text: str) -> DeviceFacts:
     """
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r}; expected one of {sorted(PLATFORMS)}")
+    cleaned = clean_config_text(text)
     if platform == "junos":
         from vcops.baseline.junosparse import junos_facts
 
-        return junos_facts(text)
-    return _ios_facts(platform, text)
+        facts = junos_facts(cleaned)
+    else:
+        facts = _ios_facts(platform, cleaned)
+    return facts if cleaned == text else facts.model_copy(update={"running_config": text})
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -278,7 +308,9 @@ def _ios_facts(platform: str, text: str) -> DeviceFacts:
     cfg = _IosConfig(platform, lines)
     nonblank = [line.strip() for line in lines if line.strip()]
     if platform == "nxos_ssh":
-        complete = cfg.has(r"version \S")  # NX-OS prints no `end` line
+        # NX-OS prints no `end` line; its `version` line comes first and `line vty` (always
+        # printed, near the end, after the interfaces) anchors the rest.
+        complete = cfg.has(r"version \S") and cfg.has(r"line vty\b")
     else:
         complete = bool(nonblank) and nonblank[-1] == "end"
 
@@ -292,19 +324,23 @@ def _ios_facts(platform: str, text: str) -> DeviceFacts:
     vty = _vty_lines(cfg) if platform in ("ios", "nxos_ssh") else ()
     aaa_new_model = None
     if platform == "ios":  # IOS default: `no aaa new-model` (usually printed anyway)
-        aaa_new_model = _state(
-            cfg.has(r"aaa new-model"), cfg.has(r"no aaa new-model"), complete, default=False
-        )
+        # `aaa authentication ...` is refused without aaa new-model, so it proves it.
+        on = cfg.has(r"aaa (new-model|authentication )")
+        aaa_new_model = _state(on, cfg.has(r"no aaa new-model"), complete, default=False)
+    acls, sources = _ios_mgmt_acls(platform, cfg, complete)
     return DeviceFacts(
         platform=platform,  # checked by parse_device_config; pydantic validates it again
         running_config=text,
         complete=complete,
         os_version=os_version,
+        ssh_offered=_ios_ssh_offered(platform, cfg, complete, vty),
         ssh_version=_ios_ssh(platform, cfg, complete),
         telnet_enabled=_ios_telnet(platform, cfg, complete, vty),
         http_server_enabled=_ios_http(platform, cfg, complete),
         vty_lines=vty,
         vty_access_class=_ios_acl(platform, cfg, complete, vty),
+        mgmt_acls=acls,
+        mgmt_acl_sources=sources,
         aaa_new_model=aaa_new_model,
         aaa_login=_ios_aaa_login(cfg, complete),
         enable_secret_type=_ios_enable(platform, cfg, complete),
@@ -319,6 +355,26 @@ def _ios_facts(platform: str, text: str) -> DeviceFacts:
         login_banner=eos_banner or cfg.has(r"banner (login|motd)\b") or _known(complete, False),
         legacy_services=_ios_services(platform, cfg, complete),
     )
+
+
+def _ios_ssh_offered(
+    platform: str, cfg: _IosConfig, complete: bool, vty: tuple[VtyLine, ...]
+) -> bool | None:
+    """SSH on unless switched off: EOS `management ssh` / `shutdown`, NX-OS `no feature
+    ssh`; IOS offers it with an `ip ssh` line or a vty line taking ssh (or all), and not
+    when every vty line names its transports without ssh."""
+    if platform == "eos":
+        off = any("shutdown" in b.children for b in cfg.find(r"management ssh\s*$"))
+        return not off if (off or complete) else None
+    if platform == "nxos_ssh":  # NX-OS default: `feature ssh` on
+        return not cfg.has(r"no feature ssh\b") if complete else None
+    if cfg.has(r"ip ssh\b") or any(
+        v.transport_input and {"ssh", "all"} & set(v.transport_input) for v in vty
+    ):
+        return True
+    if complete and vty and all(v.transport_input is not None for v in vty):
+        return False
+    return None
 
 
 def _ios_ssh(platform: str, cfg: _IosConfig, complete: bool) -> Literal[1, 2] | None:
@@ -392,12 +448,70 @@ def _ios_acl(
 
 
 def _ios_aaa_login(cfg: _IosConfig, complete: bool) -> AaaLogin | None:
-    methods = [m[1].split() for m in cfg.matches(r"aaa authentication login \S+ (.+)")]
-    if any("group" in m for m in methods):
-        return "server"
-    if methods:
+    """Judge the method lists logins use: ``default`` and those named on vty lines. A
+    list is central only when it *starts* with ``group``: ``local group tacacs+`` tries
+    local accounts first, and ``default local`` is local-only proof."""
+    lists = {m[1]: m[2].split() for m in cfg.matches(r"aaa authentication login (\S+) (.+)")}
+    if not lists:
+        return _known(complete, "none")  # default: local accounts (or line passwords) only
+    used = {"default"}
+    for block in cfg.find(r"line vty\b"):
+        named = [c.split()[2] for c in block.children if re.match(r"login authentication \S", c)]
+        used.update(named)
+    methods = [lists[name] for name in sorted(used) if name in lists]
+    if any(m[0] != "group" for m in methods):
         return "local"
-    return _known(complete, "none")  # default: local accounts (or line passwords) only
+    if methods and all(m[0] == "group" for m in methods):
+        return "server"
+    # No list the vty lines use is written: with aaa new-model, IOS then uses local logins.
+    return _known(complete, "local")
+
+
+def _acl_entries(cfg: _IosConfig, name: str) -> tuple[AclKind | None, list[str]] | None:
+    """The kind and entries of ACL ``name`` (named or IOS numbered), None if not written."""
+    for block in cfg.blocks:
+        header = ACL_HEADER.match(block.text)
+        if header and header[2] == name:
+            # EOS and NX-OS `ip access-list NAME` (no kind) are extended lists.
+            kind: AclKind = "standard" if header[1] == "standard" else "extended"
+            return kind, list(block.children)
+    numbered = cfg.matches(rf"access-list {re.escape(name)} (.+)")
+    if numbered:
+        return numbered_kind(name), [m[1] for m in numbered]
+    return None
+
+
+def _ios_mgmt_acls(
+    platform: str, cfg: _IosConfig, complete: bool
+) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """The ACLs applied to management logins and the SSH sources they permit."""
+    names: list[str] = []
+    if platform == "eos":
+        for block in cfg.find(r"(management ssh|(system )?control-plane)\s*$"):
+            for child in block.children:
+                if m := re.match(r"ip access-group (\S+)", child):
+                    names.append(m[1])
+    else:
+        for block in cfg.find(r"line vty\b"):
+            for child in block.children:
+                if m := re.match(r"(?:ip )?access-class (\S+) in\b", child):
+                    names.append(m[1])
+    names = list(_dedupe(names))
+    sources: list[str] = []
+    for name in names:
+        found = _acl_entries(cfg, name)
+        if found is None:
+            if not complete:
+                return tuple(names), None
+            # An access-class naming a list that does not exist filters nothing.
+            sources.append(ANY4)
+            continue
+        kind, entries = found
+        got = ios_acl_sources(kind, entries) if kind else None
+        if got is None:
+            return tuple(names), None
+        sources.extend(got)
+    return tuple(names), _dedupe(sources)
 
 
 def _ios_enable(platform: str, cfg: _IosConfig, complete: bool) -> SecretHash | None:

@@ -2,7 +2,8 @@
 
 Every check is pure: :class:`~vcops.baseline.netparse.DeviceFacts` (from
 :func:`~vcops.baseline.netparse.parse_device_config`) and the resolved
-:class:`~vcops.baseline.settings.BaselineSettings` in, a
+:class:`~vcops.baseline.context.DeviceContext` (resolved settings and management
+networks) in, a
 :class:`~vcops.baseline.model.CheckResult` out. A fact the config does not give is
 *unknown*, never a pass. ``expected``/``actual`` never carry a secret: communities are
 counted, secrets named by hash type, NTP keys reduced to "authenticated".
@@ -10,7 +11,7 @@ counted, secrets named by hash type, NTP keys reduced to "authenticated".
 Example::
 
     facts = parse_device_config("ios", running_config)
-    results = {c.id: c.check(facts, settings) for c in NETWORK_CONTROLS
+    results = {c.id: c.check(facts, DeviceContext(settings, networks)) for c in NETWORK_CONTROLS
                if c.applies({facts.platform})}
 """
 
@@ -20,6 +21,7 @@ import re
 from collections.abc import Callable
 from typing import Literal
 
+from vcops.baseline.context import DeviceContext
 from vcops.baseline.model import (
     CheckResult,
     Clause,
@@ -30,13 +32,13 @@ from vcops.baseline.model import (
     passed,
     unknown,
 )
+from vcops.baseline.netacl import is_any, outside_networks
 from vcops.baseline.netparse import (
     PLATFORMS,
     DeviceFacts,
     SecretHash,
     parse_device_config,
 )
-from vcops.baseline.settings import BaselineSettings
 
 __all__ = [
     "NETWORK_CONTROLS",
@@ -47,8 +49,8 @@ __all__ = [
     "version_key",
 ]
 
-NetworkControl = Control[DeviceFacts, BaselineSettings]
-Check = Callable[[DeviceFacts, BaselineSettings], CheckResult]
+NetworkControl = Control[DeviceFacts, DeviceContext]
+Check = Callable[[DeviceFacts, DeviceContext], CheckResult]
 EVERY: frozenset[str] = PLATFORMS
 IOS_NXOS = frozenset({"ios", "nxos_ssh"})
 
@@ -56,8 +58,9 @@ IOS_NXOS = frozenset({"ios", "nxos_ssh"})
 _ANCHOR = {
     "ios": "it has no closing `end` line",
     "eos": "it has no closing `end` line",
-    "nxos_ssh": "it has no `version` line",
-    "junos": "it has no `version` statement, or unclosed braces",
+    "nxos_ssh": "it lacks the `version` or the `line vty` NX-OS always prints",
+    "junos": "it has no `version` statement or root password, unbalanced braces, "
+    "or a cut last line",
 }
 #: Where the management ACL lives, per platform.
 _ACL = {
@@ -124,8 +127,8 @@ def compare_versions(
     return "imprecise"
 
 
-def check_os_version(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
-    minimum = settings.device_min_versions.get(facts.platform)
+def check_os_version(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
+    minimum = ctx.settings.device_min_versions.get(facts.platform)
     expected = f"{facts.platform} {minimum} or later" if minimum else "a minimum version"
     if minimum is None:
         return unknown(expected, f"no baseline_device_min_versions entry for {facts.platform}")
@@ -149,8 +152,10 @@ def check_os_version(facts: DeviceFacts, settings: BaselineSettings) -> CheckRes
 # --- management access -------------------------------------------------------------------
 
 
-def check_ssh_v2(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
+def check_ssh_v2(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
     expected = "SSH protocol 2 only"
+    if facts.ssh_offered is False:
+        return not_applicable(expected, "the device offers no SSH (no SSH server configured)")
     if facts.ssh_version is None:
         return unknown(expected, _missing(facts, "the SSH protocol version"))
     if facts.ssh_version == 1:
@@ -162,7 +167,7 @@ def check_ssh_v2(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
     return passed(expected, "SSH v2 only")
 
 
-def check_telnet(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
+def check_telnet(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
     expected = "telnet off"
     if facts.telnet_enabled is None:
         bare = [v.name for v in facts.vty_lines if v.transport_input is None]
@@ -189,7 +194,7 @@ _HTTP = {
 }
 
 
-def check_http(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
+def check_http(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
     expected = "HTTP(S) management server off"
     if facts.http_server_enabled is None:
         if facts.platform == "ios" and facts.complete:
@@ -201,7 +206,7 @@ def check_http(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
     return passed(expected, "off")
 
 
-def check_mgmt_acl(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
+def check_mgmt_acl(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
     expected = _ACL[facts.platform]
     if facts.vty_access_class is None:
         what = "every vty line" if facts.platform in IOS_NXOS else _ACL[facts.platform]
@@ -210,24 +215,45 @@ def check_mgmt_acl(facts: DeviceFacts, settings: BaselineSettings) -> CheckResul
         open_lines = [v.name for v in facts.vty_lines if not v.access_class_in]
         actual = f"no access-class on {', '.join(open_lines)}" if open_lines else "no ACL"
         return failed(expected, actual)
-    return passed(expected, "restricted")
+    acls = ", ".join(facts.mgmt_acls) or "the ACL"
+    sources = facts.mgmt_acl_sources
+    if sources is None:
+        return unknown(expected, f"{acls}: entries missing from the config or not readable")
+    if not sources:
+        return passed(expected, f"{acls} permits no source")
+    networks = ctx.management_networks
+    if not networks:
+        if any_ := [s for s in sources if is_any(s)]:
+            return failed(expected, f"{acls} permits any source ({', '.join(any_)})")
+        return unknown(
+            expected,
+            f"{acls} permits {', '.join(sources)}; no management_networks in the inventory",
+        )
+    if outside := outside_networks(sources, networks):
+        nets = ", ".join(str(n) for n in networks)
+        return failed(
+            expected,
+            f"{acls} permits {', '.join(outside)}",
+            f"outside the management networks {nets}",
+        )
+    return passed(expected, f"{acls} permits {', '.join(sources)} only")
 
 
-def check_aaa(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
+def check_aaa(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
     expected = "logins authenticated by TACACS+ or RADIUS"
     if facts.platform == "ios":
         expected = "aaa new-model; " + expected
-        if facts.aaa_new_model is None:
-            return unknown(expected, _missing(facts, "aaa new-model"))
-        if not facts.aaa_new_model:
+        if facts.aaa_new_model is False:
             return failed(expected, "no aaa new-model")
+    if facts.aaa_login == "local":
+        where = "authentication-order" if facts.platform == "junos" else "method list"
+        return failed(expected, f"local accounts first (no server group leads the {where})")
+    if facts.platform == "ios" and facts.aaa_new_model is None:
+        return unknown(expected, _missing(facts, "aaa new-model"))
     if facts.aaa_login is None:
         return unknown(expected, _missing(facts, "a login authentication method"))
     if facts.aaa_login == "none":
         return failed(expected, "no aaa authentication login")
-    if facts.aaa_login == "local":
-        where = "authentication-order" if facts.platform == "junos" else "method list"
-        return failed(expected, f"local accounts only (no server group in the {where})")
     return passed(expected, "TACACS+/RADIUS")
 
 
@@ -250,7 +276,7 @@ _SECRET_WANTED = {
 }
 
 
-def check_enable_secret(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
+def check_enable_secret(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
     expected, fix = _SECRET_WANTED.get(facts.platform, ("a strong enable secret", ""))
     kind = facts.enable_secret_type
     if kind is None:
@@ -262,7 +288,7 @@ def check_enable_secret(facts: DeviceFacts, settings: BaselineSettings) -> Check
     return failed(expected, _HASH_NAMES[kind], detail)
 
 
-def check_password_encryption(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
+def check_password_encryption(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
     expected = {"nxos_ssh": "feature password encryption aes"}.get(
         facts.platform, "service password-encryption"
     )
@@ -276,7 +302,7 @@ def check_password_encryption(facts: DeviceFacts, settings: BaselineSettings) ->
 # --- SNMP, time, logs, banner ------------------------------------------------------------
 
 
-def check_snmp(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
+def check_snmp(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
     expected = "no SNMP v1/v2c community (SNMPv3 only)"
     communities = facts.snmp_communities
     if communities is None:
@@ -292,25 +318,25 @@ def check_snmp(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
     return passed(expected, "SNMPv3 only" if facts.snmp_v3 else "SNMP off")
 
 
-def _ntp_expected(settings: BaselineSettings) -> str:
-    required = settings.device_ntp_servers
+def _ntp_expected(ctx: DeviceContext) -> str:
+    required = ctx.settings.device_ntp_servers
     return "authenticated NTP" + (f" from {', '.join(required)}" if required else "")
 
 
-def _syslog_expected(settings: BaselineSettings) -> str:
-    required = settings.device_syslog_servers
+def _syslog_expected(ctx: DeviceContext) -> str:
+    required = ctx.settings.device_syslog_servers
     return f"syslog to {', '.join(required)}" if required else "a remote syslog host"
 
 
-def check_ntp(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
-    expected = _ntp_expected(settings)
+def check_ntp(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
+    expected = _ntp_expected(ctx)
     servers = facts.ntp_servers
     if servers is None:
         return unknown(expected, _missing(facts, "the NTP servers"))
     if not servers:
         return failed(expected, "no NTP server")
     problems = []
-    if missing := [s for s in settings.device_ntp_servers if s not in servers]:
+    if missing := [s for s in ctx.settings.device_ntp_servers if s not in servers]:
         if not facts.complete:
             return unknown(expected, _missing(facts, ", ".join(missing)))
         problems.append(f"missing {', '.join(missing)}")
@@ -324,22 +350,22 @@ def check_ntp(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
     return (failed if problems else passed)(expected, actual)
 
 
-def check_syslog(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
-    expected = _syslog_expected(settings)
+def check_syslog(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
+    expected = _syslog_expected(ctx)
     hosts = facts.syslog_hosts
     if hosts is None:
         return unknown(expected, _missing(facts, "the syslog hosts"))
     if not hosts:
         return failed(expected, "no remote syslog host")
-    if missing := [h for h in settings.device_syslog_servers if h not in hosts]:
+    if missing := [h for h in ctx.settings.device_syslog_servers if h not in hosts]:
         if not facts.complete:
             return unknown(expected, _missing(facts, ", ".join(missing)))
         return failed(expected, f"missing {', '.join(missing)} (has {', '.join(hosts)})")
     return passed(expected, f"syslog to {', '.join(hosts)}")
 
 
-def check_banner(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
-    if not settings.device_banner_required:
+def check_banner(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
+    if not ctx.settings.device_banner_required:
         return passed("no banner required", "not checked (device_banner_required: false)")
     expected = "a login banner"
     if facts.login_banner is None:
@@ -349,7 +375,7 @@ def check_banner(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
     )
 
 
-def check_legacy_services(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
+def check_legacy_services(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
     expected = "legacy services off"
     if on := [s.name for s in facts.legacy_services if s.enabled]:
         return failed(expected, f"on: {', '.join(on)}")
@@ -367,7 +393,7 @@ def _control(
     platforms: frozenset[str],
     title: str,
     rationale: str,
-    expected: str | Callable[[BaselineSettings], str],
+    expected: str | Callable[[DeviceContext], str],
     check: Check,
     *,
     clause: Clause = "3.2.1",
@@ -375,14 +401,14 @@ def _control(
 ) -> NetworkControl:
     """A device control whose check answers *not applicable* off its platforms."""
 
-    def expect(settings: BaselineSettings) -> str:
-        return expected if isinstance(expected, str) else expected(settings)
+    def expect(ctx: DeviceContext) -> str:
+        return expected if isinstance(expected, str) else expected(ctx)
 
-    def guarded(facts: DeviceFacts, settings: BaselineSettings) -> CheckResult:
+    def guarded(facts: DeviceFacts, ctx: DeviceContext) -> CheckResult:
         if facts.platform not in platforms:
             why = elsewhere or f"not a {facts.platform} control"
-            return not_applicable(expect(settings), why)
-        return check(facts, settings)
+            return not_applicable(expect(ctx), why)
+        return check(facts, ctx)
 
     return Control(
         id=id,
@@ -397,8 +423,8 @@ def _control(
     )
 
 
-def _expected_versions(settings: BaselineSettings) -> str:
-    floors = ", ".join(f"{p} {v}" for p, v in sorted(settings.device_min_versions.items()))
+def _expected_versions(ctx: DeviceContext) -> str:
+    floors = ", ".join(f"{p} {v}" for p, v in sorted(ctx.settings.device_min_versions.items()))
     return f"OS release at or above the baseline ({floors})"
 
 
@@ -514,7 +540,7 @@ NETWORK_CONTROLS: list[NetworkControl] = [
         "A login banner warns that access is restricted.",
         "A warning banner before login supports action against unauthorised access to the "
         "call-carrying network.",
-        lambda s: "a login banner" if s.device_banner_required else "no banner required",
+        lambda c: "a login banner" if c.settings.device_banner_required else "no banner required",
         check_banner,
     ),
     _control(

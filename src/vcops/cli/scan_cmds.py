@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vcops.baseline.catalog import all_controls, get_control
-from vcops.baseline.context import ServerContext
+from vcops.baseline.context import DeviceContext, ServerContext
 from vcops.baseline.model import Control
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.cli.app import App, json_option, limit_option
@@ -41,7 +41,7 @@ def _expected(control: AnyControl) -> str:
             settings=DEFAULT_SETTINGS, roles=frozenset(), management_networks=(), now=_now()
         )
         return str(control.expected(ctx))
-    return str(control.expected(DEFAULT_SETTINGS))
+    return str(control.expected(DeviceContext(DEFAULT_SETTINGS)))
 
 
 def _control_row(c: AnyControl) -> dict[str, object]:
