@@ -8,18 +8,28 @@ name looks secret but whose value is not (``password_format = plain``).
 File kinds and what they cover::
 
     ios, eos, nxos    Cisco-style configs: enable/username secrets, SNMP communities and
-                      users, TACACS/RADIUS keys, NTP keys, BGP/OSPF/IS-IS keys, key
-                      chains, HSRP/VRRP authentication, IKE pre-shared keys
+                      v3 auth/priv keys (any algorithm), TACACS/RADIUS keys, NTP keys,
+                      BGP/OSPF/IS-IS keys, key chains, HSRP/VRRP/GLBP authentication (one-
+                      line and NX-OS block forms), IKE pre-shared keys and keyrings, any
+                      indented ``key VALUE`` line, any other secret/password value
     junos             $9$ strings anywhere, encrypted-password, secret, authentication-key,
-                      pre-shared-key, SNMP communities
-    asterisk          /etc/asterisk: any key containing secret/password, register => lines
-    freeswitch        /etc/freeswitch: password/secret params and variables, vars.xml
-                      default_password, DSN passwords
-    kamailio          /etc/kamailio: modparam secrets, #!define secrets, kamctlrc *PW
+                      authentication/privacy-password, pre-shared-key, SNMP communities
+    asterisk          /etc/asterisk: any key containing secret/password (wizard keys such as
+                      inbound_auth/password too), register => lines, user:secret@ in
+                      IAX2/SIP dial strings
+    asterisk-voicemail  /etc/asterisk/voicemail.conf: the above, plus every mailbox PIN
+    freeswitch        /etc/freeswitch: password/secret params and variables (either quote,
+                      either attribute order), vars.xml default_password, DSN passwords
+    kamailio          /etc/kamailio: the whole value of any modparam, #!define, #!substdef
+                      or #!subst whose name holds a credential word (secret, password, pwd,
+                      key, token, cred ...), pass= inside parameter strings, kamctlrc *PW
     ssh, state        only the universal rules (sshd_config holds no secret values)
     apt               netrc-style auth.conf passwords, plus the generic rules
     chrony-keys       NTP symmetric keys (chrony.keys, ntp.keys)
-    generic           key = value settings named like a secret, plus the universal rules
+    generic           the whole value of key = value / key: value settings named like a
+                      credential (password, secret, token, api key, private or preshared
+                      key, *_pass: WireGuard keys too), /etc/shadow and gshadow hashes,
+                      Redis PW@host addresses
 
 Universal rules apply to every kind: PEM and OpenSSH private key blocks (the whole
 body), PuTTY private lines, and passwords in URLs (``mysql://user:pass@host``).
@@ -37,6 +47,7 @@ FileKind = Literal[
     "nxos",
     "junos",
     "asterisk",
+    "asterisk-voicemail",
     "freeswitch",
     "kamailio",
     "ssh",
@@ -131,12 +142,13 @@ _CISCO: tuple[Rule, ...] = (
     _rule(
         "snmp-user-auth",
         "SNMPv3 user authentication key",
-        r"^\s*snmp-server user .*?\bauth (?:md5|sha\S*) (?P<secret>\S+)",
+        r"^\s*snmp-server user .*?\bauth (?:md5|sha\S*)(?: [0-9])? (?P<secret>\S+)",
     ),
     _rule(
         "snmp-user-priv",
         "SNMPv3 user privacy key",
-        r"^\s*snmp-server user .*?\bpriv (?:(?:3des|des|aes-128|aes \d+|aes)\s+)?(?P<secret>\S+)",
+        r"^\s*snmp-server user .*?\bpriv (?:(?:3des|des|aes\S*)(?: (?:128|192|256))? )?"
+        r"(?:[0-9] )?(?P<secret>\S+)",
     ),
     _rule(
         "tacacs-radius-key",
@@ -155,10 +167,26 @@ _CISCO: tuple[Rule, ...] = (
     ),
     _rule("key-string", "key chain / HSRP key-string", r"\bkey-string(?: [0-9])? (?P<secret>\S+)"),
     _rule(
-        "hsrp-vrrp-auth",
-        "HSRP / VRRP authentication string",
-        r"^\s*(?:standby|vrrp)(?: \d+)? authentication (?!md5 key-chain)"
-        r"(?:md5 key-string(?: [0-9])? |text )?(?P<secret>\S+)",
+        "fhrp-auth",
+        "HSRP / VRRP / GLBP authentication string (IOS and EOS one-line forms)",
+        r"^[ \t]*(?:standby|vrrp|glbp)(?: \d+)?(?: peer)? authentication "
+        r"(?!(?:md5|ietf-md5) key-chain\b)(?:(?:md5|ietf-md5) key-string(?: [0-9])? |text )?"
+        r"(?P<secret>\S+)",
+    ),
+    _rule(
+        "fhrp-block-auth",
+        "authentication text / md5 key-string inside an NX-OS hsrp, vrrp or glbp block",
+        r"^[ \t]+authentication (?:text|(?:md5|ietf-md5) key-string(?: [0-9])?) (?P<secret>\S+)",
+    ),
+    _rule(
+        "authentication-key",
+        "authentication key (IS-IS on EOS and others)",
+        r"\bauthentication key(?: [0-9])? (?P<secret>\S+)",
+    ),
+    _rule(
+        "indented-key",
+        "a 'key' line inside a block: AAA server, EzVPN group ... (key-chain ids excluded)",
+        r"^[ \t]+key(?: [0-9])? (?P<secret>\"[^\"\n]*\"|(?![0-9]+[ \t]*$)\S+)",
     ),
     _rule(
         "ntp-key",
@@ -173,7 +201,8 @@ _CISCO: tuple[Rule, ...] = (
     _rule(
         "ospf-key",
         "OSPF authentication / message-digest key",
-        r"^\s*ip ospf (?:authentication-key|message-digest-key \d+ md5)(?: [0-9])? (?P<secret>\S+)",
+        r"^\s*ip ospf (?:authentication-key|message-digest-key \d+ (?:md5|sha\S*))(?: [0-9])? "
+        r"(?P<secret>\S+)",
     ),
     _rule(
         "isis-password",
@@ -183,8 +212,8 @@ _CISCO: tuple[Rule, ...] = (
     _rule(
         "ike-psk",
         "IKE pre-shared key",
-        r"(?:^\s*crypto isakmp key(?: [0-9])? |\bpre-shared-key(?: (?:local|remote))?(?: [0-9])? )"
-        r"(?P<secret>\S+)",
+        r"(?:^\s*crypto isakmp key(?: [0-9])? |\bpre-shared-key(?: (?:local|remote))?"
+        r"(?: (?:address|hostname) \S+(?: \S+)? key)?(?: [0-9])? )(?P<secret>\S+)",
     ),
     _rule("wpa-psk", "Wi-Fi pre-shared key", r"\bwpa-psk (?:ascii|hex)(?: [0-9])? (?P<secret>\S+)"),
     _rule(
@@ -205,7 +234,8 @@ _JUNOS: tuple[Rule, ...] = (
         "junos-secret",
         "Junos secret, authentication-key, pre-shared-key, simple-password",
         r"\b(?:secret|authentication-key(?! \d+ type\b)|hello-authentication-key|simple-password|"
-        r"authentication-password|pre-shared-key (?:ascii-text|hexadecimal)|md5 \d+ key)"
+        r"authentication-password|privacy-password|pre-shared-key (?:ascii-text|hexadecimal)|"
+        r"md5 \d+ key|authentication-key \d+ type \S+ value)"
         r" (?P<secret>\"[^\"\n]*\"|[^\s;{]+)",
     ),
     _rule(
@@ -219,10 +249,15 @@ _ASTERISK: tuple[Rule, ...] = (
     _rule(
         "asterisk-secret",
         "Asterisk setting whose name contains secret or password (AMI, ARI, PJSIP, SIP ...)",
-        r"^[ \t]*;?[ \t]*(?P<key>[A-Za-z0-9_.-]*(?:secret|password|passwd|passphrase|md5_cred)"
-        r"[A-Za-z0-9_.-]*|dbpass|pass)[ \t]*=>?[ \t]*(?P<secret>(?:\\;|[^;\r\n])*?)[ \t]*(?=;|$)",
+        r"^[ \t]*;?[ \t]*(?P<key>[A-Za-z0-9_./-]*(?:secret|password|passwd|passphrase|md5_cred)"
+        r"[A-Za-z0-9_./-]*|dbpass|pass)[ \t]*=>?[ \t]*(?P<secret>(?:\\;|[^;\r\n])*?)[ \t]*(?=;|$)",
         _MI,
         exclude_key=r"_format$",
+    ),
+    _rule(
+        "asterisk-dial-secret",
+        "user:secret@host in an IAX2/SIP dial string",
+        r"\b(?:IAX2|SIP|PJSIP)/[^:/@\s(),]+:(?P<secret>[^@\s(),]+)@",
     ),
     _rule(
         "asterisk-register",
@@ -232,25 +267,46 @@ _ASTERISK: tuple[Rule, ...] = (
     ),
 )
 
-_FS_NAME = r"(?P<key>[^\"]*(?:password|passwd|secret|passphrase|a1-hash)[^\"]*|(?:[^\"]*-)?pass)"
+_VOICEMAIL: tuple[Rule, ...] = (
+    *_ASTERISK,
+    _rule(
+        "voicemail-pin",
+        "voicemail.conf mailbox => PIN,name,email,...: the PIN (a leading - kept)",
+        r"^[ \t]*(?P<key>[A-Za-z0-9_.-]+)[ \t]*=>[ \t]*-?(?P<secret>[^,;\r\n]+)",
+    ),
+)
+
+_FS_NAME = (
+    r"(?P<key>[^\"'<>]*(?:password|passwd|secret|passphrase|a1-hash)[^\"'<>]*|(?:[^\"'<>]*-)?pass)"
+)
+#: An XML attribute value in either quote: the quote is group ``q<n>``, the inside ``secret``.
+_FS_VALUE = r"(?P<q{n}>[\"'])(?P<secret>(?:(?!(?P=q{n})).)*)(?P=q{n})"
 _FREESWITCH: tuple[Rule, ...] = (
     _rule(
         "freeswitch-param",
-        "FreeSWITCH password/secret <param> or <variable>",
-        rf"<(?:param|variable)\s+name\s*=\s*\"{_FS_NAME}\"\s+value\s*=\s*\"(?P<secret>[^\"]*)\"",
+        "FreeSWITCH password/secret <param> or <variable> (either quote)",
+        r"<(?:param|variable)\s+name\s*=\s*(?P<q1>[\"'])"
+        + _FS_NAME
+        + r"(?P=q1)\s+value\s*=\s*"
+        + _FS_VALUE.format(n=2),
         re.IGNORECASE,
     ),
     _rule(
         "freeswitch-param-value-first",
         "FreeSWITCH password/secret <param> written value first",
-        rf"<(?:param|variable)\s+value\s*=\s*\"(?P<secret>[^\"]*)\"\s+name\s*=\s*\"{_FS_NAME}\"",
+        r"<(?:param|variable)\s+value\s*=\s*"
+        + _FS_VALUE.format(n=1)
+        + r"\s+name\s*=\s*(?P<q2>[\"'])"
+        + _FS_NAME
+        + r"(?P=q2)",
         re.IGNORECASE,
     ),
     _rule(
         "freeswitch-preprocess-set",
         "FreeSWITCH vars.xml secret (default_password ...)",
-        r"<X-PRE-PROCESS\s+cmd=\"(?:set|exec-set|env-set)\"\s+data=\""
-        r"(?P<key>[^\"=]*(?:password|passwd|secret|pass)[^\"=]*)=(?P<secret>[^\"]*)\"",
+        r"<X-PRE-PROCESS\s+cmd\s*=\s*[\"'](?:set|exec-set|env-set)[\"']\s+data\s*=\s*(?P<q>[\"'])"
+        r"(?P<key>[^\"'=]*(?:password|passwd|secret|pass)[^\"'=]*)=(?P<secret>(?:(?!(?P=q)).)*)"
+        r"(?P=q)",
         re.IGNORECASE,
     ),
     _rule(
@@ -262,26 +318,42 @@ _FREESWITCH: tuple[Rule, ...] = (
     _rule(
         "freeswitch-odbc-dsn",
         "ODBC DSN dsn:user:password",
-        r"<param\s+name=\"[^\"]*dsn\"\s+value=\"(?![A-Za-z][A-Za-z0-9+.-]*://)[^:\"]+:[^:\"]*:"
-        r"(?P<secret>[^\"]+)\"",
+        r"<param\s+name=[\"'][^\"']*dsn[\"']\s+value=[\"'](?![A-Za-z][A-Za-z0-9+.-]*://)"
+        r"[^:\"']+:[^:\"']*:(?P<secret>[^\"']+)[\"']",
         re.IGNORECASE,
     ),
 )
 
+#: Setting names that hold a credential in Kamailio (#!define, #!substdef, modparam).
+_KAM_NAME = r"(?:SECRET|PASSWORD|PASSWD|PWD|_PW|DBPW|KEY|TOKEN|CRED|PASS)"
 _KAMAILIO: tuple[Rule, ...] = (
     _rule(
         "kamailio-modparam",
-        "Kamailio modparam holding a secret",
-        r"modparam\(\s*\"[^\"]*\"\s*,\s*\"(?P<key>[^\"]*(?:secret|password|passwd|pwd|_pw|"
-        r"mask_key|api_key|token)[^\"]*)\"\s*,\s*\"(?P<secret>[^\"]*)\"",
+        "Kamailio modparam whose name holds a credential word (the whole value)",
+        r"modparam\(\s*[\"'][^\"']*[\"']\s*,\s*[\"'](?P<key>[^\"']*(?:secret|password|passwd|pwd|_pw|"
+        r"key|token|credential)[^\"']*)[\"']\s*,\s*(?P<q>[\"'])(?P<secret>(?:(?!(?P=q)).)*)(?P=q)",
         re.IGNORECASE,
-        exclude_key=r"(?:_column|_col|_avp|_mode|_type)$",
+        exclude_key=r"(?:_column|_col|_avp|_mode|_type|_file|_path|_name|_size)$",
+    ),
+    _rule(
+        "kamailio-inline-password",
+        "pass=/password= inside a parameter string (ndb_redis, db_redis, http_client ...)",
+        r"(?<=[;\"'\s])(?:pass|password|passwd)=(?P<secret>[^;\"'\s]+)",
+        re.IGNORECASE,
     ),
     _rule(
         "kamailio-define",
-        "Kamailio #!define of a secret",
-        r"^#!(?:define|trydef|redefine)\s+(?P<key>\w*(?:SECRET|PASSWORD|PASSWD|PWD|_PW|DBPW)\w*)"
-        r"\s+(?P<secret>\"[^\"\n]*\"|\S+)",
+        "Kamailio #!define of a name holding a credential word",
+        r"^#!(?:define|trydef|redefine)[ \t]+(?P<key>\w*" + _KAM_NAME + r"\w*)"
+        r"[ \t]+(?P<secret>\"[^\"\n]*\"|'[^'\n]*'|\S+)",
+        _MI,
+    ),
+    _rule(
+        "kamailio-substdef",
+        "Kamailio #!substdef / #!subst of a name holding a credential word",
+        r"^#!(?:substdefs?|substs?)[ \t]+\"(?P<d>[^\w\s\"])(?P<key>[^\"\n]*?"
+        + _KAM_NAME
+        + r"[^\"\n]*?)(?P=d)(?P<secret>[^\"\n]*?)(?P=d)",
         _MI,
     ),
     _rule(
@@ -291,14 +363,30 @@ _KAMAILIO: tuple[Rule, ...] = (
     ),
 )
 
+#: Setting names that hold a credential in generic key = value files.
+_GENERIC_NAME = (
+    r"[\w.-]*(?:password|passwd|secret|passphrase|token|api[_-]?key|private[_-]?key|"
+    r"pre-?shared[_-]?key|credential|_pass|_psk)[\w.-]*"
+)
 _GENERIC: tuple[Rule, ...] = (
     _rule(
         "setting-secret",
-        "key = value setting named like a secret (password, secret, token, api key)",
-        r"^[ \t]*[#;]?[ \t]*(?P<key>[\w.-]*(?:password|passwd|secret|passphrase|token|"
-        r"api[_-]?key)[\w.-]*)[ \t]*[=:][ \t]*(?P<secret>[^\r\n]*?)[ \t]*$",
+        "key = value (or key: value) setting named like a credential: the whole value",
+        r"^[ \t]*[#;]?[ \t]*(?P<key>" + _GENERIC_NAME + r")[ \t]*[=:][ \t]*"
+        r"(?P<secret>[^\r\n]*?)[ \t]*$",
         _MI,
-        exclude_key=r"(?:_format|_file|_path|_length|_min|_max)$",
+        exclude_key=r"(?:[_-]?format|[_-]?file|[_-]?path|[_-]?length|[_-]?min|[_-]?max)$",
+    ),
+    _rule(
+        "shadow-hash",
+        "password hash in /etc/shadow (name:hash:lastchange:...) or /etc/gshadow",
+        r"^[a-z_][\w.-]*\$?:(?P<secret>(?![!*]*:)[^:\n]+):(?:\d*:\d*:\d*:|[^:\n]*:[^:\n]*$)",
+    ),
+    _rule(
+        "redis-password",
+        "a password before @ in a Redis address (rtpengine redis = PW@IP:PORT/DB)",
+        r"^[ \t]*(?P<key>[\w-]*redis[\w-]*)[ \t]*=[ \t]*(?P<secret>[^@\s]+)@",
+        _MI,
     ),
 )
 
@@ -320,6 +408,7 @@ CATALOG: dict[str, tuple[Rule, ...]] = {
     "nxos": _CISCO,
     "junos": _JUNOS,
     "asterisk": _ASTERISK,
+    "asterisk-voicemail": _VOICEMAIL,
     "freeswitch": _FREESWITCH,
     "kamailio": _KAMAILIO,
     "ssh": (),
@@ -349,6 +438,8 @@ def classify_path(path: str) -> FileKind:
     >>> classify_path("/etc/asterisk/pjsip.conf")
     'asterisk'
     """
+    if path == "/etc/asterisk/voicemail.conf":
+        return "asterisk-voicemail"
     if path.startswith("/etc/asterisk/"):
         return "asterisk"
     if path.startswith("/etc/freeswitch/"):
