@@ -21,6 +21,7 @@ from vcops.baseline.netparse import (
     _dedupe,
     _known,
     _weakest,
+    clean_config_text,
 )
 
 
@@ -200,3 +201,9 @@ def junos_facts(text: str) -> DeviceFacts:
         syslog_hosts=syslog or _known(complete, ()),
         login_banner=cfg.has("system", "login", "message") or _known(complete, False),
     )
+
+
+def junos_statements(text: str) -> tuple[list[Statement], bool]:
+    """Set-style statements of a Junos config in either form, and whether it is whole
+    (for remediation, which compares configs as ``set`` lines)."""
+    return _junos_statements(clean_config_text(text))

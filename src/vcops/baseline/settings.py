@@ -81,6 +81,38 @@ KERNEL_SYSCTLS: dict[str, str] = {
 }
 
 
+class SecretRef(BaseModel):
+    """A secret by reference: ``{"env": "VCOPS_NTP_KEY"}`` or ``{"file": "/etc/vcops/ntp.key"}``
+    (``id``: the key number where the device numbers its keys, as NTP does)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    file: str | None = None
+    id: int = Field(1, ge=1, le=65535)
+
+
+class AaaServer(BaseModel):
+    """A TACACS+ or RADIUS server for device logins; its key by reference."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str = Field(pattern=r"^[0-9A-Fa-f:.]+$")
+    protocol: Literal["tacacs", "radius"] = "tacacs"
+    key: SecretRef
+
+
+class Snmpv3User(BaseModel):
+    """An SNMPv3 user (authPriv: SHA and AES-128); both keys by reference."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    group: str = Field("VCOPS-NMS", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    auth: SecretRef
+    priv: SecretRef
+
+
 class BaselineSettings(BaseModel):
     """Every desired value, with the operator-wide default. Field names are the var names
     without the ``baseline_`` prefix."""
@@ -184,6 +216,15 @@ class BaselineSettings(BaseModel):
     device_ntp_servers: list[str] = []
     device_syslog_servers: list[str] = []
     device_banner_required: bool = True
+    # What `vcops apply` pushes to devices (templates/netdev/<platform>/); secrets only
+    # as references (`*_env` names an environment variable, `*_file` a file).
+    device_banner_text: str = Field(
+        "Authorised access only. Activity is logged.", min_length=1, max_length=500
+    )
+    device_ntp_key: SecretRef | None = None
+    device_aaa_servers: list[AaaServer] = []
+    device_snmpv3_users: list[Snmpv3User] = []
+    device_enable_secret: SecretRef | None = None
 
 
 def settings_for(host_vars: Mapping[str, object], *, where: str = "inventory") -> BaselineSettings:
