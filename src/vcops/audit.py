@@ -3,8 +3,18 @@
 Each entry carries the hash of the one before it; its own hash covers its id, time,
 actor, action, target, detail and that previous hash. Editing any field of an entry
 breaks its hash; deleting an entry leaves a gap in the ids and breaks the next
-entry's link; deleting entries at the end is caught by the *anchor*, the id and hash
-of the newest entry this controller wrote, kept outside the database.
+entry's link. The chain alone is unkeyed: whoever can write the database can
+recompute it. What they cannot forge is the *anchor*: the id and hash of the newest
+entry this controller wrote, kept outside the database and signed with the
+controller's own SSH key (:func:`anchor_payload`). Every append first checks that the
+database's head is the anchored entry (:func:`head_problem`) and refuses otherwise, so
+a rewritten chain, a database rolled back to an older copy, or rows appended behind
+the controller's back are caught by the next append and by ``audit verify``, and the
+anchor never follows a forged head.
+
+An append moves the anchor in two signed steps: before the commit the anchor names
+the old head and the *pending* new one; after the commit, the new head alone. A
+controller killed between the two finds the pending entry as the head and rolls on.
 
 Example entry::
 
@@ -18,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,13 +48,85 @@ class AuditEntry(BaseModel):
     detail: dict[str, object]
     prev_hash: str
     hash: str
+    #: Why this row cannot be read (invalid JSON, impossible time ...); empty when readable.
+    problem: str = ""
 
 
 class Anchor(BaseModel):
-    """The newest entry a controller wrote: catches deletions at the end of the log."""
+    """The newest entry a controller wrote (and the one it is about to commit), signed."""
 
     id: int
     hash: str
+    pending_id: int | None = None
+    pending_hash: str | None = None
+    signature: str = ""
+
+
+#: The namespace of anchor signatures (``ssh-keygen -Y sign -n``).
+ANCHOR_NAMESPACE = "vcops-audit"
+
+
+def anchor_payload(anchor: Anchor, database: str) -> bytes:
+    """The exact bytes the controller signs for an anchor of ``database``."""
+    pending = (
+        f"{anchor.pending_id} {anchor.pending_hash}" if anchor.pending_id is not None else "none"
+    )
+    return (
+        "vcops-audit-anchor-v1\n"
+        f"database: {database}\nhead-id: {anchor.id}\nhead-sha256: {anchor.hash}\n"
+        f"pending: {pending}\n"
+    ).encode()
+
+
+def head_problem(head: tuple[int, str] | None, anchor: Anchor | None) -> str | None:
+    """Why the database's head (id, hash) is not the entry this controller anchored.
+
+    ``anchor`` None means there is none: fine for an empty log only.
+    """
+    if anchor is None:
+        if head is None:
+            return None
+        return (
+            f"the audit log has {head[0]} entries but this controller holds no anchor for it "
+            "(deleted, or another database): run `vcops audit reanchor --reason TEXT` "
+            "after checking the log"
+        )
+    if head == ((anchor.id, anchor.hash) if anchor.id else None):
+        return None
+    if head is not None and head == (anchor.pending_id, anchor.pending_hash):
+        return None
+    if head is None:
+        return (
+            f"the audit log is empty but this controller wrote entry {anchor.id}: "
+            "the database was replaced or wiped"
+        )
+    if head[0] < anchor.id:
+        return (
+            f"the audit log ends at entry {head[0]} but this controller wrote entry "
+            f"{anchor.id}: entries were deleted or the database was rolled back"
+        )
+    if head[0] == anchor.id:
+        return f"entry {anchor.id} is not the one this controller wrote: the chain was rewritten"
+    return (
+        f"the audit log's head is entry {head[0]} but this controller wrote entry "
+        f"{anchor.id} last: entries after it were written behind its back "
+        "(or the chain was rewritten)"
+    )
+
+
+def row_problem(ts: object, detail: object) -> str:
+    """Why a row's time or detail cannot be read ("" when both can)."""
+    if not isinstance(ts, str):
+        return f"its time is not text ({type(ts).__name__})"
+    try:
+        moment = datetime.fromisoformat(ts)
+    except ValueError:
+        return f"its time {ts[:40]!r} is impossible"
+    if moment.tzinfo is None:
+        return f"its time {ts[:40]!r} has no timezone"
+    if not isinstance(detail, dict):
+        return "its detail is not a JSON object"
+    return ""
 
 
 class VerifyResult(BaseModel):
@@ -74,11 +157,24 @@ def entry_hash(
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
 
 
-def verify_chain(entries: Sequence[AuditEntry], anchor: Anchor | None = None) -> VerifyResult:
-    """Check every link of the chain, in id order; name the first bad entry."""
+def verify_chain(
+    entries: Sequence[AuditEntry], anchor: Anchor | None = None, *, anchored: bool = False
+) -> VerifyResult:
+    """Check every link of the chain, in id order; name the first bad entry.
+
+    With ``anchored`` the log must end exactly at the anchor (or its pending entry);
+    a missing anchor is then a failure for a log that has entries.
+    """
     prev_hash = GENESIS
     expected_id = 1
     for entry in sorted(entries, key=lambda e: e.id):
+        if entry.problem:
+            return VerifyResult(
+                ok=False,
+                entries=len(entries),
+                first_bad_id=entry.id,
+                reason=f"entry {entry.id} is unreadable: {entry.problem}",
+            )
         if entry.id != expected_id:
             return VerifyResult(
                 ok=False,
@@ -123,13 +219,20 @@ def verify_chain(entries: Sequence[AuditEntry], anchor: Anchor | None = None) ->
                 reason=f"entries {last_id + 1} to {anchor.id} were deleted: this controller "
                 f"wrote entry {anchor.id}, the log ends at {last_id}",
             )
-        anchored = next((e for e in entries if e.id == anchor.id), None)
-        if anchored is not None and anchored.hash != anchor.hash:
+        at_anchor = next((e for e in entries if e.id == anchor.id), None)
+        if at_anchor is not None and at_anchor.hash != anchor.hash:
             return VerifyResult(
                 ok=False,
                 entries=len(entries),
                 first_bad_id=anchor.id,
                 reason=f"entry {anchor.id} is not the one this controller wrote: "
                 "the chain was rewritten",
+            )
+    if anchored:
+        head = (last_id, prev_hash) if last_id else None
+        problem = head_problem(head, anchor)
+        if problem is not None:
+            return VerifyResult(
+                ok=False, entries=len(entries), first_bad_id=last_id or None, reason=problem
             )
     return VerifyResult(ok=True, entries=len(entries))

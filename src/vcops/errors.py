@@ -15,7 +15,8 @@ traceback)::
     ├── ApprovalError             exit 1: an approval is missing, forged or replayed
     ├── WindowError               exit 1: a patch window cannot be created or run
     ├── StoreError                exit 1: the database or snapshot store failed
-    │   └── LockHeld              another process holds a named lock (it is named)
+    │   ├── LockHeld              another process holds a named lock (it is named)
+    │   └── AuditTampered         the audit log's head is not the signed anchor: appends refused
     └── LabError                  exit 2: the lab cannot be built or torn down
 
 Third-party errors (paramiko, SQLAlchemy, PyYAML ...) are translated into this tree
@@ -115,6 +116,10 @@ class LockHeld(StoreError):
         self.name = name
         self.holder = holder
         super().__init__(f"lock {name} is held by {holder}; wait for it to finish, then retry")
+
+
+class AuditTampered(StoreError):
+    """The audit log does not end at this controller's signed anchor; nothing is appended."""
 
 
 class LabError(VcopsError):

@@ -8,12 +8,21 @@ hash-chained (see :mod:`vcops.audit`); an append holds the ``audit`` lock of
 :mod:`vcops.locks` so two controllers never fork the chain. The PostgreSQL password
 comes from libpq's own places (``$PGPASSWORD``, ``$PGPASSFILE`` or ``~/.pgpass``, or
 ``[store] pgpass_file``), never from vcops.toml, and a URL is printed only redacted.
+
+The audit anchor of a database lives in the state directory
+(``audit-<database key>.anchor``), signed with the controller's key
+``<state dir>/audit_key`` (created on first use, mode 0600, never in the database).
+An append checks the database's head against the anchor first and refuses, on stderr
+(the raised :class:`~vcops.errors.AuditTampered`) and to syslog/journald, when they
+differ; every new head also goes to syslog/journald (``$VCOPS_SYSLOG_SOCKET``,
+default ``/dev/log``) so a copy exists outside this machine's files.
 """
 
 from __future__ import annotations
 
 import fcntl
 import getpass
+import hashlib
 import json
 import os
 import socket
@@ -28,8 +37,19 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from vcops.audit import GENESIS, Anchor, AuditEntry, entry_hash
-from vcops.errors import StoreError
+from vcops import sshsig
+from vcops.audit import (
+    ANCHOR_NAMESPACE,
+    GENESIS,
+    Anchor,
+    AuditEntry,
+    anchor_payload,
+    entry_hash,
+    head_problem,
+    row_problem,
+    verify_chain,
+)
+from vcops.errors import AuditTampered, StoreError
 from vcops.locks import ADVISORY_NAMESPACE, advisory_key, hold_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -54,15 +74,26 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     def to_entry(self) -> AuditEntry:
+        """The entry; a row whose data cannot be read carries ``problem`` instead of raising."""
+        detail: object = None
+        problem = ""
+        try:
+            detail = json.loads(self.detail) if isinstance(self.detail, str | bytes) else None
+        except ValueError:
+            problem = "its detail is not valid JSON"
+        if detail is None and not problem:
+            problem = "its detail is not valid JSON"
+        problem = problem or row_problem(self.ts, detail)
         return AuditEntry(
-            id=self.id,
-            ts=self.ts,
-            actor=self.actor,
-            action=self.action,
-            target=self.target,
-            detail=json.loads(self.detail),
-            prev_hash=self.prev_hash,
-            hash=self.hash,
+            id=self.id if isinstance(self.id, int) else -1,
+            ts=str(self.ts),
+            actor=str(self.actor),
+            action=str(self.action),
+            target=str(self.target),
+            detail=detail if isinstance(detail, dict) and not problem else {},
+            prev_hash=str(self.prev_hash),
+            hash=str(self.hash),
+            problem=problem,
         )
 
 
@@ -85,15 +116,53 @@ def _redact_url(url: str) -> str:
         return "<unparsable database URL>"
 
 
+def _syslog(message: str, *, severity: int) -> bool:
+    """Send one line to syslog/journald (facility authpriv); False when nobody listens."""
+    path = os.environ.get("VCOPS_SYSLOG_SOCKET") or "/dev/log"
+    line = f"<{10 * 8 + severity}>vcops-audit[{os.getpid()}]: {message}".encode(errors="replace")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(2)
+            sock.connect(path)
+            sock.send(line[:4000])
+    except OSError:
+        return False
+    return True
+
+
+def database_key(database_url: str) -> tuple[str, str]:
+    """(identity, short key) of a database: a SQLite file by its absolute path, a server
+    database by its URL without the password. Names the database's anchor file."""
+    from sqlalchemy.engine import make_url
+
+    if database_url.startswith("sqlite:///"):
+        identity = "sqlite:" + str(Path(database_url.removeprefix("sqlite:///")).resolve())
+    else:
+        try:
+            identity = make_url(database_url).set(password=None).render_as_string()
+        except Exception:
+            identity = _redact_url(database_url)
+    return identity, hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
 class Store:
     """An open database, migrated to the newest schema."""
 
     def __init__(
-        self, engine: Engine, anchor_file: Path | None, lock_dir: Path | None = None
+        self,
+        engine: Engine,
+        anchor_file: Path | None,
+        lock_dir: Path | None = None,
+        *,
+        database: str = "",
+        key_file: Path | None = None,
     ) -> None:
         self.engine = engine
         self.anchor_file = anchor_file
         self.lock_dir = lock_dir
+        self.database = database
+        self.key_file = key_file
+        self._written_anchor: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -137,15 +206,78 @@ class Store:
         actor: str | None = None,
         now: datetime | None = None,
     ) -> AuditEntry:
-        """Append one entry to the audit log and move this controller's anchor."""
+        """Append one entry to the audit log and move this controller's anchor.
+
+        Raises:
+            AuditTampered: the database's head is not the entry this controller anchored
+                (rewritten, rolled back, appended behind its back, or the anchor is gone).
+        """
+        return self._append(action, target, detail, actor=actor, now=now, reanchor=False)
+
+    def reanchor(self, reason: str, *, actor: str | None = None) -> AuditEntry:
+        """Accept the log's current head as this controller's, with a recorded reason.
+
+        The chain itself must be intact; the entry ``audit.reanchor`` records the reason,
+        the anchor it replaces and the head it accepts.
+
+        Raises:
+            StoreError: no reason, no state directory, or the chain is broken.
+        """
+        if not reason.strip():
+            raise StoreError("audit reanchor: give --reason TEXT (it is recorded)")
+        if self.anchor_file is None:
+            raise StoreError("audit reanchor: this store has no state directory for an anchor")
+        return self._append(
+            "audit.reanchor", self.database, {"reason": reason}, actor=actor, reanchor=True
+        )
+
+    def _append_lock(self) -> AbstractContextManager[None]:
+        """The one lock every audit append holds (``audit`` in :mod:`vcops.locks`: an
+        advisory lock on PostgreSQL, a lock file in the state directory on SQLite)."""
+        return self.lock("audit", wait=True)
+
+    def _append(
+        self,
+        action: str,
+        target: str,
+        detail: dict[str, object] | None,
+        *,
+        actor: str | None,
+        now: datetime | None = None,
+        reanchor: bool,
+    ) -> AuditEntry:
         detail = json.loads(json.dumps(detail or {}, default=str))
         ts = (now or datetime.now(UTC)).isoformat()
         who = actor or current_actor()
-        with self.lock("audit", wait=True):  # the one append lock (see vcops.locks)
+        with self._append_lock():
+            anchor, untrusted = (
+                self._checked_anchor(cached=True) if self.anchor_file else (None, None)
+            )
+            if untrusted is not None and not reanchor:
+                self._refuse(action, untrusted)
             with self.session(write=True) as session:
                 last = session.execute(
                     select(AuditRow).order_by(AuditRow.id.desc()).limit(1)
                 ).scalar_one_or_none()
+                head = (last.id, last.hash) if last else None
+                if reanchor:
+                    entries = [r.to_entry() for r in session.execute(select(AuditRow)).scalars()]
+                    chain = verify_chain(entries)
+                    if not chain.ok:
+                        raise StoreError(
+                            f"audit reanchor refused: {chain.reason}; a broken chain cannot be "
+                            "accepted (restore the database from a copy that verifies)"
+                        )
+                    detail["previous_anchor"] = (
+                        {"id": anchor.id, "hash": anchor.hash, "trusted": untrusted is None}
+                        if anchor
+                        else None
+                    )
+                    detail["head"] = {"id": head[0], "hash": head[1]} if head else None
+                elif self.anchor_file is not None:
+                    problem = head_problem(head, anchor)
+                    if problem is not None:
+                        self._refuse(action, problem)
                 new_id = (last.id + 1) if last else 1
                 prev = last.hash if last else GENESIS
                 digest = entry_hash(new_id, ts, who, action, target, detail, prev)
@@ -162,8 +294,25 @@ class Store:
                 session.add(row)
                 session.flush()
                 entry = row.to_entry()
-            self._write_anchor(Anchor(id=entry.id, hash=entry.hash))
+                if self.anchor_file is not None:
+                    # before the commit: the old head (0 for none), the new one as pending
+                    old_id, old_hash = head or (0, GENESIS)
+                    self._write_anchor(
+                        Anchor(id=old_id, hash=old_hash, pending_id=entry.id, pending_hash=digest)
+                    )
+            if self.anchor_file is not None:
+                self._write_anchor(Anchor(id=entry.id, hash=entry.hash))
+                _syslog(
+                    f"head database={self.database} id={entry.id} sha256={entry.hash} "
+                    f"action={action}",
+                    severity=6,
+                )
         return entry
+
+    def _refuse(self, action: str, problem: str) -> None:
+        message = f"audit append refused ({action}): {problem}"
+        _syslog(f"REFUSED database={self.database}: {message}", severity=2)
+        raise AuditTampered(message + "; nothing was changed")
 
     def audit_entries(
         self, *, limit: int | None = None, action: str | None = None
@@ -178,32 +327,90 @@ class Store:
             rows = list(session.execute(query).scalars())
             return [r.to_entry() for r in reversed(rows)]
 
+    # -- the controller key and the signed anchor -------------------------------------
+
+    def public_key(self) -> str:
+        """The controller's audit public key (the key pair is created on first use).
+
+        Raises:
+            StoreError: no state directory, or ssh-keygen failed.
+        """
+        if self.key_file is None:
+            raise StoreError("the audit key lives in the state directory; this store has none")
+        try:
+            if not self.key_file.exists():
+                sshsig.generate_key(self.key_file, f"vcops-audit@{socket.gethostname()}")
+            return sshsig.public_key_of(self.key_file)
+        except (sshsig.SignatureError, OSError) as exc:
+            raise StoreError(f"audit key: {exc}") from exc
+
     def read_anchor(self) -> Anchor | None:
+        """The anchor as stored (unverified); None when there is none.
+
+        Raises:
+            StoreError: the file is unreadable.
+        """
         if self.anchor_file is None or not self.anchor_file.exists():
             return None
         try:
             return Anchor.model_validate_json(self.anchor_file.read_text())
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:
             raise StoreError(
                 f"{self.anchor_file}: unreadable audit anchor ({exc}); "
                 "it was tampered with or truncated"
             ) from exc
 
+    def anchor_problem(self, anchor: Anchor, public_key: str | None = None) -> str | None:
+        """Why ``anchor``'s signature does not verify (against ``public_key`` when given,
+        else this controller's key)."""
+        key = public_key or self.public_key()
+        if sshsig.verify(
+            key,
+            ANCHOR_NAMESPACE,
+            anchor_payload(anchor, self.database),
+            anchor.signature,
+            ANCHOR_NAMESPACE,
+        ):
+            return None
+        return (
+            f"{self.anchor_file}: the anchor's signature does not verify with the controller "
+            f"key {sshsig.fingerprint(key)}: it was forged, or copied from another database"
+        )
+
+    def _checked_anchor(self, *, cached: bool = False) -> tuple[Anchor | None, str | None]:
+        """(the anchor, why it cannot be trusted); the signature check is skipped when the
+        file is what this process last wrote."""
+        assert self.anchor_file is not None
+        try:
+            raw = self.anchor_file.read_text() if self.anchor_file.exists() else None
+        except OSError as exc:
+            raise StoreError(f"{self.anchor_file}: cannot read the audit anchor: {exc}") from exc
+        if raw is None:
+            return None, None
+        try:
+            anchor = Anchor.model_validate_json(raw)
+        except ValueError:
+            return None, f"{self.anchor_file} is unreadable (tampered with or truncated)"
+        if cached and raw == self._written_anchor:
+            return anchor, None
+        return anchor, self.anchor_problem(anchor)
+
     def _write_anchor(self, anchor: Anchor) -> None:
-        """Move the anchor forward (never back), atomically, one writer at a time: several
-        vcops processes (a scheduled scan, a window runner, an operator) append at once."""
-        if self.anchor_file is None:
-            return
-        lock_path = self.anchor_file.with_name(self.anchor_file.name + ".lock")
-        with open(lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            current = self.read_anchor()
-            if current is not None and current.id > anchor.id:
-                return
-            fd, tmp = tempfile.mkstemp(prefix=".anchor-", dir=self.anchor_file.parent)
-            with os.fdopen(fd, "w") as out:
-                out.write(anchor.model_dump_json())
-            os.replace(tmp, self.anchor_file)
+        """Sign and write the anchor atomically (the caller holds the append lock)."""
+        assert self.anchor_file is not None and self.key_file is not None
+        self.public_key()  # creates the key on first use
+        try:
+            signature = sshsig.sign(
+                self.key_file, anchor_payload(anchor, self.database), ANCHOR_NAMESPACE
+            )
+        except sshsig.SignatureError as exc:
+            raise StoreError(f"audit anchor: {exc}") from exc
+        raw = anchor.model_copy(update={"signature": signature}).model_dump_json()
+        fd, tmp = tempfile.mkstemp(prefix=".anchor-", dir=self.anchor_file.parent)
+        with os.fdopen(fd, "w") as out:
+            out.write(raw)
+        os.replace(tmp, self.anchor_file)
+        self._written_anchor = raw
 
 
 def _sqlite_immediate(engine: Engine) -> None:
@@ -303,10 +510,12 @@ def open_store(
     except ModuleNotFoundError as exc:
         extra = " (pip install 'vcops[postgres]')" if "psycopg" in str(exc.name) else ""
         raise StoreError(f"{where}: driver missing ({exc.name}); install it{extra}") from exc
-    anchor = None
+    anchor = key_file = None
+    identity, key = database_key(database_url)
     lock_dir = db_path.parent / "locks" if db_path is not None else None
     if state_dir is not None:
         state_dir.mkdir(parents=True, exist_ok=True)
-        anchor = state_dir / "audit.anchor"
+        anchor = state_dir / f"audit-{key}.anchor"
+        key_file = state_dir / "audit_key"
         lock_dir = state_dir / "locks"
-    return Store(engine, anchor, lock_dir)
+    return Store(engine, anchor, lock_dir, database=identity, key_file=key_file)

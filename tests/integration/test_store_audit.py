@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.pg_server import PgCluster
-from vcops.audit import Anchor
 from vcops.cli import main
 from vcops.errors import StoreError
 from vcops.store import open_store
@@ -105,15 +104,16 @@ def test_the_database_url_password_is_never_printed(
 def test_anchor_writers_racing_never_fail_and_never_move_it_back(
     state: Path, database_url: str
 ) -> None:
-    """Several processes append at once (a timer's scan, a window runner, an operator):
-    each moves the anchor, none may trip over another's temporary file."""
-    store = open_store(database_url, state)
+    """Several writers append at once (a timer's scan, a window runner, an operator):
+    each moves the signed anchor, none trips over another's temporary file or refuses
+    another's head, and the anchor ends at the newest entry."""
     errors: list[BaseException] = []
 
-    def writer(start: int) -> None:
+    def writer(n: int) -> None:
+        store = open_store(database_url, state)
         try:
-            for i in range(start, 1200, 4):
-                store._write_anchor(Anchor(id=i, hash=f"{i:064x}"))
+            for i in range(15):
+                store.audit("race", f"t{n}", {"i": i})
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
@@ -123,8 +123,10 @@ def test_anchor_writers_racing_never_fail_and_never_move_it_back(
     for t in threads:
         t.join()
     assert errors == []
+    store = open_store(database_url, state)
     anchor = store.read_anchor()
-    assert anchor is not None and anchor.id == 1199
+    assert anchor is not None and anchor.id == 65 and anchor.pending_id is None
+    assert anchor.hash == store.audit_entries(limit=1)[0].hash
 
 
 def test_a_wrong_password_on_a_real_server_is_one_line_without_the_password(
@@ -155,7 +157,7 @@ def test_the_password_comes_from_the_environment_or_a_pgpass_file(
     pgpass = tmp_path / "pgpass"
     pgpass.write_text(f"*:*:*:vcops:{postgres.password}\n")
     pgpass.chmod(0o600)
-    store = open_store(url, tmp_path / "b", pgpass_file=pgpass)
+    store = open_store(url, tmp_path / "a", pgpass_file=pgpass)  # same controller
     store.audit("from.file")
     assert [e.action for e in store.audit_entries()] == ["from.env", "from.file"]
     with pytest.raises(StoreError, match="password"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vcops.audit import GENESIS, Anchor, AuditEntry, entry_hash, verify_chain
+from vcops.audit import GENESIS, Anchor, AuditEntry, entry_hash, head_problem, verify_chain
 
 
 def _chain(n: int) -> list[AuditEntry]:
@@ -83,3 +83,35 @@ def test_a_cut_off_tail_is_caught_by_the_anchor() -> None:
 def test_an_anchor_that_disagrees_is_caught() -> None:
     chain = _chain(3)
     assert not verify_chain(chain, Anchor(id=2, hash="f" * 64)).ok
+
+
+def test_the_head_must_be_the_anchored_entry_or_its_pending_successor() -> None:
+    chain = _chain(5)
+    anchor = Anchor(id=4, hash=chain[3].hash, pending_id=5, pending_hash=chain[4].hash)
+    assert head_problem((5, chain[4].hash), anchor) is None  # killed between commit and anchor
+    assert head_problem((4, chain[3].hash), anchor) is None  # the commit never happened
+    assert "rewritten" in str(head_problem((5, "f" * 64), anchor))
+    settled = Anchor(id=5, hash=chain[4].hash)
+    assert "behind its back" in str(head_problem((6, "e" * 64), settled))
+    assert "rolled back" in str(head_problem((3, chain[2].hash), settled))
+    assert "wiped" in str(head_problem(None, settled))
+    assert "no anchor" in str(head_problem((5, chain[4].hash), None))
+    assert head_problem(None, None) is None
+    assert head_problem(None, Anchor(id=0, hash=GENESIS, pending_id=1, pending_hash="a")) is None
+
+
+def test_an_anchored_log_must_end_at_the_anchor() -> None:
+    chain = _chain(5)
+    assert verify_chain(chain, Anchor(id=5, hash=chain[-1].hash), anchored=True).ok
+    early = verify_chain(chain, Anchor(id=4, hash=chain[3].hash), anchored=True)
+    assert not early.ok and "behind its back" in early.reason
+    missing = verify_chain(chain, None, anchored=True)
+    assert not missing.ok and "no anchor" in missing.reason
+    assert verify_chain([], None, anchored=True).ok
+
+
+def test_an_unreadable_entry_is_named() -> None:
+    chain = _chain(3)
+    chain[1] = chain[1].model_copy(update={"problem": "its detail is not valid JSON"})
+    result = verify_chain(chain)
+    assert result.first_bad_id == 2 and "entry 2 is unreadable" in result.reason

@@ -12,13 +12,12 @@ or any term changed after approval, invalidates the approval.
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from vcops import sshsig
 from vcops.errors import ApprovalError
 from vcops.inventory.models import BoardMember
 from vcops.window.model import Decision, Window, plan_hash, terms_hash
@@ -48,27 +47,18 @@ def payload(window: Window, decision: Decision, member: str, at: datetime, comme
     ).encode()
 
 
-def _run(args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(args, input=stdin, capture_output=True, check=False, timeout=30)
-
-
 def public_key_of(key: Path) -> str:
     """The public key of a private key file (``ssh-keygen -y``), to find its board member."""
-    pub = key.with_name(key.name + ".pub")
-    if pub.exists():
-        return " ".join(pub.read_text().split()[:2])
-    proc = _run(["ssh-keygen", "-y", "-f", str(key)])
-    if proc.returncode != 0:
-        raise ApprovalError(
-            f"{key}: not a readable SSH private key ({proc.stderr.decode().strip()})"
-        )
-    return " ".join(proc.stdout.decode().split()[:2])
+    try:
+        return sshsig.public_key_of(key)
+    except sshsig.SignatureError as exc:
+        raise ApprovalError(str(exc)) from exc
 
 
 def member_for_key(key: Path, board: list[BoardMember]) -> BoardMember:
     wanted = public_key_of(key)
     for member in board:
-        if " ".join(member.ssh_public_key.split()[:2]) == wanted:
+        if sshsig.same_key(member.ssh_public_key, wanted):
             return member
     raise ApprovalError(
         f"{key}: this key is not on the change board; only board members listed in the inventory may decide"
@@ -76,17 +66,10 @@ def member_for_key(key: Path, board: list[BoardMember]) -> BoardMember:
 
 
 def sign(key: Path, data: bytes) -> str:
-    with tempfile.TemporaryDirectory(prefix="vcops-sign-") as tmp:
-        message = Path(tmp) / "decision"
-        message.write_bytes(data)
-        proc = _run(
-            ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(message)]
-        )
-        if proc.returncode != 0:
-            raise ApprovalError(
-                f"{key}: ssh-keygen could not sign ({proc.stderr.decode().strip()})"
-            )
-        return (Path(tmp) / "decision.sig").read_text()
+    try:
+        return sshsig.sign(key, data, NAMESPACE)
+    except sshsig.SignatureError as exc:
+        raise ApprovalError(str(exc)) from exc
 
 
 def verify(approval: Approval, window: Window, board: list[BoardMember]) -> str | None:
@@ -95,28 +78,7 @@ def verify(approval: Approval, window: Window, board: list[BoardMember]) -> str 
     if member is None:
         return f"{approval.member} is not on the change board"
     data = payload(window, approval.decision, approval.member, approval.at, approval.comment)
-    with tempfile.TemporaryDirectory(prefix="vcops-verify-") as tmp:
-        allowed = Path(tmp) / "allowed_signers"
-        allowed.write_text(f'{member.name} namespaces="{NAMESPACE}" {member.ssh_public_key}\n')
-        sig = Path(tmp) / "decision.sig"
-        sig.write_text(approval.signature)
-        proc = _run(
-            [
-                "ssh-keygen",
-                "-Y",
-                "verify",
-                "-f",
-                str(allowed),
-                "-I",
-                member.name,
-                "-n",
-                NAMESPACE,
-                "-s",
-                str(sig),
-            ],
-            data,
-        )
-    if proc.returncode != 0:
+    if not sshsig.verify(member.ssh_public_key, member.name, data, approval.signature, NAMESPACE):
         return (
             "signature does not verify for this window, its terms and this member "
             "(forged, replayed, or the plan or schedule changed since)"

@@ -1,0 +1,133 @@
+"""SSH signatures (``ssh-keygen -Y sign`` / ``-Y verify``): the one place vcops signs.
+
+Used for the change board's decisions and the requester's signature on a window's
+terms (namespace ``vcops-window``), and for the audit log's anchor (``vcops-audit``).
+Keys are compared by their type and base64 body only (the comment is free text).
+
+Example::
+
+    sig = sign(Path("~/.ssh/id_ed25519"), b"payload", "vcops-window")
+    verify("ssh-ed25519 AAAA...", "dana", b"payload", sig, "vcops-window")  # True
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+class SignatureError(Exception):
+    """ssh-keygen could not sign or read a key; the caller names the context."""
+
+
+def _run(args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        args,
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+
+
+def key_id(public_key: str) -> str:
+    """A public key without its comment: ``ssh-ed25519 AAAA...`` (what identity compares)."""
+    return " ".join(public_key.split()[:2])
+
+
+def same_key(a: str, b: str) -> bool:
+    """Whether two public keys are the same key (comments ignored)."""
+    return bool(key_id(a)) and key_id(a) == key_id(b)
+
+
+def public_key_of(key: Path) -> str:
+    """The public key of a private key file (``KEY.pub`` when present, else ``ssh-keygen -y``).
+
+    Raises:
+        SignatureError: the file is not a readable private key.
+    """
+    pub = key.with_name(key.name + ".pub")
+    if pub.exists():
+        return key_id(pub.read_text())
+    proc = _run(["ssh-keygen", "-y", "-f", str(key)])
+    if proc.returncode != 0:
+        raise SignatureError(
+            f"{key}: not a readable SSH private key ({proc.stderr.decode(errors='replace').strip()})"
+        )
+    return key_id(proc.stdout.decode())
+
+
+def fingerprint(public_key: str) -> str:
+    """``SHA256:...`` of a public key (``ssh-keygen -l``)."""
+    proc = _run(["ssh-keygen", "-l", "-f", "-"], f"{key_id(public_key)}\n".encode())
+    words = proc.stdout.decode(errors="replace").split()
+    return words[1] if proc.returncode == 0 and len(words) > 1 else "?"
+
+
+def generate_key(key: Path, comment: str) -> None:
+    """Create an ed25519 key without a passphrase at ``key`` (mode 0600) and ``key.pub``.
+
+    Raises:
+        SignatureError: ssh-keygen failed.
+    """
+    key.parent.mkdir(parents=True, exist_ok=True)
+    old = os.umask(0o077)
+    try:
+        proc = _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)])
+    finally:
+        os.umask(old)
+    if proc.returncode != 0:
+        raise SignatureError(
+            f"{key}: ssh-keygen could not create the key "
+            f"({proc.stderr.decode(errors='replace').strip()})"
+        )
+    key.chmod(0o600)
+
+
+def sign(key: Path, data: bytes, namespace: str) -> str:
+    """The armored SSH signature of ``data`` by ``key`` in ``namespace``.
+
+    Raises:
+        SignatureError: ssh-keygen could not sign (missing key, passphrase, agent).
+    """
+    with tempfile.TemporaryDirectory(prefix="vcops-sign-") as tmp:
+        message = Path(tmp) / "message"
+        message.write_bytes(data)
+        proc = _run(
+            ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", namespace, str(message)]
+        )
+        if proc.returncode != 0:
+            raise SignatureError(
+                f"{key}: ssh-keygen could not sign ({proc.stderr.decode(errors='replace').strip()})"
+            )
+        return (Path(tmp) / "message.sig").read_text()
+
+
+def verify(public_key: str, principal: str, data: bytes, signature: str, namespace: str) -> bool:
+    """Whether ``signature`` is ``public_key``'s signature of ``data`` in ``namespace``."""
+    if not key_id(public_key) or not signature.strip():
+        return False
+    with tempfile.TemporaryDirectory(prefix="vcops-verify-") as tmp:
+        allowed = Path(tmp) / "allowed_signers"
+        allowed.write_text(f'{principal} namespaces="{namespace}" {key_id(public_key)}\n')
+        sig = Path(tmp) / "message.sig"
+        sig.write_text(signature)
+        proc = _run(
+            [
+                "ssh-keygen",
+                "-Y",
+                "verify",
+                "-f",
+                str(allowed),
+                "-I",
+                principal,
+                "-n",
+                namespace,
+                "-s",
+                str(sig),
+            ],
+            data,
+        )
+    return proc.returncode == 0
