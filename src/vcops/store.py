@@ -20,7 +20,6 @@ default ``/dev/log``) so a copy exists outside this machine's files.
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import hashlib
 import json
