@@ -4,7 +4,8 @@ Test packages are built here with ``dpkg-deb`` and published in the lab's local 
 repository, so every upgrade is a real ``apt-get`` run with no internet. Each test
 publishes a newer version of ``vcops-testpkg`` (it ships a running systemd unit the
 runner must restart) and creates, approves and runs its own window over two
-redundancy groups of two hosts: kamailio + asterisk and sbc + rtpengine.
+redundancy groups of two hosts: kamailio + asterisk and sbc + rtpengine (the sbc runs
+Kamailio, so it is drained on its call count and gated on Kamailio like a kamailio host).
 """
 
 from __future__ import annotations
@@ -227,7 +228,6 @@ def site(lab: Inventory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "customer_facing: true}",
     )
     text = host_vars(text, "lab-kamailio-01", "{window_drain_timeout: 3}")
-    text = host_vars(text, "lab-sbc-01", "{window_health_units: [vcops-peer.service]}")
     (root / "lab.yml").write_text(text)
     with (root / "vcops.toml").open("a") as toml:
         toml.write(
@@ -288,8 +288,10 @@ def test_happy_path_two_pairs_never_in_one_batch(site: Site) -> None:
     assert (sip_options(site.host("lab-kamailio-01").address, timeout=2.0) or "").startswith(
         "SIP/2.0"
     )
-    kam = hosts["lab-kamailio-01"]
-    assert any("SIP OPTIONS" in g for g in kam["gate"])  # type: ignore[union-attr]
+    for name in ("lab-kamailio-01", "lab-sbc-01"):  # an sbc runs Kamailio: gated on it
+        gate = " ".join(hosts[name]["gate"])  # type: ignore[arg-type]
+        assert "kamailio.service running" in gate and "SIP OPTIONS" in gate, (name, gate)
+    assert "no calls in progress" in str(hosts["lab-sbc-01"]["drain"])
     for step in ("start", "snapshot", "drain", "install", "restart", "gate", "done"):
         assert site.audit(f"window.host.{step}", "lab-sbc-01", window_id) >= 1, step
     subjects = [str(m["Subject"]) for m in read_mail() if window_id in str(m["Subject"])]
@@ -419,6 +421,11 @@ def test_reboot_always_brings_the_hosts_back_before_the_gate(site: Site) -> None
 
 def test_a_member_never_starts_while_its_peer_is_unhealthy(site: Site) -> None:
     sbc, rtp = site.host("lab-sbc-01"), site.host("lab-rtpengine-01")
+    lab_yml = site.root / "lab.yml"
+    plain = lab_yml.read_text()
+    lab_yml.write_text(
+        host_vars(plain, "lab-sbc-01", "{window_health_units: [vcops-peer.service]}")
+    )
     site.sh(
         sbc,
         "printf '[Service]\\nExecStart=/bin/false\\n' > /etc/systemd/system/vcops-peer.service\n"
@@ -426,10 +433,12 @@ def test_a_member_never_starts_while_its_peer_is_unhealthy(site: Site) -> None:
     )
     try:
         assert site.sh(sbc, "systemctl is-failed vcops-peer.service || true\n").strip() == "failed"
+        version = site.version(rtp, "vcops-testpkg")
         site.publish("vcops-testpkg", "1.5")
         window_id = site.open_window("peer down", concurrency="1", targets="lab-rtpengine-01")
         run = site.vcops("window", "run", window_id)
     finally:
+        lab_yml.write_text(plain)
         site.sh(
             sbc,
             "systemctl reset-failed vcops-peer.service || true\n"
@@ -440,7 +449,7 @@ def test_a_member_never_starts_while_its_peer_is_unhealthy(site: Site) -> None:
     report = site.report(window_id)
     assert report["state"] == "halted" and "unhealthy peer in lab-sbc" in str(report["halt_reason"])
     assert hosts_of(report)["lab-rtpengine-01"]["state"] == "skipped"
-    assert site.version(rtp, "vcops-testpkg") == "1.4"  # never touched
+    assert site.version(rtp, "vcops-testpkg") == version  # never touched
     assert site.audit("window.peer.unhealthy", "lab-sbc-01", window_id) == 1
     assert site.audit("window.host.start", "lab-rtpengine-01", window_id) == 0
 
@@ -467,3 +476,42 @@ def test_a_host_still_carrying_calls_is_skipped_unchanged(site: Site) -> None:
     assert "still 2 kamailio call(s) after the 3 s drain limit" in str(h["summary"])
     assert site.version(kam, "vcops-testpkg") == version  # nothing changed
     assert site.audit("window.host.install", "lab-kamailio-01", window_id) == 0
+
+
+def test_an_sbc_is_drained_on_its_kamailio_call_count_and_gated_on_kamailio(site: Site) -> None:
+    sbc = site.host("lab-sbc-01")
+    good_cfg = site.sh(sbc, f"cat {KAMAILIO_CFG}\n")
+    assert site.sh(sbc, "systemctl is-active kamailio || true\n").strip() == "active"
+    # stands in for Kamailio's dialog counter: 2 calls, then 1, then none (the lab places
+    # no calls); the postinst then breaks Kamailio's config, so the gate must catch it
+    site.sh(
+        sbc,
+        "echo 2 > /run/vcops-calls\n"
+        'printf \'#!/bin/sh\\nn=$(cat /run/vcops-calls)\\necho "{ all: $n }"\\n'
+        '[ "$n" -gt 0 ] && echo $((n - 1)) > /run/vcops-calls\\nexit 0\\n\' '
+        "> /usr/local/bin/kamcmd\nchmod 755 /usr/local/bin/kamcmd\n"
+        "touch /etc/vcops-test/break-kamailio\n",
+    )
+    try:
+        site.publish("vcops-testpkg", "1.7")
+        window_id = site.open_window(
+            "sbc pair", concurrency="1", targets="lab-sbc-01,lab-rtpengine-01"
+        )
+        run = site.vcops("window", "run", window_id, "--json")
+        calls_left = site.sh(sbc, "cat /run/vcops-calls\n").strip()
+    finally:
+        site.sh(
+            sbc,
+            "rm -f /usr/local/bin/kamcmd /run/vcops-calls /etc/vcops-test/break-kamailio\n",
+        )
+    assert run.returncode == 1, run.stderr
+    h = hosts_of(site.report(window_id))["lab-sbc-01"]
+    assert calls_left == "0"  # the drain read the count until no call was left
+    assert "no calls in progress after" in str(h["drain"]), h
+    assert h["state"] == "failed", h
+    assert "kamailio.service is not running" in str(h["summary"]), h
+    assert "no answer to SIP OPTIONS" in str(h["summary"]), h
+    assert "configs restored" in str(h["rollback"]) and "healthy again" in str(h["rollback"])
+    assert site.sh(sbc, f"cat {KAMAILIO_CFG}\n") == good_cfg
+    assert site.sh(sbc, "systemctl is-active kamailio || true\n").strip() == "active"
+    assert (sip_options(sbc.address, timeout=2.0) or "").startswith("SIP/2.0")

@@ -22,7 +22,7 @@ from vcops.baseline.model import (
 )
 from vcops.facts import nft
 from vcops.facts.server import ServerFacts, to_int
-from vcops.inventory.models import VOIP_ROLES
+from vcops.roles import VOIP_ROLES
 
 ServerControl = Control[ServerFacts, ServerContext]
 Check = Callable[[ServerFacts, ServerContext], CheckResult]
@@ -284,7 +284,10 @@ def check_forwarding(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
     keys = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
     if allowed:
         return not_applicable(
-            "forwarding off", "documented VoIP exception: sbc and rtpengine hosts forward media"
+            "forwarding off",
+            "documented VoIP exception: "
+            + ", ".join(sorted(ctx.roles & set(ctx.settings.forwarding_roles)))
+            + " hosts forward media",
         )
     expected = "net.ipv4.ip_forward=0, net.ipv6.conf.all.forwarding=0"
     if facts.sysctl is None:

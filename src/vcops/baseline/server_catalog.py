@@ -8,7 +8,6 @@ from collections.abc import Callable
 from vcops.baseline.context import ServerContext
 from vcops.baseline.model import ALL, Clause, Control, Severity
 from vcops.baseline.server import (
-    VOIP,
     Check,
     ServerControl,
     _algorithms,
@@ -37,6 +36,7 @@ from vcops.baseline.server import (
     check_voip_ports_only_on_voip_roles,
 )
 from vcops.facts.server import ServerFacts
+from vcops.roles import role_config_dirs
 
 
 def expected_from(check: Check) -> Callable[[ServerContext], str]:
@@ -300,7 +300,7 @@ SERVER_CONTROLS: list[ServerControl] = [
         "VC-FILE-002",
         "3.2.1",
         "high",
-        VOIP - {"rtpengine"},
+        frozenset(role_config_dirs()),
         "VoIP config directories not world-readable",
         "VoIP configs hold SIP secrets, AMI passwords and database URLs.",
         check_voip_config_dirs,

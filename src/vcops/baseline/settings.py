@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vcops import roles as registry
 from vcops.errors import InventoryError, Problem
 
 VAR_PREFIX = "baseline_"
@@ -132,28 +133,16 @@ class BaselineSettings(BaseModel):
     # Firewall (nftables)
     sip_ports: list[int] = [5060, 5061]
     rtp_port_range: str = Field("10000-20000", pattern=r"^\d{1,5}-\d{1,5}$")
-    management_ports: dict[str, int] = {
-        "asterisk-ami": 5038,
-        "asterisk-http-ari": 8088,
-        "asterisk-https-ari": 8089,
-        "freeswitch-event-socket": 8021,
-        "kamailio-binrpc": 2046,
-        "rtpengine-ng": 2223,
-    }
+    management_ports: dict[str, int] = registry.control_ports()
 
     # fail2ban: jails every host needs, and per role
     fail2ban_jails: list[str] = ["sshd"]
-    fail2ban_role_jails: dict[str, list[str]] = {
-        "asterisk": ["asterisk"],
-        "freeswitch": ["freeswitch"],
-        "kamailio": ["kamailio"],
-        "sbc": ["kamailio"],
-    }
+    fail2ban_role_jails: dict[str, list[str]] = registry.role_jails()
 
     # Kernel
     net_sysctls: dict[str, str] = NET_SYSCTLS
     kernel_sysctls: dict[str, str] = KERNEL_SYSCTLS
-    forwarding_roles: list[str] = ["sbc", "rtpengine"]
+    forwarding_roles: list[str] = list(registry.forwarding_roles())
 
     # Audit
     audit_watches: dict[str, str] = {
@@ -185,12 +174,7 @@ class BaselineSettings(BaseModel):
         "/etc/gshadow": "0640",
         "/etc/ssh/ssh_host_*_key": "0600",
     }
-    voip_config_dirs: dict[str, str] = {
-        "asterisk": "/etc/asterisk",
-        "kamailio": "/etc/kamailio",
-        "sbc": "/etc/kamailio",
-        "freeswitch": "/etc/freeswitch",
-    }
+    voip_config_dirs: dict[str, str] = registry.role_config_dirs()
 
     # VoIP services
     asterisk_unidentified_request_count: int = Field(5, ge=1)

@@ -22,6 +22,7 @@ from vcops.baseline.voip import (
     check_kam_tls,
 )
 from vcops.facts.server import ServerFacts
+from vcops.roles import roles_with_area
 
 
 def _v(
@@ -46,9 +47,9 @@ def _v(
     )
 
 
-_ast = {"asterisk"}
-_kam = {"kamailio", "sbc"}
-_fs = {"freeswitch"}
+_ast = set(roles_with_area("asterisk"))
+_kam = set(roles_with_area("kamailio"))
+_fs = set(roles_with_area("freeswitch"))
 VOIP_CONTROLS: list[Control[ServerFacts, ServerContext]] = [
     _v(
         "VC-AST-001",

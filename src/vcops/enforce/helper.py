@@ -15,6 +15,7 @@ from importlib import resources
 
 from vcops.enforce.render import FS_PROFILES, FS_VARS, ManagedFile, Vars, secret_files
 from vcops.enforce.vars import SECRETS
+from vcops.roles import DAEMONS
 
 PACKAGES: dict[str, tuple[str, ...]] = {
     "ssh": ("openssh-server",),
@@ -24,16 +25,14 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "audit": ("auditd",),
     "time": ("chrony",),
     "updates": ("unattended-upgrades",),
-    "kamailio": ("kamailio-tls-modules", "openssl"),
-    "asterisk": ("openssl",),
-    "freeswitch": (),
+    **{d.area: d.area_packages for d in DAEMONS.values() if d.area},
 }
 """Packages each area installs (all of them are in the lab's apt repository)."""
 
 CONFIG_DIRS: dict[str, tuple[str, str]] = {
-    "asterisk": ("vcops_asterisk_config_dir", "asterisk"),
-    "kamailio": ("vcops_kamailio_config_dir", "kamailio"),
-    "freeswitch": ("vcops_freeswitch_config_dir", "freeswitch"),
+    d.area: (f"vcops_{d.area}_config_dir", d.group or d.name)
+    for d in DAEMONS.values()
+    if d.area and d.config_dir
 }
 """VoIP areas -> (variable naming the config dir, the group that must read it)."""
 
@@ -85,7 +84,7 @@ def config_dirs(variables: Vars) -> dict[str, str]:
 def certificates(variables: Vars) -> dict[str, dict[str, str]]:
     """Area -> ``cert`` action spec for the TLS material a VoIP area needs."""
     out: dict[str, dict[str, str]] = {}
-    for area in ("kamailio", "asterisk"):
+    for area in (d.area for d in DAEMONS.values() if d.area and d.tls):
         if area in areas(variables):
             out[area] = {
                 "cert": str(variables[f"vcops_{area}_tls_cert"]),
@@ -114,7 +113,11 @@ def state_spec(variables: Vars, paths: list[str]) -> dict[str, object]:
             "ssh_kex": ["ssh", "-Q", "kex"],
             "nft_tables": ["nft", "list", "tables"],
             "virt": ["systemd-detect-virt", "-c"],
-            "groups": ["getent", "group", "kamailio", "asterisk", "freeswitch"],
+            "groups": [
+                "getent",
+                "group",
+                *dict.fromkeys(d.group for d in DAEMONS.values() if d.group),
+            ],
             "packages": ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n", *packages],
         },
     }

@@ -41,8 +41,6 @@ from vcops.enforce.render import (
 )
 from vcops.enforce.sysctl import sysctl_argv, sysctl_drift
 
-VOIP_AREAS = ("kamailio", "asterisk", "freeswitch")
-
 
 class VcopsHostState(FactBase[dict[str, Any]]):
     """Managed files (secrets masked), VoIP dirs, certificates and probes, as JSON."""

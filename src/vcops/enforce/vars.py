@@ -22,7 +22,8 @@ import ipaddress
 
 from vcops.baseline.settings import BaselineSettings, settings_for
 from vcops.inventory.export import JsonValue
-from vcops.inventory.models import VOIP_ROLES, Inventory, Server
+from vcops.inventory.models import Inventory, Server
+from vcops.roles import VOIP_ROLES, daemon_areas, role_areas
 
 MANAGED_HEADER = "managed by vcops, do not edit"
 COMMON_AREAS: tuple[str, ...] = (
@@ -34,13 +35,7 @@ COMMON_AREAS: tuple[str, ...] = (
     "time",
     "updates",
 )
-ROLE_AREAS: dict[str, tuple[str, ...]] = {
-    "asterisk": ("asterisk",),
-    "kamailio": ("kamailio",),
-    "sbc": ("kamailio",),
-    "freeswitch": ("freeswitch",),
-}
-ALL_AREAS: tuple[str, ...] = (*COMMON_AREAS, "asterisk", "kamailio", "freeswitch")
+ALL_AREAS: tuple[str, ...] = (*COMMON_AREAS, *daemon_areas())
 SECRET_DIR = "/etc/vcops/secrets"  # noqa: S105 - a directory, not a secret
 SECRETS: dict[str, str] = {
     "asterisk_ami": "vcops_asterisk_ami_secret",
@@ -71,12 +66,7 @@ def areas_for(roles: list[str]) -> list[str]:
     >>> areas_for(["sbc"])[-1]
     'kamailio'
     """
-    areas = list(COMMON_AREAS)
-    for role in roles:
-        for area in ROLE_AREAS.get(role, ()):
-            if area not in areas:
-                areas.append(area)
-    return areas
+    return list(dict.fromkeys((*COMMON_AREAS, *role_areas(roles))))
 
 
 def _jails(settings: BaselineSettings, roles: list[str]) -> list[str]:

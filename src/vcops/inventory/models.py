@@ -27,6 +27,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Role = Literal["asterisk", "kamailio", "freeswitch", "sbc", "rtpengine", "generic"]
+"""The names in :data:`vcops.roles.ROLES` (a unit test keeps the two equal)."""
 Platform = Literal["ios", "eos", "junos", "nxos_ssh"]
 Transport = Literal["napalm", "netmiko"]
 Environment = Literal["production", "staging", "lab"]
@@ -36,8 +37,6 @@ PLATFORMS: tuple[str, ...] = get_args(Platform)
 TRANSPORTS: tuple[str, ...] = get_args(Transport)
 ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 
-#: Roles whose hosts carry SIP or RTP traffic.
-VOIP_ROLES: frozenset[str] = frozenset({"asterisk", "kamailio", "freeswitch", "sbc", "rtpengine"})
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _HOSTNAME_RE = re.compile(

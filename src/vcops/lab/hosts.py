@@ -109,7 +109,7 @@ def personalise(host: HostState, authorized_key: str, kamailio_enabled: bool) ->
     Args:
         host: the host (its overlay mounted, its keys made by :func:`generate_host_keys`).
         authorized_key: public key line allowed to log in as root.
-        kamailio_enabled: leave Kamailio enabled (kamailio role) or disable it.
+        kamailio_enabled: leave Kamailio enabled (roles that run it: kamailio, sbc) or disable it.
 
     Returns:
         The host's public ed25519 key, ``ssh-ed25519 AAAA...`` (the one to pin).

@@ -65,6 +65,10 @@ from vcops.lab.switches import (
 )
 from vcops.lab.system import is_same_process
 from vcops.lab.teardown import find_leftovers, teardown
+from vcops.roles import roles_running
+
+KAMAILIO_ROLES = roles_running("kamailio")
+"""Lab hosts that run Kamailio (the image has it installed): kamailio and sbc."""
 
 PROBE_WORKERS = 16
 
@@ -226,7 +230,7 @@ def _create(
         known_hosts[switch.address] = scan_host_key(switch)
     wait_for_smtp(smtp)
     wait_for_repo()
-    wait_for_kamailio([h for h in state.hosts if h.role == "kamailio"], step)
+    wait_for_kamailio([h for h in state.hosts if h.role in KAMAILIO_ROLES], step)
 
     write_known_hosts(inventory_dir, known_hosts)
     write_inventory_files(inventory_dir, hosts, switches, board)
@@ -283,7 +287,7 @@ def _start_nodes(
             save_state(state)
             mount_overlay(host, lower)
             key_job.result()
-            known_hosts[host.address] = personalise(host, lab_key, spec.role == "kamailio")
+            known_hosts[host.address] = personalise(host, lab_key, spec.role in KAMAILIO_ROLES)
             host.cgroups = cgroup_paths(spec.cgroup)
             state.cgroups.extend(host.cgroups)
             save_state(state)

@@ -23,16 +23,11 @@ from vcops.errors import InventoryError, Problem
 from vcops.inventory.models import Inventory, Server
 from vcops.report.mail import build_message
 from vcops.report.render import environment
+from vcops.roles import service_names
 from vcops.window.model import Window
 
 #: Customer-facing names of the roles customers use (``generic`` is not one of them).
-SERVICE_NAMES: dict[str, str] = {
-    "kamailio": "SIP signalling",
-    "sbc": "SIP trunking / session border",
-    "asterisk": "Hosted PBX",
-    "freeswitch": "Conferencing and IVR",
-    "rtpengine": "Media relay (calls' audio)",
-}
+SERVICE_NAMES: dict[str, str] = service_names()
 OTHER_SERVICE = "Other customer-facing services"
 IMPACT_REDUNDANT = "no interruption expected; calls may be moved between redundant nodes"
 IMPACT_INTERRUPTION = "short interruption possible"

@@ -26,34 +26,10 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel
 
-#: Config trees every server has, relative to ``/``.
-COMMON_PATHS: tuple[str, ...] = (
-    "etc/ssh",
-    "etc/nftables.conf",
-    "etc/nftables.d",
-    "etc/fail2ban",
-    "etc/sysctl.conf",
-    "etc/sysctl.d",
-    "etc/audit",
-    "etc/chrony",
-    "etc/apt/sources.list",
-    "etc/apt/sources.list.d",
-    "etc/apt/apt.conf",
-    "etc/apt/apt.conf.d",
-    "etc/apt/preferences",
-    "etc/apt/preferences.d",
-    "etc/apt/auth.conf",
-    "etc/apt/auth.conf.d",
-)
-#: Extra trees per role.
-ROLE_PATHS: dict[str, tuple[str, ...]] = {
-    "asterisk": ("etc/asterisk", "etc/default/asterisk"),
-    "kamailio": ("etc/kamailio", "etc/default/kamailio"),
-    "freeswitch": ("etc/freeswitch", "etc/default/freeswitch"),
-    "sbc": ("etc/kamailio", "etc/default/kamailio", "etc/rtpengine", "etc/default/rtpengine"),
-    "rtpengine": ("etc/rtpengine", "etc/default/rtpengine"),
-    "generic": (),
-}
+from vcops.roles import COMMON_SNAPSHOT_TREES, snapshot_trees
+
+#: Config trees every server has, relative to ``/`` (from the role registry).
+COMMON_PATHS: tuple[str, ...] = COMMON_SNAPSHOT_TREES
 #: Generated state: section name -> (file in the host folder, command shown in the file).
 STATE_FILES: dict[str, tuple[str, str]] = {
     "nft": ("state/nftables.txt", "nft -s list ruleset"),
@@ -112,12 +88,7 @@ def marker(nonce: str) -> str:
 
 def paths_for_roles(roles: Iterable[str]) -> list[str]:
     """The trees to collect (relative to ``/``) for a server with these roles, no duplicates."""
-    paths: list[str] = list(COMMON_PATHS)
-    for role in roles:
-        for path in ROLE_PATHS.get(role, ()):
-            if path not in paths:
-                paths.append(path)
-    return paths
+    return list(snapshot_trees(roles))
 
 
 def render_script(nonce: str, paths: Iterable[str]) -> str:

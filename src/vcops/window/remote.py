@@ -27,39 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vcops.errors import InventoryError, Problem
 from vcops.inventory.models import Server
+from vcops.roles import counters_for, units_for
 from vcops.window.model import PackageChange
 
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+$")
 _UNIT = re.compile(r"^[A-Za-z0-9@_.:-]+\.service$")
-
-#: The service each role runs; the gate wants it active when it was active before.
-ROLE_UNITS: dict[str, tuple[str, ...]] = {
-    "kamailio": ("kamailio.service",),
-    "asterisk": ("asterisk.service",),
-    "freeswitch": ("freeswitch.service",),
-    "rtpengine": ("rtpengine-daemon.service", "ngcp-rtpengine-daemon.service"),
-    "sbc": (),
-    "generic": (),
-}
-SIP_ROLES = frozenset({"kamailio", "asterisk", "freeswitch", "sbc"})
-
-#: How each role counts calls in progress (prints one integer, or nothing when it
-#: cannot tell). Fixed strings: no input reaches them.
-CALL_COUNTERS: dict[str, str] = {
-    "kamailio": "kamcmd dlg.stats_active 2>/dev/null | sed -n 's/.*all: *\\([0-9]*\\).*/\\1/p'",
-    "asterisk": "asterisk -rx 'core show channels count' 2>/dev/null "
-    "| sed -n 's/^\\([0-9]*\\) active call.*/\\1/p'",
-    "freeswitch": "fs_cli -x 'show calls count' 2>/dev/null | sed -n 's/^\\([0-9]*\\) total.*/\\1/p'",
-    "rtpengine": "rtpengine-ctl list numsessions 2>/dev/null "
-    "| sed -n 's/.*own: *\\([0-9]*\\).*/\\1/p'",
-}
-_COUNTER_TOOLS = {
-    "kamailio": "kamcmd",
-    "asterisk": "asterisk",
-    "freeswitch": "fs_cli",
-    "rtpengine": "rtpengine-ctl",
-}
 
 APT_OPTIONS = (
     "-o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef "
@@ -82,7 +55,7 @@ class HostSettings(BaseModel):
     def units_for(self, server: Server) -> list[str]:
         if self.health_units is not None:
             return list(self.health_units)
-        return [u for role in server.roles for u in ROLE_UNITS.get(role, ())]
+        return list(units_for(server.roles))
 
 
 def host_settings(server: Server, host_vars: dict[str, object]) -> HostSettings:
@@ -151,15 +124,14 @@ def precheck_script(nonce: str, roles: Iterable[str]) -> str:
 
 
 def calls_script(roles: Iterable[str]) -> str:
+    """Calls in progress per daemon of the roles (the registry's fixed counter commands)."""
     parts = []
-    for role in roles:
-        counter = CALL_COUNTERS.get(role)
-        if counter is None:
-            continue
-        tool = _COUNTER_TOOLS[role]
+    for daemon in counters_for(roles):
+        tool = shlex.quote(daemon.counter_tool or daemon.name)
+        name = daemon.name
         parts.append(
-            f"if command -v {tool} >/dev/null 2>&1; then n=$({counter}); "
-            f'say calls {role} "${{n:-unknown}}"; else say calls {role} none; fi\n'
+            f"if command -v {tool} >/dev/null 2>&1; then n=$({daemon.call_counter}); "
+            f'say calls {name} "${{n:-unknown}}"; else say calls {name} none; fi\n'
         )
     return "".join(parts)
 
@@ -281,7 +253,7 @@ def unit_state(answer: Answer) -> UnitState:
 
 
 def call_counts(answer: Answer) -> dict[str, int | None]:
-    """Active calls per role: an int, or None when the role could not tell."""
+    """Active calls per daemon: an int, or None when the daemon could not tell."""
     out: dict[str, int | None] = {}
     for args in answer.all("calls"):
         if len(args) < 2 or args[1] == "none":

@@ -42,6 +42,7 @@ from vcops.connectors.ssh import SshTarget, run_on_hosts
 from vcops.enforce.pyinfra_run import run_pyinfra
 from vcops.errors import LockHeld, VcopsError, WindowError
 from vcops.inventory.models import Inventory, Server
+from vcops.roles import answers_sip
 from vcops.snapshot.restore import restore_target
 from vcops.snapshot.take import SnapshotContext, take_snapshots
 from vcops.store import Store
@@ -372,7 +373,7 @@ class WindowRunner:
                 continue
             host.units_before = state.active
             host.failed_before = state.failed
-            sip = bool(set(host.server.roles) & remote.SIP_ROLES)
+            sip = answers_sip(host.server.roles)
             host.sip_before = (
                 sip and sip_alive(host.server.address, host.settings.sip_port) is not None
             )
@@ -565,7 +566,12 @@ class WindowRunner:
         problems = self.gate_problems(hosts)
         for host in hosts:
             found = problems.get(host.record.target, [])
-            checks = ["SSH answers", "role units running", "no unit newly failed"]
+            watched = [u for u in host.settings.units_for(host.server) if u in host.units_before]
+            checks = [
+                "SSH answers",
+                f"{', '.join(watched)} running" if watched else "no role unit ran before",
+                "no unit newly failed",
+            ]
             if host.sip_before:
                 checks.append("SIP OPTIONS answered")
             host.record.gate += found or [f"passed: {', '.join(checks)}"]
