@@ -14,6 +14,10 @@ from the directory holding the file (the working directory without one). Example
     [run]
     max_parallel = 50
 
+    [workers]                         # site workers: pip install 'vcops[distributed]'
+    broker_url = "redis://127.0.0.1:6379/0"   # or $VCOPS_BROKER_URL
+    sites = ["fra1"]                  # these sites' targets run on `vcops worker --site fra1`
+
     [smtp]
     host = "smtp.example.net"
     port = 587
@@ -124,6 +128,29 @@ class CustomerNoticeConfig(_Section):
         return value
 
 
+class WorkersConfig(_Section):
+    """Site workers (``vcops[distributed]``): the broker, and which sites' targets run on
+    their own workers (the others run here, in-process)."""
+
+    broker_url: str | None = None
+    sites: list[str] = []
+    #: Targets per task: fewer broker round trips per host, finer retries with less.
+    chunk: int = Field(25, ge=1, le=1000)
+    #: How long the controller waits for a site's results before calling them unknown.
+    result_timeout: float = Field(900.0, gt=0)
+    #: After this long unacknowledged, a task of a dead worker goes to another worker.
+    visibility_timeout: int = Field(1200, ge=1)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _no_broker_password(cls, value: str | None) -> str | None:
+        if value and "@" in value.split("//", 1)[-1].split("/", 1)[0]:
+            raise ValueError(
+                "the broker URL holds credentials; use $VCOPS_BROKER_URL for a URL with a password"
+            )
+        return value
+
+
 class LabConfig(_Section):
     maildir: str | None = None
 
@@ -138,6 +165,7 @@ class Config(_Section):
     smtp: SmtpConfig = SmtpConfig()
     recipients: RecipientsConfig = RecipientsConfig()
     customer_notice: CustomerNoticeConfig = CustomerNoticeConfig()
+    workers: WorkersConfig = WorkersConfig()
     lab: LabConfig = LabConfig()
 
     def path(self, value: str) -> Path:
@@ -156,6 +184,10 @@ class Config(_Section):
         if self.store.database_url:
             return self.store.database_url
         return f"sqlite:///{self.state_dir / 'vcops.db'}"
+
+    @property
+    def broker_url(self) -> str | None:
+        return os.environ.get("VCOPS_BROKER_URL") or self.workers.broker_url
 
     @property
     def pgpass_file(self) -> Path | None:

@@ -10,7 +10,8 @@ traceback)::
     ├── ConnectError              exit 3: a target could not be reached
     │   ├── AuthError             the target refused our credentials
     │   ├── HostKeyError          the target's host key is unknown or changed
-    │   └── ConnectTimeout        the target did not answer in time
+    │   ├── ConnectTimeout        the target did not answer in time
+    │   └── BrokerError           the site workers' broker (Redis) is down or missing
     ├── CommandError              exit 1: a command on a target failed
     ├── ApprovalError             exit 1: an approval is missing, forged or replayed
     ├── WindowError               exit 1: a patch window cannot be created or run
@@ -83,6 +84,11 @@ class HostKeyError(ConnectError):
 
 class ConnectTimeout(ConnectError):
     """The target did not answer in time."""
+
+
+class BrokerError(ConnectError):
+    """The broker of the site workers is not answering (or its client is not installed):
+    the targets of those sites are unknown."""
 
 
 class CommandError(VcopsError):

@@ -237,6 +237,18 @@ def record_sightings(
     return out
 
 
+def known_sightings(store: Store, targets: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Read-only: ``target -> {pkg=version: first seen}`` (what a site worker needs to
+    evaluate update age exactly as :func:`record_sightings` would here)."""
+    names = set(targets)
+    out: dict[str, dict[str, int]] = {n: {} for n in names}
+    with store.session() as s:
+        for r in s.execute(select(PackageSightingRow)).scalars():
+            if r.target in names:
+                out[r.target][f"{r.package}={r.version}"] = r.first_seen
+    return out
+
+
 class ScanSummary(BaseModel):
     id: int
     started_at: str

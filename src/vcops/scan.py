@@ -20,7 +20,7 @@ from vcops.baseline.model import Control
 from vcops.baseline.network import DeviceFacts, parse_device_config
 from vcops.baseline.settings import settings_for
 from vcops.connectors.netdev import DeviceTarget, fetch_many
-from vcops.connectors.ssh import SshTarget, run_on_hosts
+from vcops.connectors.ssh import HostResult, SshTarget, run_on_hosts
 from vcops.errors import InventoryError
 from vcops.facts.server import ServerFacts, new_nonce, parse_output, render_script
 from vcops.findings import (
@@ -172,6 +172,79 @@ def contained(
         )
 
 
+#: ``remote(servers, now, advance)``: outcomes of the servers whose site has workers
+#: (see :mod:`vcops.workers`), with the pending security updates each one reported.
+RemoteScan = Callable[
+    [list[Server], datetime, Callable[[str], None]],
+    dict[str, tuple[TargetOutcome, list[tuple[str, str]]]],
+]
+#: ``first_seen(target, pending)``: ``pkg=version`` -> when each was first seen.
+FirstSeen = Callable[[str, list[tuple[str, str]]], dict[str, int]]
+
+
+def server_outcome(
+    inv: Inventory,
+    server: Server,
+    host: HostResult,
+    nonce: str,
+    now: datetime,
+    first_seen: FirstSeen | None,
+) -> tuple[TargetOutcome, list[tuple[str, str]]]:
+    """One server's outcome from its fact-script run, and its pending security updates
+    (the same function runs on the controller and on a site worker)."""
+    if host.result is None or not host.ok:
+        return _unknown(server, host.error or "no output", host.seconds), []
+    pending: list[tuple[str, str]] = []
+    stdout = host.result.stdout
+
+    def work() -> TargetOutcome:
+        facts = parse_output(stdout, nonce)
+        if facts.os_id is None and facts.sshd is None:
+            return _unknown(server, "the fact script returned nothing usable", host.seconds)
+        if facts.upgradable is not None:
+            pending.extend((u.package, u.version) for u in facts.upgradable if u.security)
+            if first_seen is not None:
+                facts.security_first_seen = first_seen(server.name, pending)
+        ctx = server_context(inv, server, now)
+        return TargetOutcome(
+            target=server.name,
+            kind="server",
+            status="scanned",
+            seconds=host.seconds,
+            results=evaluate_server(server.name, facts, ctx),
+        )
+
+    outcome = contained(server.name, "server", host.seconds, work)
+    return outcome, pending if outcome.status == "scanned" else []
+
+
+def _unknown(server: Server, error: str, seconds: float) -> TargetOutcome:
+    return TargetOutcome(
+        target=server.name, kind="server", status="unknown", error=error, seconds=seconds
+    )
+
+
+def gather_servers(
+    inv: Inventory,
+    servers: list[Server],
+    now: datetime,
+    parallel: int,
+    advance: Callable[[str], None],
+    first_seen: FirstSeen | None,
+) -> list[tuple[TargetOutcome, list[tuple[str, str]]]]:
+    """Run the fact script on the servers from here, one SSH session each."""
+    nonce = new_nonce()
+    script = render_script(nonce)
+    targets = [SshTarget.from_inventory(inv, s) for s in servers]
+    results = run_on_hosts(
+        targets, script, max_parallel=parallel, timeout=180, on_result=lambda r: advance(r.name)
+    )
+    return [
+        server_outcome(inv, server, host, nonce, now, first_seen)
+        for server, host in zip(servers, results, strict=True)
+    ]
+
+
 def _gather_servers(
     inv: Inventory,
     servers: list[Server],
@@ -179,64 +252,25 @@ def _gather_servers(
     now: datetime,
     parallel: int,
     advance: Callable[[str], None],
+    remote: RemoteScan | None = None,
 ) -> list[TargetOutcome]:
-    nonce = new_nonce()
-    script = render_script(nonce)
-    targets = [SshTarget.from_inventory(inv, s) for s in servers]
-    results = run_on_hosts(
-        targets, script, max_parallel=parallel, timeout=180, on_result=lambda r: advance(r.name)
-    )
-    outcomes = []
-    for server, host in zip(servers, results, strict=True):
-        if host.result is None or not host.ok:
-            outcomes.append(
-                TargetOutcome(
-                    target=server.name,
-                    kind="server",
-                    status="unknown",
-                    error=host.error or "no output",
-                    seconds=host.seconds,
-                )
-            )
-            continue
-        work = partial(
-            _scan_server, inv, server, host.result.stdout, nonce, store, now, host.seconds
-        )
-        outcomes.append(contained(server.name, "server", host.seconds, work))
-    return outcomes
+    def first_seen(target: str, pending: list[tuple[str, str]]) -> dict[str, int]:
+        assert store is not None
+        return record_sightings(store, target, pending, int(now.timestamp()))
 
-
-def _scan_server(
-    inv: Inventory,
-    server: Server,
-    stdout: str,
-    nonce: str,
-    store: Store | None,
-    now: datetime,
-    seconds: float,
-) -> TargetOutcome:
-    facts = parse_output(stdout, nonce)
-    if facts.os_id is None and facts.sshd is None:
-        return TargetOutcome(
-            target=server.name,
-            kind="server",
-            status="unknown",
-            error="the fact script returned nothing usable",
-            seconds=seconds,
-        )
-    if store is not None and facts.upgradable is not None:
-        pending = [(u.package, u.version) for u in facts.upgradable if u.security]
-        facts.security_first_seen = record_sightings(
-            store, server.name, pending, int(now.timestamp())
-        )
-    ctx = server_context(inv, server, now)
-    return TargetOutcome(
-        target=server.name,
-        kind="server",
-        status="scanned",
-        seconds=seconds,
-        results=evaluate_server(server.name, facts, ctx),
-    )
+    by_name: dict[str, TargetOutcome] = {}
+    if remote is not None:
+        for name, (outcome, pending) in remote(servers, now, advance).items():
+            by_name[name] = outcome
+            if store is not None and outcome.status == "scanned":
+                first_seen(name, pending)  # the worker evaluated with the stored sightings
+    local = [s for s in servers if s.name not in by_name]
+    if local:
+        for outcome, _ in gather_servers(
+            inv, local, now, parallel, advance, first_seen if store is not None else None
+        ):
+            by_name[outcome.target] = outcome
+    return [by_name[s.name] for s in servers]
 
 
 def _scan_device(inv: Inventory, device: Device, output: str) -> TargetOutcome:
@@ -310,14 +344,16 @@ def run_scan(
     now: Callable[[], datetime],
     max_parallel: int = 50,
     advance: Callable[[str], None] = lambda _name: None,
+    remote: RemoteScan | None = None,
 ) -> ScanReport:
-    """Scan the selected targets; with a store, record findings and their history."""
+    """Scan the selected targets; with a store, record findings and their history.
+    ``remote`` scans the servers of sites that have workers (see :mod:`vcops.workers`)."""
     targets: list[Target] = select_targets(inv, limit)
     started = now()
     servers = [t for t in targets if isinstance(t, Server)]
     devices = [t for t in targets if isinstance(t, Device)]
     outcomes = _gather_servers(
-        inv, servers, store if record else None, started, max_parallel, advance
+        inv, servers, store if record else None, started, max_parallel, advance, remote
     )
     outcomes += _gather_devices(inv, devices, max_parallel, advance)
     finished = now()

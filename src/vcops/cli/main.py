@@ -37,6 +37,7 @@ class LazyGroup(click.Group):
         "window": "vcops.cli.window_cmds:window",
         "snapshot": "vcops.cli.snapshot_cmds:snapshot",
         "apply": "vcops.cli.apply_cmds:apply",
+        "worker": "vcops.cli.worker_cmds:worker",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -21,8 +21,8 @@ from vcops.errors import VcopsError
 from vcops.findings import Waiver
 from vcops.findings_store import add_waiver, list_findings, list_waivers
 from vcops.inventory.select import select_targets
-from vcops.scan import ScanReport, apply_waivers, run_scan
-from vcops.store import current_actor
+from vcops.scan import RemoteScan, ScanReport, apply_waivers, run_scan
+from vcops.store import Store, current_actor
 
 SEV_COLOUR = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 SEV_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -192,6 +192,24 @@ def render_scan(console: Console, report: ScanReport) -> None:
     )
 
 
+def _remote(app: App, store: Store | None) -> RemoteScan | None:
+    """The site-worker hook when vcops.toml names a broker and sites (else None)."""
+    cfg = app.config()
+    if not cfg.broker_url or not cfg.workers.sites:
+        return None
+    from vcops.workers import SitePlan, remote_scan
+
+    plan = SitePlan(
+        broker_url=cfg.broker_url,
+        sites=list(cfg.workers.sites),
+        inventory_root=app.inventory_dir,
+        chunk=cfg.workers.chunk,
+        result_timeout=cfg.workers.result_timeout,
+        visibility_timeout=cfg.workers.visibility_timeout,
+    )
+    return remote_scan(plan, store)
+
+
 @click.command()
 @limit_option
 @click.option("--no-store", is_flag=True, help="Do not record the scan or its findings.")
@@ -212,6 +230,7 @@ def scan(app: App, limit: str | None, no_store: bool, email: bool) -> int:
             now=_now,
             max_parallel=app.config().run.max_parallel,
             advance=advance,
+            remote=_remote(app, store if not no_store else None),
         )
     app.emit(report.model_dump(mode="json"), lambda c: render_scan(c, report))
     code: int = report.exit_code()

@@ -1,0 +1,102 @@
+"""``vcops worker``: run a site worker; ``vcops worker status``: who is serving which site."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from vcops.cli.app import App, json_option
+from vcops.cli.text import styled
+from vcops.errors import ConfigError
+
+
+def _broker(app: App) -> str:
+    url = app.config().broker_url
+    if not url:
+        raise ConfigError(
+            "no broker: set [workers] broker_url in vcops.toml (or $VCOPS_BROKER_URL), "
+            'e.g. "redis://127.0.0.1:6379/0"'
+        )
+    return url
+
+
+@click.group(invoke_without_command=True)
+@click.option("--site", default=None, help="The site whose queue this worker consumes.")
+@click.option("--concurrency", "-c", type=click.IntRange(1, 256), default=2, show_default=True)
+@click.pass_context
+def worker(ctx: click.Context, site: str | None, concurrency: int) -> int:
+    """Run a site worker: scan this site's targets for the controller (Celery on Redis).
+
+    Runs until stopped (SIGTERM finishes the tasks in hand). It reads the same inventory
+    as the controller and uses its own SSH key and known_hosts; nothing secret crosses
+    the broker.
+    """
+    if ctx.invoked_subcommand is not None:
+        return 0
+    app: App = ctx.obj
+    if not site:
+        raise click.UsageError("give --site NAME (or `vcops worker status`)")
+    inv = app.inventory()
+    if inv.site(site) is None and not any(s.site == site for s in inv.servers):
+        known = ", ".join(sorted({s.name for s in inv.sites})) or "none"
+        raise ConfigError(f"inventory: no site {site!r}; sites: {known}")
+    from vcops.connectors.broker import node_name
+    from vcops.workers import WorkerContext, serve
+
+    cfg = app.config()
+    node = node_name(site)
+    click.echo(f"vcops worker {node}: serving site {site} (concurrency {concurrency})", err=True)
+    serve(
+        WorkerContext(
+            site=site,
+            inventory_root=app.inventory_dir,
+            broker_url=_broker(app),
+            node=node,
+            max_parallel=cfg.run.max_parallel,
+        ),
+        concurrency,
+        cfg.workers.visibility_timeout,
+    )
+    return 0
+
+
+@worker.command("status")
+@json_option
+@click.pass_obj
+def status(app: App) -> int:
+    """Workers per site: node, queue, concurrency, last heartbeat, alive or not."""
+    from vcops.connectors.broker import worker_beats
+
+    beats = worker_beats(_broker(app))
+    sites = app.config().workers.sites
+    now = time.time()
+    data = {
+        "sites": sites,
+        "workers": [b.model_dump() | {"age_seconds": round(now - b.last, 1)} for b in beats],
+    }
+
+    def render(console: Console) -> None:
+        table = Table(title=f"{sum(b.alive for b in beats)} live workers", title_justify="left")
+        for col in ("site", "node", "queue", "concurrency", "last heartbeat", "state"):
+            table.add_column(col)
+        for b in beats:
+            table.add_row(
+                b.site,
+                b.node,
+                b.queue,
+                str(b.concurrency),
+                f"{now - b.last:.0f}s ago",
+                styled("[green]alive[/]") if b.alive else styled("[red]gone[/]"),
+            )
+        console.print(table)
+        for site in sites:
+            if not any(b.alive and b.site == site for b in beats):
+                console.print(
+                    f"[yellow]site {escape(site)}: no live worker; its targets are unknown[/]"
+                )
+
+    app.emit(data, render)
+    return 0

@@ -1,0 +1,316 @@
+"""Site workers for real: a redis-server on a random loopback port, `vcops worker`
+subprocesses for two sites, PostgreSQL as the store, simulated SSH hosts on loopback
+(asyncssh answering with recorded lab output; tests/simhosts.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.pg_server import PgCluster
+from tests.simhosts import known_hosts, make_keys
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHONPATH = os.pathsep.join([str(REPO / "src"), str(REPO)])
+
+
+def _env() -> dict[str, str]:
+    """Now, not at import: the postgres fixture sets $PGPASSFILE for the session."""
+    return {**os.environ, "PYTHONPATH": PYTHONPATH}
+
+
+VCOPS = [sys.executable, "-m", "vcops.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not shutil.which("redis-server"):
+        pytest.skip("apt-get install redis-server (make test installs it)")
+    port = _free_port()
+    work = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(work),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+class Fleet:
+    def __init__(self, root: Path, first_port: int, count: int, proc: subprocess.Popen[str]):
+        self.root, self.first_port, self.count, self.proc = root, first_port, count, proc
+
+    def inventory(self, delay_site: str = "") -> Path:
+        inv = self.root / "inventory"
+        inv.mkdir(exist_ok=True)
+        servers = []
+        for i in range(self.count):
+            site = "s1" if i % 2 == 0 else "s2"
+            role = "asterisk" if (self.first_port + i) % 3 == 2 else "kamailio"
+            servers.append(
+                {
+                    "name": f"h{i:02d}",
+                    "address": "127.0.0.1",
+                    "port": self.first_port + i,
+                    "roles": [role],
+                    "site": site,
+                    "environment": "lab",
+                }
+            )
+        data = {
+            "settings": {
+                "ssh": {
+                    "key_file": str(self.root / "client"),
+                    "known_hosts_file": str(self.root / "known_hosts"),
+                }
+            },
+            "sites": [{"name": "s1", "timezone": "UTC"}, {"name": "s2", "timezone": "UTC"}],
+            "servers": servers,
+        }
+        (inv / "fleet.yml").write_text(json.dumps(data))
+        return inv
+
+
+def _fleet(root: Path, count: int, delay: float) -> Fleet:
+    root.mkdir(parents=True, exist_ok=True)
+    make_keys(root)
+    first = random.randint(30000, 50000)
+    known_hosts(root, first, count)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.simhosts", str(root), str(first), str(count), str(delay)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return Fleet(root, first, count, proc)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    f = _fleet(tmp_path / "fleet", 8, 0.0)
+    yield f
+    f.proc.kill()
+    f.proc.wait()
+
+
+def _config(path: Path, db: str, broker: str | None, **workers: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["[store]", f'database_url = "{db}"', f'state_dir = "{path.parent / "state"}"']
+    if broker:
+        lines += ["[workers]", f'broker_url = "{broker}"', 'sites = ["s1", "s2"]']
+        lines += [f"{k} = {json.dumps(v)}" for k, v in workers.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _vcops(
+    inv: Path, cfg: Path, *args: str, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*VCOPS, "--inventory", str(inv), "--config", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+        check=False,
+    )
+
+
+def _worker(inv: Path, cfg: Path, site: str, concurrency: int = 2) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            *VCOPS,
+            "--inventory",
+            str(inv),
+            "--config",
+            str(cfg),
+            "worker",
+            "--site",
+            site,
+            "--concurrency",
+            str(concurrency),
+        ],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_workers(inv: Path, cfg: Path, sites: dict[str, int]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        out = _vcops(inv, cfg, "worker", "status", "--json")
+        if out.returncode == 0:
+            live = [w for w in json.loads(out.stdout)["workers"] if w["alive"]]
+            if all(sum(w["site"] == s for w in live) >= n for s, n in sites.items()):
+                return
+        time.sleep(0.5)
+    raise AssertionError("workers never reported a heartbeat")
+
+
+def _findings(db: str) -> list[tuple[str, ...]]:
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT target, control_id, expected, actual FROM findings ORDER BY 1, 2")
+        ).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def _stop(*procs: subprocess.Popen[str]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def test_a_scan_through_workers_stores_the_same_findings_as_in_process(
+    fleet: Fleet, redis_url: str, postgres: PgCluster, tmp_path: Path
+) -> None:
+    inv = fleet.inventory()
+    local_db = postgres.create_database("w_local")
+    remote_db = postgres.create_database("w_remote")
+    local = _config(tmp_path / "a" / "vcops.toml", local_db, None)
+    remote = _config(tmp_path / "b" / "vcops.toml", remote_db, redis_url, chunk=3)
+    workers = [_worker(inv, remote, "s1"), _worker(inv, remote, "s2")]
+    try:
+        _wait_workers(inv, remote, {"s1": 1, "s2": 1})
+        status = _vcops(inv, remote, "worker", "status")
+        assert "s1@" in status.stdout and "s2@" in status.stdout and "alive" in status.stdout
+        a = _vcops(inv, local, "scan", "--json")
+        b = _vcops(inv, remote, "scan", "--json")
+    finally:
+        _stop(*workers)
+    assert a.returncode == 1 and b.returncode == 1, (a.stderr, b.stderr, b.stdout[:1500])
+    ra, rb = json.loads(a.stdout), json.loads(b.stdout)
+    assert [o["status"] for o in rb["outcomes"]] == ["scanned"] * fleet.count
+    assert _findings(local_db) == _findings(remote_db) and len(_findings(local_db)) > fleet.count
+    assert (ra["passed"], ra["failed"], ra["score"]) == (rb["passed"], rb["failed"], rb["score"])
+    # the findings differ between hosts (the simulated hosts vary their recorded output)
+    per_host = {}
+    for target, control, *_ in _findings(remote_db):
+        per_host.setdefault(target, set()).add(control)
+    assert len({frozenset(v) for v in per_host.values()}) > 1
+
+
+def test_a_worker_killed_mid_scan_is_retried_or_unknown_and_nothing_doubles(
+    redis_url: str, postgres: PgCluster, tmp_path: Path
+) -> None:
+    slow = _fleet(tmp_path / "slow", 6, 3.0)
+    inv = slow.inventory()
+    db = postgres.create_database("w_killed")
+    cfg = _config(
+        tmp_path / "c" / "vcops.toml",
+        db,
+        redis_url,
+        chunk=1,
+        visibility_timeout=6,
+        result_timeout=60,
+    )
+    victim, spare, other = (
+        _worker(inv, cfg, "s1", 1),
+        _worker(inv, cfg, "s1", 1),
+        _worker(inv, cfg, "s2", 3),
+    )
+    try:
+        _wait_workers(inv, cfg, {"s1": 2, "s2": 1})
+        scan = subprocess.Popen(
+            [*VCOPS, "--inventory", str(inv), "--config", str(cfg), "scan", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        time.sleep(2.0)  # every worker is inside a 3 s host session now
+        victim.send_signal(signal.SIGKILL)
+        out, err = scan.communicate(timeout=120)
+    finally:
+        _stop(victim, spare, other)
+        slow.proc.kill()
+        slow.proc.wait()
+    report = json.loads(out)
+    statuses = {o["target"]: o["status"] for o in report["outcomes"]}
+    assert sorted(statuses) == [f"h{i:02d}" for i in range(6)], err
+    assert set(statuses.values()) <= {"scanned", "unknown"}
+    # the killed worker's host went to the spare worker after the visibility timeout
+    assert all(s == "scanned" for s in statuses.values()), report["outcomes"]
+    findings = _findings(db)
+    assert len(findings) == len({(t, c) for t, c, *_ in findings})  # nothing duplicated
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        scans = conn.execute(text("SELECT count(*) FROM scans")).scalar()
+        audits = conn.execute(text("SELECT count(*) FROM audit_log WHERE action = 'scan'")).scalar()
+    engine.dispose()
+    assert scans == 1 and audits == 1
+
+
+def test_a_broker_that_is_down_makes_those_targets_unknown_fast(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = fleet.inventory()
+    cfg = _config(
+        tmp_path / "vcops.toml",
+        f"sqlite:///{tmp_path / 'v.db'}",
+        f"redis://127.0.0.1:{_free_port()}/0",
+    )
+    started = time.monotonic()
+    out = _vcops(inv, cfg, "scan", timeout=60)
+    assert time.monotonic() - started < 30
+    assert out.returncode == 3 and "Traceback" not in out.stderr + out.stdout
+    assert "is not answering" in out.stdout
+    status = _vcops(inv, cfg, "worker", "status")
+    assert status.returncode == 3 and status.stderr.count("\n") == 1
+    assert "vcops: error: broker redis://127.0.0.1" in status.stderr

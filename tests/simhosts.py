@@ -1,0 +1,87 @@
+"""Simulated SSH servers on loopback (asyncssh): each answers vcops's fact script with a
+real capture from a lab host (``tests/fixtures/facts/gather``), varied per host so
+findings differ, with this run's nonce. For tests of the worker path and the fleet
+benchmark when the lab is busy or too small; real SSH (keys, pinned host keys).
+
+``python -m tests.simhosts DIR FIRST_PORT COUNT [DELAY]`` serves COUNT hosts on ports
+FIRST_PORT.. with the keys in DIR, until killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncssh
+
+GATHER = Path(__file__).parent / "fixtures" / "facts" / "gather"
+RECORDED = ["stock_kamailio.txt", "hardened_kamailio.txt", "stock_asterisk.txt"]
+NONCE = "0123456789abcdef"
+_NONCE_RE = re.compile(r"@@vcops-([0-9a-f]{16})")
+
+
+def host_output(index: int) -> str:
+    """The recorded output host ``index`` answers with (three captures, varied)."""
+    text = (GATHER / RECORDED[index % len(RECORDED)]).read_text()
+    if index % 2:
+        text = re.sub(r"^maxauthtries \d+$", "maxauthtries 6", text, flags=re.M)
+    if index % 5 == 0:
+        text = re.sub(r"^x11forwarding \w+$", "x11forwarding yes", text, flags=re.M)
+    return text
+
+
+def make_keys(root: Path) -> None:
+    """A client key and a host key in ``root``."""
+    for name in ("client", "host"):
+        if not (root / name).exists():
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True
+            )
+
+
+def known_hosts(root: Path, first_port: int, count: int) -> Path:
+    key = (root / "host.pub").read_text().split()[:2]
+    lines = [f"[127.0.0.1]:{p} {' '.join(key)}" for p in range(first_port, first_port + count)]
+    path = root / "known_hosts"
+    with path.open("a") as out:
+        out.write("\n".join(lines) + "\n")
+    return path
+
+
+async def serve(root: Path, first_port: int, count: int, delay: float = 0.0) -> None:
+    outputs = [host_output(first_port + i) for i in range(count)]
+
+    def factory(index: int) -> object:
+        async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
+            script = await process.stdin.read()
+            found = _NONCE_RE.search(script)
+            if delay:
+                await asyncio.sleep(delay)
+            if found:
+                process.stdout.write(outputs[index].replace(NONCE, found.group(1)))
+            process.exit(0)
+
+        return handle
+
+    for i in range(count):
+        await asyncssh.create_server(
+            asyncssh.SSHServer,
+            "127.0.0.1",
+            first_port + i,
+            server_host_keys=[str(root / "host")],
+            authorized_client_keys=str(root / "client.pub"),
+            process_factory=factory(i),
+            encoding="utf-8",
+        )
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    asyncio.run(
+        serve(Path(args[0]), int(args[1]), int(args[2]), float(args[3]) if len(args) > 3 else 0)
+    )
