@@ -95,7 +95,7 @@ def status(app: App) -> int:
         for site in sites:
             if not any(b.alive and b.site == site for b in beats):
                 console.print(
-                    f"[yellow]site {escape(site)}: no live worker; its targets are unknown[/]"
+                    styled("[yellow]site {}: no live worker; its targets are unknown[/]", site)
                 )
 
     app.emit(data, render)
