@@ -75,3 +75,72 @@ def test_one_hosts_malformed_facts_never_stop_the_scan(
         code = main(["-i", str(root), "scan", "--no-store"])
         out, err = capsys.readouterr()
         assert code in {1, 3} and "internal error" not in err and "good-01" in out
+
+
+def snapshot_answer(files: dict[str, str]) -> object:
+    """A host answering the snapshot collection script with a tar of ``files``."""
+    import base64
+    import io
+    import tarfile
+
+    def answer(script: str) -> tuple[str, int]:
+        mark = "@@vcops-snap-" + nonce_of(script, "@@vcops-snap-")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, text in files.items():
+                data = text.encode()
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.uname, info.gname = len(data), 0o644, "root", "root"
+                tar.addfile(info, io.BytesIO(data))
+        out = []
+        for name, payload in (
+            ("files", buffer.getvalue()),
+            ("tar_errors", b""),
+            ("oversize", b""),
+            ("nft", b"table inet filter {\n}\n"),
+            ("sshd_t", b"permitrootlogin no\n"),
+            ("packages", b"openssh-server\t1:9.2p1-2\tii \n"),
+            ("units", b"ssh.service enabled enabled\n"),
+        ):
+            out += [f"{mark} {name} 0", base64.b64encode(payload).decode()]
+        out.append(f"{mark} end 0")
+        return "\n".join(out) + "\n", 0
+
+    return answer
+
+
+def test_hostile_trees_never_break_snapshot_take_for_the_fleet(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Today the planted .gitattributes makes git add fail and leaves the tree dirty: this
+    take and every later one (and so every window) fail for every host."""
+    planted = {
+        "etc/asterisk/.gitattributes": "* working-tree-encoding=NOPE-ENC\n",
+        "etc/asterisk/.gitignore": "*\n",
+        "etc/asterisk/manager.conf": "[admin]\nsecret = canary-ami\n",
+        "etc/asterisk/pjsip.conf": "[global]\ntype=global\n",
+        "etc/asterisk/pjsip.conf/x.conf": "a file and a directory at once\n",
+    }
+    honest = {"etc/asterisk/manager.conf": "[general]\nenabled = no\n"}
+    with FakeFleet(cli_env / "fleet") as fleet:
+        fleet.add("ast-hostile", snapshot_answer(planted))  # type: ignore[arg-type]
+        fleet.add("ast-honest", snapshot_answer(honest))  # type: ignore[arg-type]
+        root = fleet.write_inventory(
+            cli_env / "inventory", roles={n: ["asterisk"] for n in fleet.hosts}
+        )
+        for attempt in ("first", "second"):
+            code = main(["-i", str(root), "--json", "snapshot", "take", "--reason", attempt])
+            out, err = capsys.readouterr()
+            assert code == 0, err
+            report = json.loads(out)
+            assert {h["name"]: h["status"] for h in report["hosts"]}.keys() == {
+                "ast-hostile",
+                "ast-honest",
+            }
+        code = main(["-i", str(root), "snapshot", "show", "ast-hostile", "HEAD",
+                     "files/etc/asterisk/.gitignore"])  # fmt: skip
+        out, err = capsys.readouterr()
+        assert code == 0 and out == "*\n", err
+        code = main(["-i", str(root), "snapshot", "show", "ast-hostile"])
+        out, _ = capsys.readouterr()
+        assert "/etc/asterisk/.gitattributes" in out and "canary" not in out

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from vcops.snapshot.build import render_file_list
+from vcops.snapshot.collect import paths_for_roles
 from vcops.snapshot.mask import mask_text
 from vcops.snapshot.models import FileEntry
 from vcops.snapshot.restore_plan import (
@@ -22,6 +23,7 @@ from vcops.snapshot.restore_plan import (
 from vcops.snapshot.restore_script import parse_restore_output, render_restore_script
 
 KEY = b"vcops-test-mask-key-0123456789ab"
+ROOTS = paths_for_roles(["kamailio", "asterisk", "freeswitch", "rtpengine"])
 NONCE = "0123456789abcdef"
 KAMCTLRC = 'DBENGINE=MYSQL\nDBRWPW="canary-rw"\n'
 CFG = "#!KAMAILIO\nlisten=udp:0.0.0.0:5060\n"
@@ -44,7 +46,7 @@ def test_an_unchanged_host_needs_nothing() -> None:
     files = {"/etc/kamailio/kamctlrc": KAMCTLRC, "/etc/kamailio/kamailio.cfg": CFG}
     stored = _stored(files, entries)
     live = [(e, files[e.path]) for e in entries]
-    plan = plan_server_restore(stored, live, KEY)
+    plan = plan_server_restore(stored, live, KEY, roots=ROOTS)
     assert plan.writes == [] and {f.action for f in plan.files} == {"unchanged"}
 
 
@@ -59,6 +61,7 @@ def test_a_changed_file_is_written_back_with_its_secret_from_the_live_host() -> 
         stored,
         [(entries[0], live_rc), (entries[1], live_cfg)],
         KEY,
+        roots=ROOTS,
     )
     by_path = {w.path: w for w in plan.writes}
     assert by_path["/etc/kamailio/kamctlrc"].content == KAMCTLRC  # secret back from the live file
@@ -74,12 +77,12 @@ def test_a_rotated_secret_is_refused_or_skipped_never_guessed() -> None:
     entries = [_entry("/etc/kamailio/kamctlrc")]
     stored = _stored({"/etc/kamailio/kamctlrc": KAMCTLRC}, entries)
     live = [(entries[0], KAMCTLRC.replace("canary-rw", "canary-rotated") + "X=1\n")]
-    plan = plan_server_restore(stored, live, KEY)
+    plan = plan_server_restore(stored, live, KEY, roots=ROOTS)
     [item] = plan.files
     assert item.action == "refused" and plan.writes == []
     assert "restore this file by hand" in item.reason and "--skip-masked" in item.reason
     assert "canary" not in item.diff and "canary" not in item.reason
-    skipped = plan_server_restore(stored, live, KEY, skip_masked=True)
+    skipped = plan_server_restore(stored, live, KEY, roots=ROOTS, skip_masked=True)
     assert [f.action for f in skipped.files] == ["skipped"] and skipped.writes == []
 
 
@@ -88,21 +91,21 @@ def test_new_files_are_deleted_missing_ones_created_and_modes_restored() -> None
     stored = _stored({"/etc/kamailio/kamailio.cfg": CFG}, entries)
     extra = _entry("/etc/kamailio/evil.cfg")
     live = [(_entry("/etc/kamailio/kamailio.cfg", mode="0666"), CFG), (extra, "x\n")]
-    plan = plan_server_restore(stored, live, KEY)
+    plan = plan_server_restore(stored, live, KEY, roots=ROOTS)
     actions = {f.path: f.action for f in plan.files}
     assert actions == {"/etc/kamailio/evil.cfg": "delete", "/etc/kamailio/kamailio.cfg": "write"}
     mode_only = next(f for f in plan.files if f.path.endswith("kamailio.cfg"))
     assert mode_only.diff.startswith("mode/owner: 0666 root:kamailio -> 0640 root:kamailio")
-    created = plan_server_restore(stored, [], KEY)
+    created = plan_server_restore(stored, [], KEY, roots=ROOTS)
     assert [(f.path, f.action) for f in created.files] == [("/etc/kamailio/kamailio.cfg", "create")]
-    only = plan_server_restore(stored, live, KEY, paths=["/etc/kamailio/evil.cfg"])
+    only = plan_server_restore(stored, live, KEY, roots=ROOTS, paths=["/etc/kamailio/evil.cfg"])
     assert [f.path for f in only.files] == ["/etc/kamailio/evil.cfg"]
 
 
 def test_rtpengine_is_never_restarted_by_itself() -> None:
     entries = [_entry("/etc/rtpengine/rtpengine.conf")]
     stored = _stored({"/etc/rtpengine/rtpengine.conf": "[rtpengine]\nport-min=30000\n"}, entries)
-    plan = plan_server_restore(stored, [], KEY)
+    plan = plan_server_restore(stored, [], KEY, roots=ROOTS)
     assert plan.reloads == [] and "maintenance window" in plan.notes[0]
 
 

@@ -36,6 +36,9 @@ FILES_DIR = "files"
 RUNNING = "running-config.txt"
 STARTUP = "startup-config.txt"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+#: Longest name part and path the store accepts (Linux NAME_MAX; far below PATH_MAX).
+MAX_PART_BYTES = 255
+MAX_PATH_BYTES = 1024
 
 
 def safe_member_path(name: str, roots: Iterable[str]) -> str | None:
@@ -53,6 +56,34 @@ def safe_member_path(name: str, roots: Iterable[str]) -> str | None:
     if not any(relative == r or relative.startswith(r.rstrip("/") + "/") for r in roots):
         return None
     return "/" + relative
+
+
+def storable(
+    found: list[tuple[FileEntry, str | None]],
+) -> tuple[list[tuple[FileEntry, str | None]], list[str]]:
+    """Leave out members no store can hold, with a warning each: a name too long for a
+    file system, or a path that is a file and a directory at once (``a`` and ``a/b`` in
+    one tar; the first one wins)."""
+    kept: list[tuple[FileEntry, str | None]] = []
+    warnings: list[str] = []
+    files: set[str] = set()
+    dirs: set[str] = set()
+    for entry, text in found:
+        path = entry.path
+        parts = path.strip("/").split("/")
+        if len(path.encode()) > MAX_PATH_BYTES or any(
+            len(p.encode()) > MAX_PART_BYTES for p in parts
+        ):
+            warnings.append(f"{path[:80]}...: its name is too long to store; left out")
+            continue
+        parents = {"/" + "/".join(parts[:i]) for i in range(1, len(parts))}
+        if path in dirs or parents & files:
+            warnings.append(f"{path}: a file and a directory at once in the archive; left out")
+            continue
+        files.add(path)
+        dirs.update(parents)
+        kept.append((entry, text))
+    return kept, warnings
 
 
 def _decode_text(data: bytes) -> str | None:
@@ -208,6 +239,8 @@ def build_server_snapshot(
                 first = errors.data.decode("utf-8", "replace").strip().splitlines()[0]
             warnings.append(f"tar exited {tar.rc}: {first or 'no message'}")
         found, problems = parse_tar(tar.data, roots)
+        warnings.extend(problems)
+        found, problems = storable(found)
         warnings.extend(problems)
         for entry, text in found:
             entries.append(entry)

@@ -118,7 +118,8 @@ def split_output(output: str, nonce: str) -> dict[str, Section]:
         if not line.startswith(prefix):
             continue
         parts = line[len(prefix) :].split()
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+        digits = parts[1].removeprefix("-") if len(parts) == 2 else ""
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 9):
             continue
         name, rc = parts[0], int(parts[1])
         if name == "end":

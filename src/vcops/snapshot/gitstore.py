@@ -9,6 +9,19 @@ commit message carries trailers, so plain git answers the usual questions::
 Writes are serialised by an flock on ``.git/vcops.lock``; a working tree edited by
 hand is refused rather than committed. git runs with the operator's global and system
 configuration ignored (no external diff tools, hooks or signing prompts).
+
+Host content is data, never instructions to git:
+
+- a collected file whose name starts with ``.git`` (``.gitattributes``, ``.gitignore``,
+  ``.gitmodules``) is stored under an escaped name (``%2Egitattributes``; a real name
+  starting ``%2E`` or ``%25`` gets ``%25``), and read back under its real name;
+- ``info/attributes`` (which wins over every ``.gitattributes``) turns off every
+  attribute that could change bytes or break ``git add`` (text, eol, filter,
+  working-tree-encoding, ident ...), ``git add --force`` ignores ignore rules, and
+  every git command runs with hooks, ``core.fsmonitor``, ``core.attributesFile`` and
+  ``core.excludesFile`` pointed at nothing, whatever the repository's config says;
+- a take that fails after writing puts the working tree back to HEAD, so the next
+  take is not refused for uncommitted changes.
 """
 
 from __future__ import annotations
@@ -39,6 +52,22 @@ Written by `vcops snapshot take`; read with `vcops snapshot list|show|diff` or p
   repository), so a rotated secret shows as a changed marker without being revealed
 """
 GITATTRIBUTES = "# byte-exact: restore writes these files back as they were\n* -text\n"
+#: ``.git/info/attributes``: outranks any ``.gitattributes`` (none should exist anyway).
+INFO_ATTRIBUTES = (
+    "# written by vcops: host files are stored byte for byte, never converted or filtered\n"
+    "* -text !eol !crlf !filter !ident !working-tree-encoding !encoding !diff !merge "
+    "!export-ignore !export-subst !delta !whitespace !conflict-marker-size\n"
+)
+#: ``-c`` settings on every git command: nothing in the repository's config runs.
+_SAFE_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    f"core.attributesFile={os.devnull}",
+    f"core.excludesFile={os.devnull}",
+    "core.untrackedCache=false",
+    "diff.external=",
+    "core.pager=cat",
+)
 _REV_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./~^@{}:+-]*$")
 _TRAILER_KEYS = {"Reason", "Operator", "Window", "Hosts-changed"}
 
@@ -54,6 +83,32 @@ def check_rev(rev: str) -> str:
             f"revision {rev!r}: not a commit name; use a hash from `vcops snapshot list`"
         )
     return rev
+
+
+def _escape_part(part: str) -> str:
+    if part.startswith(("%2E", "%25")):
+        return "%25" + part[1:]
+    if part.lower().startswith(".git"):
+        return "%2E" + part[1:]
+    return part
+
+
+def _unescape_part(part: str) -> str:
+    if part.startswith("%2E"):
+        return "." + part[3:]
+    if part.startswith("%25"):
+        return "%" + part[3:]
+    return part
+
+
+def stored_name(path: str) -> str:
+    """The name a host file is stored under (``.git*`` components escaped)."""
+    return "/".join(_escape_part(p) for p in path.split("/"))
+
+
+def real_name(path: str) -> str:
+    """The host's name of a stored file (inverse of :func:`stored_name`)."""
+    return "/".join(_unescape_part(p) for p in path.split("/"))
 
 
 def _safe_relative(path: str) -> str:
@@ -87,9 +142,10 @@ class SnapshotRepo:
             "LC_ALL": "C",
             **(env or {}),
         }
+        safe = [arg for setting in _SAFE_CONFIG for arg in ("-c", setting)]
         try:
             proc = subprocess.run(
-                ["git", "-C", str(self.path), *args],
+                ["git", *safe, "-C", str(self.path), *args],
                 input=stdin,
                 capture_output=True,
                 env=full_env,
@@ -140,8 +196,14 @@ class SnapshotRepo:
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create the snapshot repository: {exc}") from exc
         if not self.exists():
-            self.git("init", "--quiet", "--initial-branch=main")
+            self.git("init", "--quiet", "--initial-branch=main", "--template=")
             self.git("config", "core.quotepath", "false")
+        info = self.path / ".git" / "info"
+        info.mkdir(exist_ok=True)
+        if not (info / "attributes").is_file() or (info / "attributes").read_text() != (
+            INFO_ATTRIBUTES
+        ):
+            (info / "attributes").write_text(INFO_ATTRIBUTES)
         with self.lock():
             if self.has_head():
                 return
@@ -171,16 +233,25 @@ class SnapshotRepo:
         if folder.exists():
             shutil.rmtree(folder)
         for name, text in snapshot.files.items():
-            target = folder / _safe_relative(name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(text.encode("utf-8"))
+            target = folder / _safe_relative(stored_name(name))
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(text.encode("utf-8"))
+            except OSError as exc:
+                raise StoreError(f"{snapshot.name}: cannot store {name!r}: {exc}") from exc
+
+    def discard_changes(self) -> None:
+        """Put the working tree and index back to HEAD (after a take that failed)."""
+        if self.has_head():
+            self.git("reset", "--quiet", "--hard", "HEAD")
+        self.git("clean", "-q", "-ffdx", "--", ".")
 
     def stage(self, hosts: Sequence[str]) -> dict[str, str]:
         """Stage the hosts' folders; return host -> 'new' | 'changed' for those that differ."""
         if not hosts:
             return {}
         specs = [f"{_safe_relative(h)}/" for h in hosts]
-        self.git("add", "--all", "--", *specs)
+        self.git("add", "--all", "--force", "--", *specs)
         out = self.git("diff", "--cached", "--name-only", "-z", "--", *specs).stdout
         changed = {p.decode("utf-8", "replace").split("/", 1)[0] for p in out.split(b"\0") if p}
         known = set(self.hosts("HEAD"))
@@ -295,7 +366,7 @@ class SnapshotRepo:
             parts = meta.split()
             if len(parts) == 3 and parts[1] == b"blob":
                 name = path.decode("utf-8", "replace")
-                entries.append((name[len(prefix) :], parts[2].decode()))
+                entries.append((real_name(name[len(prefix) :]), parts[2].decode()))
         if not entries:
             return {}
         batch = self.git(
@@ -326,5 +397,5 @@ class SnapshotRepo:
             status = words.get(code[:1], "modified")
             if status == "modified" and "\n@@" not in chunk and "old mode" in chunk:
                 status = "mode"
-            result.append(FileDiff(path=path[len(prefix) :], status=status, diff=chunk))
+            result.append(FileDiff(path=real_name(path[len(prefix) :]), status=status, diff=chunk))
         return result

@@ -144,7 +144,9 @@ def _restore_server(
         raise CommandError(live.error or f"{server.name}: collecting the live files failed")
     files = live.sections.get("files")
     found, _ = parse_tar(files.data if files else b"", live.roots)
-    plan = plan_server_restore(stored, found, ctx.key, paths=paths, skip_masked=skip_masked)
+    plan = plan_server_restore(
+        stored, found, ctx.key, roots=live.roots, paths=paths, skip_masked=skip_masked
+    )
     report = RestoreReport(
         host=server.name,
         kind="server",
@@ -155,6 +157,14 @@ def _restore_server(
         files=[f for f in plan.files if f.action != "unchanged"],
         notes=plan.notes,
     )
+    outside = [f.path for f in plan.refused if "outside the trees" in f.reason]
+    if outside:
+        report.status = "refused"
+        report.error = (
+            f"{server.name}: {', '.join(outside)}: outside the trees vcops collects for this "
+            f"host's roles; the snapshot at {commit[:12]} was edited, nothing is restored"
+        )
+        return report
     if plan.refused:
         names = ", ".join(f.path for f in plan.refused)
         report.status = "refused"

@@ -11,7 +11,7 @@ Devices: NAPALM replaces the whole config; the Netmiko path pushes a line plan
 
 Example::
 
-    plan = plan_server_restore(stored_files, live, key, paths=None, skip_masked=False)
+    plan = plan_server_restore(stored_files, live, key, roots=paths_for_roles(["kamailio"]))
     plan.writes        # [FileWrite(path="/etc/kamailio/kamailio.cfg", ...)]
     plan.files         # [RestoreFile(path=..., action="write", diff="--- live ...")]
 """
@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from vcops.snapshot.build import FILE_LIST, FILES_DIR, parse_file_list
+from vcops.snapshot.build import FILE_LIST, FILES_DIR, parse_file_list, safe_member_path
 from vcops.snapshot.catalog import classify_path
 from vcops.snapshot.mask import collect_secrets, mask_text, unmask
 from vcops.snapshot.models import FileEntry, RestoreFile
@@ -159,12 +159,29 @@ def plan_server_restore(
     live: Iterable[tuple[FileEntry, str | None]],
     key: bytes,
     *,
+    roots: Sequence[str],
     paths: Sequence[str] | None = None,
     skip_masked: bool = False,
 ) -> ServerPlan:
-    """Plan a server restore from the stored host folder and the live files (unmasked)."""
+    """Plan a server restore from the stored host folder and the live files (unmasked).
+
+    Every stored path is checked again against ``roots``, the trees collected for this
+    host's roles (never what the store says): a path outside them (a forged
+    ``file-list.txt`` naming ``/root/.ssh/authorized_keys``, or one with ``..``) is
+    refused, and so is the whole restore.
+    """
     plan = ServerPlan()
-    stored_entries = parse_file_list(stored.get(FILE_LIST, b"").decode("utf-8", "replace"))
+    listed = parse_file_list(stored.get(FILE_LIST, b"").decode("utf-8", "replace"))
+    stored_entries: dict[str, FileEntry] = {}
+    for path, entry in listed.items():
+        if safe_member_path(path[1:], roots) != path:
+            reason = (
+                "outside the trees collected for this host's roles: the snapshot store has "
+                "been edited; nothing is restored"
+            )
+            plan.files.append(RestoreFile(path=path, action="refused", reason=reason))
+            continue
+        stored_entries[path] = entry
     live_map = {entry.path: (entry, text) for entry, text in live}
     known: dict[str, str] = {}
     for entry, text in live_map.values():

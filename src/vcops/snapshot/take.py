@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from vcops.config import Config
 from vcops.connectors.netdev import DeviceTarget
 from vcops.connectors.ssh import HostResult, SshTarget, run_on_hosts
-from vcops.errors import ConnectError, InventoryError
+from vcops.errors import ConnectError, InventoryError, StoreError
 from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.snapshot.build import RUNNING, build_device_snapshot, build_server_snapshot
 from vcops.snapshot.collect import Section, new_nonce, paths_for_roles, render_script, split_output
@@ -186,14 +187,20 @@ def record(
     ctx.repo.ensure()
     with ctx.repo.lock():
         ctx.repo.check_clean()
-        for snap in snapshots:
-            ctx.repo.write_host(snap)
-        statuses = ctx.repo.stage([s.name for s in snapshots])
-        changed = [s.name for s in snapshots if s.name in statuses]
-        message = commit_message(
-            reason, ctx.actor, window, changed, len(snapshots) - len(changed), failed
-        )
-        commit = ctx.repo.commit(message, ctx.actor)
+        try:
+            for snap in snapshots:
+                ctx.repo.write_host(snap)
+            statuses = ctx.repo.stage([s.name for s in snapshots])
+            changed = [s.name for s in snapshots if s.name in statuses]
+            message = commit_message(
+                reason, ctx.actor, window, changed, len(snapshots) - len(changed), failed
+            )
+            commit = ctx.repo.commit(message, ctx.actor)
+        except BaseException:
+            # the tree was clean before this take: leave it so for the next one
+            with contextlib.suppress(StoreError):
+                ctx.repo.discard_changes()
+            raise
     return commit, statuses
 
 
@@ -235,7 +242,19 @@ def take_snapshots(
             )
             failed[server.name] = coll.status
             continue
-        snap = build_server_snapshot(server.name, coll.sections, coll.roots, ctx.key)
+        try:
+            snap = build_server_snapshot(server.name, coll.sections, coll.roots, ctx.key)
+        except Exception as exc:  # one host's output never stops the others' snapshots
+            rows[server.name] = HostTakeResult(
+                name=server.name,
+                kind="server",
+                status="failed",
+                via="ssh",
+                error=f"{server.name}: its output could not be stored ({type(exc).__name__})",
+                seconds=coll.seconds,
+            )
+            failed[server.name] = "failed"
+            continue
         snapshots.append(snap)
         rows[server.name] = _row(snap, coll.seconds)
     for device, dcoll in zip(devices, devices_done, strict=True):
