@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import tempfile
@@ -131,3 +132,65 @@ def verify(public_key: str, principal: str, data: bytes, signature: str, namespa
             data,
         )
     return proc.returncode == 0
+
+
+ARMOR_BEGIN = "-----BEGIN SSH SIGNATURE-----"
+ARMOR_END = "-----END SSH SIGNATURE-----"
+MAX_SIGNATURE_CHARS = 16_000
+
+
+def normalise(signature: str) -> str:
+    """The armored signature alone, re-wrapped (pasted text may carry blank lines or CRLF).
+
+    Raises:
+        SignatureError: not the text ``ssh-keygen -Y sign`` writes, or far too long.
+    """
+    text = signature.replace("\r\n", "\n").strip()
+    if len(text) > MAX_SIGNATURE_CHARS:
+        raise SignatureError(
+            f"signature too long ({len(text)} characters); expected an SSHSIG block"
+        )
+    if ARMOR_BEGIN not in text or ARMOR_END not in text:
+        raise SignatureError(
+            "not an SSH signature: expected the text ssh-keygen -Y sign writes "
+            f"({ARMOR_BEGIN} ... {ARMOR_END})"
+        )
+    body = text.split(ARMOR_BEGIN, 1)[1].split(ARMOR_END, 1)[0]
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    return "\n".join([ARMOR_BEGIN, *lines, ARMOR_END]) + "\n"
+
+
+def _string(data: bytes, offset: int) -> tuple[bytes, int]:
+    if offset + 4 > len(data):
+        raise ValueError("truncated")
+    length = int.from_bytes(data[offset : offset + 4], "big")
+    end = offset + 4 + length
+    if end > len(data):
+        raise ValueError("truncated")
+    return data[offset + 4 : end], end
+
+
+def signer_key(signature: str) -> tuple[str, str]:
+    """(public key ``type base64``, namespace) read from an armored SSHSIG.
+
+    The key inside a signature is public data: it names who claims to have signed, so a
+    refusal can say which key it was; only :func:`verify` proves anything.
+
+    Raises:
+        SignatureError: not a readable SSH signature.
+    """
+    text = normalise(signature)
+    body = "".join(text.splitlines()[1:-1])
+    try:
+        blob = base64.b64decode(body, validate=True)
+        if not blob.startswith(b"SSHSIG"):
+            raise ValueError("no SSHSIG magic")
+        pub, offset = _string(blob, 6 + 4)  # after the magic and the version
+        namespace, _ = _string(blob, offset)
+        key_type, _ = _string(pub, 0)
+    except ValueError as exc:
+        raise SignatureError(f"not a readable SSH signature ({exc})") from exc
+    return (
+        f"{key_type.decode(errors='replace')} {base64.b64encode(pub).decode()}",
+        namespace.decode(errors="replace"),
+    )

@@ -14,23 +14,22 @@ from rich.table import Table
 
 from vcops.cli.app import App, json_option
 from vcops.cli.text import plain, styled
-from vcops.cli.window_notify import send
+from vcops.cli.window_notify import send, tell
+from vcops.decisions import issue_payload, mail_outcome, record_decision
 from vcops.errors import ApprovalError, WindowError
 from vcops.inventory.select import select_targets
 from vcops.store import current_actor
-from vcops.window.approval import Approval, decision_problems, member_for_key, payload, sign, verify
+from vcops.window.approval import member_for_key, payload, sign
 from vcops.window.board import quorum_for, tally, verified
 from vcops.window.model import Decision, Window, parse_amount, parse_duration, plan_hash
 from vcops.window.plan import build_plan
 from vcops.window.rules import creation_problems, max_concurrency, max_errors, plan_batches
 from vcops.window.store import (
-    add_approval,
     approvals_of,
     list_windows,
     load_window,
     progress_of,
     save_window,
-    set_state,
 )
 
 
@@ -318,70 +317,62 @@ def show(app: App, window_id: str) -> int:
     return 0
 
 
-def _decide(app: App, window_id: str, decision: Decision, key: Path, comment: str) -> int:
-    inv = app.inventory()
-    store = app.store()
-    w = load_window(store, window_id)
-    member = member_for_key(key, list(inv.change_board.members))
-    now = _now()
-    problems = decision_problems(w, member, decision, now)
-    if plan_hash(w.plan) != w.plan_hash:
-        problems.append("the stored plan no longer matches its hash: it was tampered with")
-    previous = [
-        a
-        for a, p in verified(inv, w, approvals_of(store, w.id))
-        if p is None and a.member == member.name
-    ]
-    if any(a.decision == decision for a in previous):
-        problems.append(f"{member.name} already recorded {decision} on {w.id}")
-    if problems:
-        store.audit(
-            f"window.{decision}.refused", w.id, {"member": member.name, "problems": problems}
-        )
-        raise ApprovalError(f"{decision} refused: " + "; ".join(problems))
-    signature = sign(key, payload(w, decision, member.name, now, comment))
-    approval = Approval(
-        window_id=w.id,
-        member=member.name,
-        decision=decision,
-        at=now,
-        comment=comment,
-        signature=signature,
-    )
-    if verify(approval, w, list(inv.change_board.members)) is not None:
-        raise ApprovalError(
-            f"{key}: the signature does not verify against {member.name}'s key on the board"
-        )
-    add_approval(store, approval, current_actor())
-    ok, rejected, quorum = tally(inv, w, approvals_of(store, w.id))
-    state = "rejected" if rejected else ("approved" if ok >= quorum else "pending")
-    was = w.state
-    w = set_state(store, w, state)  # type: ignore[arg-type]
-    store.audit(
-        f"window.{decision}",
-        w.id,
-        {
-            "member": member.name,
-            "comment": comment,
-            "plan_hash": w.plan_hash,
-            "approvals": ok,
-            "quorum": quorum,
-            "state": state,
-        },
-    )
-    if state not in (was, "pending"):
-        send(app, w, "rejected" if rejected else "approved", decided_by=member.name, reason=comment)
+def _decide(
+    app: App,
+    window_id: str,
+    decision: Decision,
+    comment: str,
+    *,
+    key: Path | None,
+    signature: Path | None,
+    member: str | None,
+) -> int:
+    inv, store, now = app.inventory(), app.store(), _now()
+    if signature is not None:
+        if key is not None:
+            raise click.UsageError(
+                "give --key (sign here) or --signature (signed elsewhere), not both"
+            )
+        if member is None:
+            raise click.UsageError("--signature needs --member NAME (the board member who signed)")
+        try:
+            text = signature.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise ApprovalError(f"{signature}: cannot read the signature: {exc.strerror}") from exc
+        outcome = record_decision(
+            inv, store, window_id,
+            member=member, decision=decision, comment=comment, signature=text,
+            now=now, recorded_by=current_actor(),
+        )  # fmt: skip
+    else:
+        key = key or Path("~/.ssh/id_ed25519").expanduser()
+        if not key.is_file():
+            raise ApprovalError(f"{key}: no such key file; give --key PATH or --signature FILE")
+        signer = member_for_key(key, list(inv.change_board.members))
+        if member is not None and member != signer.name:
+            raise ApprovalError(f"{key}: this is {signer.name}'s key, not {member}'s")
+        w = load_window(store, window_id)
+        outcome = record_decision(
+            inv, store, window_id,
+            member=signer.name, decision=decision, comment=comment,
+            signature=sign(key, payload(w, decision, signer.name, now, comment)),
+            now=now, recorded_by=current_actor(), at=now,
+        )  # fmt: skip
+    for delivery in mail_outcome(app.config(), inv, store, outcome, comment, now=now):
+        tell(app, delivery)
+    o = outcome
     app.emit(
         {
-            "window": w.id,
-            "member": member.name,
-            "decision": decision,
-            "state": state,
-            "approvals": ok,
-            "quorum": quorum,
+            "window": o.window_id,
+            "member": o.member,
+            "decision": o.decision,
+            "state": o.state,
+            "approvals": o.approvals,
+            "quorum": o.quorum,
         },
         lambda c: c.print(
-            f"{member.name}: {decision} recorded on {w.id} (signed); approvals {ok}/{quorum}; state {state}"
+            f"{o.member}: {o.decision} recorded on {o.window_id} (signed); "
+            f"approvals {o.approvals}/{o.quorum}; state {o.state}"
         ),
     )
     return 0
@@ -390,31 +381,88 @@ def _decide(app: App, window_id: str, decision: Decision, key: Path, comment: st
 _KEY = click.option(
     "--key",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=lambda: str(Path("~/.ssh/id_ed25519").expanduser()),
-    help="Your SSH private key (on the board).",
+    default=None,
+    help="Your SSH private key (on the board); default ~/.ssh/id_ed25519.",
 )
+_SIGNATURE = click.option(
+    "--signature",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="A signature made elsewhere (ssh-keygen -Y sign) on `vcops window payload` output.",
+)
+_MEMBER = click.option("--member", default=None, help="The board member who signed (--signature).")
 
 
 @window.command()
 @click.argument("window_id")
 @_KEY
+@_SIGNATURE
+@_MEMBER
 @click.option("--comment", default="", help="Recorded and signed with the decision.")
 @json_option
 @click.pass_obj
-def approve(app: App, window_id: str, key: Path, comment: str) -> int:
+def approve(
+    app: App,
+    window_id: str,
+    key: Path | None,
+    signature: Path | None,
+    member: str | None,
+    comment: str,
+) -> int:
     """Approve: sign (window id, the hash of all its terms, decision, time, member) with your SSH key."""
-    return _decide(app, window_id, "approve", key, comment)
+    return _decide(app, window_id, "approve", comment, key=key, signature=signature, member=member)
 
 
 @window.command()
 @click.argument("window_id")
 @_KEY
-@click.option("--reason", required=True, help="Why (recorded and signed).")
+@_SIGNATURE
+@_MEMBER
+@click.option("--reason", "--comment", "reason", required=True, help="Why (recorded and signed).")
 @json_option
 @click.pass_obj
-def reject(app: App, window_id: str, key: Path, reason: str) -> int:
+def reject(
+    app: App,
+    window_id: str,
+    key: Path | None,
+    signature: Path | None,
+    member: str | None,
+    reason: str,
+) -> int:
     """Reject: a rejected window can never run."""
-    return _decide(app, window_id, "reject", key, reason)
+    return _decide(app, window_id, "reject", reason, key=key, signature=signature, member=member)
+
+
+@window.command("payload")
+@click.argument("window_id")
+@click.option("--decision", type=click.Choice(["approve", "reject"]), required=True)
+@click.option("--member", required=True, help="The board member who will sign.")
+@click.option("--comment", default="", help="Signed with the decision (a reject needs its reason).")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="Write the payload here instead of standard output.",
+)  # fmt: skip
+@click.pass_obj
+def payload_(
+    app: App, window_id: str, decision: Decision, member: str, comment: str, output: Path | None
+) -> int:
+    """The exact bytes a member signs elsewhere (ssh-keygen -Y sign -n vcops-window)."""
+    issued = issue_payload(
+        app.store(), app.inventory(), window_id,
+        member=member, decision=decision, comment=comment, now=_now(),
+    )  # fmt: skip
+    if output is None:
+        click.echo(issued.data.decode(), nl=False)
+        return 0
+    output.write_bytes(issued.data)
+    app.err.print(
+        f"wrote {output}; sign it where your key lives:\n"
+        f"  ssh-keygen -Y sign -n vcops-window -f ~/.ssh/id_ed25519 {output}\n"
+        f"then: vcops window {decision} {window_id} --signature {output}.sig --member {member}"
+        + (f" --comment {comment!r}" if comment else ""),
+        markup=False,
+    )
+    return 0
 
 
 from vcops.cli.window_run import report, run  # noqa: E402 - the group is defined above

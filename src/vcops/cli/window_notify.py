@@ -6,16 +6,15 @@ from datetime import UTC, datetime
 
 from vcops.cli.app import App
 from vcops.cli.text import styled
-from vcops.report.notify import Delivery, notify_customers, notify_window
+from vcops.decisions import mail_event
+from vcops.report.notify import Delivery
 from vcops.report.window_mail import HostLine, WindowEvent
-from vcops.window.board import tally
 from vcops.window.model import Window
 from vcops.window.progress import HostRecord
 from vcops.window.runner import Notify
-from vcops.window.store import approvals_of
 
 
-def _tell(app: App, delivery: Delivery | None) -> None:
+def tell(app: App, delivery: Delivery | None) -> None:
     if delivery is None or app.json:
         return
     if delivery.skipped_reason:
@@ -47,25 +46,12 @@ def send(
 ) -> None:
     """Mail ``event`` about ``window``; an approval that completes the quorum also sends the
     customer maintenance notice. Without an ``[smtp]`` section nothing is mailed."""
-    cfg = app.config()
-    if "smtp" not in cfg.model_fields_set:
-        if not app.json:
-            app.err.print(
-                styled("[dim]no {} mail: vcops.toml has no {} section[/]", event, "[smtp]")
-            )
-        return
-    inv, store = app.inventory(), app.store()
-    ok, _rejected, quorum = tally(inv, window, approvals_of(store, window.id))
-    now = datetime.now(UTC)
     lines = [HostLine(h.target, h.state, h.summary) for h in hosts or []]
-    delivery = notify_window(
-        cfg, inv, store, window, event,
-        quorum=quorum, approvals=ok, decided_by=decided_by, reason=reason, hosts=lines,
-        now=now,
-    )  # fmt: skip
-    _tell(app, delivery)
-    if event == "approved":
-        _tell(app, notify_customers(cfg, inv, store, window, now=now))
+    for delivery in mail_event(
+        app.config(), app.inventory(), app.store(), window, event,
+        now=datetime.now(UTC), decided_by=decided_by, reason=reason, hosts=lines,
+    ):  # fmt: skip
+        tell(app, delivery)
 
 
 def notifier(app: App) -> Notify:

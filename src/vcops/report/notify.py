@@ -127,10 +127,12 @@ def notify_window(
     reason: str = "",
     hosts: Sequence[HostLine] = (),
     now: datetime,
+    payloads: Sequence[tuple[str, bytes]] = (),
 ) -> Delivery:
     """Mail a window event to its recipients (:func:`recipients_for`) and audit it.
 
-    No recipients is a skip with a reason (audited), not an error.
+    ``payloads`` (file name, bytes) are attached for the board to sign. No recipients is
+    a skip with a reason (audited), not an error.
 
     Raises:
         StoreError: the outbox directory cannot be written.
@@ -171,6 +173,7 @@ def notify_window(
         hosts=hosts,
         inventory_path=str(inventory.root),
         config_path=str(config.source.resolve()) if config.source else None,
+        payloads=payloads,
     )
     sent, errors = deliver_and_audit(
         config,

@@ -150,6 +150,24 @@ def approval_commands(
     )
 
 
+PAYLOAD_PLACEHOLDER = "PAYLOAD.txt"
+
+
+def signature_command(
+    window_id: str, *, inventory_path: str | None = None, config_path: str | None = None
+) -> str:
+    """How an operator records a signature a member sent back (``PAYLOAD.txt.sig``)."""
+    prefix = "vcops"
+    if config_path:
+        prefix += f" -c {shlex.quote(config_path)}"
+    if inventory_path:
+        prefix += f" -i {shlex.quote(inventory_path)}"
+    return (
+        f"{prefix} window approve {shlex.quote(window_id)} "
+        f"--signature {PAYLOAD_PLACEHOLDER}.sig --member NAME"
+    )
+
+
 @dataclass(frozen=True)
 class _HostView:
     target: str
@@ -202,6 +220,9 @@ class _WindowView:
     reason: str
     approve_command: str
     reject_command: str
+    payloads: list[str]
+    sign_command: str
+    signature_command: str
     plan: list[_HostView]
     hosts: list[HostLine]
     counts: HostCounts
@@ -245,9 +266,11 @@ def window_message(
     hosts: Sequence[HostLine] = (),
     inventory_path: str | None = None,
     config_path: str | None = None,
+    payloads: Sequence[tuple[str, bytes]] = (),
 ) -> EmailMessage:
     """The mail for one window event: text + HTML from ``templates/email/window.*.j2`` and
-    the window as ``window-<id>.json``.
+    the window as ``window-<id>.json``; ``payloads`` (file name, bytes to sign) attached as
+    text files with the one-line ``ssh-keygen -Y sign`` command that signs them.
 
     Raises:
         ValueError: an unknown event.
@@ -271,6 +294,11 @@ def window_message(
         reason=reason,
         approve_command=approve,
         reject_command=reject,
+        payloads=[name for name, _ in payloads],
+        sign_command=f"ssh-keygen -Y sign -n vcops-window -f ~/.ssh/id_ed25519 {PAYLOAD_PLACEHOLDER}",
+        signature_command=signature_command(
+            window.id, inventory_path=inventory_path, config_path=config_path
+        ),
         plan=_plan_view(window),
         hosts=list(hosts),
         counts=HostCounts.of(hosts),
@@ -293,7 +321,10 @@ def window_message(
         subject=subject,
         text=text,
         html=html,
-        attachments=[Attachment(f"window-{window.id}.json", attachment, "application", "json")],
+        attachments=[
+            Attachment(f"window-{window.id}.json", attachment, "application", "json"),
+            *(Attachment(name, data, "text", "plain") for name, data in payloads),
+        ],
     )
 
 
