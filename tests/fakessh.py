@@ -120,9 +120,9 @@ class FakeFleet:
         return address, port
 
     def write_inventory(
-        self, root: Path, roles: dict[str, list[str]], environment: str = "lab"
+        self, root: Path, roles: dict[str, list[str]], environment: str = "lab", extra: str = ""
     ) -> Path:
-        """An inventory of the fleet's hosts (one site, no devices)."""
+        """An inventory of the fleet's hosts (one site, no devices), plus ``extra`` YAML."""
         root.mkdir(parents=True, exist_ok=True)
         lines = [
             "settings:",
@@ -139,5 +139,5 @@ class FakeFleet:
                 f"roles: [{', '.join(roles.get(name, ['generic']))}], site: lo, "
                 f"environment: {environment}}}"
             )
-        (root / "hosts.yml").write_text("\n".join(lines) + "\n")
+        (root / "hosts.yml").write_text("\n".join(lines) + "\n" + extra)
         return root

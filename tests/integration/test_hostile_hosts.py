@@ -144,3 +144,99 @@ def test_hostile_trees_never_break_snapshot_take_for_the_fleet(
         code = main(["-i", str(root), "snapshot", "show", "ast-hostile"])
         out, _ = capsys.readouterr()
         assert "/etc/asterisk/.gitattributes" in out and "canary" not in out
+
+
+HOSTILE_APT = "E: [/x] dpkg: error processing [smtp] [bold]half-configured"
+
+
+def window_host(files: dict[str, str]) -> object:
+    """A host that plans one upgrade, answers every window step sanely, and fails its
+    install with a line of markup."""
+    import re
+
+    snapshot = snapshot_answer(files)
+
+    def answer(script: str) -> tuple[str, int]:
+        if "@@vcops-snap-" in script:
+            return snapshot(script)  # type: ignore[operator,no-any-return]
+        if "@@vcops-reboot" in script:  # the plan
+            return (
+                "vcops-testpkg/bookworm-security 1.1 all [upgradable from: 1.0]\n"
+                "@@vcops-reboot no\n",
+                0,
+            )
+        m = re.search(r"printf '@@([0-9a-f]+) %s", script)
+        assert m, script[:200]
+        say = f"@@{m.group(1)}"
+        if "apt-get install -y" in script:
+            lines = [
+                f"{say} before vcops-testpkg 1.0",
+                f"{say} install 100 {HOSTILE_APT}",
+                f"{say} after vcops-testpkg 1.0",
+            ]
+        else:  # precheck, drain, gate, start
+            lines = [f"{say} active ssh.service", f"{say} boot 6f1c0c3e-boot"]
+        return "\n".join(lines) + "\n", 0
+
+    return answer
+
+
+def test_a_host_answering_markup_fails_and_rolls_back_without_crashing_the_runner(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Today: rich raises MarkupError on the "rolling back" line (exit 70) before the
+    rollback runs, and the resumed run crashes the same way."""
+    import subprocess
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    keys = cli_env / "board"
+    keys.mkdir()
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f", str(keys / "alice")],
+        check=True,
+    )
+    alice = (keys / "alice.pub").read_text().strip()
+    board = (
+        "change_board:\n  quorum: {production: 1, staging: 1, lab: 1}\n  members:\n"
+        f'    - {{name: alice, email: alice@example.net, ssh_public_key: "{alice}"}}\n'
+    )
+    with FakeFleet(cli_env / "fleet") as fleet:
+        fleet.add("gen-01", window_host({"etc/ssh/sshd_config": "PermitRootLogin no\n"}))  # type: ignore[arg-type]
+        root = fleet.write_inventory(
+            cli_env / "inventory", roles={"gen-01": ["generic"]}, extra=board
+        )
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+        code = main(
+            ["-i", str(root), "--json", "window", "create", "--targets", "gen-01",
+             "--start", start.isoformat(), "--duration", "1h", "--cutoff", "30m",
+             "--max-concurrency", "1", "--max-errors", "1", "--actions", "all-updates",
+             "--reboot", "never", "--change-id", "CHG-[/x]", "--title", "markup [/x]"]
+        )  # fmt: skip
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        window_id = json.loads(out)["id"]
+        code = main(["-i", str(root), "window", "approve", window_id, "--key", str(keys / "alice")])
+        _, err = capsys.readouterr()
+        assert code == 0, err
+        time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds() + 0.3))
+
+        code = main(["-i", str(root), "window", "run", window_id])
+        out, err = capsys.readouterr()
+        assert "internal error" not in err, err
+        assert code == 1
+        assert HOSTILE_APT in err  # printed as it is, brackets and all
+        code = main(["-i", str(root), "--json", "window", "report", window_id])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        host = {h["target"]: h for h in json.loads(out)["hosts"]}["gen-01"]
+        assert host["state"] == "failed" and HOSTILE_APT in host["summary"]
+        assert host["rollback"] and "configs restored" in host["rollback"]
+        # a second run (a resume after today's crash) is refused in one line, no crash
+        code = main(["-i", str(root), "window", "run", window_id])
+        _, err = capsys.readouterr()
+        assert code != 0 and "internal error" not in err and "halted" in err
+        for cmd in (["window", "show", window_id], ["window", "list"], ["audit", "log"]):
+            code = main(["-i", str(root), *cmd])
+            out, err = capsys.readouterr()
+            assert code == 0 and "internal error" not in err, (cmd, err)
