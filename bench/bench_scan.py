@@ -36,7 +36,11 @@ def lab(hosts: int) -> Iterator[Path]:
     with open("/run/vcops-lab-tests.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         work = Path(tempfile.mkdtemp(prefix="vcops-bench-"))
-        env = {**os.environ, "VCOPS_DATABASE_URL": f"sqlite:///{work / 'vcops.db'}"}
+        env = {
+            **os.environ,
+            "VCOPS_DATABASE_URL": f"sqlite:///{work / 'vcops.db'}",
+            "VCOPS_STATE_DIR": str(work),
+        }
         subprocess.run([VCOPS, "lab", "down"], env=env, capture_output=True, check=False)
         subprocess.run(
             [
@@ -64,6 +68,7 @@ def timed(argv: list[str], work: Path, ok: tuple[int, ...] = (0,)) -> float:
     env = {
         **os.environ,
         "VCOPS_DATABASE_URL": f"sqlite:///{work / 'vcops.db'}",
+        "VCOPS_STATE_DIR": str(work),
         "VCOPS_CONFIG": "",
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
         "VCOPS_INVENTORY": str(work / "lab"),

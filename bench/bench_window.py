@@ -77,6 +77,7 @@ def env_for(work: Path) -> dict[str, str]:
     return {
         **os.environ,
         "VCOPS_DATABASE_URL": f"sqlite:///{work / 'vcops.db'}",
+        "VCOPS_STATE_DIR": str(work),
         "VCOPS_CONFIG": "",
         "VCOPS_ACTOR": "bench",
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),

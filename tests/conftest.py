@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to fixture files, a throwaway PostgreSQL, a database URL per engine."""
+"""Shared fixtures: paths to fixture files, a throwaway PostgreSQL, a database URL per
+engine, and the state directory of every test."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ from tests.pg_server import PgCluster, pg_bindir, start_cluster
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``VCOPS_STATE_DIR=.vcops`` for the whole session (subprocesses inherit it): a test
+    that gives no ``[store] state_dir`` keeps its state in ``.vcops/`` of its own working
+    directory, as before the state directory moved to /var/lib/vcops or
+    ~/.local/state/vcops, and never writes the machine's own state."""
+    os.environ["VCOPS_STATE_DIR"] = ".vcops"
 
 
 @pytest.fixture

@@ -5,11 +5,16 @@ exists; every setting has a default, so no file is needed. Relative paths are ta
 from the directory holding the file (the working directory without one). Example::
 
     [store]
-    database_url = "sqlite:///.vcops/vcops.db"   # or $VCOPS_DATABASE_URL
+    state_dir = "state"                 # relative to this file; see resolve_state_dir
     # database_url = "postgresql+psycopg://vcops@db.example.net/vcops"  (no password here:
-    # $PGPASSWORD, $PGPASSFILE, ~/.pgpass or pgpass_file below)
+    # $PGPASSWORD, $PGPASSFILE, ~/.pgpass or pgpass_file below); default: SQLite in state_dir,
+    # or $VCOPS_DATABASE_URL
     # pgpass_file = "/etc/vcops/pgpass"
-    snapshots_dir = ".vcops/snapshots"
+    snapshots_dir = "state/snapshots"   # default: <state_dir>/snapshots
+
+    [paths]
+    inventory = "inventory"             # used when neither -i nor $VCOPS_INVENTORY is given
+    templates = "my-templates"          # an operator's own copy of templates/
 
     [run]
     max_parallel = 50
@@ -47,7 +52,14 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from vcops.errors import ConfigError
 
@@ -56,10 +68,14 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+STATE_ENV = "VCOPS_STATE_DIR"
+ROOT_STATE_DIR = Path("/var/lib/vcops")
+
+
 class StoreConfig(_Section):
     database_url: str | None = None
     pgpass_file: str | None = None
-    state_dir: str = ".vcops"
+    state_dir: str | None = None
     snapshots_dir: str | None = None
 
     @field_validator("database_url")
@@ -81,6 +97,13 @@ def _url_password(url: str) -> str | None:
         return make_url(url).password
     except ArgumentError:
         return None
+
+
+class PathsConfig(_Section):
+    """Operator copies of what vcops ships (default: the files inside the package)."""
+
+    templates: str | None = None
+    inventory: str | None = None
 
 
 class RunConfig(_Section):
@@ -167,6 +190,8 @@ class Config(_Section):
     customer_notice: CustomerNoticeConfig = CustomerNoticeConfig()
     workers: WorkersConfig = WorkersConfig()
     lab: LabConfig = LabConfig()
+    paths: PathsConfig = PathsConfig()
+    _state: tuple[Path, str] | None = PrivateAttr(default=None)
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
@@ -174,7 +199,26 @@ class Config(_Section):
 
     @property
     def state_dir(self) -> Path:
-        return self.path(self.store.state_dir)
+        """The state directory, resolved once (see :func:`resolve_state_dir`)."""
+        return self.state_origin[0]
+
+    @property
+    def state_origin(self) -> tuple[Path, str]:
+        """The state directory and what chose it: ``config``, ``$VCOPS_STATE_DIR`` or
+        ``default``."""
+        if self._state is None:
+            self._state = resolve_state_dir(self)
+        return self._state
+
+    @property
+    def templates_dir(self) -> Path | None:
+        """``[paths] templates`` resolved against the config file, if set."""
+        return self.path(self.paths.templates).absolute() if self.paths.templates else None
+
+    @property
+    def inventory_dir(self) -> Path | None:
+        """``[paths] inventory`` resolved against the config file, if set."""
+        return self.path(self.paths.inventory).absolute() if self.paths.inventory else None
 
     @property
     def database_url(self) -> str:
@@ -204,6 +248,35 @@ class Config(_Section):
             if self.store.snapshots_dir
             else self.state_dir / "snapshots"
         )
+
+
+def default_state_dir(uid: int | None = None) -> Path:
+    """``/var/lib/vcops`` for root, ``$XDG_STATE_HOME/vcops`` (``~/.local/state/vcops``)
+    for anyone else."""
+    if (os.geteuid() if uid is None else uid) == 0:
+        return ROOT_STATE_DIR
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "vcops"
+
+
+def resolve_state_dir(config: Config) -> tuple[Path, str]:
+    """Where vcops keeps its state, and why, decided in one place, in this order:
+
+    1. ``[store] state_dir`` of the config file, relative to that file (not the CWD);
+    2. ``$VCOPS_STATE_DIR`` (relative to the working directory: ``VCOPS_STATE_DIR=.vcops``
+       keeps using a ``.vcops/`` of an older vcops);
+    3. :func:`default_state_dir`.
+
+    So every run with the same config shares one database, audit chain and snapshot
+    store, whatever directory it starts from.
+    """
+    if config.store.state_dir:
+        return config.path(config.store.state_dir).absolute(), "config"
+    env = os.environ.get(STATE_ENV)
+    if env:
+        return Path(env).expanduser().absolute(), f"${STATE_ENV}"
+    return default_state_dir(), "default"
 
 
 def load_config(path: Path | None) -> Config:

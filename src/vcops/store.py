@@ -50,6 +50,7 @@ from vcops.audit import (
 )
 from vcops.errors import AuditTampered, StoreError
 from vcops.locks import ADVISORY_NAMESPACE, advisory_key, hold_lock
+from vcops.paths import create_private_file, ensure_state_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest alembic revision (a unit test keeps it equal to the migrations' head).
@@ -105,7 +106,7 @@ def current_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     """A database URL safe to print: the password replaced."""
     from sqlalchemy.engine import make_url
 
@@ -192,7 +193,7 @@ class Store:
                 yield session
         except SQLAlchemyError as exc:
             raise StoreError(
-                f"database {_redact_url(str(self.engine.url))}: {exc.__class__.__name__}: "
+                f"database {redact_url(str(self.engine.url))}: {exc.__class__.__name__}: "
                 + _scrub(getattr(exc, "orig", None) or exc, self.engine.url)
             ) from exc
 
@@ -486,10 +487,14 @@ def open_store(
     if database_url.startswith("sqlite:///"):
         db_path = Path(database_url.removeprefix("sqlite:///"))
         try:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_state_dir(db_path.parent)
+            create_private_file(db_path)  # 0600 before SQLite creates it with the umask
         except OSError as exc:
-            raise StoreError(f"{db_path.parent}: cannot create the state directory: {exc}") from exc
-    where = f"database {_redact_url(database_url)}"
+            raise StoreError(
+                f"{db_path}: cannot create the database: {exc.strerror or exc}; "
+                "set [store] state_dir in vcops.toml or $VCOPS_STATE_DIR to a writable directory"
+            ) from exc
+    where = f"database {redact_url(database_url)}"
     try:
         if database_url.startswith("postgresql"):
             args = {"passfile": str(pgpass_file)} if pgpass_file else {}
@@ -513,7 +518,13 @@ def open_store(
     identity, key = database_key(database_url)
     lock_dir = db_path.parent / "locks" if db_path is not None else None
     if state_dir is not None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            ensure_state_dir(state_dir)
+        except OSError as exc:
+            raise StoreError(
+                f"{state_dir}: cannot create the state directory: {exc.strerror or exc}; "
+                "set [store] state_dir in vcops.toml or $VCOPS_STATE_DIR to a writable directory"
+            ) from exc
         anchor = state_dir / f"audit-{key}.anchor"
         key_file = state_dir / "audit_key"
         lock_dir = state_dir / "locks"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,9 @@ import click
 from rich.console import Console
 
 from vcops.config import Config, load_config
+from vcops.errors import VcopsError
 from vcops.inventory import Inventory, load_inventory
+from vcops.paths import TEMPLATES_ENV
 from vcops.store import Store, open_store
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -39,6 +42,8 @@ class App:
     config_file: Path | None
     json: bool = False
     debug: bool = False
+    inventory_origin: str = "default"
+    config_origin: str = "default"
     out: Console = field(default_factory=lambda: _console(stderr=False))
     err: Console = field(default_factory=lambda: _console(stderr=True))
     _inventory: Inventory | None = None
@@ -54,6 +59,23 @@ class App:
         if self._config is None:
             self._config = load_config(self.config_file)
         return self._config
+
+    def apply_config_paths(self) -> None:
+        """Let vcops.toml's ``[paths]`` choose the inventory (when neither ``-i`` nor
+        ``$VCOPS_INVENTORY`` did) and the templates root (exported as ``$VCOPS_TEMPLATES``
+        so the pyinfra and Ansible subprocesses render from the same files).
+
+        A malformed config is not reported here: the command that needs it says so.
+        """
+        try:
+            cfg = self.config()
+        except VcopsError:
+            self._config = None
+            return
+        if cfg.inventory_dir is not None and self.inventory_origin == "default":
+            self.inventory_dir, self.inventory_origin = cfg.inventory_dir, "config"
+        if cfg.templates_dir is not None:
+            os.environ[TEMPLATES_ENV] = str(cfg.templates_dir)
 
     def store(self) -> Store:
         if self._store is None:

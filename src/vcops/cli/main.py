@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 drift or a failed action, 2 bad input, 3 targets unreachable
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -38,6 +39,8 @@ class LazyGroup(click.Group):
         "snapshot": "vcops.cli.snapshot_cmds:snapshot",
         "apply": "vcops.cli.apply_cmds:apply",
         "worker": "vcops.cli.worker_cmds:worker",
+        "info": "vcops.cli.info_cmds:info",
+        "init": "vcops.cli.info_cmds:init",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -56,9 +59,16 @@ class LazyGroup(click.Group):
 
 @click.group(
     cls=LazyGroup,
+    invoke_without_command=True,
+    no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(__version__, "--version", prog_name="vcops", message="%(prog)s %(version)s")
+@click.option(
+    "--version",
+    is_flag=True,
+    help="Print the version and exit (with --json: also where state, config, inventory "
+    "and templates were found, as `vcops info --json`).",
+)
 @click.option(
     "--inventory",
     "-i",
@@ -82,20 +92,54 @@ class LazyGroup(click.Group):
 @click.option("--debug", is_flag=True, envvar="VCOPS_DEBUG", help="Show tracebacks on errors.")
 @click.pass_context
 def cli(
-    ctx: click.Context, inventory_dir: Path, config_file: Path | None, json_: bool, debug: bool
+    ctx: click.Context,
+    version: bool,
+    inventory_dir: Path,
+    config_file: Path | None,
+    json_: bool,
+    debug: bool,
 ) -> None:
     """vcops keeps a VoIP fleet hardened and patched (Code of Practice section 3.2).
 
     \b
+    Start with `vcops init DIR` (a starter inventory and vcops.toml); `vcops info`
+    says where state, config, inventory and templates are found.
     Exit codes: 0 ok; 1 drift or a failed action; 2 bad input; 3 targets unreachable.
     """
-    ctx.obj = App(inventory_dir=inventory_dir, config_file=config_file, json=json_, debug=debug)
+    app = App(
+        inventory_dir=inventory_dir,
+        config_file=config_file,
+        json=json_,
+        debug=debug,
+        inventory_origin=_origin(ctx.get_parameter_source("inventory_dir"), "$VCOPS_INVENTORY"),
+        config_origin=_origin(ctx.get_parameter_source("config_file"), "$VCOPS_CONFIG"),
+    )
+    ctx.obj = app
+    app.apply_config_paths()
+    if version:
+        if json_:
+            from vcops.cli.info_cmds import collect_info
+
+            click.echo(json.dumps(collect_info(app), indent=2))
+        else:
+            click.echo(f"vcops {__version__}")
+        ctx.exit(0)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        ctx.exit(0)
+
+
+def _origin(source: click.core.ParameterSource | None, env: str) -> str:
+    """How a global option got its value: ``--option``, ``$ENV`` or ``default``."""
+    if source is click.core.ParameterSource.COMMANDLINE:
+        return "option"
+    if source is click.core.ParameterSource.ENVIRONMENT:
+        return env
+    return "default"
 
 
 def _report(exc: VcopsError, as_json: bool) -> None:
     if as_json:
-        import json
-
         payload: dict[str, object] = {"error": str(exc), "type": exc.__class__.__name__}
         if isinstance(exc, InventoryError):
             payload["problems"] = [

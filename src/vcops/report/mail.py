@@ -27,6 +27,7 @@ from pathlib import Path
 
 from vcops.config import SmtpConfig
 from vcops.errors import ConfigError
+from vcops.paths import ensure_state_dir
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Outbox:
         self.queued = root / "queued"
         self.sending = root / "sending"
         self.sent_log = root / "sent.log"
+        ensure_state_dir(root.parent)
         for d in (self.queued, self.sending):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
 

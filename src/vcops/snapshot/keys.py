@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 from vcops.errors import StoreError
+from vcops.paths import ensure_state_dir
 
 KEY_FILE = "snapshot-mask.key"
 
@@ -38,7 +39,7 @@ def load_or_create_key(state_dir: Path, snapshots_dir: Path) -> bytes:
         )
     if not path.exists():
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            ensure_state_dir(state_dir)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             pass  # another process created it first
