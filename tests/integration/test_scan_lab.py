@@ -211,6 +211,7 @@ def test_scan_emails_the_drift_report_to_the_lab_smtp_server(
     )
     before = len(read_mail())
     env = {k: v for k, v in os.environ.items() if k != "VCOPS_DATABASE_URL"}
+    env["VCOPS_STATE_DIR"] = str(tmp_path / ".vcops")
     proc = subprocess.run(
         [
             str(BIN / "vcops"),

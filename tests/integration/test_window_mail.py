@@ -42,7 +42,8 @@ class Setup:
 
     def config(self, extra: str = "") -> Config:
         path = self.root / "vcops.toml"
-        path.write_text(smtp_toml(self.port, self.cert[0], PASSWORD_ENV) + extra)
+        store = '[store]\nstate_dir = ".vcops"\n'  # the state this Setup opened
+        path.write_text(store + smtp_toml(self.port, self.cert[0], PASSWORD_ENV) + extra)
         return load_config(path)
 
     def queued(self) -> list[Path]:

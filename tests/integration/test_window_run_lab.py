@@ -116,6 +116,7 @@ class Site:
             **os.environ,
             "VCOPS_DATABASE_URL": f"sqlite:///{self.db}",
             "VCOPS_CONFIG": str(self.root / "vcops.toml"),
+            "VCOPS_STATE_DIR": str(self.root / ".vcops"),
             "VCOPS_ACTOR": "ops-oncall",
         }
 

@@ -32,6 +32,7 @@ def test_a_baseline_window_fixes_the_drift_a_scan_found(lab: Inventory, tmp_path
         **os.environ,
         "VCOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'vcops.db'}",
         "VCOPS_CONFIG": str(root / "vcops.toml"),
+        "VCOPS_STATE_DIR": str(tmp_path / "state"),
         "VCOPS_ACTOR": "ops-oncall",
     }
 
