@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.markup import escape
 
 from vcops import __version__
 from vcops.cli.app import App, json_option
+from vcops.cli.text import plain, styled
 from vcops.errors import ConfigError
 from vcops.paths import deploys_dir, roles_dir, share_dir, templates_origin
 from vcops.store import redact_url
@@ -59,18 +59,24 @@ def info(app: App) -> int:
     data = collect_info(app)
 
     def render(console: Console) -> None:
-        console.print(f"vcops {data['version']}")
+        console.print(plain(f"vcops {data['version']}"))
         for key in ("config", "state", "inventory", "templates"):
             value = data.get(key)
             if isinstance(value, dict):
-                where = escape(str(value["path"] or "none"))
-                missing = "" if value.get("exists", True) else " [yellow](not there yet)[/]"
-                console.print(f"  {key:<10} {where}  ({escape(str(value['origin']))}){missing}")
+                console.print(
+                    styled(
+                        "  {}{}  ({})" + ("" if value.get("exists", True) else "{}"),
+                        f"{key:<10} ",
+                        value["path"] or "none",
+                        value["origin"],
+                        *([] if value.get("exists", True) else [" (not there yet)"]),
+                    )
+                )
         for key in ("database", "snapshots", "deploys", "roles"):
             if key in data:
-                console.print(f"  {key:<10} {escape(str(data[key]))}")
+                console.print(plain(f"  {key:<10} {data[key]}"))
         if "error" in data:
-            console.print(f"  [red]{escape(str(data['error']))}[/]")
+            console.print(styled("  [red]{}[/]", data["error"]))
 
     app.emit(data, render)
     return 2 if "error" in data else 0
@@ -141,22 +147,26 @@ def init(app: App, directory: Path, force: bool) -> int:
     data = {"directory": str(directory), "written": [str(p) for p in written], "next": steps}
 
     def render(console: Console) -> None:
-        console.print(f"wrote {len(written)} files in {escape(str(directory))}:")
+        console.print(plain(f"wrote {len(written)} files in {directory}:"))
         for path in written:
-            console.print(f"  {escape(str(path.relative_to(directory)))}")
+            console.print(plain(f"  {path.relative_to(directory)}"))
+        listing = shlex.quote(str(directory / "inventory" / "known_hosts"))
         console.print(
-            "\nedit inventory/*.yml (your servers, devices, networks, board), then:\n"
-            "\n  1. pin each server's host key (once per server):"
-            f"\n       {escape(steps[0])}"
-            "\n     [yellow]ssh-keyscan trusts the network: compare every fingerprint"
-            f" (ssh-keygen -lf {escape(shlex.quote(str(directory / 'inventory/known_hosts')))})"
-            "\n     with the host's own (its console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)"
-            " before you rely on it[/]"
-            f"\n  2. {escape(steps[1])}"
-            f"\n  3. {escape(steps[2])}"
+            styled(
+                "\nedit inventory/*.yml (your servers, devices, networks, board), then:\n"
+                "\n  1. pin each server's host key (once per server):\n       {}"
+                "\n     [yellow]ssh-keyscan trusts the network: compare every fingerprint"
+                " (ssh-keygen -lf {})\n     with the host's own, read on its console"
+                " (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), before you rely on it[/]"
+                "\n  2. {}\n  3. {}",
+                steps[0],
+                listing,
+                steps[1],
+                steps[2],
+            )
         )
         if shutil.which("vcops") is None and os.environ.get("VIRTUAL_ENV"):
-            console.print(f"\n(vcops is in {escape(os.environ['VIRTUAL_ENV'])}/bin)")
+            console.print(plain(f"\n(vcops is in {os.environ['VIRTUAL_ENV']}/bin)"))
 
     app.emit(data, render)
     return 0
