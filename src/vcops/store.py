@@ -106,7 +106,7 @@ def current_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def redact_url(url: str) -> str:
+def _redact_url(url: str) -> str:
     """A database URL safe to print: the password replaced."""
     from sqlalchemy.engine import make_url
 
@@ -114,6 +114,10 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparsable database URL>"
+
+
+redact_url = _redact_url
+"""A database URL with its password replaced (for display)."""
 
 
 def _syslog(message: str, *, severity: int) -> bool:
@@ -193,7 +197,7 @@ class Store:
                 yield session
         except SQLAlchemyError as exc:
             raise StoreError(
-                f"database {redact_url(str(self.engine.url))}: {exc.__class__.__name__}: "
+                f"database {_redact_url(str(self.engine.url))}: {exc.__class__.__name__}: "
                 + _scrub(getattr(exc, "orig", None) or exc, self.engine.url)
             ) from exc
 
@@ -494,7 +498,7 @@ def open_store(
                 f"{db_path}: cannot create the database: {exc.strerror or exc}; "
                 "set [store] state_dir in vcops.toml or $VCOPS_STATE_DIR to a writable directory"
             ) from exc
-    where = f"database {redact_url(database_url)}"
+    where = f"database {_redact_url(database_url)}"
     try:
         if database_url.startswith("postgresql"):
             args = {"passfile": str(pgpass_file)} if pgpass_file else {}
