@@ -138,3 +138,42 @@ def test_an_inventory_error_is_the_operators_and_still_raised() -> None:
 
     with pytest.raises(InventoryError):
         contained("kam-09", "server", 0.0, bad_vars)
+
+
+WINDOW_VERBS = ["before", "after", "pending", "install", "unit", "reboot-required", "note",
+                "calls", "active", "failed", "boot", "restart", "start"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(WINDOW_VERBS),
+            st.lists(st.one_of(TOKENS, st.text(max_size=12)), max_size=4),
+        ),
+        max_size=12,
+    )
+)
+def test_window_step_answers_never_raise(lines: list[tuple[str, list[str]]]) -> None:
+    """A host's answers to the window steps parse into data or None, never an exception."""
+    from vcops.window import remote
+
+    text = "\n".join(
+        f"@@{NONCE} {verb} {' '.join(args)}".replace("\n", " ") for verb, args in lines
+    )
+    answer = remote.parse_answer(text, NONCE)
+    remote.unit_state(answer)
+    counts = remote.call_counts(answer)
+    assert all(n is None or 0 <= n < 10**19 for n in counts.values())
+    result = remote.install_result(answer)
+    assert result is None or 0 <= result.exit_status <= 255
+
+
+def test_window_answers_with_huge_numbers() -> None:
+    from vcops.window import remote
+
+    text = f"@@{NONCE} calls kamailio {'9' * 5000}\n@@{NONCE} install {'9' * 5000} E: broken\n"
+    answer = remote.parse_answer(text, NONCE)
+    assert remote.call_counts(answer) == {"kamailio": None}  # today: ValueError, the window dies
+    result = remote.install_result(answer)
+    assert result is not None and result.exit_status == 1 and result.error == "E: broken"

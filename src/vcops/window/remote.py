@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vcops.errors import InventoryError, Problem
+from vcops.facts.server import to_int
 from vcops.inventory.models import Server
 from vcops.roles import counters_for, units_for
 from vcops.window.model import PackageChange
@@ -258,7 +259,8 @@ def call_counts(answer: Answer) -> dict[str, int | None]:
     for args in answer.all("calls"):
         if len(args) < 2 or args[1] == "none":
             continue
-        out[args[0]] = int(args[1]) if args[1].isdigit() else None
+        count = to_int(args[1])
+        out[args[0]] = count if count is not None and count >= 0 else None
     return out
 
 
@@ -274,6 +276,11 @@ class InstallResult:
     notes: list[str]
 
 
+def _exit_status(text: str) -> int:
+    status = to_int(text)
+    return status if status is not None and 0 <= status <= 255 else 1
+
+
 def install_result(answer: Answer) -> InstallResult | None:
     """None when the script never said how the install went (cut off, killed)."""
     done = answer.first("install")
@@ -285,7 +292,7 @@ def install_result(answer: Answer) -> InstallResult | None:
             units.setdefault(args[0], []).append(args[1])
     reboot = answer.first("reboot-required")
     return InstallResult(
-        exit_status=int(done[0]) if done and done[0].isdigit() else 1,
+        exit_status=_exit_status(done[0] if done else ""),
         error=" ".join(done[1:]).strip(" -") if done else "",
         before={a[0]: a[1] for a in answer.all("before") if len(a) >= 2},
         after={a[0]: a[1] for a in answer.all("after") if len(a) >= 2},
