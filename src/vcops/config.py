@@ -174,6 +174,26 @@ class WorkersConfig(_Section):
         return value
 
 
+class WebConfig(_Section):
+    """``vcops serve``: where it listens, who may read, how mail links to it.
+
+    ``token_file`` (a file holding one secret line) makes every page ask for
+    ``Authorization: Bearer TOKEN`` or ``?token=``; decisions need no token, the
+    signature is the authentication. ``base_url`` is what mail links point at.
+    """
+
+    bind: str = "127.0.0.1:8080"
+    base_url: str | None = None
+    token_file: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"base_url {value!r} must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
 class LabConfig(_Section):
     maildir: str | None = None
 
@@ -189,6 +209,7 @@ class Config(_Section):
     recipients: RecipientsConfig = RecipientsConfig()
     customer_notice: CustomerNoticeConfig = CustomerNoticeConfig()
     workers: WorkersConfig = WorkersConfig()
+    web: WebConfig = WebConfig()
     lab: LabConfig = LabConfig()
     paths: PathsConfig = PathsConfig()
     _state: tuple[Path, str] | None = PrivateAttr(default=None)

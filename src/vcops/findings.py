@@ -162,3 +162,17 @@ def compliance_score(outcomes: Iterable[TargetOutcome]) -> tuple[int, int, int, 
                 unknown += 1
     decided = passed + failed
     return passed, failed, unknown, round(100.0 * passed / decided, 1) if decided else 0.0
+
+
+def clause_scores(outcomes: Iterable[TargetOutcome]) -> dict[str, float]:
+    """Percent passed of decided checks per Code of Practice clause, e.g.
+    ``{"3.2.1": 91.7, "3.2.2": 75.0}`` (the same rule as :func:`compliance_score`)."""
+    counts: dict[str, list[int]] = {}
+    for outcome in outcomes:
+        for r in outcome.results:
+            if r.status in ("pass", "fail"):
+                passed_failed = counts.setdefault(r.clause, [0, 0])
+                passed_failed[0 if r.status == "pass" else 1] += 1
+    return {
+        clause: round(100.0 * p / (p + f), 1) for clause, (p, f) in sorted(counts.items()) if p + f
+    }

@@ -171,6 +171,44 @@ def _new_row(result: ControlResult, scan_id: int, now: str) -> FindingRow:
     )
 
 
+class ScorePoint(BaseModel):
+    """One scan's compliance score, overall and per clause (clauses are empty for scans
+    recorded before per-clause scores were kept)."""
+
+    scan_id: int
+    at: datetime
+    score: float
+    clauses: dict[str, float] = {}
+
+
+def score_history(store: Store, limit: int = 30, since: datetime | None = None) -> list[ScorePoint]:
+    """The newest ``limit`` scans' scores, oldest first (only scans finished after ``since``)."""
+    with store.session() as s:
+        query = select(ScanRow).where(ScanRow.finished_at != "").order_by(ScanRow.id.desc())
+        rows = [
+            (r.id, r.finished_at, r.score, r.summary)
+            for r in s.execute(query.limit(limit)).scalars()
+        ]
+    out = []
+    for scan_id, finished_at, score, summary in reversed(rows):
+        at = datetime.fromisoformat(finished_at)
+        if since is not None and at < since:
+            continue
+        try:
+            clauses = json.loads(summary or "{}").get("clauses") or {}
+        except ValueError:
+            clauses = {}
+        out.append(
+            ScorePoint(
+                scan_id=scan_id,
+                at=at,
+                score=score,
+                clauses={str(k): float(v) for k, v in clauses.items()},
+            )
+        )
+    return out
+
+
 def recent_scores(store: Store, limit: int = 10) -> list[tuple[str, float]]:
     with store.session() as s:
         rows = s.execute(select(ScanRow).order_by(ScanRow.id.desc()).limit(limit)).scalars()

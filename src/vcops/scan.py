@@ -28,6 +28,7 @@ from vcops.findings import (
     Drift,
     TargetOutcome,
     Waiver,
+    clause_scores,
     compliance_score,
     compute_drift,
     waiver_verdict,
@@ -368,6 +369,7 @@ def run_scan(
             "new": len(drift.new),
             "resolved": len(drift.resolved),
             "unknown": [o.target for o in outcomes if o.status == "unknown"],
+            "clauses": clause_scores(outcomes),
         }
         scan_id = record_scan(
             store,

@@ -10,7 +10,7 @@ from rich.console import Console
 from vcops.cli.app import App, json_option
 from vcops.cli.text import styled
 from vcops.errors import ConfigError, VcopsError
-from vcops.findings_store import last_scans, list_findings, list_waivers, recent_scores, view_of
+from vcops.findings_store import last_scans, list_findings, list_waivers, score_history, view_of
 from vcops.report.drift import DriftReport, UnknownTarget, build_report
 from vcops.report.mail import Outbox
 from vcops.report.notify import deliver_and_audit
@@ -52,7 +52,8 @@ def report_from_scan(app: App, scan: ScanReport) -> DriftReport:
         open_=scan.open,
         unknown=[UnknownTarget(target=o.target, error=o.error) for o in scan.unknown_targets],
         waivers=list_waivers(store),
-        scores=[s for _, s in recent_scores(store, 20)],
+        history=score_history(store, 20),
+        base_url=app.config().web.base_url,
         score=scan.score,
     )
 
@@ -105,7 +106,8 @@ def drift(app: App, since: datetime | None, email: bool) -> int:
         open_=open_,
         unknown=[UnknownTarget(target=t, error=e) for t, e in scans[0].unknown],
         waivers=list_waivers(store),
-        scores=[s for _, s in recent_scores(store, 20)],
+        history=score_history(store, 20),
+        base_url=app.config().web.base_url,
         score=scans[0].score,
     )
 

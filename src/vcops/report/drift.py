@@ -6,15 +6,19 @@ the text and HTML templates and the JSON attachment.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from pydantic import BaseModel
 
 from vcops.findings import Waiver
-from vcops.findings_store import FindingView
+from vcops.findings_store import FindingView, ScorePoint
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
+#: Host names shown per rolled-up control in the mail; the rest are counted (and listed
+#: in the JSON attachment and on the dashboard).
+NAMES_SHOWN = 5
 CLAUSES = {"3.2.1": "3.2.1 Security measures", "3.2.2": "3.2.2 Update and patch"}
 
 
@@ -31,6 +35,30 @@ class Group(BaseModel):
         return sum(len(v) for v in self.hosts.values())
 
 
+class ControlRollup(BaseModel):
+    """The open findings of one control across the fleet: one line in the mail, with the
+    most common actual value and on how many hosts it was seen."""
+
+    control_id: str
+    clause: str
+    clause_title: str
+    severity: str
+    title: str
+    hosts: list[str]
+    waived: int
+    since: str
+    actual: str
+    actual_hosts: int
+
+    @property
+    def shown(self) -> list[str]:
+        return self.hosts[:NAMES_SHOWN]
+
+    @property
+    def more(self) -> int:
+        return max(0, len(self.hosts) - NAMES_SHOWN)
+
+
 class UnknownTarget(BaseModel):
     target: str
     error: str
@@ -44,8 +72,47 @@ class DriftReport(BaseModel):
     open: list[FindingView]
     unknown: list[UnknownTarget]
     expiring_waivers: list[Waiver]
-    scores: list[float]
+    history: list[ScorePoint]
     score: float
+    base_url: str | None = None
+
+    @property
+    def scores(self) -> list[float]:
+        return [p.score for p in self.history]
+
+    def rollup(self) -> list[ControlRollup]:
+        """Open findings by control (clause, then severity, then most hosts first)."""
+        by_control: dict[str, list[FindingView]] = defaultdict(list)
+        for f in self.open:
+            by_control[f.control_id].append(f)
+        out = []
+        for control_id, findings in by_control.items():
+            first = findings[0]
+            actual, actual_hosts = Counter(f.actual for f in findings).most_common(1)[0]
+            out.append(
+                ControlRollup(
+                    control_id=control_id,
+                    clause=first.clause,
+                    clause_title=CLAUSES.get(first.clause, first.clause),
+                    severity=first.severity,
+                    title=first.title,
+                    hosts=sorted({f.target for f in findings}),
+                    waived=sum(f.status == "waived" for f in findings),
+                    since=min(f.first_seen for f in findings),
+                    actual=actual,
+                    actual_hosts=actual_hosts,
+                )
+            )
+        rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+        return sorted(
+            out, key=lambda r: (r.clause, rank.get(r.severity, 9), -len(r.hosts), r.control_id)
+        )
+
+    def link(self, kind: str, name: str) -> str | None:
+        """The dashboard page of a control or host, when ``[web] base_url`` is set."""
+        if not self.base_url:
+            return None
+        return f"{self.base_url}/{kind}/{quote(name, safe='')}"
 
     @property
     def subject(self) -> str:
@@ -90,8 +157,9 @@ def build_report(
     open_: list[FindingView],
     unknown: list[UnknownTarget],
     waivers: list[Waiver],
-    scores: list[float],
+    history: list[ScorePoint],
     score: float,
+    base_url: str | None = None,
 ) -> DriftReport:
     soon = now + timedelta(days=14)
     expiring = [w for w in waivers if now < w.expires_at <= soon]
@@ -103,6 +171,7 @@ def build_report(
         open=open_,
         unknown=unknown,
         expiring_waivers=sorted(expiring, key=lambda w: w.expires_at),
-        scores=scores,
+        history=history,
         score=score,
+        base_url=base_url,
     )

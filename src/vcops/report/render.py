@@ -42,6 +42,8 @@ def drift_json(report: DriftReport) -> bytes:
         "new": [f.model_dump() for f in report.new],
         "resolved": [f.model_dump() for f in report.resolved],
         "open": [f.model_dump() for f in report.open],
+        "open_by_control": [r.model_dump() for r in report.rollup()],
+        "trend": [p.model_dump(mode="json") for p in report.history],
         "expiring_waivers": [w.model_dump(mode="json") for w in report.expiring_waivers],
     }
     return json.dumps(
@@ -58,5 +60,5 @@ def drift_message(report: DriftReport, *, sender: str, to: list[str]) -> EmailMe
         text=text,
         html=html,
         attachments=[Attachment("findings.json", drift_json(report), "application", "json")],
-        images=[InlineImage("trend", trend_png(report.scores or [report.score]))],
+        images=[InlineImage("trend", trend_png(report.history))],
     )
