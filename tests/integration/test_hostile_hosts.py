@@ -240,3 +240,35 @@ def test_a_host_answering_markup_fails_and_rolls_back_without_crashing_the_runne
             code = main(["-i", str(root), *cmd])
             out, err = capsys.readouterr()
             assert code == 0 and "internal error" not in err, (cmd, err)
+
+
+def test_restore_refuses_a_forged_file_list_before_touching_the_host(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone who can write the snapshot store adds /root/.ssh/authorized_keys to a
+    host's file list: restore refuses the whole snapshot and sends the host nothing."""
+    import subprocess
+
+    with FakeFleet(cli_env / "fleet") as fleet:
+        fleet.add("ast-01", snapshot_answer({"etc/asterisk/manager.conf": "[general]\n"}))  # type: ignore[arg-type]
+        root = fleet.write_inventory(cli_env / "inventory", roles={"ast-01": ["asterisk"]})
+        assert main(["-i", str(root), "snapshot", "take"]) == 0
+        repo = cli_env / ".vcops" / "snapshots"
+        host = repo / "ast-01"
+        with (host / "file-list.txt").open("a") as handle:
+            handle.write("0600\troot\troot\tfile\t/root/.ssh/authorized_keys\n")
+        keys = host / "files" / "root" / ".ssh"
+        keys.mkdir(parents=True)
+        (keys / "authorized_keys").write_text("ssh-ed25519 AAAA attacker\n")
+        git = ["git", "-C", str(repo), "-c", "user.name=x", "-c", "user.email=x@x"]
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", "forged"], check=True)
+        capsys.readouterr()
+        before = len(fleet.scripts["ast-01"])
+        code = main(["-i", str(root), "snapshot", "restore", "ast-01", "HEAD"])
+        _, err = capsys.readouterr()
+        assert code != 0 and "internal error" not in err
+        assert "/root/.ssh/authorized_keys" in err and "outside the trees" in err
+        # only the live collection ran on the host: no restore script was ever sent
+        sent = fleet.scripts["ast-01"][before:]
+        assert sent and all("@@vcops-snap-" in s for s in sent)
