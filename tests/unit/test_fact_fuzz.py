@@ -177,3 +177,40 @@ def test_window_answers_with_huge_numbers() -> None:
     assert remote.call_counts(answer) == {"kamailio": None}  # today: ValueError, the window dies
     result = remote.install_result(answer)
     assert result is not None and result.exit_status == 1 and result.error == "E: broken"
+
+
+CONFIG_TOKENS = st.sampled_from(
+    [
+        "\n", " ", "!", "interface ", "line vty 0 4", " access-class ", "ip access-list extended ",
+        " permit tcp ", "any", "host ", "eq 22", "9" * 5000, "snmp-server ", "community ",
+        "version ", "set system ", "{", "}", ";", "ntp ", "logging host ", "banner motd ^C",
+        "^C", "username ", "secret 9 ", "transport input ", "ssh", "aaa new-model",
+        "aaa authentication login default ", "[/x]", "\\", '"', "0.0.0.0 255.255.255.255",
+        "/33", "::/129", "ip ssh version ", "feature ", "hostname ", "end",
+    ]
+)  # fmt: skip
+DEVICE_DIR = FIXTURES / "configs"
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    st.sampled_from(["ios", "eos", "nxos_ssh", "junos"]),
+    st.lists(st.one_of(CONFIG_TOKENS, st.text(max_size=10)), max_size=80).map("".join),
+)
+def test_fuzzed_device_configs_stay_inside_the_boundary(platform: str, noise: str) -> None:
+    """A device's running config (a real one plus noise) is parsed and judged inside the
+    same per-target boundary as a server: scanned or unknown, never an exception."""
+    from vcops.baseline.context import DeviceContext
+    from vcops.baseline.network import parse_device_config
+    from vcops.scan import evaluate_device
+
+    real = sorted((DEVICE_DIR / platform).glob("*"))
+    text = (real[0].read_text() if real else "") + noise
+
+    def work() -> TargetOutcome:
+        facts = parse_device_config(platform, text)
+        results = evaluate_device("dev", facts, DeviceContext(BaselineSettings()))
+        return TargetOutcome(target="dev", kind="device", status="scanned", results=results)
+
+    outcome = contained("dev", "device", 0.0, work)
+    assert outcome.status == "scanned" or "could not be evaluated" in (outcome.error or "")
