@@ -155,3 +155,24 @@ def test_the_smtp_hint_keeps_its_brackets(
     )  # fmt: skip
     send(App(inventory_dir=inventory, config_file=None), window, "started")
     assert "vcops.toml has no [smtp] section" in capsys.readouterr().err
+
+
+def test_the_consoles_never_parse_markup_and_text_py_is_the_only_way_in(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from vcops.cli.app import App
+    from vcops.cli.text import styled
+
+    app = App(inventory_dir=tmp_path, config_file=None)
+    app.out.print("[/x] [smtp]")
+    app.err.print(styled("[red]{}[/]", "[/y]"))
+    out, err = capsys.readouterr()
+    assert out == "[/x] [smtp]\n" and err == "[/y]\n"
+    src = Path(__file__).resolve().parents[2] / "src" / "vcops"
+    offenders = [
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        if p.name != "text.py"
+        and any(s in p.read_text() for s in ("from_markup", "rich.markup", "markup=True"))
+    ]
+    assert offenders == []
