@@ -40,6 +40,9 @@ def inventory(tmp_path: Path) -> Path:
     root = tmp_path / "inv [" / "x] [smtp]"  # the path reads .../inv [/x] [smtp]
     root.mkdir(parents=True)
     shutil.copy(FIXTURES / "inventories" / "base" / "base.yml", root / "base.yml")
+    (root / "secrets").mkdir()  # rtr-01's password_file: `inventory check` wants it there
+    (root / "secrets" / "rtr-01").write_text("not-a-real-password\n")
+    (root / "secrets" / "rtr-01").chmod(0o600)
     return root
 
 

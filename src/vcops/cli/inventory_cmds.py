@@ -37,9 +37,19 @@ def inventory() -> None:
 @json_option
 @click.pass_obj
 def check(app: App) -> int:
-    """Report every problem in the inventory at once (exit 2 if any)."""
+    """Report every problem in the inventory at once (exit 2 if any).
+
+    Beyond the files themselves: the key, known_hosts and password files they name exist
+    and are readable, every window_* and baseline_* variable is valid; warnings for
+    secrets readable by others and targets without a management network.
+    """
+    from vcops.preflight import preflight
+
     try:
         inv = load_inventory(app.inventory_dir)
+        problems, warnings = preflight(inv)
+        if problems:
+            raise InventoryError(problems)
     except InventoryError as exc:
         if app.json:
             raise
@@ -47,9 +57,13 @@ def check(app: App) -> int:
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
         return 2
+    if not app.json:
+        for warning in warnings:
+            app.err.print(styled("[yellow]warning:[/] {}", warning))
     summary = {
         "inventory": str(app.inventory_dir),
         "valid": True,
+        "warnings": [str(w) for w in warnings],
         "servers": len(inv.servers),
         "devices": len(inv.devices),
         "sites": len(inv.sites),

@@ -142,6 +142,12 @@ class Server(_Model):
     _name = field_validator("name")(_check_name)
     _address = field_validator("address", mode="before")(_check_address)
 
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _one_role(cls, value: object) -> object:
+        """``roles: generic`` means ``roles: [generic]`` (one role written as a string)."""
+        return [value] if isinstance(value, str) else value
+
     @property
     def kind(self) -> Literal["server"]:
         return "server"
