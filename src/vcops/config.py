@@ -62,6 +62,10 @@ from pydantic import (
 )
 
 from vcops.errors import ConfigError
+from vcops.safeio import UnsafeInput, read_regular
+
+#: vcops.toml is a few kilobytes; anything past this is not a configuration file.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class _Section(BaseModel):
@@ -318,11 +322,19 @@ def load_config(path: Path | None) -> Config:
             )
         return Config(base_dir=Path.cwd())
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_regular(path, limit=MAX_CONFIG_BYTES).decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); is it the right file?"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}; fix the syntax") from exc
+    except UnsafeInput as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise ConfigError(f"{path}: cannot read the TOML: {exc}; fix the value") from exc
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     try:
         return Config.model_validate({**data, "base_dir": path.resolve().parent, "source": path})
     except ValidationError as exc:

@@ -27,6 +27,40 @@ from vcops.store import Store
 SCAN_UNITS = ("vcops-scan.service", "vcops-scan.timer")
 WINDOW_UNITS = ("vcops-windows.service", "vcops-windows.timer")
 
+#: A run's name names its lock: one plain word, never a path.
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+#: What a systemd calendar expression is made of (no newline, quote or semicolon).
+_CALENDAR = re.compile(r"[A-Za-z0-9*:/.,~+ _-]{1,200}")
+
+
+def check_run_name(name: str) -> str:
+    """``name`` when it is a plain word (letters, digits, ``-``, ``_``; at most 64).
+
+    Raises:
+        ConfigError: anything else (``../../x`` would name a file outside the locks).
+    """
+    if not _RUN_NAME.fullmatch(name):
+        raise ConfigError(
+            f"schedule run name {name[:80]!r}: use a plain word (letters, digits, - and _, "
+            "at most 64), such as drift-scan"
+        )
+    return name
+
+
+def check_calendar(text: str) -> str:
+    """``text`` when it can only be a systemd calendar expression (one line).
+
+    Raises:
+        ConfigError: a newline, quote, semicolon or other character that could add a
+            line or a directive to the unit.
+    """
+    if not _CALENDAR.fullmatch(text):
+        raise ConfigError(
+            f"--scan-at {text[:80]!r}: not a systemd calendar expression; use letters, "
+            "digits, spaces and * : / . , ~ + - only, such as '*-*-* 06:00:00'"
+        )
+    return text
+
 
 def render_units(
     *,
@@ -38,6 +72,7 @@ def render_units(
     windows: bool,
 ) -> dict[str, str]:
     """Unit name -> text for every unit to install."""
+    check_calendar(scan_calendar)
     env = environment()
     context = {
         "generated_by": f"vcops {__version__}",
@@ -97,7 +132,12 @@ def timer_schedule(text: str) -> str:
 
 def run_locked(name: str, store: Store, args: list[str], runner: Callable[[list[str]], int]) -> int:
     """Run ``vcops args`` under the non-blocking lock ``name`` (see :mod:`vcops.locks`: an
-    advisory lock when the store is PostgreSQL); record it either way."""
+    advisory lock when the store is PostgreSQL); record it either way.
+
+    Raises:
+        ConfigError: ``name`` is not a plain word.
+    """
+    check_run_name(name)
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(store.lock(name))

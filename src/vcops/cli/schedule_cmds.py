@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -11,10 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from vcops.cli.app import App, json_option
+from vcops.errors import ConfigError
 from vcops.schedule import (
     SCAN_UNITS,
     WINDOW_UNITS,
     activate,
+    check_calendar,
+    check_run_name,
     render_units,
     run_locked,
     timer_schedule,
@@ -22,6 +26,14 @@ from vcops.schedule import (
 )
 
 DEFAULT_DIR = Path("/etc/systemd/system")
+
+
+def _checked(check: Callable[[str], str], value: str, hint: str) -> str:
+    """A click callback: the value when ``check`` accepts it, else a usage error (exit 2)."""
+    try:
+        return check(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from exc
 
 
 def _vcops_binary() -> Path:
@@ -47,6 +59,7 @@ def schedule() -> None:
 @click.option(
     "--scan-at",
     default="*-*-* 06:00:00",
+    callback=lambda _c, _p, v: _checked(check_calendar, v, "--scan-at"),
     show_default=True,
     help="systemd OnCalendar of the drift scan.",
 )
@@ -132,7 +145,7 @@ def show(app: App, directory: Path) -> int:
 
 
 @schedule.command("run", context_settings={"ignore_unknown_options": True})
-@click.argument("name")
+@click.argument("name", callback=lambda _c, _p, v: _checked(check_run_name, v, "NAME"))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def run(app: App, name: str, args: tuple[str, ...]) -> int:

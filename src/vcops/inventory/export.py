@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import pprint
 import re
+import shlex
 from typing import Literal
 
 import yaml
@@ -105,7 +106,11 @@ def _ansible_connection(inventory: Inventory, target: Target) -> dict[str, JsonV
             data["ansible_ssh_private_key_file"] = str(inventory.resolve_path(ssh.key_file))
         args = ["-o StrictHostKeyChecking=yes", "-o IdentitiesOnly=yes"]
         if known_hosts:
-            args.insert(0, f"-o UserKnownHostsFile={known_hosts}")
+            # quoted twice: for Ansible's shlex split, and for ssh, which would read a
+            # space in the path as a second file
+            known = str(known_hosts)
+            value = f'"{known}"' if re.search(r"\s", known) else known
+            args.insert(0, "-o " + shlex.quote(f"UserKnownHostsFile={value}"))
         data["ansible_ssh_common_args"] = " ".join(args)
         return data
     assert isinstance(target, Device)

@@ -37,6 +37,8 @@ from vcops.inventory.models import (
     Settings,
     Site,
 )
+from vcops.inventory.yamlbound import YamlLimit, load_bounded
+from vcops.safeio import UnsafeInput, read_regular
 
 LIST_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "sites": (Site, "site"),
@@ -53,6 +55,8 @@ _SECRET_KEY_RE = re.compile(
     r"(^|_)(password|passwd|secret|token|community|psk|private_key|api_key)($|_)", re.I
 )
 _REFERENCE_SUFFIXES = ("_env", "_file", "_ref")
+#: Variable prefixes the engines read as connection settings (owned by vcops).
+_CONNECTION_PREFIXES = ("ansible_", "ssh_")
 
 _ALLOWED = {
     "roles": ROLES,
@@ -109,15 +113,21 @@ def _duplicate_keys(node: yaml.Node, where: str, problems: list[Problem]) -> Non
 def _read_file(path: Path, root: Path, out: _Collected) -> None:
     name = _display(path, root)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
+    except UnsafeInput as exc:
+        out.problems.append(Problem(name, "", f"refused: {exc}", ""))
+        return
     except (OSError, UnicodeDecodeError) as exc:
         out.problems.append(
             Problem(name, "", f"cannot read file: {exc}", "fix its permissions or encoding")
         )
         return
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = load_bounded(text)
+    except YamlLimit as exc:
+        where = f"{name}:{exc.line}" if exc.line else name
+        out.problems.append(Problem(where, "", f"refused: {exc}", "simplify the YAML"))
+        return
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark is not None else name
@@ -275,6 +285,25 @@ def _inline_secrets(
     elif isinstance(vars_, list):
         for item in vars_:
             _inline_secrets(item, where, label, problems, path)
+
+
+def _connection_vars(vars_: object, where: str, label: str, problems: list[Problem]) -> None:
+    """Refuse vars that would override the connection vcops sets up (``ansible_*``,
+    ``ssh_*``): a ProxyCommand or ``ssh_known_hosts_file: /dev/null`` in group vars
+    would run a command on the controller or switch off host-key pinning."""
+    if isinstance(vars_, Mapping):
+        for key in vars_:
+            if str(key).lower().startswith(_CONNECTION_PREFIXES):
+                problems.append(
+                    Problem(
+                        where,
+                        label,
+                        f"vars.{key}: connection settings belong to vcops and cannot be "
+                        "set in vars",
+                        "remove it; use settings.ssh (user, port, key_file, "
+                        "known_hosts_file) or the host's own port and user",
+                    )
+                )
 
 
 def _cross_check(
@@ -436,6 +465,7 @@ def load_inventory(root: Path) -> Inventory:
         label = _entry_label(entry, index)
         if isinstance(entry.data, Mapping):
             _inline_secrets(entry.data.get("vars"), f"{entry.file}:{entry.line}", label, problems)
+            _connection_vars(entry.data.get("vars"), f"{entry.file}:{entry.line}", label, problems)
         parsed = _validate(entry, model, label, problems)
         if parsed is not None:
             values[entry.section].append(parsed)  # type: ignore[attr-defined]
