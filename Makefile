@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := debootstrap systemd-container openssh-client iproute2 nftables git ca-certificates python3-venv postgresql redis-server
+APT_PACKAGES := debootstrap systemd-container openssh-client iproute2 nftables git ca-certificates python3-venv postgresql redis-server chromium chromium-driver poppler-utils
 STAMP := $(VENV)/.vcops-installed
 
 .PHONY: help demo test lint typecheck unit integration molecule apt venv lab-image clean

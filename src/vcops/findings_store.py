@@ -179,6 +179,8 @@ class ScorePoint(BaseModel):
     at: datetime
     score: float
     clauses: dict[str, float] = {}
+    #: target -> (passed, failed) checks, for scores by site and role
+    targets: dict[str, tuple[int, int]] = {}
 
 
 def score_history(store: Store, limit: int = 30, since: datetime | None = None) -> list[ScorePoint]:
@@ -195,15 +197,18 @@ def score_history(store: Store, limit: int = 30, since: datetime | None = None) 
         if since is not None and at < since:
             continue
         try:
-            clauses = json.loads(summary or "{}").get("clauses") or {}
-        except ValueError:
-            clauses = {}
+            data = json.loads(summary or "{}")
+            clauses = data.get("clauses") or {}
+            targets = data.get("targets") or {}
+        except (ValueError, AttributeError):
+            clauses, targets = {}, {}
         out.append(
             ScorePoint(
                 scan_id=scan_id,
                 at=at,
                 score=score,
                 clauses={str(k): float(v) for k, v in clauses.items()},
+                targets={str(k): (int(v[0]), int(v[1])) for k, v in targets.items()},
             )
         )
     return out

@@ -336,6 +336,25 @@ def apply_waivers(
     return out
 
 
+def scan_summary(outcomes: list[TargetOutcome], drift: Drift) -> dict[str, object]:
+    """What a scan records beside its score: counts, unknown targets, the score per clause
+    and each target's passed/failed checks (for scores by site and role)."""
+    return {
+        "new": len(drift.new),
+        "resolved": len(drift.resolved),
+        "unknown": [o.target for o in outcomes if o.status == "unknown"],
+        "clauses": clause_scores(outcomes),
+        "targets": {
+            o.target: [
+                sum(r.status == "pass" for r in o.results),
+                sum(r.status == "fail" for r in o.results),
+            ]
+            for o in outcomes
+            if o.status == "scanned"
+        },
+    }
+
+
 def run_scan(
     inv: Inventory,
     limit: str | None,
@@ -365,12 +384,7 @@ def run_scan(
     if store is not None and record:
         previous = open_findings(store)
         drift: Drift = compute_drift([f for f in previous if f.target in names], outcomes)
-        summary = {
-            "new": len(drift.new),
-            "resolved": len(drift.resolved),
-            "unknown": [o.target for o in outcomes if o.status == "unknown"],
-            "clauses": clause_scores(outcomes),
-        }
+        summary = scan_summary(outcomes, drift)
         scan_id = record_scan(
             store,
             started_at=started,

@@ -87,6 +87,25 @@ def render_units(
     return {name: env.get_template(f"systemd/{name}.j2").render(**context) for name in names}
 
 
+def render_web_unit(
+    *, vcops: Path, workdir: Path, inventory: Path, config: Path | None, bind: str
+) -> str:
+    """``vcops-web.service``: ``vcops serve`` for this checkout, restarted on failure."""
+    return (
+        environment()
+        .get_template("systemd/vcops-web.service.j2")
+        .render(
+            generated_by=f"vcops {__version__}",
+            vcops=str(vcops),
+            workdir=str(workdir),
+            inventory=str(inventory),
+            config=str(config) if config else "",
+            docs=str(templates_dir().parent / "README.md"),
+            bind=bind,
+        )
+    )
+
+
 def write_units(units: dict[str, str], directory: Path) -> list[Path]:
     """Write the units atomically.
 

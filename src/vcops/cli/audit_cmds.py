@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from vcops import sshsig
-from vcops.audit import VerifyResult, verify_chain
 from vcops.cli.app import App, json_option
 from vcops.cli.text import styled
+from vcops.dashboard import audit_verdict
 
 
 @click.group()
@@ -66,20 +66,13 @@ def verify(app: App, pubkey: Path | None) -> int:
     database rolled back to an older copy, rows appended behind the controller's back,
     and a missing, edited or forged anchor.
     """
+    try:
+        pinned = pubkey.read_text() if pubkey else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"{pubkey}: cannot read: {exc}") from exc
     store = app.store()
-    entries = store.audit_entries()
     anchor = store.read_anchor()
-    result = verify_chain(entries, anchor, anchored=store.anchor_file is not None)
-    if result.ok and anchor is not None:
-        try:
-            key = sshsig.key_id(pubkey.read_text()) if pubkey else None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise click.BadParameter(f"{pubkey}: cannot read: {exc}") from exc
-        problem = store.anchor_problem(anchor, key)
-        if problem is not None:
-            result = VerifyResult(
-                ok=False, entries=result.entries, first_bad_id=anchor.id, reason=problem
-            )
+    result = audit_verdict(store, pinned)
 
     def render(console: Console) -> None:
         if result.ok:

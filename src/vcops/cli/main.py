@@ -38,6 +38,7 @@ class LazyGroup(click.Group):
         "window": "vcops.cli.window_cmds:window",
         "snapshot": "vcops.cli.snapshot_cmds:snapshot",
         "apply": "vcops.cli.apply_cmds:apply",
+        "serve": "vcops.cli.serve_cmds:serve",
         "worker": "vcops.cli.worker_cmds:worker",
         "info": "vcops.cli.info_cmds:info",
         "init": "vcops.cli.info_cmds:init",

@@ -8,16 +8,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from vcops import dashboard
 from vcops.cli.app import App, json_option
 from vcops.cli.text import plain, styled
 from vcops.cli.window_notify import notifier
 from vcops.errors import WindowError
 from vcops.snapshot.take import SnapshotContext
-from vcops.window.board import tally
 from vcops.window.model import Window
 from vcops.window.progress import HostRecord
 from vcops.window.runner import RunContext, RunReport, due_windows, run_window, runner_lock
-from vcops.window.store import approvals_of, load_window, progress_of, set_state
+from vcops.window.store import load_window, progress_of, set_state
 
 
 def _now() -> datetime:
@@ -109,44 +109,7 @@ def run(app: App, window_id: str | None, due: bool) -> int:
 
 def window_summary(app: App, w: Window, hosts: list[HostRecord]) -> dict[str, object]:
     """What a window did, from its saved progress and the audit log."""
-    ok, rejected, quorum = tally(app.inventory(), w, approvals_of(app.store(), w.id))
-    events = [
-        e
-        for e in app.store().audit_entries(action="window.*")
-        if e.target == w.id or e.detail.get("window") == w.id
-    ]
-    started = [h.started_at for h in hosts if h.started_at]
-    finished = [h.finished_at for h in hosts if h.finished_at]
-    return {
-        "window": w.id,
-        "title": w.title,
-        "change_id": w.change_id,
-        "state": w.state,
-        "approvals": ok,
-        "rejections": rejected,
-        "quorum": quorum,
-        "scheduled": {"start": w.start.isoformat(), "end": w.end.isoformat()},
-        "ran": {
-            "first_start": min(started, default=None),
-            "last_finish": max(finished, default=None),
-        },
-        "counts": {
-            s: sum(h.state == s for h in hosts)
-            for s in ("done", "failed", "skipped", "running", "pending")
-        },
-        "packages_installed": sum(len(h.installed) for h in hosts),
-        "rolled_back": [h.target for h in hosts if h.rollback],
-        "audit_events": len(events),
-        "halt_reason": next(
-            (
-                str(e.detail.get("reason", ""))
-                for e in reversed(events)
-                if e.action == "window.run.halt"
-            ),
-            None,
-        ),
-        "hosts": [h.model_dump(mode="json") for h in hosts],
-    }
+    return dashboard.window_summary(app.inventory(), app.store(), w, hosts)
 
 
 @click.command()

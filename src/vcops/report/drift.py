@@ -82,31 +82,7 @@ class DriftReport(BaseModel):
 
     def rollup(self) -> list[ControlRollup]:
         """Open findings by control (clause, then severity, then most hosts first)."""
-        by_control: dict[str, list[FindingView]] = defaultdict(list)
-        for f in self.open:
-            by_control[f.control_id].append(f)
-        out = []
-        for control_id, findings in by_control.items():
-            first = findings[0]
-            actual, actual_hosts = Counter(f.actual for f in findings).most_common(1)[0]
-            out.append(
-                ControlRollup(
-                    control_id=control_id,
-                    clause=first.clause,
-                    clause_title=CLAUSES.get(first.clause, first.clause),
-                    severity=first.severity,
-                    title=first.title,
-                    hosts=sorted({f.target for f in findings}),
-                    waived=sum(f.status == "waived" for f in findings),
-                    since=min(f.first_seen for f in findings),
-                    actual=actual,
-                    actual_hosts=actual_hosts,
-                )
-            )
-        rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
-        return sorted(
-            out, key=lambda r: (r.clause, rank.get(r.severity, 9), -len(r.hosts), r.control_id)
-        )
+        return rollup(self.open)
 
     def link(self, kind: str, name: str) -> str | None:
         """The dashboard page of a control or host, when ``[web] base_url`` is set."""
@@ -146,6 +122,35 @@ class DriftReport(BaseModel):
                         )
                     )
         return out
+
+
+def rollup(findings: list[FindingView]) -> list[ControlRollup]:
+    """Findings by control (clause, then severity, then most hosts first)."""
+    by_control: dict[str, list[FindingView]] = defaultdict(list)
+    for f in findings:
+        by_control[f.control_id].append(f)
+    out = []
+    for control_id, group in by_control.items():
+        first = group[0]
+        actual, actual_hosts = Counter(f.actual for f in group).most_common(1)[0]
+        out.append(
+            ControlRollup(
+                control_id=control_id,
+                clause=first.clause,
+                clause_title=CLAUSES.get(first.clause, first.clause),
+                severity=first.severity,
+                title=first.title,
+                hosts=sorted({f.target for f in group}),
+                waived=sum(f.status == "waived" for f in group),
+                since=min(f.first_seen for f in group),
+                actual=actual,
+                actual_hosts=actual_hosts,
+            )
+        )
+    rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+    return sorted(
+        out, key=lambda r: (r.clause, rank.get(r.severity, 9), -len(r.hosts), r.control_id)
+    )
 
 
 def build_report(
