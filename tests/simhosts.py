@@ -42,6 +42,25 @@ def make_keys(root: Path) -> None:
             )
 
 
+def free_range(count: int, low: int = 10000, high: int = 32000) -> int:
+    """The first port of ``count`` consecutive free loopback ports below the ephemeral
+    range (so outgoing connections never take one between the check and the bind)."""
+    import random
+    import socket
+
+    for _ in range(50):
+        first = random.randint(low, high - count)
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {count} free consecutive ports between {low} and {high}")
+
+
 def known_hosts(root: Path, first_port: int, count: int) -> Path:
     key = (root / "host.pub").read_text().split()[:2]
     lines = [f"[127.0.0.1]:{p} {' '.join(key)}" for p in range(first_port, first_port + count)]

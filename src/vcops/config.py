@@ -59,6 +59,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from vcops.errors import ConfigError
@@ -167,6 +168,18 @@ class WorkersConfig(_Section):
     result_timeout: float = Field(900.0, gt=0)
     #: After this long unacknowledged, a task of a dead worker goes to another worker.
     visibility_timeout: int = Field(1200, ge=1)
+    #: A worker holds a host this long at most (the scan's SSH timeout bounds a task);
+    #: a redelivered task finds the lock of a dead worker expired.
+    host_lock_seconds: int = Field(240, ge=1)
+
+    @model_validator(mode="after")
+    def _lock_inside_visibility(self) -> WorkersConfig:
+        if self.host_lock_seconds >= self.visibility_timeout:
+            raise ValueError(
+                "host_lock_seconds must be shorter than visibility_timeout, or a dead "
+                "worker's hosts stay locked when its tasks are redelivered"
+            )
+        return self
 
     @field_validator("broker_url")
     @classmethod

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from vcops.findings import ControlResult, Drift, OpenFinding, TargetOutcome, Waiver
 from vcops.store import Store
@@ -126,49 +126,60 @@ def record_scan(
         )
         s.add(scan)
         s.flush()
-        for o in outcomes:
-            s.add(
-                ScanTargetRow(
-                    scan_id=scan.id,
-                    target=o.target,
-                    status=o.status,
-                    error=o.error,
-                    seconds=o.seconds,
-                )
+        if outcomes:
+            s.execute(
+                insert(ScanTargetRow),
+                [
+                    {
+                        "scan_id": scan.id,
+                        "target": o.target,
+                        "status": o.status,
+                        "error": o.error,
+                        "seconds": o.seconds,
+                    }
+                    for o in outcomes
+                ],
             )
-        for result in drift.new:
-            s.add(_new_row(result, scan.id, now))
-        for finding_id, result in drift.persisting:
-            row = s.get(FindingRow, finding_id)
-            if row is not None:
-                row.last_seen, row.last_scan_id = now, scan.id
-                row.actual, row.expected, row.severity = (
-                    result.actual,
-                    result.expected,
-                    result.severity,
-                )
-        for finding_id in drift.resolved:
-            row = s.get(FindingRow, finding_id)
-            if row is not None:
-                row.resolved_at = now
+        if drift.new:  # one multi-row INSERT, not one ORM object per finding
+            s.execute(insert(FindingRow), [_new_values(r, scan.id, now) for r in drift.new])
+        if drift.persisting:  # bulk UPDATE by primary key
+            s.execute(
+                update(FindingRow),
+                [
+                    {
+                        "id": finding_id,
+                        "last_seen": now,
+                        "last_scan_id": scan.id,
+                        "actual": result.actual,
+                        "expected": result.expected,
+                        "severity": result.severity,
+                    }
+                    for finding_id, result in drift.persisting
+                ],
+            )
+        if drift.resolved:
+            s.execute(
+                update(FindingRow),
+                [{"id": finding_id, "resolved_at": now} for finding_id in drift.resolved],
+            )
         return scan.id
 
 
-def _new_row(result: ControlResult, scan_id: int, now: str) -> FindingRow:
-    return FindingRow(
-        target=result.target,
-        control_id=result.control_id,
-        clause=result.clause,
-        severity=result.severity,
-        title=result.title,
-        expected=result.expected,
-        actual=result.actual,
-        first_seen=now,
-        last_seen=now,
-        resolved_at=None,
-        first_scan_id=scan_id,
-        last_scan_id=scan_id,
-    )
+def _new_values(result: ControlResult, scan_id: int, now: str) -> dict[str, object]:
+    return {
+        "target": result.target,
+        "control_id": result.control_id,
+        "clause": result.clause,
+        "severity": result.severity,
+        "title": result.title,
+        "expected": result.expected,
+        "actual": result.actual,
+        "first_seen": now,
+        "last_seen": now,
+        "resolved_at": None,
+        "first_scan_id": scan_id,
+        "last_scan_id": scan_id,
+    }
 
 
 class ScorePoint(BaseModel):
@@ -255,28 +266,38 @@ def list_waivers(store: Store) -> list[Waiver]:
 
 
 def record_sightings(
-    store: Store, target: str, pending: Iterable[tuple[str, str]], now: int
-) -> dict[str, int]:
-    """Note the pending security updates seen now; return ``pkg=version`` -> first seen."""
-    pending = list(pending)
-    out: dict[str, int] = {}
+    store: Store, pending: dict[str, list[tuple[str, str]]], now: int
+) -> dict[str, dict[str, int]]:
+    """Note the pending security updates seen now on each target, in one transaction;
+    return ``target -> {pkg=version: first seen}``."""
+    out: dict[str, dict[str, int]] = {t: {} for t in pending}
+    if not pending:
+        return out
     with store.session(write=True) as s:
-        rows = {
-            (r.package, r.version): r
-            for r in s.execute(
-                select(PackageSightingRow).where(PackageSightingRow.target == target)
-            ).scalars()
-        }
-        for package, version in pending:
-            row = rows.get((package, version))
-            if row is None:
-                row = PackageSightingRow(
-                    target=target, package=package, version=version, first_seen=now, last_seen=now
-                )
-                s.add(row)
-            else:
-                row.last_seen = now
-            out[f"{package}={version}"] = row.first_seen
+        existing: dict[tuple[str, str, str], PackageSightingRow] = {}
+        names = sorted(pending)
+        for i in range(0, len(names), 500):
+            query = select(PackageSightingRow).where(
+                PackageSightingRow.target.in_(names[i : i + 500])
+            )
+            for r in s.execute(query).scalars():
+                existing[(r.target, r.package, r.version)] = r
+        for target, items in pending.items():
+            for package, version in items:
+                row = existing.get((target, package, version))
+                if row is None:
+                    row = PackageSightingRow(
+                        target=target,
+                        package=package,
+                        version=version,
+                        first_seen=now,
+                        last_seen=now,
+                    )
+                    existing[(target, package, version)] = row
+                    s.add(row)
+                else:
+                    row.last_seen = now
+                out[target][f"{package}={version}"] = row.first_seen
     return out
 
 

@@ -35,6 +35,7 @@ from vcops.findings import (
 )
 from vcops.findings_store import (
     FindingView,
+    known_sightings,
     list_findings,
     list_waivers,
     open_findings,
@@ -246,6 +247,17 @@ def gather_servers(
     ]
 
 
+def first_seen_from(known: dict[str, dict[str, int]], stamp: int) -> FirstSeen:
+    """``first_seen`` from the sightings stored before this scan: a pending update not
+    seen before is first seen now (pure; the controller and the workers both use it)."""
+
+    def first_seen(target: str, pending: list[tuple[str, str]]) -> dict[str, int]:
+        mine = known.get(target, {})
+        return {f"{p}={v}": int(mine.get(f"{p}={v}", stamp)) for p, v in pending}
+
+    return first_seen
+
+
 def _gather_servers(
     inv: Inventory,
     servers: list[Server],
@@ -255,22 +267,24 @@ def _gather_servers(
     advance: Callable[[str], None],
     remote: RemoteScan | None = None,
 ) -> list[TargetOutcome]:
-    def first_seen(target: str, pending: list[tuple[str, str]]) -> dict[str, int]:
-        assert store is not None
-        return record_sightings(store, target, pending, int(now.timestamp()))
-
+    stamp = int(now.timestamp())
+    first_seen = None
+    if store is not None:
+        first_seen = first_seen_from(known_sightings(store, [s.name for s in servers]), stamp)
     by_name: dict[str, TargetOutcome] = {}
+    pending_by: dict[str, list[tuple[str, str]]] = {}
     if remote is not None:
         for name, (outcome, pending) in remote(servers, now, advance).items():
             by_name[name] = outcome
-            if store is not None and outcome.status == "scanned":
-                first_seen(name, pending)  # the worker evaluated with the stored sightings
+            pending_by[name] = pending
     local = [s for s in servers if s.name not in by_name]
     if local:
-        for outcome, _ in gather_servers(
-            inv, local, now, parallel, advance, first_seen if store is not None else None
-        ):
+        for outcome, pending in gather_servers(inv, local, now, parallel, advance, first_seen):
             by_name[outcome.target] = outcome
+            pending_by[outcome.target] = pending
+    if store is not None:  # one transaction for the whole fleet
+        scanned = {n: p for n, p in pending_by.items() if by_name[n].status == "scanned"}
+        record_sightings(store, scanned, stamp)
     return [by_name[s.name] for s in servers]
 
 

@@ -106,6 +106,26 @@ def render_web_unit(
     )
 
 
+WORKER_UNIT = "vcops-worker@.service"
+
+
+def render_worker_unit(
+    *, vcops: Path, workdir: Path, inventory: Path, config: Path | None, concurrency: int
+) -> dict[str, str]:
+    """The site-worker unit template (one instance per site: ``vcops-worker@SITE``)."""
+    context = {
+        "generated_by": f"vcops {__version__}",
+        "vcops": str(vcops),
+        "workdir": str(workdir),
+        "inventory": str(inventory),
+        "config": str(config) if config else "",
+        "concurrency": concurrency,
+        "docs": str(templates_dir().parent / "README.md"),
+    }
+    template = environment().get_template(f"systemd/{WORKER_UNIT}.j2")
+    return {WORKER_UNIT: template.render(**context)}
+
+
 def write_units(units: dict[str, str], directory: Path) -> list[Path]:
     """Write the units atomically.
 

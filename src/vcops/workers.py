@@ -35,7 +35,7 @@ from vcops.findings import TargetOutcome
 from vcops.findings_store import known_sightings
 from vcops.inventory.load import load_inventory
 from vcops.inventory.models import Inventory, Server
-from vcops.scan import RemoteScan, gather_servers
+from vcops.scan import RemoteScan, first_seen_from, gather_servers
 from vcops.store import Store
 
 if TYPE_CHECKING:
@@ -105,11 +105,7 @@ def scan_chunk(payload: dict[str, object]) -> dict[str, object]:
     now = datetime.fromisoformat(str(payload["now"]))
     raw_known = payload.get("sightings")
     known: dict[str, dict[str, int]] = raw_known if isinstance(raw_known, dict) else {}
-    stamp = int(now.timestamp())
-
-    def first_seen(target: str, pending: list[tuple[str, str]]) -> dict[str, int]:
-        mine = known.get(target, {})
-        return {f"{p}={v}": int(mine.get(f"{p}={v}", stamp)) for p, v in pending}
+    first_seen = first_seen_from(known, int(now.timestamp()))
 
     servers = []
     for name in names:

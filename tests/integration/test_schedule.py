@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from vcops.schedule import render_units, write_units
+from vcops.schedule import render_units, render_worker_unit, write_units
 
 BIN = Path(sys.executable).parent
 
@@ -41,6 +41,21 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path, windows: bool) -> Non
         f"ExecStart={BIN / 'vcops'} schedule run scan -- scan --email"
         in units["vcops-scan.service"]
     )
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_the_worker_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    [(name, text)] = render_worker_unit(
+        vcops=BIN / "vcops", workdir=REPO, inventory=REPO / "inventory", config=None, concurrency=4
+    ).items()
+    assert name == "vcops-worker@.service"
+    assert f"ExecStart={BIN / 'vcops'} worker --site %i --concurrency 4" in text
+    instance = tmp_path / "vcops-worker@lon1.service"  # verify needs an instance name
+    instance.write_text(text)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(instance)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def vcops(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -20,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.pg_server import PgCluster
-from tests.simhosts import known_hosts, make_keys
+from tests.simhosts import free_range, known_hosts, make_keys
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHONPATH = os.pathsep.join([str(REPO / "src"), str(REPO)])
@@ -118,7 +117,7 @@ class Fleet:
 def _fleet(root: Path, count: int, delay: float) -> Fleet:
     root.mkdir(parents=True, exist_ok=True)
     make_keys(root)
-    first = random.randint(30000, 50000)
+    first = free_range(count)
     known_hosts(root, first, count)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.simhosts", str(root), str(first), str(count), str(delay)],
@@ -258,6 +257,7 @@ def test_a_worker_killed_mid_scan_is_retried_or_unknown_and_nothing_doubles(
         redis_url,
         chunk=1,
         visibility_timeout=6,
+        host_lock_seconds=5,
         result_timeout=60,
     )
     victim, spare, other = (
@@ -286,7 +286,9 @@ def test_a_worker_killed_mid_scan_is_retried_or_unknown_and_nothing_doubles(
     assert sorted(statuses) == [f"h{i:02d}" for i in range(6)], err
     assert set(statuses.values()) <= {"scanned", "unknown"}
     # the killed worker's host went to the spare worker after the visibility timeout
-    assert all(s == "scanned" for s in statuses.values()), report["outcomes"]
+    assert all(s == "scanned" for s in statuses.values()), [
+        (o["target"], o["error"]) for o in report["outcomes"]
+    ]
     findings = _findings(db)
     assert len(findings) == len({(t, c) for t, c, *_ in findings})  # nothing duplicated
     engine = create_engine(db)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -56,10 +57,50 @@ def worker(ctx: click.Context, site: str | None, concurrency: int) -> int:
             broker_url=_broker(app),
             node=node,
             max_parallel=cfg.run.max_parallel,
+            lock_ttl=cfg.workers.host_lock_seconds,
         ),
         concurrency,
         cfg.workers.visibility_timeout,
     )
+    return 0
+
+
+@worker.command("install")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("/etc/systemd/system"),
+    show_default=True,
+    help="Where to write the unit.",
+)
+@click.option("--concurrency", "-c", type=click.IntRange(1, 256), default=2, show_default=True)
+@json_option
+@click.pass_obj
+def install(app: App, directory: Path, concurrency: int) -> int:
+    """Write the systemd unit template vcops-worker@.service for this checkout."""
+    from vcops.cli.schedule_cmds import _vcops_binary
+    from vcops.schedule import render_worker_unit, write_units
+
+    cfg = app.config()
+    app.inventory()  # refuse to serve an invalid inventory
+    units = render_worker_unit(
+        vcops=_vcops_binary(),
+        workdir=Path.cwd().resolve(),
+        inventory=app.inventory_dir.resolve(),
+        config=cfg.source.resolve() if cfg.source else None,
+        concurrency=concurrency,
+    )
+    paths = write_units(units, directory)
+    todo = ["systemctl daemon-reload", "systemctl enable --now vcops-worker@SITE  (per site)"]
+
+    def render(console: Console) -> None:
+        for p in paths:
+            console.print(f"wrote {p}")
+        for command in todo:
+            console.print(f"then run: {command}")
+
+    app.emit({"written": [str(p) for p in paths], "then_run": todo}, render)
     return 0
 
 

@@ -1,0 +1,265 @@
+"""Benchmark (not a test): the controller's cost per target at 200, 1,000 and 2,000 targets,
+in-process vs through 2 site workers (Celery on Redis).
+
+The targets are simulated SSH servers on loopback (``tests/simhosts.py``: asyncssh in
+4 processes, each host answering vcops's fact script with a real capture from a lab
+host, varied per host so findings differ), reached over real SSH with a pinned host
+key. For each size and mode it runs ``vcops scan --json`` as a child process and
+measures, from that process alone (``os.wait4``):
+
+- wall time of the whole command;
+- controller CPU seconds (user + system) and CPU ms per target;
+- peak resident memory of the controller;
+- the SQLite database's size after the scan, and the time the scan spent after its
+  last host answered (storing findings, audit, report: ``store s``).
+
+Through workers, the 2 workers (sites s1 and s2, ``--concurrency 4`` each) run as
+separate processes on the same machine: their CPU is reported apart. Everything runs
+on one machine (2 cores here, shared with the simulated hosts), so wall time through
+workers shows the cost of the hop, not the gain of more machines.
+
+Run from the repository: ``.venv/bin/python bench/bench_fleet.py [200 1000 2000]``.
+It starts and stops its own redis-server and simulated hosts; loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.simhosts import free_range, known_hosts, make_keys  # noqa: E402
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+ENV.pop("VCOPS_DATABASE_URL", None)
+ENV.pop("VCOPS_CONFIG", None)
+VCOPS = [sys.executable, "-m", "vcops.cli"]
+#: ``VCOPS_BENCH_PROFILE=DIR``: also write a cProfile of each measured scan into DIR.
+PROFILE = os.environ.get("VCOPS_BENCH_PROFILE")
+SIM_PROCESSES = 4
+WORKERS = {"s1": 4, "s2": 4}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(work),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def start_hosts(root: Path, first: int, count: int) -> list[subprocess.Popen[str]]:
+    make_keys(root)
+    known_hosts(root, first, count)
+    per = -(-count // SIM_PROCESSES)
+    procs = []
+    for start in range(first, first + count, per):
+        n = min(per, first + count - start)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.simhosts", str(root), str(start), str(n)],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=ENV,
+                cwd=REPO,
+            )
+        )
+    for p in procs:
+        if p.stdout is None or p.stdout.readline().strip() != "ready":
+            for q in procs:
+                q.kill()
+                q.wait()
+            raise SystemExit("a simulated host process did not start")
+    return procs
+
+
+def write_inventory(root: Path, first: int, count: int) -> Path:
+    inv = root / "inventory"
+    inv.mkdir(exist_ok=True)
+    servers = [
+        {
+            "name": f"h{i:04d}",
+            "address": "127.0.0.1",
+            "port": first + i,
+            "roles": ["asterisk" if (first + i) % 3 == 2 else "kamailio"],
+            "site": "s1" if i % 2 == 0 else "s2",
+            "environment": "lab",
+        }
+        for i in range(count)
+    ]
+    data = {
+        "settings": {
+            "ssh": {"key_file": str(root / "client"), "known_hosts_file": str(root / "known_hosts")}
+        },
+        "sites": [{"name": "s1", "timezone": "UTC"}, {"name": "s2", "timezone": "UTC"}],
+        "servers": servers,
+    }
+    (inv / "fleet.yml").write_text(json.dumps(data))
+    return inv
+
+
+def write_config(path: Path, broker: str | None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["[store]", f'state_dir = "{path.parent / "state"}"', "[run]", "max_parallel = 50"]
+    if broker:
+        lines += ["[workers]", f'broker_url = "{broker}"', 'sites = ["s1", "s2"]', "chunk = 25"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_scan(inv: Path, cfg: Path) -> dict[str, float]:
+    out_file, err_file = cfg.parent / "scan.json", cfg.parent / "scan.err"
+    started = time.monotonic()
+    with out_file.open("wb") as out, err_file.open("wb") as err:
+        proc = subprocess.Popen(
+            [*VCOPS, "--inventory", str(inv), "--config", str(cfg), "scan", "--json"],
+            stdout=out,
+            stderr=err,
+            env=ENV,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # this process's own rusage
+    wall = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in {0, 1, 3}:
+        raise SystemExit(f"scan failed ({proc.returncode}): {err_file.read_text()[-2000:]}")
+    report = json.loads(out_file.read_text())
+    unknown = sum(o["status"] == "unknown" for o in report["outcomes"])
+    gathered = datetime.fromisoformat(report["finished_at"])
+    db = cfg.parent / "state" / "vcops.db"
+    store_s = wall - (gathered - datetime.fromisoformat(report["started_at"])).total_seconds()
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "db_mb": sum(p.stat().st_size for p in db.parent.glob("vcops.db*")) / 1e6,
+        "store_s": store_s,
+        "unknown": unknown,
+        "findings": len(report["open"]),
+    }
+
+
+def bench(count: int, work: Path, broker: str) -> dict[str, dict[str, float]]:
+    first = free_range(count)
+    root = work / f"fleet{count}"
+    root.mkdir()
+    hosts = start_hosts(root, first, count)
+    inv = write_inventory(root, first, count)
+    results: dict[str, dict[str, float]] = {}
+    try:
+        results["in-process"] = run_scan(inv, write_config(root / "local" / "vcops.toml", None))
+        cfg = write_config(root / "remote" / "vcops.toml", broker)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        workers = [
+            subprocess.Popen(
+                [
+                    *VCOPS,
+                    "--inventory",
+                    str(inv),
+                    "--config",
+                    str(cfg),
+                    "worker",
+                    "--site",
+                    site,
+                    "--concurrency",
+                    str(n),
+                ],
+                env=ENV,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for site, n in WORKERS.items()
+        ]
+        time.sleep(6)  # first heartbeats
+        results["2 workers"] = run_scan(inv, cfg)
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            w.wait(timeout=60)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        results["2 workers"]["worker_cpu"] = (
+            after.ru_utime
+            + after.ru_stime
+            - before.ru_utime
+            - before.ru_stime
+            - results["2 workers"]["cpu"]
+        )
+    finally:
+        for h in hosts:
+            h.kill()
+            h.wait()
+    return results
+
+
+def main() -> None:
+    sizes = [int(a) for a in sys.argv[1:]] or [200, 1000, 2000]
+    if not shutil.which("redis-server"):
+        raise SystemExit("apt-get install redis-server")
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    work = Path(tempfile.mkdtemp(prefix="vcops-fleet-"))
+    redis, broker = start_redis(work)
+    table: dict[int, dict[str, dict[str, float]]] = {}
+    try:
+        for n in sizes:
+            table[n] = bench(n, work, broker)
+            for mode, r in table[n].items():
+                print(
+                    f"{n:>5} {mode:<10} wall {r['wall']:7.1f}s  controller CPU {r['cpu']:6.1f}s "
+                    f"({1000 * r['cpu'] / n:5.1f} ms/target)  peak {r['rss_mb']:6.0f} MB  "
+                    f"db {r['db_mb']:5.1f} MB  store {r['store_s']:5.1f}s  "
+                    f"unknown {r['unknown']:.0f}  open findings {r['findings']:.0f}"
+                    + (f"  workers CPU {r['worker_cpu']:.1f}s" if "worker_cpu" in r else ""),
+                    flush=True,
+                )
+    finally:
+        redis.terminate()
+        redis.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    base = sizes[0]
+    print("\nratios (vs the smallest size; targets ratio first):")
+    for n in sizes[1:]:
+        for mode in ("in-process", "2 workers"):
+            w = table[n][mode]["wall"] / table[base][mode]["wall"]
+            print(f"  {mode:<10} {n}/{base} targets = {n / base:.1f}x -> wall {w:.2f}x")
+    for n in sizes:
+        ratio = table[n]["2 workers"]["cpu"] / table[n]["in-process"]["cpu"]
+        print(f"  {n}: controller CPU through workers / in-process = {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Findings history and package sightings on SQLite and on a real PostgreSQL: new,
+persisting and resolved findings across scans, first-seen dates kept (bulk writes)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from vcops.findings import ControlResult, TargetOutcome, compute_drift
+from vcops.findings_store import (
+    known_sightings,
+    list_findings,
+    open_findings,
+    record_scan,
+    record_sightings,
+)
+from vcops.store import open_store
+
+T0 = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+
+
+def _outcome(target: str, failing: dict[str, str]) -> TargetOutcome:
+    results = [
+        ControlResult(
+            target=target,
+            control_id=cid,
+            clause="3.2.1",
+            severity="high",
+            title=cid,
+            status="fail" if cid in failing else "pass",
+            expected="x",
+            actual=failing.get(cid, "x"),
+        )
+        for cid in ("VC-SSH-001", "VC-SSH-006", "VC-NET-001")
+    ]
+    return TargetOutcome(target=target, kind="server", status="scanned", results=results)
+
+
+def _scan(store, outcomes: list[TargetOutcome], at: datetime) -> int:  # type: ignore[no-untyped-def]
+    drift = compute_drift(open_findings(store), outcomes)
+    return record_scan(
+        store,
+        started_at=at,
+        finished_at=at,
+        actor="t",
+        selection="all",
+        outcomes=outcomes,
+        drift=drift,
+        score=(0, 0, 0, 0.0),
+        summary={},
+    )
+
+
+def test_findings_move_from_new_to_persisting_to_resolved(
+    database_url: str, tmp_path: Path
+) -> None:
+    store = open_store(database_url, tmp_path / "state")
+    first = _scan(
+        store,
+        [
+            _outcome("a", {"VC-SSH-001": "yes", "VC-SSH-006": "6"}),
+            _outcome("b", {"VC-SSH-006": "6"}),
+        ],
+        T0,
+    )
+    second = _scan(
+        store,
+        [_outcome("a", {"VC-SSH-006": "8"}), _outcome("b", {"VC-SSH-006": "6"})],
+        T0 + timedelta(days=1),
+    )
+    rows = {(f.target, f.control_id): f for f in list_findings(store)}
+    assert len(rows) == 3
+    resolved = rows[("a", "VC-SSH-001")]
+    assert resolved.resolved_at is not None and resolved.resolved_at.startswith("2026-12-01")
+    kept = rows[("a", "VC-SSH-006")]
+    assert kept.resolved_at is None and kept.actual == "8"
+    assert kept.first_seen.startswith("2026-11-30") and kept.last_seen.startswith("2026-12-01")
+    assert second == first + 1
+
+
+def test_sightings_keep_their_first_seen_in_one_transaction(
+    database_url: str, tmp_path: Path
+) -> None:
+    store = open_store(database_url, tmp_path / "state")
+    assert record_sightings(store, {"a": [("openssl", "3.0.15")], "b": []}, 100) == {
+        "a": {"openssl=3.0.15": 100},
+        "b": {},
+    }
+    again = record_sightings(store, {"a": [("openssl", "3.0.15"), ("curl", "7.88")]}, 200)
+    assert again == {"a": {"openssl=3.0.15": 100, "curl=7.88": 200}}
+    assert known_sightings(store, ["a", "c"]) == {
+        "a": {"openssl=3.0.15": 100, "curl=7.88": 200},
+        "c": {},
+    }
