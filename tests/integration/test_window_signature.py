@@ -198,7 +198,10 @@ def test_the_approval_mail_carries_payloads_that_sign_and_record(
     monkeypatch.setenv("VCOPS_TEST_SIG_SMTP_PASSWORD", PASSWORD)
     cert = make_cert(tmp_path)
     port = free_port()
-    (env / "vcops.toml").write_text(smtp_toml(port, cert[0], "VCOPS_TEST_SIG_SMTP_PASSWORD"))
+    (env / "vcops.toml").write_text(
+        smtp_toml(port, cert[0], "VCOPS_TEST_SIG_SMTP_PASSWORD")
+        + '[web]\nbase_url = "https://vcops.example.net"\n'
+    )
     cfg = load_config(env / "vcops.toml")
     inv = load_inventory(env / "inventory")
     store = open_store(f"sqlite:///{env / '.vcops' / 'vcops.db'}", env / ".vcops")
@@ -220,6 +223,7 @@ def test_the_approval_mail_carries_payloads_that_sign_and_record(
     text = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "ssh-keygen -Y sign -n vcops-window -f ~/.ssh/id_ed25519 PAYLOAD.txt" in text
     assert "window approve W-A --signature PAYLOAD.txt.sig --member NAME" in text
+    assert "https://vcops.example.net/windows/W-A" in text  # the window page, with [web] base_url
     laptop = tmp_path / "laptop"
     laptop.mkdir()
     attached = laptop / "W-A-approve-dana.txt"

@@ -174,6 +174,7 @@ def notify_window(
         inventory_path=str(inventory.root),
         config_path=str(config.source.resolve()) if config.source else None,
         payloads=payloads,
+        base_url=config.web.base_url,
     )
     sent, errors = deliver_and_audit(
         config,

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from typing import Literal, get_args
+from urllib.parse import quote
 
 from vcops.config import Config
 from vcops.inventory.models import Inventory
@@ -221,6 +222,7 @@ class _WindowView:
     approve_command: str
     reject_command: str
     payloads: list[str]
+    window_url: str | None
     sign_command: str
     signature_command: str
     plan: list[_HostView]
@@ -267,6 +269,7 @@ def window_message(
     inventory_path: str | None = None,
     config_path: str | None = None,
     payloads: Sequence[tuple[str, bytes]] = (),
+    base_url: str | None = None,
 ) -> EmailMessage:
     """The mail for one window event: text + HTML from ``templates/email/window.*.j2`` and
     the window as ``window-<id>.json``; ``payloads`` (file name, bytes to sign) attached as
@@ -295,6 +298,7 @@ def window_message(
         approve_command=approve,
         reject_command=reject,
         payloads=[name for name, _ in payloads],
+        window_url=f"{base_url}/windows/{quote(window.id, safe='')}" if base_url else None,
         sign_command=f"ssh-keygen -Y sign -n vcops-window -f ~/.ssh/id_ed25519 {PAYLOAD_PLACEHOLDER}",
         signature_command=signature_command(
             window.id, inventory_path=inventory_path, config_path=config_path
