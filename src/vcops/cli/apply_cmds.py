@@ -1,4 +1,5 @@
-"""``vcops apply``: enforce the baseline with pyinfra or Ansible, or ``--check`` it."""
+"""``vcops apply``: enforce the baseline with pyinfra or Ansible (servers) and hier-config
+remediation with commit-confirm or Netmiko (devices), or ``--check`` it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from rich.table import Table
 
 from vcops.cli.app import App, json_option, limit_option
 from vcops.cli.text import plain, styled
-from vcops.inventory.models import Server
+from vcops.inventory.models import Target
 
 STATUS_COLOUR = {
     "changed": "yellow",
@@ -37,7 +38,8 @@ STATUS_COLOUR = {
 @json_option
 @click.pass_obj
 def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str | None) -> int:
-    """Enforce the section 3.2 baseline on servers (exit 1 if a host failed, 3 unreachable)."""
+    """Enforce the section 3.2 baseline on servers and devices (exit 1 if a target failed,
+    3 unreachable). Devices: --check prints each one's remediation and rollback lines."""
     from vcops.enforce.apply import ApplyReport, run_apply
 
     def say(message: str) -> None:
@@ -47,12 +49,17 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
     store = None if check else app.store()
     inventory = app.inventory()
 
-    def snapshot(servers: list[Server], reason: str) -> str | None:
+    def snapshot(targets: list[Target], reason: str) -> str | None:
         from vcops.snapshot.take import SnapshotContext, take_snapshots
 
         ctx = SnapshotContext.open(inventory, app.config(), store)
-        taken = take_snapshots(ctx, servers, reason=reason)
+        taken = take_snapshots(ctx, targets, reason=reason)
         return taken.commit
+
+    from vcops.snapshot.keys import load_or_create_key
+
+    config = app.config()
+    key = load_or_create_key(config.state_dir, config.snapshots_dir)
 
     report: ApplyReport = run_apply(
         inventory,
@@ -63,6 +70,7 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
         store=store,
         on_step=say,
         snapshot=None if check else snapshot,
+        mask_key=key,
     )
 
     def render(console: Console) -> None:
@@ -75,9 +83,20 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
                     console.print(
                         styled("[bold]{}[/]: would install {}", host.name, ", ".join(host.packages))
                     )
+                if host.kind == "device" and host.changes:
+                    console.print(
+                        styled(
+                            "[bold]--- {}: remediation ({})[/]", host.name, ", ".join(host.controls)
+                        )
+                    )
+                    console.print(plain("\n".join(host.changes)))
+                    console.print(styled("[bold]--- {}: rollback[/]", host.name))
+                    console.print(plain("\n".join(host.rollback)))
+                for note in host.notes:
+                    console.print(styled("[dim]{}: {}[/]", host.name, note))
         verb = "check" if report.check else "apply"
         table = Table(
-            title=f"{verb} ({report.engine}) of {report.selection}: {len(report.hosts)} servers "
+            title=f"{verb} ({report.engine}) of {report.selection}: {len(report.hosts)} targets "
             f"in {report.seconds:.1f} s",
             title_justify="left",
         )

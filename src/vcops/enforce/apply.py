@@ -9,6 +9,10 @@
 - ``--engine ansible --check``: ``ansible-playbook --check --diff``, per host the
   tasks that would change and their diffs (secret-bearing tasks are ``no_log``).
 
+Network devices in the selection go through :mod:`vcops.enforce.netdev_apply` whatever
+the engine: remediation and rollback per device (``--check`` shows both), pushed with
+commit-confirm or Netmiko, verified from a fresh login, rolled back on failure.
+
 Production hosts are refused unless an emergency reason is given (routine changes
 there go through an approved patch window); the reason is recorded.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 import difflib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel
@@ -26,12 +30,13 @@ from pydantic import BaseModel
 from vcops.connectors.ssh import SshTarget, run_on_hosts
 from vcops.enforce.ansible import AnsibleHost, run_ansible
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
+from vcops.enforce.netdev_apply import DeviceOutcome, run_devices
 from vcops.enforce.pyinfra_run import PyinfraHost, controller_address, run_pyinfra
 from vcops.enforce.render import HostState, desired_files, file_changed, parse_state
 from vcops.enforce.vars import role_vars
 from vcops.errors import InventoryError, Problem
 from vcops.inventory.export import JsonValue
-from vcops.inventory.models import Inventory, Server
+from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.inventory.select import select_targets
 from vcops.store import Store
 from vcops.window import guard
@@ -49,14 +54,20 @@ class FileChange(BaseModel):
 
 
 class HostOutcome(BaseModel):
-    """What apply did (or would do) on one host."""
+    """What apply did (or would do) on one host or device (device lines masked)."""
 
     name: str
+    kind: Literal["server", "device"] = "server"
     status: Status
     reason: str = ""
     changes: list[str] = []
     files: list[FileChange] = []
     packages: list[str] = []
+    #: Devices: the controls remediated, the rollback lines, whether they were pushed.
+    controls: list[str] = []
+    rollback: list[str] = []
+    rolled_back: bool = False
+    notes: list[str] = []
 
 
 class ApplyReport(BaseModel):
@@ -79,7 +90,7 @@ class ApplyReport(BaseModel):
 
 
 def select_servers(inventory: Inventory, limit: str | None) -> list[Server]:
-    """The servers ``--limit`` selects (devices are not enforced by apply).
+    """The servers ``--limit`` selects.
 
     Raises:
         InventoryError: the pattern is bad or selects no server.
@@ -87,12 +98,44 @@ def select_servers(inventory: Inventory, limit: str | None) -> list[Server]:
     servers = [t for t in select_targets(inventory, limit) if isinstance(t, Server)]
     if not servers:
         raise InventoryError(
-            [Problem("--limit", limit or "all", "selects no server", "apply enforces servers only")]
+            [Problem("--limit", limit or "all", "selects no server", "name servers or kind:server")]
         )
     return servers
 
 
-def refuse_production(servers: list[Server], emergency: str | None) -> None:
+def select_apply_targets(
+    inventory: Inventory, limit: str | None
+) -> tuple[list[Server], list[Device]]:
+    """The servers and devices ``--limit`` selects.
+
+    Raises:
+        InventoryError: the pattern is bad or selects nothing.
+    """
+    targets = select_targets(inventory, limit)
+    servers = [t for t in targets if isinstance(t, Server)]
+    devices = [t for t in targets if isinstance(t, Device)]
+    if not servers and not devices:
+        raise InventoryError(
+            [Problem("--limit", limit or "all", "selects nothing", "see vcops inventory list")]
+        )
+    return servers, devices
+
+
+def _device_host(outcome: DeviceOutcome) -> HostOutcome:
+    return HostOutcome(
+        name=outcome.name,
+        kind="device",
+        status=outcome.status,
+        reason=outcome.reason,
+        changes=outcome.remediation,
+        controls=outcome.controls,
+        rollback=outcome.rollback,
+        rolled_back=outcome.rolled_back,
+        notes=outcome.notes,
+    )
+
+
+def refuse_production(servers: Sequence[Target], emergency: str | None) -> None:
     """Refuse production hosts unless an emergency reason is given (see
     :func:`vcops.window.guard.refuse_production`)."""
     guard.refuse_production(servers, emergency, hint="or exclude them with --limit")
@@ -231,29 +274,42 @@ def run_apply(
     emergency: str | None = None,
     store: Store | None = None,
     on_step: Callable[[str], None] | None = None,
-    snapshot: Callable[[list[Server], str], str | None] | None = None,
+    snapshot: Callable[[list[Target], str], str | None] | None = None,
+    mask_key: bytes | None = None,
 ) -> ApplyReport:
     """Apply (or check) the baseline on the selected servers.
 
     Raises:
         CommandError: the engine could not run.
 
-    ``snapshot(servers, reason)`` (when given) is called before and after a real run and
+    ``snapshot(targets, reason)`` (when given) is called before and after a real run and
     returns the snapshot commit (None when nothing changed); both land in the audit log.
+    ``mask_key`` (the snapshot masking key) masks device plans; needed with devices.
         InventoryError: the selection is bad or a baseline override is invalid.
         ApprovalError: production hosts without an emergency reason.
     """
     step = on_step or (lambda _m: None)
-    servers = select_servers(inventory, limit)
+    servers, devices = select_apply_targets(inventory, limit)
     selection = limit or "all"
     started = time.monotonic()
+    key = mask_key if mask_key is not None else b""
+    if devices and mask_key is None:
+        raise InventoryError(
+            [Problem("apply", "devices", "no masking key given", "pass the snapshot key")]
+        )
     if check:
-        step(f"checking {len(servers)} servers with {engine} (nothing is changed)")
-        if engine == "ansible":
-            results, _seconds = run_ansible(inventory, servers, check=True)
-            hosts = [_ansible_outcome(r, check=True) for r in results]
-        else:
-            hosts = check_hosts(inventory, servers)
+        hosts = []
+        if servers:
+            step(f"checking {len(servers)} servers with {engine} (nothing is changed)")
+            if engine == "ansible":
+                results, _seconds = run_ansible(inventory, servers, check=True)
+                hosts = [_ansible_outcome(r, check=True) for r in results]
+            else:
+                hosts = check_hosts(inventory, servers)
+        if devices:
+            step(f"planning {len(devices)} devices (nothing is changed)")
+            planned = run_devices(inventory, devices, key=key, check=True)
+            hosts += [_device_host(d) for d in planned]
         return ApplyReport(
             engine=engine,
             check=True,
@@ -262,23 +318,30 @@ def run_apply(
             seconds=round(time.monotonic() - started, 2),
             hosts=hosts,
         )
-    refuse_production(servers, emergency)
+    targets: list[Target] = [*servers, *devices]
+    refuse_production(targets, emergency)
     if store is not None:
         store.audit(
             "apply.start",
             selection,
-            {"engine": engine, "hosts": [s.name for s in servers], "emergency": emergency},
+            {"engine": engine, "hosts": [t.name for t in targets], "emergency": emergency},
         )
-    before = snapshot(servers, f"before apply ({engine})") if snapshot is not None else None
+    before = snapshot(targets, f"before apply ({engine})") if snapshot is not None else None
     if snapshot is not None:
         step(f"snapshot before: {before or 'no change since the last snapshot'}")
-    step(f"applying the baseline with {engine} on {len(servers)} servers")
-    if engine == "ansible":
-        ansible_results, _seconds = run_ansible(inventory, servers)
-        hosts = [_ansible_outcome(r, check=False) for r in ansible_results]
-    else:
-        pyinfra_results, _pyinfra_seconds = run_pyinfra(inventory, servers)
-        hosts = [_outcome(r) for r in pyinfra_results]
+    hosts = []
+    if servers:
+        step(f"applying the baseline with {engine} on {len(servers)} servers")
+        if engine == "ansible":
+            ansible_results, _seconds = run_ansible(inventory, servers)
+            hosts = [_ansible_outcome(r, check=False) for r in ansible_results]
+        else:
+            pyinfra_results, _pyinfra_seconds = run_pyinfra(inventory, servers)
+            hosts = [_outcome(r) for r in pyinfra_results]
+    if devices:
+        step(f"enforcing the baseline on {len(devices)} devices (commit-confirm or Netmiko)")
+        pushed = run_devices(inventory, devices, key=key, check=False, on_device=step)
+        hosts += [_device_host(d) for d in pushed]
     report = ApplyReport(
         engine=engine,
         check=False,
@@ -289,7 +352,7 @@ def run_apply(
         snapshot_before=before,
     )
     if snapshot is not None:
-        report.snapshot_after = snapshot(servers, f"after apply ({engine})")
+        report.snapshot_after = snapshot(targets, f"after apply ({engine})")
         step(f"snapshot after: {report.snapshot_after or 'nothing changed'}")
     if store is not None:
         for host in hosts:
@@ -297,7 +360,8 @@ def run_apply(
                 "apply.host",
                 host.name,
                 {"engine": engine, "status": host.status, "reason": host.reason,
-                 "changes": host.changes},
+                 "changes": host.changes, "rollback": host.rollback,
+                 "rolled_back": host.rolled_back},
             )  # fmt: skip
         store.audit(
             "apply.end",

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from vcops.baseline.junosparse import junos_statements
 from vcops.baseline.netparse import clean_config_text
 from vcops.enforce.netdev_scope import (
+    DEFAULT_ON,
     SCOPES,
     blocks,
     junos_set_lines,
@@ -148,6 +149,25 @@ def _text(children: Iterable[object], platform: str) -> list[str]:
     return _fix_banners(out, platform)
 
 
+def _restore_defaults(
+    platform: str, rollback: list[str], remediation: list[str], running: list[str]
+) -> list[str]:
+    """Rolling back ``no X`` where the running config showed neither ``X`` nor ``no X``
+    returns ``X`` to its default: on only for :data:`DEFAULT_ON` switches."""
+    pushed_off = {line[3:] for line in remediation if line.startswith("no ")}
+    shown = {line.strip() for line in running}
+    return [
+        line
+        for line in rollback
+        if not (
+            line in pushed_off
+            and line not in shown
+            and f"no {line}" not in shown
+            and line not in DEFAULT_ON[platform]
+        )
+    ]
+
+
 def _fix_banners(lines: list[str], platform: str) -> list[str]:
     """``no banner login ^C ... ^C`` (hier-config negates the whole block) -> ``no banner
     login``, which is what IOS, EOS and NX-OS accept."""
@@ -246,6 +266,7 @@ def plan_device(
     host.load_generated_config("\n".join(want_lines) + "\n")  # type: ignore[attr-defined]
     remediation = _text(host.remediation_config().all_children_sorted(), platform)  # type: ignore[attr-defined]
     rollback = _text(host.rollback_config().all_children_sorted(), platform)  # type: ignore[attr-defined]
+    rollback = _restore_defaults(platform, rollback, remediation, run_lines)
     return DevicePlan(
         platform=platform,
         controls=wanted,

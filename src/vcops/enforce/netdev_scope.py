@@ -27,6 +27,27 @@ NOT_ENFORCEABLE: dict[str, str] = {
 }
 
 
+#: Switches on by default: a config that shows neither ``X`` nor ``no X`` has them on, so
+#: rolling back a pushed ``no X`` means ``X``; for every other ``no X`` it means nothing
+#: (re-enabling finger because a config did not mention it would not be a rollback).
+DEFAULT_ON: dict[str, frozenset[str]] = {
+    "ios": frozenset(
+        {
+            "service pad",
+            "ip bootp server",
+            "ip source-route",
+            "cdp run",
+            # varies by model; IOS 12.x switches (and the lab's) have them on
+            "ip http server",
+            "ip http secure-server",
+        }
+    ),
+    "eos": frozenset(),
+    "nxos_ssh": frozenset({"cdp enable"}),
+    "junos": frozenset(),
+}
+
+
 @dataclass(frozen=True)
 class Scope:
     """A section of a config owned by ``control``."""

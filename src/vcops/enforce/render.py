@@ -25,8 +25,10 @@ import jinja2
 from vcops.enforce.vars import SECRET_DIR, SECRETS, secret_ref
 from vcops.errors import ConfigError
 from vcops.inventory.export import JsonValue
+from vcops.paths import templates_dir
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
+"""The shipped templates; :func:`vcops.paths.templates_dir` (``$VCOPS_TEMPLATES``) wins."""
 """``templates/`` at the repository root (shared with the Ansible roles)."""
 
 SSHD = ["/usr/sbin/sshd", "-t", "-f", "%s"]
@@ -124,10 +126,10 @@ def parse_state(data: Mapping[str, object]) -> HostState:
     )
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+@lru_cache(maxsize=4)
+def _environment(root: str) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        loader=jinja2.FileSystemLoader(root),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=False,
@@ -143,7 +145,7 @@ def render_template(name: str, variables: Vars) -> str:
         ConfigError: the template is missing or uses a variable that is not set.
     """
     try:
-        return _environment().get_template(name).render(**variables)
+        return _environment(str(templates_dir())).get_template(name).render(**variables)
     except jinja2.TemplateNotFound as exc:
         raise ConfigError(f"templates/{name}: not found; reinstall vcops") from exc
     except jinja2.UndefinedError as exc:

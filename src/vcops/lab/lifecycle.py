@@ -29,6 +29,7 @@ from vcops.lab.hosts import (
 from vcops.lab.image import ensure_image, rootfs
 from vcops.lab.inventory import (
     write_board_keys,
+    write_device_secrets,
     write_inventory_files,
     write_known_hosts,
     write_lab_key,
@@ -212,6 +213,7 @@ def _create(
     lab_key = write_lab_key(inventory_dir)
     board = write_board_keys(inventory_dir)
     passwords = {s.name: write_switch_password(inventory_dir, s.name) for s in switches}
+    write_device_secrets(inventory_dir)
 
     _ensure_inotify(len(hosts), step)
     _create_bridge(state, step)

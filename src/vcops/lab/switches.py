@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 from vcops.errors import LabError
@@ -106,7 +109,11 @@ def start_switch(switch: SwitchState, spec: SwitchSpec, password_file: Path) -> 
     }
     config_file = directory / "switch.json"
     write_file(config_file, json.dumps(config, indent=2) + "\n", 0o600)
-    argv = [
+    return spawn_detached(_argv(switch), log=switch.log)
+
+
+def _argv(switch: SwitchState) -> list[str]:
+    return [
         "ip",
         "netns",
         "exec",
@@ -115,9 +122,38 @@ def start_switch(switch: SwitchState, spec: SwitchSpec, password_file: Path) -> 
         "-P",
         str(SERVER_SCRIPT),
         "--config",
-        str(config_file),
+        str(switch_dir(switch) / "switch.json"),
     ]
-    return spawn_detached(argv, log=switch.log)
+
+
+def restart_switch(name: str, timeout: float = 30.0) -> None:
+    """Restart one running switch of the lab, back to its stock config (the hardening a
+    test pushed lives in the simulator's memory only); the lab state follows.
+
+    Raises:
+        LabError: no lab, no such switch, or it does not come back.
+    """
+    from vcops.lab.probe import ssh_ready
+    from vcops.lab.state import load_state, save_state
+    from vcops.lab.system import is_same_process
+
+    state = load_state()
+    switch = next((s for s in state.switches if s.name == name), None) if state else None
+    if state is None or switch is None:
+        raise LabError(f"no running lab switch named {name}")
+    old = switch.process
+    if old is not None and is_same_process(old):
+        os.kill(old.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while is_same_process(old) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    switch.process = spawn_detached(_argv(switch), log=switch.log)
+    save_state(state)
+    deadline = time.monotonic() + timeout
+    while not ssh_ready(switch.address, timeout=1.0):
+        if time.monotonic() > deadline:
+            raise LabError(f"switch {name} did not come back; its last output:\n{tail(switch.log)}")
+        time.sleep(0.2)
 
 
 def host_key_of(switch: SwitchState) -> str:
