@@ -27,6 +27,7 @@ from vcops import dashboard
 from vcops.config import Config
 from vcops.decisions import issue_payload, mail_outcome, record_decision
 from vcops.errors import ApprovalError, VcopsError, WindowError
+from vcops.findings_store import score_history
 from vcops.inventory import Inventory, load_inventory
 from vcops.paths import templates_dir
 from vcops.report.chart import trend_png
@@ -115,7 +116,7 @@ def create_app(config: Config, inventory_dir: Path, store: Store) -> FastAPI:
 
     @app.get("/chart/trend.png")
     def chart() -> Response:
-        history = dashboard.overview(inventory(), store).history
+        history = score_history(store, 30)
         return Response(trend_png(history, width=8.0, height=3.0), media_type="image/png")
 
     @app.get("/hosts/{name:path}", response_class=HTMLResponse)
