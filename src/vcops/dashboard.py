@@ -105,9 +105,14 @@ class HostView(BaseModel):
 
 def host_view(inv: Inventory, store: Store, name: str, snapshots_dir: Path | None) -> HostView:
     """One host: open findings with their history, last scan, snapshot, apply, waivers."""
-    from fnmatch import fnmatch
+    from vcops.scan import apply_waivers, waiver_coverage
 
     findings = list_findings(store, target=name)
+    waivers = list_waivers(store)
+    covered: dict[int, frozenset[str]] = {}
+    with suppress(VcopsError):  # a waiver problem must not hide the page
+        covered = waiver_coverage(inv, waivers)
+        findings = apply_waivers(findings, inv, waivers, _now())
     target = inv.target(name)
     scans = last_scans(store, 1)
     status = None
@@ -128,7 +133,7 @@ def host_view(inv: Inventory, store: Store, name: str, snapshots_dir: Path | Non
         last_scan_status=status,
         last_snapshot=_last_snapshot(snapshots_dir, name),
         last_apply=applies[-1] if applies else None,
-        waivers=[w for w in list_waivers(store) if fnmatch(name, w.hosts) or w.hosts == name],
+        waivers=[w for w in waivers if name in covered.get(w.id, frozenset())],
     )
 
 

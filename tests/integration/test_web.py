@@ -114,6 +114,16 @@ def test_overview_shows_the_chart_scores_and_hostile_names_as_text(site: Site) -
     assert "&lt;script&gt;" in site.driver.page_source
     host = site.get("/hosts/" + urllib.request.quote(HOSTILE, safe=""))
     assert f"Host {HOSTILE}" in host and "VC-SSH-001" in host
+    waiver = base.vcops(
+        site.root, "waiver", "add", "VC-PATCH-002", "--hosts", "kam-01", "--reason", "vendor fix due",
+        "--expires", "2099-01-31", "--approved-by", "dana",
+    )  # fmt: skip
+    assert waiver.returncode == 0, waiver.stderr
+    kam = site.get("/hosts/kam-01")
+    assert "waived by #1 until 2099-01-31 (dana: vendor fix due)" in kam
+    assert "#1 VC-PATCH-002: vendor fix due (approved by dana, expires 2099-01-31)" in kam
+    control = site.get("/controls/VC-PATCH-002")
+    assert "Failing on 1 host(s)" in control and "Waived on 1 host(s)" in control
 
 
 def test_a_member_approves_by_upload_and_quorum_is_reached(site: Site) -> None:
