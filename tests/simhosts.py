@@ -17,6 +17,8 @@ from pathlib import Path
 
 import asyncssh
 
+from tests.framing import frame
+
 GATHER = Path(__file__).parent / "fixtures" / "facts" / "gather"
 RECORDED = ["stock_kamailio.txt", "hardened_kamailio.txt", "stock_asterisk.txt"]
 NONCE = "0123456789abcdef"
@@ -24,13 +26,14 @@ _NONCE_RE = re.compile(r"@@vcops-([0-9a-f]{16})")
 
 
 def host_output(index: int) -> str:
-    """The recorded output host ``index`` answers with (three captures, varied)."""
+    """The recorded output host ``index`` answers with (three captures, varied), framed as
+    the host-task layer frames the facts task, with the fixture's nonce."""
     text = (GATHER / RECORDED[index % len(RECORDED)]).read_text()
     if index % 2:
         text = re.sub(r"^maxauthtries \d+$", "maxauthtries 6", text, flags=re.M)
     if index % 5 == 0:
         text = re.sub(r"^x11forwarding \w+$", "x11forwarding yes", text, flags=re.M)
-    return text
+    return frame(text)
 
 
 def make_keys(root: Path) -> None:
@@ -80,7 +83,9 @@ async def serve(root: Path, first_port: int, count: int, delay: float = 0.0) -> 
             if delay:
                 await asyncio.sleep(delay)
             if found:
-                process.stdout.write(outputs[index].replace(NONCE, found.group(1)))
+                # base64 payloads never hold "@@vcops-": only marker lines change
+                marker = f"@@vcops-{found.group(1)}"
+                process.stdout.write(outputs[index].replace(f"@@vcops-{NONCE}", marker))
             process.exit(0)
 
         return handle

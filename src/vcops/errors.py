@@ -13,6 +13,7 @@ traceback)::
     │   ├── ConnectTimeout        the target did not answer in time
     │   └── BrokerError           the site workers' broker (Redis) is down or missing
     ├── CommandError              exit 1: a command on a target failed
+    │   └── BecomeError           sudo refused (no rule, a password wanted, not installed)
     ├── ApprovalError             exit 1: an approval is missing, forged or replayed
     ├── WindowError               exit 1: a patch window cannot be created or run
     ├── StoreError                exit 1: the database or snapshot store failed
@@ -95,6 +96,10 @@ class CommandError(VcopsError):
     """A command on a target failed."""
 
     exit_code = 1
+
+
+class BecomeError(CommandError):
+    """The login could not gain root with sudo; the message names the host and the fix."""
 
 
 class ApprovalError(VcopsError):

@@ -19,10 +19,11 @@ from vcops.baseline.context import DeviceContext, ServerContext
 from vcops.baseline.model import Control
 from vcops.baseline.network import DeviceFacts, parse_device_config
 from vcops.baseline.settings import settings_for
+from vcops.connectors.hosttask import HostRun, HostTask, run_tasks, tar_members
 from vcops.connectors.netdev import DeviceTarget, fetch_many
-from vcops.connectors.ssh import HostResult, SshTarget, run_on_hosts
-from vcops.errors import InventoryError
-from vcops.facts.server import ServerFacts, new_nonce, parse_output, render_script
+from vcops.connectors.ssh import SshTarget
+from vcops.errors import InventoryError, VcopsError
+from vcops.facts.server import CONF_TREES, FactsTask, Section, ServerFacts, parse_facts
 from vcops.findings import (
     ControlResult,
     Drift,
@@ -45,6 +46,9 @@ from vcops.findings_store import (
 )
 from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.inventory.select import select_targets
+from vcops.snapshot.collect import paths_for_roles
+from vcops.snapshot.models import TakeReport
+from vcops.snapshot.take import SnapshotContext, take_with
 from vcops.store import Store, current_actor
 
 F = TypeVar("F")
@@ -120,6 +124,8 @@ class ScanReport(BaseModel):
     failed: int
     unknown_checks: int
     score: float
+    #: ``scan --snapshot``: the snapshot taken in the same session (commit, hosts).
+    snapshot: TakeReport | None = None
 
     @property
     def unknown_targets(self) -> list[TargetOutcome]:
@@ -130,8 +136,11 @@ class ScanReport(BaseModel):
         return [f for f in self.open if f.status == "open"]
 
     def exit_code(self) -> Literal[0, 1, 3]:
-        """3 if any target is unknown, else 1 if any unwaived finding is open, else 0."""
+        """3 if any target is unknown (or, with ``--snapshot``, could not be snapshotted),
+        else 1 if any unwaived finding is open, else 0."""
         if self.unknown_targets:
+            return 3
+        if self.snapshot is not None and (self.snapshot.unreachable or self.snapshot.failed):
             return 3
         return 1 if self.drift else 0
 
@@ -174,6 +183,27 @@ def contained(
         )
 
 
+def facts_tasks(server: Server, snapshot_roots: list[str] | None = None) -> list[HostTask]:
+    """The scan's host task for one server; beside a snapshot with these roots it leaves
+    out what the snapshot reads (the VoIP config trees, ``sshd -T``)."""
+    if snapshot_roots is None:
+        return [FactsTask()]
+    shared = {tree for tree, root in CONF_TREES.items() if root in snapshot_roots}
+    return [FactsTask(shared=frozenset({*shared, "sshd_t"}))]
+
+
+def server_facts(run: HostRun) -> ServerFacts:
+    """The facts of one host's run, with the snapshot's files when it took one (pure)."""
+    snap = run.output("snapshot")
+    files = snap.get("files")
+    sshd = snap.get("sshd_t")
+    return parse_facts(
+        run.output("facts"),
+        tar_members(files.data) if files is not None else None,
+        Section(rc=sshd.rc, text=sshd.text) if sshd is not None else None,
+    )
+
+
 #: ``remote(servers, now, advance)``: outcomes of the servers whose site has workers
 #: (see :mod:`vcops.workers`), with the pending security updates each one reported.
 RemoteScan = Callable[
@@ -187,22 +217,22 @@ FirstSeen = Callable[[str, list[tuple[str, str]]], dict[str, int]]
 def server_outcome(
     inv: Inventory,
     server: Server,
-    host: HostResult,
-    nonce: str,
+    host: HostRun,
     now: datetime,
     first_seen: FirstSeen | None,
 ) -> tuple[TargetOutcome, list[tuple[str, str]]]:
-    """One server's outcome from its fact-script run, and its pending security updates
-    (the same function runs on the controller and on a site worker)."""
-    if host.result is None or not host.ok:
+    """One server's outcome from its facts task (alone, or beside a snapshot in the same
+    script), and its pending security updates (the same function runs on the controller
+    and on a site worker)."""
+    if not host.framed.started:
         return _unknown(server, host.error or "no output", host.seconds), []
     pending: list[tuple[str, str]] = []
-    stdout = host.result.stdout
 
     def work() -> TargetOutcome:
-        facts = parse_output(stdout, nonce)
+        facts = server_facts(host)
         if facts.os_id is None and facts.sshd is None:
-            return _unknown(server, "the fact script returned nothing usable", host.seconds)
+            why = host.error or "the fact script returned nothing usable"
+            return _unknown(server, why, host.seconds)
         if facts.upgradable is not None:
             pending.extend((u.package, u.version) for u in facts.upgradable if u.security)
             if first_seen is not None:
@@ -233,17 +263,24 @@ def gather_servers(
     parallel: int,
     advance: Callable[[str], None],
     first_seen: FirstSeen | None,
+    runs: dict[str, HostRun] | None = None,
 ) -> list[tuple[TargetOutcome, list[tuple[str, str]]]]:
-    """Run the fact script on the servers from here, one SSH session each."""
-    nonce = new_nonce()
-    script = render_script(nonce)
-    targets = [SshTarget.from_inventory(inv, s) for s in servers]
-    results = run_on_hosts(
-        targets, script, max_parallel=parallel, timeout=180, on_result=lambda r: advance(r.name)
-    )
+    """Run the facts task on the servers from here, one SSH session each (or read the
+    ``runs`` a snapshot already made with the facts task in the same script)."""
+    if runs is None:
+        targets = [SshTarget.from_inventory(inv, s) for s in servers]
+        results = run_tasks(
+            targets,
+            [FactsTask()],
+            max_parallel=parallel,
+            timeout=180,
+            on_result=lambda r: advance(r.name),
+        )
+        runs = {r.name: r for r in results}
+    missing = HostRun(name="?", status="unreachable", error="no output")
     return [
-        server_outcome(inv, server, host, nonce, now, first_seen)
-        for server, host in zip(servers, results, strict=True)
+        server_outcome(inv, server, runs.get(server.name, missing), now, first_seen)
+        for server in servers
     ]
 
 
@@ -266,20 +303,25 @@ def _gather_servers(
     parallel: int,
     advance: Callable[[str], None],
     remote: RemoteScan | None = None,
+    runs: dict[str, HostRun] | None = None,
 ) -> list[TargetOutcome]:
+    """Outcomes of every server: from site workers (``remote``), from ``runs`` (a
+    snapshot already ran the facts task here in the same script), or from here."""
     stamp = int(now.timestamp())
     first_seen = None
     if store is not None:
         first_seen = first_seen_from(known_sightings(store, [s.name for s in servers]), stamp)
     by_name: dict[str, TargetOutcome] = {}
     pending_by: dict[str, list[tuple[str, str]]] = {}
-    if remote is not None:
+    if remote is not None and runs is None:
         for name, (outcome, pending) in remote(servers, now, advance).items():
             by_name[name] = outcome
             pending_by[name] = pending
     local = [s for s in servers if s.name not in by_name]
     if local:
-        for outcome, pending in gather_servers(inv, local, now, parallel, advance, first_seen):
+        for outcome, pending in gather_servers(
+            inv, local, now, parallel, advance, first_seen, runs
+        ):
             by_name[outcome.target] = outcome
             pending_by[outcome.target] = pending
     if store is not None:  # one transaction for the whole fleet
@@ -379,15 +421,32 @@ def run_scan(
     max_parallel: int = 50,
     advance: Callable[[str], None] = lambda _name: None,
     remote: RemoteScan | None = None,
+    snapshot: SnapshotContext | None = None,
 ) -> ScanReport:
     """Scan the selected targets; with a store, record findings and their history.
-    ``remote`` scans the servers of sites that have workers (see :mod:`vcops.workers`)."""
+    ``remote`` scans the servers of sites that have workers (see :mod:`vcops.workers`).
+
+    With ``snapshot``, every server's facts and its config snapshot are gathered here by
+    ONE script over ONE SSH session (one pass over the files), and the snapshot is
+    committed as one run; its commit is stored with the scan.
+    """
     targets: list[Target] = select_targets(inv, limit)
     started = now()
     servers = [t for t in targets if isinstance(t, Server)]
     devices = [t for t in targets if isinstance(t, Device)]
+    taken: TakeReport | None = None
+    runs: dict[str, HostRun] | None = None
+    if snapshot is not None:
+        by_name = {s.name: s for s in servers}
+        taken, runs = take_with(
+            snapshot,
+            targets,
+            reason=f"scan {limit or 'all'}",
+            on_result=lambda name: advance(name) if name in by_name else None,
+            extra=lambda s: facts_tasks(s, paths_for_roles(s.roles)),
+        )
     outcomes = _gather_servers(
-        inv, servers, store if record else None, started, max_parallel, advance, remote
+        inv, servers, store if record else None, started, max_parallel, advance, remote, runs
     )
     outcomes += _gather_devices(inv, devices, max_parallel, advance)
     finished = now()
@@ -399,6 +458,8 @@ def run_scan(
         previous = open_findings(store)
         drift: Drift = compute_drift([f for f in previous if f.target in names], outcomes)
         summary = scan_summary(outcomes, drift)
+        if taken is not None:
+            summary["snapshot_commit"] = taken.commit or snapshot_head(snapshot)
         scan_id = record_scan(
             store,
             started_at=started,
@@ -428,6 +489,7 @@ def run_scan(
                 "open": len(open_views),
                 "score": score,
                 "unknown": summary["unknown"],
+                **({"snapshot_commit": summary["snapshot_commit"]} if taken else {}),
             },
         )
     else:
@@ -449,4 +511,15 @@ def run_scan(
         failed=failed,
         unknown_checks=unknown,
         score=score,
+        snapshot=taken,
     )
+
+
+def snapshot_head(ctx: SnapshotContext | None) -> str | None:
+    """The snapshot store's HEAD (an unchanged fleet adds no commit: HEAD holds it)."""
+    if ctx is None:
+        return None
+    try:
+        return ctx.repo.resolve("HEAD")
+    except VcopsError:
+        return None

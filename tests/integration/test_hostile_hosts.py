@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import FIXTURES
 from tests.fakessh import FakeFleet, nonce_of
+from tests.framing import Record, frame, framed, said, task_names
 from vcops.cli import main
 
 GATHER = (FIXTURES / "facts" / "gather" / "stock_kamailio.txt").read_text()
@@ -25,7 +26,7 @@ def gather_answer(extra: str = "") -> object:
 
     def answer(script: str) -> tuple[str, int]:
         nonce = nonce_of(script, "@@vcops-")
-        return (GATHER + extra).replace(FIXTURE_NONCE, nonce), 0
+        return frame(GATHER + extra, nonce), 0
 
     return answer
 
@@ -77,34 +78,35 @@ def test_one_hosts_malformed_facts_never_stop_the_scan(
         assert code in {1, 3} and "internal error" not in err and "good-01" in out
 
 
-def snapshot_answer(files: dict[str, str]) -> object:
-    """A host answering the snapshot collection script with a tar of ``files``."""
-    import base64
+def snapshot_records(files: dict[str, str]) -> list[Record]:
+    """The snapshot task's records for a host holding ``files``."""
     import io
     import tarfile
 
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uname, info.gname = len(data), 0o644, "root", "root"
+            tar.addfile(info, io.BytesIO(data))
+    return [
+        ("files", 0, buffer.getvalue()),
+        ("tar_errors", 0, b""),
+        ("oversize", 0, b""),
+        ("nft", 0, b"table inet filter {\n}\n"),
+        ("sshd_t", 0, b"permitrootlogin no\n"),
+        ("packages", 0, b"openssh-server\t1:9.2p1-2\tii \n"),
+        ("units", 0, b"ssh.service enabled enabled\n"),
+    ]
+
+
+def snapshot_answer(files: dict[str, str]) -> object:
+    """A host answering the snapshot task with a tar of ``files``."""
+
     def answer(script: str) -> tuple[str, int]:
-        mark = "@@vcops-snap-" + nonce_of(script, "@@vcops-snap-")
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            for name, text in files.items():
-                data = text.encode()
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.uname, info.gname = len(data), 0o644, "root", "root"
-                tar.addfile(info, io.BytesIO(data))
-        out = []
-        for name, payload in (
-            ("files", buffer.getvalue()),
-            ("tar_errors", b""),
-            ("oversize", b""),
-            ("nft", b"table inet filter {\n}\n"),
-            ("sshd_t", b"permitrootlogin no\n"),
-            ("packages", b"openssh-server\t1:9.2p1-2\tii \n"),
-            ("units", b"ssh.service enabled enabled\n"),
-        ):
-            out += [f"{mark} {name} 0", base64.b64encode(payload).decode()]
-        out.append(f"{mark} end 0")
-        return "\n".join(out) + "\n", 0
+        assert task_names(script) == ["snapshot"], task_names(script)
+        return framed(nonce_of(script, "@@vcops-"), {"snapshot": snapshot_records(files)}), 0
 
     return answer
 
@@ -152,31 +154,30 @@ HOSTILE_APT = "E: [/x] dpkg: error processing [smtp] [bold]half-configured"
 def window_host(files: dict[str, str]) -> object:
     """A host that plans one upgrade, answers every window step sanely, and fails its
     install with a line of markup."""
-    import re
-
-    snapshot = snapshot_answer(files)
 
     def answer(script: str) -> tuple[str, int]:
-        if "@@vcops-snap-" in script:
-            return snapshot(script)  # type: ignore[operator,no-any-return]
-        if "@@vcops-reboot" in script:  # the plan
-            return (
-                "vcops-testpkg/bookworm-security 1.1 all [upgradable from: 1.0]\n"
-                "@@vcops-reboot no\n",
-                0,
-            )
-        m = re.search(r"printf '@@([0-9a-f]+) %s", script)
-        assert m, script[:200]
-        say = f"@@{m.group(1)}"
-        if "apt-get install -y" in script:
-            lines = [
-                f"{say} before vcops-testpkg 1.0",
-                f"{say} install 100 {HOSTILE_APT}",
-                f"{say} after vcops-testpkg 1.0",
-            ]
-        else:  # precheck, drain, gate, start
-            lines = [f"{say} active ssh.service", f"{say} boot 6f1c0c3e-boot"]
-        return "\n".join(lines) + "\n", 0
+        tasks: dict[str, list[Record]] = {}
+        for task in task_names(script):
+            if task == "snapshot":
+                tasks[task] = snapshot_records(files)
+            elif task == "plan":
+                upgradable = b"vcops-testpkg/bookworm-security 1.1 all [upgradable from: 1.0]\n"
+                tasks[task] = [
+                    ("update", 0, b""),
+                    ("upgradable", 0, upgradable),
+                    ("reboot", 1, b""),
+                ]
+            elif task == "window" and "apt-get install -y" in script:
+                tasks[task] = said(
+                    "before vcops-testpkg 1.0",
+                    f"install 100 {HOSTILE_APT}",
+                    "after vcops-testpkg 1.0",
+                )
+            elif task == "window":  # precheck, drain, gate, start
+                tasks[task] = said("active ssh.service", "boot 6f1c0c3e-boot")
+            else:
+                raise AssertionError(f"unexpected task {task}")
+        return framed(nonce_of(script, "@@vcops-"), tasks), 0
 
     return answer
 
@@ -271,4 +272,4 @@ def test_restore_refuses_a_forged_file_list_before_touching_the_host(
         assert "/root/.ssh/authorized_keys" in err and "outside the trees" in err
         # only the live collection ran on the host: no restore script was ever sent
         sent = fleet.scripts["ast-01"][before:]
-        assert sent and all("@@vcops-snap-" in s for s in sent)
+        assert sent and all(task_names(s) == ["snapshot"] for s in sent)

@@ -7,6 +7,7 @@ import email
 import json
 import mailbox
 import os
+import shlex
 import smtplib
 import subprocess
 import sys
@@ -17,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from vcops.connectors.hosttask import HostRun, ScriptTask, run_tasks
 from vcops.connectors.netdev import DeviceTarget, fetch_running_config
-from vcops.connectors.ssh import SshTarget, run_on_hosts
+from vcops.connectors.ssh import SshTarget
 from vcops.errors import HostKeyError
 from vcops.inventory import Device, Inventory, render_export
 
@@ -37,6 +39,18 @@ def _vcops(inv: Inventory, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_on_hosts(targets: list[SshTarget], script: str) -> list[HostRun]:
+    """``script`` as one host task on every target (its output is record ``out``)."""
+    task = ScriptTask(name="t", script=f"section out sh -c {shlex.quote(script)}\n")
+    return run_tasks(targets, [task])
+
+
+def stdout(run: HostRun) -> str:
+    record = run.output("t").get("out")
+    assert record is not None, run.error
+    return record.text
+
+
 def test_ssh_round_to_every_host(lab: Inventory) -> None:
     targets = [SshTarget.from_inventory(lab, s) for s in lab.servers]
     script = "set -e; cat /etc/machine-id; hostname; systemctl is-active ssh; id -un\n"
@@ -44,8 +58,7 @@ def test_ssh_round_to_every_host(lab: Inventory) -> None:
     assert [r.status for r in results] == ["ok"] * len(lab.servers), [r.error for r in results]
     machine_ids = set()
     for server, result in zip(lab.servers, results, strict=True):
-        assert result.result is not None
-        machine_id, hostname, ssh_state, user = result.result.stdout.split()
+        machine_id, hostname, ssh_state, user = stdout(result).split()
         assert (hostname, ssh_state, user) == (server.name, "active", "root")
         machine_ids.add(machine_id)
     assert len(machine_ids) == len(lab.servers)  # every host has its own machine-id
@@ -67,9 +80,8 @@ def test_kamailio_runs_on_the_hosts_whose_role_runs_it_only(lab: Inventory) -> N
     running = {s.name for s in lab.servers if {"kamailio", "sbc"} & set(s.roles)}
     assert running == {"lab-kamailio-01", "lab-sbc-01"}
     for server, result in zip(lab.servers, results, strict=True):
-        assert result.result is not None
         expected = "active" if server.name in running else "inactive"
-        assert result.result.stdout.strip() == expected, server.name
+        assert stdout(result).strip() == expected, server.name
 
 
 def test_a_wrong_host_key_is_refused_and_reported_unreachable(
@@ -220,4 +232,4 @@ def test_pyinfra_reaches_every_host_through_the_export(lab: Inventory, tmp_path:
     # pyinfra really ran the command on every host: check with our own SSH connector.
     targets = [SshTarget.from_inventory(lab, s) for s in lab.servers]
     results = run_on_hosts(targets, f"test -f {marker} && rm -f {marker}\n")
-    assert [r.status for r in results] == ["ok"] * len(lab.servers)
+    assert [r.output("t").ok_text("out") for r in results] == [""] * len(lab.servers)

@@ -4,7 +4,8 @@ Two layers: a seeded corpus of outputs that once broke a scan
 (``tests/fixtures/facts/hostile/*.txt``: 5000-digit numbers, ``nft -j`` JSON nested
 100 000 deep, digits where words belong), run on every test; and hypothesis, which
 builds outputs section by section from the fixture of a real host with random bodies
-put in. Both go through the real path: ``parse_output`` then every applicable control.
+put in. Both go through the real path: framed as the host-task layer frames them
+(:func:`tests.framing.frame`), split, ``parse_facts``, then every applicable control.
 Whatever is left is caught per host by :func:`vcops.scan.contained` (tested last).
 """
 
@@ -17,10 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES
+from tests.framing import frame
 from vcops.baseline.context import ServerContext
 from vcops.baseline.settings import BaselineSettings
+from vcops.connectors.hosttask import split
 from vcops.errors import InventoryError, Problem
-from vcops.facts.server import parse_output
+from vcops.facts.server import parse_facts
 from vcops.findings import TargetOutcome
 from vcops.scan import contained, evaluate_server
 
@@ -40,7 +43,7 @@ def evaluate(output: str) -> TargetOutcome:
     """The real per-host path of a scan, on every role at once: the parser never raises,
     and the checks run inside the per-host boundary (a scanned or an unknown host, never
     an exception)."""
-    facts = parse_output(output, NONCE)
+    facts = parse_facts(split(frame(output), NONCE).task("facts"))
     ctx = ServerContext(
         settings=BaselineSettings(),
         roles=frozenset(ROLES),

@@ -28,7 +28,10 @@ def test_ansible_and_pyinfra_exports_agree(make_inventory: Callable[..., Path]) 
     for name, a_vars in a_hosts.items():
         p_vars = p_hosts[name]
         shared = {k: v for k, v in a_vars.items() if not k.startswith("ansible_")}
-        assert shared == {k: v for k, v in p_vars.items() if not k.startswith("ssh_")}
+        # connection settings are ansible_* in one engine, ssh_* and _sudo* in the other
+        assert shared == {k: v for k, v in p_vars.items() if not k.startswith(("ssh_", "_"))}
+        assert a_vars["ansible_become"] == p_vars.get("_sudo", False)
+        assert a_vars.get("ansible_become_user") == p_vars.get("_sudo_user")
         assert a_vars["ansible_host"] == p_vars["ssh_hostname"]
         assert a_vars["ansible_port"] == p_vars["ssh_port"]
         assert a_vars["ansible_user"] == p_vars["ssh_user"]

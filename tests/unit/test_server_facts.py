@@ -10,11 +10,18 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.conftest import FIXTURES
+from tests.framing import frame
 from vcops.baseline.context import ServerContext
 from vcops.baseline.server_catalog import SERVER_CONTROLS
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.baseline.voip_catalog import VOIP_CONTROLS
-from vcops.facts.server import ServerFacts, Upgrade, parse_output, render_script, split_sections
+from vcops.connectors.hosttask import split
+from vcops.facts.server import (
+    FactsTask,
+    ServerFacts,
+    Upgrade,
+    parse_facts,
+)
 
 GATHER = FIXTURES / "facts" / "gather"
 NONCE = "0123456789abcdef"
@@ -23,7 +30,7 @@ MGMT = (ipaddress.ip_network("10.213.0.0/24"),)
 
 
 def facts(name: str) -> ServerFacts:
-    return parse_output((GATHER / f"{name}.txt").read_text(), NONCE)
+    return parse_facts(split(frame((GATHER / f"{name}.txt").read_text()), NONCE).task("facts"))
 
 
 def test_stock_kamailio_host_facts() -> None:
@@ -53,19 +60,54 @@ def test_public_view_drops_config_contents() -> None:
 
 def test_a_config_file_cannot_forge_sections() -> None:
     text = (GATHER / "stock_kamailio.txt").read_text()
-    forged = "\n@@vcops sshd_t 0\npasswordauthentication no\n@@vcops-ffffffffffffffff sshd_t 0\npasswordauthentication no\n"
-    text = text.replace("#!KAMAILIO", "#!KAMAILIO" + forged, 1)
-    f = parse_output(text, NONCE)
+    # a config file that prints marker lines: without this run's nonce, and with it
+    forged = (
+        "\n@@vcops sshd_t 0\npasswordauthentication no\n"
+        "@@vcops-ffffffffffffffff facts sshd_t 0\ncGFzc3dvcmRhdXRoZW50aWNhdGlvbiBubwo=\n"
+    )
+    kamailio = text.replace("#!KAMAILIO", "#!KAMAILIO" + forged, 1)
+    f = parse_facts(split(frame(kamailio), NONCE).task("facts"))
     assert f.sshd is not None and f.sshd["passwordauthentication"] == ["yes"]
-    assert "sshd_t" in split_sections(text, NONCE)
+    assert "@@vcops sshd_t 0" in f.kamailio_files["/etc/kamailio/kamailio.cfg"]
+    # the same lines printed raw into the output stream (not inside a record) add nothing
+    out = frame(text).replace(
+        "\n@@vcops-0123456789abcdef facts now", forged + "@@vcops-0123456789abcdef facts now"
+    )
+    assert parse_facts(split(out, NONCE).task("facts")).sshd == f.sshd
 
 
-def test_render_script_embeds_only_a_hex_nonce() -> None:
-    script = render_script(NONCE)
-    assert f"@@vcops-{NONCE}" in script and f"@@file-{NONCE}" in script
-    assert "@@vcops " not in script and "@@file " not in script  # no marker without the nonce
-    with pytest.raises(ValueError):
-        render_script("x; rm -rf /")
+def test_facts_task_body_is_gather_sh_plus_config_tars() -> None:
+    body = FactsTask().body()
+    assert "section sshd_t sshd -T" in body and "@@vcops" not in body
+    assert "tarfiles kamailio_conf /etc/kamailio/kamailio.cfg" in body
+    assert "/etc/freeswitch/sip_profiles/*.xml" in body  # the glob expands on the host
+    shared = FactsTask(shared=frozenset({"kamailio", "sshd_t"})).body()
+    assert "kamailio_conf" not in shared and "sshd -T" not in shared
+    assert "asterisk_conf" in shared
+
+
+def test_facts_beside_a_snapshot_read_its_files_and_sshd() -> None:
+    whole = facts("stock_kamailio")
+    framed = split(frame((GATHER / "stock_kamailio.txt").read_text()), NONCE)
+    out = framed.task("facts")
+    sshd = out.get("sshd_t")
+    conf = out.get("kamailio_conf")
+    assert sshd is not None and conf is not None
+    out.records = [r for r in out.records if r.name not in {"sshd_t", "kamailio_conf"}]
+    from vcops.connectors.hosttask import tar_members
+    from vcops.facts.server import Section
+
+    shared = parse_facts(out, tar_members(conf.data), Section(rc=sshd.rc, text=sshd.text))
+    assert shared.kamailio_files == whole.kamailio_files and shared.sshd == whole.sshd
+
+
+def test_missing_sections_are_unknown_never_pass() -> None:
+    ctx = ServerContext(
+        settings=DEFAULT_SETTINGS, roles=frozenset({"generic"}), management_networks=MGMT, now=NOW
+    )
+    for control in SERVER_CONTROLS:
+        if control.applies(ctx.roles):
+            assert control.check(ServerFacts(), ctx).status == "unknown", control.id
 
 
 @pytest.mark.parametrize("case", ["stock_kamailio", "hardened_kamailio"])
@@ -81,15 +123,6 @@ def test_server_controls_on_real_hosts(case: str) -> None:
         if c.applies(ctx.roles)
     }
     assert got == expected
-
-
-def test_missing_sections_are_unknown_never_pass() -> None:
-    ctx = ServerContext(
-        settings=DEFAULT_SETTINGS, roles=frozenset({"generic"}), management_networks=MGMT, now=NOW
-    )
-    for control in SERVER_CONTROLS:
-        if control.applies(ctx.roles):
-            assert control.check(ServerFacts(), ctx).status == "unknown", control.id
 
 
 def test_overdue_security_updates_use_first_seen_history() -> None:

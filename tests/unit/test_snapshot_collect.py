@@ -10,6 +10,7 @@ import tarfile
 import pytest
 
 from tests.conftest import FIXTURES
+from vcops.connectors.hosttask import compose, marker, new_nonce, split
 from vcops.snapshot.build import (
     FILE_LIST,
     RUNNING,
@@ -20,14 +21,7 @@ from vcops.snapshot.build import (
     render_file_list,
     safe_member_path,
 )
-from vcops.snapshot.collect import (
-    Section,
-    marker,
-    new_nonce,
-    paths_for_roles,
-    render_script,
-    split_output,
-)
+from vcops.snapshot.collect import Section, SnapshotTask, paths_for_roles, snapshot_sections
 
 KEY = b"vcops-test-mask-key-0123456789ab"
 ROOTS = paths_for_roles(["asterisk"])
@@ -50,17 +44,26 @@ def _tar(members: list[tuple[str, bytes | str, int]]) -> bytes:
 
 
 def _output(nonce: str, sections: dict[str, tuple[int, bytes]]) -> str:
-    lines = []
+    """What the host-task layer prints for a snapshot task with these records."""
+    lines = [f"{marker(nonce)} vcops @start 0", ""]
     for name, (rc, data) in sections.items():
-        lines += [f"{marker(nonce)} {name} {rc}", base64.b64encode(data).decode()]
-    lines.append(f"{marker(nonce)} end 0")
-    return "\n".join(lines) + "\n"
+        lines += [f"{marker(nonce)} snapshot {name} {rc}", base64.b64encode(data).decode()]
+    lines += [f"{marker(nonce)} snapshot @end 0", "", f"{marker(nonce)} vcops @end 0", ""]
+    return "\n".join(lines)
+
+
+def render_script(nonce: str, roots: list[str]) -> str:
+    return compose([SnapshotTask(roots=roots)], nonce)
+
+
+def split_output(text: str, nonce: str) -> dict[str, Section]:
+    return snapshot_sections(split(text, nonce).task("snapshot"))
 
 
 def test_script_is_rendered_with_this_runs_marker_and_quoted_paths() -> None:
     nonce = new_nonce()
     script = render_script(nonce, ["etc/ssh", "etc/it's here"])
-    assert f"M=@@vcops-snap-{nonce}" in script
+    assert f"M=@@vcops-{nonce}" in script
     assert "set -- etc/ssh 'etc/it'\"'\"'s here'" in script
     assert "! -name 'ssh_host_*_key'" in script  # host private keys never leave the host
     with pytest.raises(ValueError):
@@ -76,10 +79,10 @@ def test_roles_add_their_trees_once() -> None:
 
 def test_a_forged_marker_in_a_file_cannot_add_a_section() -> None:
     nonce = new_nonce()
-    forged = "@@vcops-snap-0000000000000000 files 0\nQUFB\n"
+    forged = "@@vcops-0000000000000000 snapshot files 0\nQUFB\n"
     text = forged + _output(nonce, {"nft": (0, b"table inet filter {}\n")})
     # A line that merely *contains* the right marker is not a marker line either.
-    text = f"junk {marker(nonce)} files 0\nQUFB\n" + text
+    text = f"junk {marker(nonce)} snapshot files 0\nQUFB\n" + text
     sections = split_output(text, nonce)
     assert set(sections) == {"nft", "end"}
     assert sections["nft"].data == b"table inet filter {}\n"
@@ -87,7 +90,7 @@ def test_a_forged_marker_in_a_file_cannot_add_a_section() -> None:
 
 def test_output_cut_short_has_no_end_section() -> None:
     nonce = new_nonce()
-    text = _output(nonce, {"nft": (0, b"x")}).rsplit(marker(nonce) + " end", 1)[0]
+    text = _output(nonce, {"nft": (0, b"x")}).rsplit(marker(nonce) + " snapshot @end", 1)[0]
     assert "end" not in split_output(text, nonce)
 
 

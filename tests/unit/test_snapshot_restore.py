@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from vcops.connectors.hosttask import TaskOutput, compose, split
 from vcops.snapshot.build import render_file_list
 from vcops.snapshot.collect import paths_for_roles
 from vcops.snapshot.mask import mask_text
@@ -20,7 +21,7 @@ from vcops.snapshot.restore_plan import (
     plan_line_merge,
     plan_server_restore,
 )
-from vcops.snapshot.restore_script import parse_restore_output, render_restore_script
+from vcops.snapshot.restore_script import RestoreTask, parse_restore_output
 
 KEY = b"vcops-test-mask-key-0123456789ab"
 ROOTS = paths_for_roles(["kamailio", "asterisk", "freeswitch", "rtpengine"])
@@ -174,11 +175,14 @@ def test_junos_has_no_line_merge() -> None:
 # -- the restore script, for real on temporary files ----------------------------------
 
 
-def _run(script: str) -> tuple[int, str]:
+def _run(script: str) -> tuple[int, TaskOutput]:
+    """Run the framed restore script here; the task's exit status and its records."""
     proc = subprocess.run(
         ["sh", "-s"], input=script, capture_output=True, text=True, timeout=60, check=False
     )
-    return proc.returncode, proc.stdout
+    out = split(proc.stdout, NONCE).task("restore")
+    assert proc.returncode == 0 and out.rc is not None, proc.stderr
+    return out.rc, out
 
 
 @pytest.fixture
@@ -187,7 +191,8 @@ def me() -> tuple[str, str]:
 
 
 def _script(writes: list[FileWrite], tmp_path: Path, post: list[str] | None = None) -> str:
-    script = render_restore_script(writes, post or [], [], NONCE, "unit-test")
+    task = RestoreTask(writes=writes, post_checks=post or [], run_id="unit-test")
+    script = compose([task], NONCE)
     return script.replace("/var/backups/vcops/unit-test", str(tmp_path / "backup"))
 
 
@@ -212,7 +217,7 @@ def test_files_are_written_atomically_with_mode_owner_and_backup(
         FileWrite(path=str(gone), content=None),
     ]
     code, out = _run(_script(writes, tmp_path))
-    result = parse_restore_output(out, NONCE, writes)
+    result = parse_restore_output(out, writes)
     assert code == 0 and result.done, out
     assert live.read_text() == content
     assert live.stat().st_mode & 0o777 == 0o640
@@ -241,7 +246,7 @@ def test_a_file_failing_its_validator_replaces_nothing(tmp_path: Path, me: tuple
         ),
     ]
     code, out = _run(_script(writes, tmp_path))
-    result = parse_restore_output(out, NONCE, writes)
+    result = parse_restore_output(out, writes)
     assert code == 1 and not result.done
     assert list(result.invalid) == [str(second)]
     assert first.read_text() == "old a\n" and second.read_text() == "old b\n"
@@ -261,7 +266,7 @@ def test_a_failing_whole_config_check_rolls_every_file_back(
         FileWrite(path=str(created), content="new\n", existed=False, owner=me[0], group=me[1]),
     ]
     code, out = _run(_script(writes, tmp_path, post=["sshd"]))
-    result = parse_restore_output(out, NONCE, writes)
+    result = parse_restore_output(out, writes)
     assert code == 1 and result.rolled_back and "sshd" in result.post_failed
     assert target.read_text() == "good\n"
     assert not created.exists()

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 
 import pytest
 
+from vcops.connectors.hosttask import compose, split
 from vcops.errors import InventoryError
 from vcops.inventory.models import Server
 from vcops.window import remote
 from vcops.window.model import PackageChange
 
 NONCE = "0123456789abcdef"
+
+
+def said(*lines: str, noise: str = "") -> str:
+    """What the host-task layer prints for a window task that said these lines."""
+    out = [f"@@vcops-{NONCE} vcops @start 0", ""]
+    for line in lines:
+        out += [f"@@vcops-{NONCE} window say 0", base64.b64encode(line.encode()).decode()]
+    out += [noise, f"@@vcops-{NONCE} window @end 0", ""]
+    return "\n".join(out)
+
+
+def answer_of(text: str) -> remote.Answer:
+    return remote.parse_answer(split(text, NONCE).task("window"))
 
 
 def pkg(name: str = "openssl", target: str = "3.0.15-1~deb12u1") -> PackageChange:
@@ -28,22 +43,23 @@ def server(*roles: str, **vars_: object) -> Server:
 @pytest.mark.parametrize(
     "script",
     [
-        remote.precheck_script(NONCE, ["kamailio", "asterisk", "freeswitch", "rtpengine", "sbc"]),
-        remote.install_script(NONCE, [pkg(), pkg("libssl3")]),
-        remote.restart_script(NONCE, ["kamailio.service", "vcops-testpkg.service"]),
-        remote.start_script(NONCE, ["kamailio.service"]),
-        remote.gate_script(NONCE),
-        remote.drain_script(NONCE, ["kamailio"]),
+        remote.precheck_script(["kamailio", "asterisk", "freeswitch", "rtpengine", "sbc"]),
+        remote.install_script([pkg(), pkg("libssl3")]),
+        remote.restart_script(["kamailio.service", "vcops-testpkg.service"]),
+        remote.start_script(["kamailio.service"]),
+        remote.gate_script(),
+        remote.drain_script(["kamailio"]),
         remote.REBOOT_SCRIPT,
     ],
 )
 def test_every_script_is_valid_posix_sh(script: str) -> None:
-    proc = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True, check=False)
+    framed = compose([remote.WindowTask(script=script)], NONCE)
+    proc = subprocess.run(["sh", "-n"], input=framed, text=True, capture_output=True, check=False)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_install_pins_exactly_the_approved_versions() -> None:
-    script = remote.install_script(NONCE, [pkg(), pkg("libssl3", "3.0.15-1~deb12u1")])
+    script = remote.install_script([pkg(), pkg("libssl3", "3.0.15-1~deb12u1")])
     assert "--only-upgrade" in script
     assert "openssl=3.0.15-1~deb12u1 libssl3=3.0.15-1~deb12u1" in script.replace("'", "")
     assert "dpkg --configure -a" in script  # a killed runner's half-configured dpkg
@@ -55,25 +71,30 @@ def test_install_pins_exactly_the_approved_versions() -> None:
 )
 def test_a_package_that_is_not_debian_syntax_never_reaches_a_shell(name: str, version: str) -> None:
     with pytest.raises(ValueError, match="not a Debian package"):
-        remote.install_script(NONCE, [pkg(name, version)])
+        remote.install_script([pkg(name, version)])
 
 
 def test_units_that_are_not_service_names_are_dropped() -> None:
-    script = remote.restart_script(NONCE, ["kamailio.service", "x; reboot", "../../etc.service"])
+    script = remote.restart_script(["kamailio.service", "x; reboot", "../../etc.service"])
     assert "kamailio.service" in script and "reboot" not in script and "../" not in script
 
 
 def test_only_lines_with_this_runs_nonce_count() -> None:
-    out = (
-        f"@@{NONCE} install 0 -\n"
-        "@@ffffffffffffffff install 1 forged\n"
-        f"some package printed @@{NONCE} install 1 forged\n"
-        f"@@{NONCE} before vcops-testpkg 1.0\n@@{NONCE} after vcops-testpkg 1.1\n"
-        f"@@{NONCE} pending vcops-testextra 1.1\n"
-        f"@@{NONCE} unit vcops-testpkg vcops-testpkg.service\n"
-        f"@@{NONCE} reboot-required yes\n"
+    forged = base64.b64encode(b"install 1 forged").decode()
+    out = said(
+        "install 0 -",
+        "before vcops-testpkg 1.0",
+        "after vcops-testpkg 1.1",
+        "pending vcops-testextra 1.1",
+        "unit vcops-testpkg vcops-testpkg.service",
+        "reboot-required yes",
+        noise=(
+            f"@@vcops-ffffffffffffffff window say 0\n{forged}\n"
+            f"some package printed @@vcops-{NONCE} window say 0\n{forged}\n"
+            f"@@{NONCE} install 1 forged\n"
+        ),
     )
-    result = remote.install_result(remote.parse_answer(out, NONCE))
+    result = remote.install_result(answer_of(out))
     assert result is not None
     assert result.exit_status == 0 and result.error == ""
     assert result.before == {"vcops-testpkg": "1.0"} and result.after == {"vcops-testpkg": "1.1"}
@@ -83,22 +104,26 @@ def test_only_lines_with_this_runs_nonce_count() -> None:
 
 
 def test_an_install_that_never_reported_is_unknown_not_success() -> None:
-    assert remote.install_result(remote.parse_answer(f"@@{NONCE} before a 1\n", NONCE)) is None
+    assert remote.install_result(answer_of(said("before a 1"))) is None
     failed = remote.install_result(
-        remote.parse_answer(f"@@{NONCE} install 100 E: Version '9' for 'a' was not found\n", NONCE)
+        answer_of(said("install 100 E: Version '9' for 'a' was not found"))
     )
     assert failed is not None and failed.exit_status == 100
     assert failed.error == "E: Version '9' for 'a' was not found"
 
 
 def test_unit_state_and_call_counts() -> None:
-    out = (
-        f"@@{NONCE} active kamailio.service\n@@{NONCE} active ssh.service\n"
-        f"@@{NONCE} failed vcops-testpkg.service\n@@{NONCE} boot 1f2e\n"
-        f"@@{NONCE} calls kamailio 3\n@@{NONCE} calls asterisk unknown\n"
-        f"@@{NONCE} calls freeswitch none\n"
+    answer = answer_of(
+        said(
+            "active kamailio.service",
+            "active ssh.service",
+            "failed vcops-testpkg.service",
+            "boot 1f2e",
+            "calls kamailio 3",
+            "calls asterisk unknown",
+            "calls freeswitch none",
+        )
     )
-    answer = remote.parse_answer(out, NONCE)
     state = remote.unit_state(answer)
     assert state.active == {"kamailio.service", "ssh.service"}
     assert state.failed == {"vcops-testpkg.service"} and state.boot_id == "1f2e"
@@ -134,7 +159,7 @@ def test_bad_window_vars_name_the_host_and_the_var(vars_: dict[str, object], mes
 
 
 def test_a_host_with_nothing_approved_installs_nothing_but_reports_what_is_pending() -> None:
-    script = remote.install_script(NONCE, [])
+    script = remote.install_script([])
     assert "apt-get install" not in script and "dpkg-query" not in script
     assert "say pending" in script and "say install 0 -" in script
     proc = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True, check=False)

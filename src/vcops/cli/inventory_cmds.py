@@ -12,20 +12,27 @@ from rich.table import Table
 from vcops.cli.app import App, json_option, limit_option
 from vcops.cli.progress import progress_for
 from vcops.cli.text import styled
+from vcops.connectors.hosttask import HostRun, ScriptTask, run_tasks
 from vcops.connectors.netdev import DeviceResult, DeviceTarget, fetch_many
-from vcops.connectors.ssh import HostResult, SshTarget, run_on_hosts
+from vcops.connectors.ssh import SshTarget
 from vcops.errors import InventoryError
 from vcops.inventory import Device, Server, load_inventory, render_export, select_targets
 from vcops.inventory.export import ExportFormat
 
-PING_SCRIPT = r"""
-set -u
+PING_TASK = ScriptTask(
+    name="ping",
+    script=r"""
+{
 printf 'hostname=%s\n' "$(hostname)"
 printf 'kernel=%s\n' "$(uname -r)"
 if [ -r /etc/os-release ]; then . /etc/os-release; printf 'os=%s\n' "${PRETTY_NAME:-unknown}"; fi
 printf 'systemd=%s\n' "$(systemctl is-system-running 2>/dev/null || true)"
 printf 'uptime=%s\n' "$(cut -d' ' -f1 /proc/uptime)"
-"""
+printf 'runs_as=%s\n' "$(id -un)"
+} >"$t/ping"
+emit facts 0 "$t/ping"
+""",
+)
 
 
 @click.group()
@@ -194,9 +201,9 @@ def ping(app: App, limit: str | None) -> int:
     devices = [DeviceTarget.from_inventory(inv, t) for t in targets if isinstance(t, Device)]
     parallel = app.config().run.max_parallel
     with progress_for(app, "ping", len(servers) + len(devices)) as advance:
-        host_results = run_on_hosts(
+        host_results = run_tasks(
             servers,
-            PING_SCRIPT,
+            [PING_TASK],
             max_parallel=parallel,
             timeout=60,
             on_result=lambda r: advance(r.name),
@@ -234,16 +241,16 @@ def ping(app: App, limit: str | None) -> int:
     return 1 if any(r["status"] == "failed" for r in rows) else 0
 
 
-def _ping_row(result: HostResult) -> dict[str, object]:
+def _ping_row(result: HostRun) -> dict[str, object]:
     facts: dict[str, str] = {}
-    if result.result is not None:
-        for line in result.result.stdout.splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                facts[key.strip()] = value.strip()
+    for line in (result.output("ping").ok_text("facts") or "").splitlines()[:20]:
+        key, sep, value = line.partition("=")
+        if sep:
+            facts[key.strip()[:40]] = value.strip()[:200]
     detail = (
         result.error
-        or f"{facts.get('os', '?')}, systemd {facts.get('systemd', '?')}, {result.seconds:.2f}s"
+        or f"{facts.get('os', '?')}, systemd {facts.get('systemd', '?')}, as "
+        f"{facts.get('runs_as', '?')}, {result.seconds:.2f}s"
     )
     return {
         "name": result.name,

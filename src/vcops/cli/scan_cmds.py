@@ -22,6 +22,7 @@ from vcops.findings import Waiver
 from vcops.findings_store import add_waiver, list_findings, list_waivers
 from vcops.inventory.select import select_targets
 from vcops.scan import RemoteScan, ScanReport, apply_waivers, run_scan
+from vcops.snapshot.take import SnapshotContext
 from vcops.store import Store, current_actor
 
 SEV_COLOUR = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
@@ -190,6 +191,15 @@ def render_scan(console: Console, report: ScanReport) -> None:
         f" {report.score}% compliant ({report.passed} pass, {report.failed} fail, {report.unknown_checks} unknown checks);"
         f" {len(report.unknown_targets)} unknown targets"
     )
+    if report.snapshot is not None:
+        snap = report.snapshot
+        problems = [h for h in snap.hosts if h.status in {"failed", "unreachable"}]
+        console.print(
+            f"snapshot: {snap.commit[:12] if snap.commit else 'no change (no new commit)'};"
+            f" {len(snap.changed)} changed, {len(problems)} not taken"
+        )
+        for h in problems:
+            console.print(styled("  [yellow]{}[/] {}: {}", h.status, h.name, h.error or ""))
 
 
 def _remote(app: App, store: Store | None) -> RemoteScan | None:
@@ -214,13 +224,20 @@ def _remote(app: App, store: Store | None) -> RemoteScan | None:
 @limit_option
 @click.option("--no-store", is_flag=True, help="Do not record the scan or its findings.")
 @click.option("--email", is_flag=True, help="Email the drift report to [recipients] drift.")
+@click.option(
+    "--snapshot",
+    "with_snapshot",
+    is_flag=True,
+    help="Also take a config snapshot, in the same SSH session as the facts (one commit).",
+)
 @json_option
 @click.pass_obj
-def scan(app: App, limit: str | None, no_store: bool, email: bool) -> int:
+def scan(app: App, limit: str | None, no_store: bool, email: bool, with_snapshot: bool) -> int:
     """Scan for drift from the baseline. Exit 0 clean, 1 drift, 3 targets unknown."""
     inv = app.inventory()
     total = len(select_targets(inv, limit))
     store = app.store()
+    snapshots = SnapshotContext.open(inv, app.config(), store=store) if with_snapshot else None
     with progress_for(app, "scan", total) as advance:
         report = run_scan(
             inv,
@@ -231,6 +248,7 @@ def scan(app: App, limit: str | None, no_store: bool, email: bool) -> int:
             max_parallel=app.config().run.max_parallel,
             advance=advance,
             remote=_remote(app, store if not no_store else None),
+            snapshot=snapshots,
         )
     app.emit(report.model_dump(mode="json"), lambda c: render_scan(c, report))
     code: int = report.exit_code()

@@ -1,29 +1,39 @@
-"""SSH to servers: one session and one round trip per host, many hosts at once.
+"""SSH to servers: one session and one round trip per host, with sudo when needed.
 
 A script is sent on the standard input of ``/bin/sh -s`` (no second layer of shell
-quoting), and its output comes back in one piece. Host keys are always verified
+quoting), and its output comes back in one piece. When the login is not root the
+shell runs under ``sudo -n -u root`` (:func:`become_command`): still one session and
+one round trip, never a password prompt, so a missing sudo rule fails at once with
+the fix (:func:`become_error`) instead of hanging. Scripts are framed and parsed by the
+host-task layer (:mod:`vcops.connectors.hosttask`). Host keys are always verified
 against the inventory's pinned ``known_hosts`` file (or the user's own when the
 inventory names none); there is no "accept on first use".
 
-Results are data: :func:`run_on_hosts` never raises for one host's failure; each
-:class:`HostResult` says ``ok``, ``failed`` (the script ran and exited non-zero) or
-``unreachable`` (we never got a shell: an *unknown* host, never a compliant one).
+Every vcops host script goes through :func:`run_script`; the host-task layer runs
+many hosts at once and turns one host's failure into a result, never an exception.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Sequence
+import os
+import secrets
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import asyncssh
 from pydantic import BaseModel
 
-from vcops.errors import AuthError, CommandError, ConnectError, ConnectTimeout, HostKeyError
-from vcops.inventory.models import Inventory, Server
+from vcops.errors import (
+    AuthError,
+    BecomeError,
+    CommandError,
+    ConnectError,
+    ConnectTimeout,
+    HostKeyError,
+)
+from vcops.inventory.models import Inventory, Server, SshAccess
 
 
 @dataclass(frozen=True)
@@ -37,15 +47,19 @@ class SshTarget:
     key_file: Path | None
     known_hosts: Path | None
     connect_timeout: float
+    #: How the login gains root (``sudo``) for host tasks; None: run as the login.
+    access: SshAccess | None = None
 
     @classmethod
     def from_inventory(cls, inventory: Inventory, server: Server) -> SshTarget:
         ssh = inventory.settings.ssh
+        access = inventory.ssh_access(server)
         return cls(
             name=server.name,
             address=server.address,
-            port=inventory.ssh_port(server),
-            user=inventory.ssh_user(server),
+            port=access.port,
+            user=access.user,
+            access=access,
             key_file=inventory.resolve_path(ssh.key_file) if ssh.key_file else None,
             known_hosts=inventory.resolve_path(ssh.known_hosts_file)
             if ssh.known_hosts_file
@@ -62,30 +76,99 @@ class CommandResult(BaseModel):
     stderr: str
 
 
-class HostResult(BaseModel):
-    """The outcome on one host; never an exception."""
-
-    name: str
-    status: Literal["ok", "failed", "unreachable"]
-    error: str | None = None
-    result: CommandResult | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
+SUDOERS_FIX = "{user} ALL=({become_user}) NOPASSWD: ALL"
 
 
-async def run_script(target: SshTarget, script: str, *, timeout: float = 120.0) -> CommandResult:
-    """Run ``script`` with ``/bin/sh -s`` on the target over one SSH session.
+def become_command(access: SshAccess | None, token: str) -> tuple[str, bool]:
+    """The remote command that reads the script on stdin, and whether the stdin must
+    start with the sudo password line (pure; every word through ``shlex.quote``).
+
+    ``sudo -n`` never prompts, so a sudo that wants a password fails at once instead of
+    hanging. With ``become_password_env``, ``sudo -S`` reads the password from the
+    first line of stdin; a shell then skips everything up to this run's go-line, so
+    the password is never run as a command when sudo did not ask for it.
+    """
+    if access is None or not access.sudo:
+        return "/bin/sh -s", False
+    if access.become_password_env is None:
+        return shlex.join(["sudo", "-n", "-u", access.become_user, "--", "/bin/sh", "-s"]), False
+    skip = (
+        f'while IFS= read -r l; do [ "$l" = {shlex.quote(go_line(token))} ] && break; done; '
+        "exec /bin/sh -s"
+    )
+    command = ["sudo", "-S", "-p", "", "-u", access.become_user, "--", "/bin/sh", "-c", skip]
+    return shlex.join(command), True
+
+
+def go_line(token: str) -> str:
+    return f"@@vcops-go-{token}"
+
+
+def become_input(
+    access: SshAccess | None, token: str, script: str, environ: dict[str, str]
+) -> tuple[str | None, str]:
+    """The stdin for :func:`become_command` (it holds the password: never log it), or
+    None and why not (the password's environment variable is not set)."""
+    _command, with_password = become_command(access, token)
+    if not with_password:
+        return script, ""
+    assert access is not None and access.become_password_env is not None
+    password = environ.get(access.become_password_env)
+    if password is None:
+        return None, (
+            f"settings.ssh.become_password_env names {access.become_password_env}, "
+            "which is not set in vcops's environment; export it, or allow sudo without a "
+            f"password: {SUDOERS_FIX.format(user=access.user, become_user=access.become_user)}"
+        )
+    return f"{password}\n{go_line(token)}\n{script}", ""
+
+
+def become_error(name: str, access: SshAccess, stderr: str, exit_status: int | None) -> str:
+    """One line naming the host, what sudo said and the fix (pure)."""
+    said = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    sudo_lines = [ln for ln in said if ln.startswith("sudo:") or "sudo" in ln]
+    last = (sudo_lines or said or [f"exit {exit_status}"])[-1][:200]
+    rule = SUDOERS_FIX.format(user=access.user, become_user=access.become_user)
+    fix = (
+        f"add '{rule}' to /etc/sudoers.d/vcops on the host (check it with visudo -cf), "
+        "or name the sudo password's environment variable in settings.ssh.become_password_env"
+    )
+    if exit_status == 127 or "not found" in last:
+        return f"{name}: sudo is not installed ({last}); install it, then {fix}"
+    if "incorrect password" in last or "Sorry, try again" in stderr:
+        return (
+            f"{name}: sudo refused the password from ${access.become_password_env} ({last}); "
+            f"fix the password, or {fix}"
+        )
+    return f"{name}: sudo -n as {access.user} -> {access.become_user} refused ({last}); {fix}"
+
+
+async def run_script(
+    target: SshTarget,
+    script: str,
+    *,
+    timeout: float = 120.0,
+    environ: dict[str, str] | None = None,
+) -> CommandResult:
+    """Run ``script`` with ``/bin/sh -s`` on the target over one SSH session, under
+    sudo when ``target.access`` says so (``environ`` holds the sudo password variable;
+    default: the process environment).
 
     Raises:
+        BecomeError: ``become_password_env`` names a variable that is not set.
         HostKeyError: the host key is not the pinned one.
         AuthError: the key was refused.
         ConnectTimeout: no answer within the connect timeout, or the script ran too long.
         ConnectError: any other connection failure.
     """
     where = f"{target.name} ({target.address}:{target.port})"
+    token = secrets.token_hex(8)
+    command, _ = become_command(target.access, token)
+    stdin, why = become_input(
+        target.access, token, script, dict(os.environ) if environ is None else environ
+    )
+    if stdin is None:
+        raise BecomeError(f"{target.name}: {why}")
     # Never pass None: to asyncssh that means "do not verify host keys".
     known_hosts = target.known_hosts or Path("~/.ssh/known_hosts").expanduser()
     if not known_hosts.exists():
@@ -105,7 +188,7 @@ async def run_script(target: SshTarget, script: str, *, timeout: float = 120.0) 
             config=None,
         ) as conn:
             proc = await asyncio.wait_for(
-                conn.run("/bin/sh -s", input=script, check=False), timeout=timeout
+                conn.run(command, input=stdin, check=False), timeout=timeout
             )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise HostKeyError(
@@ -140,53 +223,14 @@ async def run_script(target: SshTarget, script: str, *, timeout: float = 120.0) 
     )
 
 
-async def _gather(
-    targets: Sequence[SshTarget],
-    script: str | Callable[[SshTarget], str],
-    max_parallel: int,
-    timeout: float,
-    on_result: Callable[[HostResult], None] | None,
-) -> list[HostResult]:
-    semaphore = asyncio.Semaphore(max_parallel)
-
-    async def one(target: SshTarget) -> HostResult:
-        async with semaphore:
-            started = time.monotonic()
-            text = script(target) if callable(script) else script
-            try:
-                result = await run_script(target, text, timeout=timeout)
-            except ConnectError as exc:
-                host = HostResult(name=target.name, status="unreachable", error=str(exc))
-            else:
-                status: Literal["ok", "failed"] = "ok" if result.exit_status == 0 else "failed"
-                error = None
-                if status == "failed":
-                    tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-                    error = f"{target.name}: script exited {result.exit_status}: {tail}"
-                host = HostResult(name=target.name, status=status, error=error, result=result)
-            host.seconds = round(time.monotonic() - started, 3)
-            if on_result is not None:
-                on_result(host)
-            return host
-
-    return list(await asyncio.gather(*(one(t) for t in targets)))
-
-
-def run_on_hosts(
-    targets: Sequence[SshTarget],
-    script: str | Callable[[SshTarget], str],
-    *,
-    max_parallel: int = 50,
-    timeout: float = 120.0,
-    on_result: Callable[[HostResult], None] | None = None,
-) -> list[HostResult]:
-    """Run a script on every target, at most ``max_parallel`` at once; results in target order."""
-    return asyncio.run(_gather(targets, script, max_parallel, timeout, on_result))
-
-
 def run_one(target: SshTarget, script: str, *, timeout: float = 120.0) -> CommandResult:
-    """Run a script on one host; raise on a connection failure or a non-zero exit."""
+    """Run an unframed script on one host (lab and test plumbing), under sudo like every
+    host script; raise on a connection failure, a refused sudo or a non-zero exit."""
     result = asyncio.run(run_script(target, script, timeout=timeout))
+    access = target.access
+    if result.exit_status != 0 and access is not None and access.sudo:
+        if any(ln.startswith("sudo:") for ln in result.stderr.splitlines()):
+            raise BecomeError(become_error(target.name, access, result.stderr, result.exit_status))
     if result.exit_status != 0:
         raise CommandError(
             f"{target.name}: exited {result.exit_status}: {result.stderr.strip()[-300:]}"

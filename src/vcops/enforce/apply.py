@@ -27,7 +27,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from vcops.connectors.ssh import SshTarget, run_on_hosts
+from vcops.connectors.hosttask import HostTask, ScriptTask, run_tasks
+from vcops.connectors.ssh import SshTarget
 from vcops.enforce.ansible import AnsibleHost, run_ansible
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
 from vcops.enforce.netdev_apply import DeviceOutcome, run_devices
@@ -185,24 +186,27 @@ def check_hosts(
         for s in servers
     }
 
-    def script(target: SshTarget) -> str:
+    def tasks(target: SshTarget) -> list[HostTask]:
         v = variables[target.name]
         paths = [f.path for f in desired_files(v, HostState())]
-        return remote_command("state", state_spec(v, paths)) + "\n"
+        command = remote_command("state", state_spec(v, paths))
+        return [ScriptTask(name="enforce", script=f"output state {command}\n")]
 
     targets = [SshTarget.from_inventory(inventory, s) for s in servers]
-    results = run_on_hosts(targets, script, max_parallel=parallel, timeout=120)
+    results = run_tasks(targets, tasks, max_parallel=parallel, timeout=120)
     outcomes = []
     for server, result in zip(servers, results, strict=True):
-        if result.status == "unreachable" or result.result is None:
+        if result.status == "unreachable":
             outcomes.append(
                 HostOutcome(name=server.name, status="unreachable", reason=result.error or "")
             )
             continue
+        out = result.output("enforce")
         try:
-            state = parse_state(json.loads(result.result.stdout))
+            state = parse_state(json.loads(out.ok_text("state") or ""))
         except ValueError:
-            err = (result.result.stderr or "no output").strip().splitlines()[-1:]
+            said = out.get("state-stderr")
+            err = (said.text if said else result.error or "no output").strip().splitlines()[-1:]
             outcomes.append(
                 HostOutcome(
                     name=server.name,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pprint
 import re
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from vcops.enforce.vars import role_vars
 from vcops.errors import CommandError
 from vcops.inventory.export import (
     _pyinfra_connection,
+    pyinfra_literal,
     vcops_vars,
 )
 from vcops.inventory.models import Inventory, Server
@@ -59,8 +59,8 @@ def render_pyinfra_inventory(inventory: Inventory, servers: list[Server]) -> str
         entries.append((server.name, data))
     return (
         f'"""pyinfra inventory written by vcops {__version__} for one apply; do not edit."""\n\n'
-        + "servers = "
-        + pprint.pformat(entries, width=100, sort_dicts=False)
+        + "import os as _os\n\nservers = "
+        + pyinfra_literal(entries)
         + "\n"
     )
 

@@ -1,17 +1,14 @@
-# vcops fact gathering: one script, one SSH session, one round trip.
-# Prints sections "@@vcops <name> <exit-status>" followed by the command's output.
+# vcops fact gathering: the body of the `facts` host task (vcops.connectors.hosttask
+# frames it: `section NAME CMD...` records one command's output and exit status; the
+# VoIP config files are appended as `tarfiles` records by vcops.facts.server).
 # Read-only: nothing here changes the host. Runs under /bin/sh (dash on Debian).
-export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-section() { name=$1; shift; out=$("$@" 2>&1); rc=$?; printf '@@vcops %s %s\n%s\n' "$name" "$rc" "$out"; }
-have() { command -v "$1" >/dev/null 2>&1; }
-catif() { for f in "$@"; do [ -e "$f" ] && { printf '@@file %s\n' "$f"; cat "$f"; printf '\n'; }; done; return 0; }
-
+# A line ending in "# @shared" is left out when a snapshot in the same script reads it.
 section os_release cat /etc/os-release
 section debian_version cat /etc/debian_version
 section virt systemd-detect-virt
 section now date +%s
 section uptime cat /proc/uptime
-section sshd_t sshd -T
+section sshd_t sshd -T  # @shared
 section sshd_version sh -c 'dpkg-query -W -f="\${Version}" openssh-server'
 section ssh_q sh -c 'for q in kex cipher mac; do printf "%s: " "$q"; ssh -Q "$q" | tr "\n" " "; echo; done'
 section sysctl sysctl -a
@@ -33,7 +30,3 @@ section timedatectl timedatectl show
 section stat sh -c 'stat -c "%n %a %U %G %F" /etc/shadow /etc/gshadow /etc/passwd /etc/ssh/ssh_host_*_key /etc/asterisk /etc/kamailio /etc/freeswitch 2>/dev/null; for d in /etc/asterisk /etc/kamailio /etc/freeswitch; do [ -d "$d" ] && find "$d" -maxdepth 3 -perm /o+rwx -printf "%p %m %u %g world\n" 2>/dev/null; done; true'
 section listening ss -Htlnup
 section asterisk_version sh -c 'dpkg-query -W -f="\${Version}" asterisk 2>/dev/null || (asterisk -V 2>/dev/null) || true'
-section asterisk_conf catif /etc/asterisk/pjsip.conf /etc/asterisk/manager.conf /etc/asterisk/http.conf /etc/asterisk/ari.conf /etc/asterisk/sip.conf /etc/asterisk/modules.conf
-section kamailio_conf catif /etc/kamailio/kamailio.cfg /etc/kamailio/kamailio-local.cfg /etc/kamailio/tls.cfg
-section freeswitch_conf sh -c 'for f in /etc/freeswitch/vars.xml /etc/freeswitch/autoload_configs/event_socket.conf.xml /etc/freeswitch/sip_profiles/*.xml; do [ -e "$f" ] && { printf "@@file %s\n" "$f"; cat "$f"; printf "\n"; }; done; true'
-printf '@@vcops end 0\n'

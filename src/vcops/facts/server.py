@@ -1,16 +1,16 @@
-"""Server facts: the gather script, and pure parsers from its output to :class:`ServerFacts`.
+"""Server facts: the ``facts`` host task, and pure parsers from its records to
+:class:`ServerFacts`.
 
-The script (``gather.sh``) prints one section per command, each introduced by a marker
-carrying a random nonce chosen by the controller for this run, so a config file on the
-host cannot forge a section. :func:`parse_output` splits it and parses every section
+The task (``gather.sh``, framed by :mod:`vcops.connectors.hosttask` with a per-run
+nonce, so a config file on the host cannot forge a section) records one section per
+command and the VoIP config files as tars. :func:`parse_facts` parses every section
 into typed fields; a section whose command failed or is missing leaves its field
 ``None``, which checks report as *unknown*.
 
 Example::
 
-    nonce = new_nonce()
-    script = render_script(nonce)          # sent to /bin/sh -s over SSH
-    facts = parse_output(stdout, nonce)    # ServerFacts(os_id="debian", ...)
+    run = run_tasks([target], [FactsTask()])[0]       # one SSH session
+    facts = parse_facts(run.output("facts"))           # ServerFacts(os_id="debian", ...)
 
 Config files read here may hold secrets: they stay in memory in ``*_files`` and are
 never serialised (``ServerFacts.public()`` drops them).
@@ -18,13 +18,15 @@ never serialised (``ServerFacts.public()`` drops them).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
-import secrets
+import shlex
 from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
+from vcops.connectors.hosttask import TaskOutput, tar_members
 from vcops.facts.nft import Ruleset, parse_ruleset
 
 
@@ -196,40 +198,83 @@ def json_depth(text: str) -> int:
     return deepest
 
 
-def new_nonce() -> str:
-    """A fresh marker nonce for one run."""
-    return secrets.token_hex(8)
+#: The VoIP config files the checks read, per tree (a ``*`` stays inside its directory).
+CONF_FILES: dict[str, tuple[str, ...]] = {
+    "asterisk": tuple(
+        f"/etc/asterisk/{f}"
+        for f in ("pjsip.conf", "manager.conf", "http.conf", "ari.conf", "sip.conf", "modules.conf")
+    ),
+    "kamailio": (
+        "/etc/kamailio/kamailio.cfg",
+        "/etc/kamailio/kamailio-local.cfg",
+        "/etc/kamailio/tls.cfg",
+    ),
+    "freeswitch": (
+        "/etc/freeswitch/vars.xml",
+        "/etc/freeswitch/autoload_configs/event_socket.conf.xml",
+        "/etc/freeswitch/sip_profiles/*.xml",
+    ),
+}
+#: The snapshot tree (relative to ``/``) that holds each CONF_FILES tree.
+CONF_TREES: dict[str, str] = {
+    "asterisk": "etc/asterisk",
+    "kamailio": "etc/kamailio",
+    "freeswitch": "etc/freeswitch",
+}
 
 
-def render_script(nonce: str) -> str:
-    """The gather script with this run's section markers."""
-    text = resources.files("vcops.facts").joinpath("gather.sh").read_text()
-    if not re.fullmatch(r"[0-9a-f]{16}", nonce):
-        raise ValueError("nonce must be 16 hex digits")
-    return text.replace("@@vcops", f"@@vcops-{nonce}").replace("@@file", f"@@file-{nonce}")
+class FactsTask(BaseModel):
+    """The fact-gathering host task (``gather.sh``): one section per command.
+
+    ``shared`` lists what a snapshot composed into the same script already reads
+    (CONF_FILES trees, and ``sshd_t``): the facts task leaves those out and
+    :func:`parse_facts` takes them from the snapshot's records, so the files are read
+    once. Example::
+
+        run = run_tasks(targets, [FactsTask()])[0]
+        facts = parse_facts(run.output("facts"))
+    """
+
+    name: str = "facts"
+    shared: frozenset[str] = frozenset()
+
+    def body(self) -> str:
+        text = resources.files("vcops.facts").joinpath("gather.sh").read_text()
+        lines = [
+            ln
+            for ln in text.splitlines()
+            if not (ln.endswith("# @shared") and ln.split()[1] in self.shared)
+        ]
+        for tree, files in CONF_FILES.items():
+            if tree not in self.shared:
+                lines.append(f"tarfiles {tree}_conf {' '.join(_shell_path(f) for f in files)}")
+        return "\n".join(lines) + "\n"
 
 
-def split_sections(output: str, nonce: str) -> dict[str, Section]:
-    """Split the script output at this run's markers."""
-    marker = f"@@vcops-{nonce} "
-    sections: dict[str, Section] = {}
-    name: str | None = None
-    rc = 0
-    lines: list[str] = []
-    for line in output.splitlines():
-        if line.startswith(marker):
-            if name is not None:
-                sections[name] = Section(rc=rc, text="\n".join(lines))
-            parts = line[len(marker) :].split()
-            name = parts[0] if parts else "?"
-            status = to_int(parts[1]) if len(parts) > 1 else None
-            rc = 1 if status is None else status
-            lines = []
-        elif name is not None:
-            lines.append(line)
-    if name is not None:
-        sections[name] = Section(rc=rc, text="\n".join(lines))
-    return sections
+def _shell_path(path: str) -> str:
+    """A path quoted for the shell, leaving a final ``*.ext`` glob to expand on the host."""
+    directory, base = path.rsplit("/", 1)
+    if re.fullmatch(r"\*\.[a-z]+", base):
+        return f"{shlex.quote(directory)}/{base}"
+    return shlex.quote(path)
+
+
+def _conf_match(path: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(path, pattern) and path.count("/") == pattern.count("/")
+
+
+def conf_files(tree: str, members: dict[str, bytes]) -> dict[str, str]:
+    """The CONF_FILES of one tree found among tar members, as text (pure)."""
+    return {
+        path: data.decode("utf-8", "replace")
+        for path, data in sorted(members.items())
+        if any(_conf_match(path, p) for p in CONF_FILES[tree])
+    }
+
+
+def sections_of(out: TaskOutput) -> dict[str, Section]:
+    """A task's records as text sections by name (the last of each name)."""
+    return {r.name: Section(rc=r.rc, text=r.text) for r in out.records}
 
 
 def _ok(sections: dict[str, Section], name: str) -> str | None:
@@ -389,28 +434,15 @@ def parse_listening(text: str) -> list[Listener]:
     return out
 
 
-def parse_files(text: str, nonce: str) -> dict[str, str]:
-    """Concatenated files, each introduced by this run's ``@@file`` marker."""
-    marker = f"@@file-{nonce} "
-    files: dict[str, str] = {}
-    current: str | None = None
-    lines: list[str] = []
-    for line in text.splitlines():
-        if line.startswith(marker):
-            if current is not None:
-                files[current] = "\n".join(lines)
-            current = line[len(marker) :].strip()
-            lines = []
-        elif current is not None:
-            lines.append(line)
-    if current is not None:
-        files[current] = "\n".join(lines)
-    return files
-
-
-def parse_output(output: str, nonce: str) -> ServerFacts:
-    """All sections of one run into :class:`ServerFacts` (pure)."""
-    s = split_sections(output, nonce)
+def parse_facts(
+    out: TaskOutput, snapshot_files: dict[str, bytes] | None = None, sshd_t: Section | None = None
+) -> ServerFacts:
+    """The ``facts`` task's records into :class:`ServerFacts` (pure). With a snapshot in
+    the same script, ``snapshot_files`` (its tar members) and ``sshd_t`` (its ``sshd -T``)
+    stand in for what the facts task left out."""
+    s = sections_of(out)
+    if sshd_t is not None and "sshd_t" not in s:
+        s["sshd_t"] = sshd_t
     facts: dict[str, object] = {}
     if (text := _ok(s, "os_release")) is not None:
         osr = parse_os_release(text)
@@ -506,11 +538,10 @@ def parse_output(output: str, nonce: str) -> ServerFacts:
         facts["listening"] = parse_listening(text)
     if "asterisk_version" in s and s["asterisk_version"].text.strip():
         facts["asterisk_version"] = s["asterisk_version"].text.strip().splitlines()[0]
-    for key, section in (
-        ("asterisk_files", "asterisk_conf"),
-        ("kamailio_files", "kamailio_conf"),
-        ("freeswitch_files", "freeswitch_conf"),
-    ):
-        if section in s:
-            facts[key] = parse_files(s[section].text, nonce)
+    for tree in CONF_FILES:
+        record = out.get(f"{tree}_conf")
+        if record is not None:
+            facts[f"{tree}_files"] = conf_files(tree, tar_members(record.data))
+        elif snapshot_files is not None:
+            facts[f"{tree}_files"] = conf_files(tree, snapshot_files)
     return ServerFacts.model_validate(facts)

@@ -96,12 +96,21 @@ def _ansible_connection(inventory: Inventory, target: Target) -> dict[str, JsonV
     ssh = inventory.settings.ssh
     known_hosts = inventory.resolve_path(ssh.known_hosts_file) if ssh.known_hosts_file else None
     if isinstance(target, Server):
+        access = inventory.ssh_access(target)
         data: dict[str, JsonValue] = {
             "ansible_host": target.address,
-            "ansible_port": inventory.ssh_port(target),
-            "ansible_user": inventory.ssh_user(target),
+            "ansible_port": access.port,
+            "ansible_user": access.user,
             "ansible_python_interpreter": "/usr/bin/python3",
+            "ansible_become": access.sudo,
         }
+        if access.sudo:
+            data["ansible_become_method"] = "ansible.builtin.sudo"
+            data["ansible_become_user"] = access.become_user
+            if access.become_password_env:
+                data["ansible_become_password"] = (
+                    f"{{{{ lookup('ansible.builtin.env', '{access.become_password_env}') }}}}"
+                )
         if ssh.key_file:
             data["ansible_ssh_private_key_file"] = str(inventory.resolve_path(ssh.key_file))
         args = ["-o StrictHostKeyChecking=yes", "-o IdentitiesOnly=yes"]
@@ -173,16 +182,27 @@ def to_ansible_json(inventory: Inventory) -> dict[str, JsonValue]:
     return out
 
 
+#: In a pyinfra inventory module, ``{"_sudo_password": ENV_REFERENCE + VAR}`` is written
+#: as code reading the controller's environment at run time, never as a value.
+ENV_REFERENCE = "__vcops_env__:"
+
+
 def _pyinfra_connection(inventory: Inventory, server: Server) -> dict[str, JsonValue]:
     ssh = inventory.settings.ssh
+    access = inventory.ssh_access(server)
     data: dict[str, JsonValue] = {
         "ssh_hostname": server.address,
-        "ssh_port": inventory.ssh_port(server),
-        "ssh_user": inventory.ssh_user(server),
+        "ssh_port": access.port,
+        "ssh_user": access.user,
         "ssh_strict_host_key_checking": "yes",
         "ssh_allow_agent": False,
         "ssh_look_for_keys": False,
     }
+    if access.sudo:
+        data["_sudo"] = True
+        data["_sudo_user"] = access.become_user
+        if access.become_password_env:
+            data["_sudo_password"] = ENV_REFERENCE + access.become_password_env
     if ssh.key_file:
         data["ssh_key"] = str(inventory.resolve_path(ssh.key_file))
     if ssh.known_hosts_file:
@@ -205,7 +225,9 @@ def to_pyinfra_module(inventory: Inventory) -> str:
         (s.name, {**_pyinfra_connection(inventory, s), **vcops_vars(inventory, s)})
         for s in inventory.servers
     ]
-    lines.append("servers = " + pprint.pformat(entries, width=100, sort_dicts=False))
+    lines.append("import os as _os")
+    lines.append("")
+    lines.append("servers = " + pyinfra_literal(entries))
     for name, members in groups.items():
         if name in {"servers", "devices"}:
             continue
@@ -213,6 +235,17 @@ def to_pyinfra_module(inventory: Inventory) -> str:
         if servers_only:
             lines.append(f"{name} = {servers_only!r}")
     return "\n".join(lines) + "\n"
+
+
+def pyinfra_literal(value: object) -> str:
+    """``value`` as Python source for a pyinfra inventory module; a sudo password
+    reference becomes ``_os.environ.get('VAR')`` (read when pyinfra runs)."""
+    text = pprint.pformat(value, width=100, sort_dicts=False)
+    return re.sub(
+        r"'" + re.escape(ENV_REFERENCE) + r"([A-Za-z_][A-Za-z0-9_]*)'",
+        r"_os.environ.get('\1')",
+        text,
+    )
 
 
 def render_export(inventory: Inventory, fmt: ExportFormat) -> str:

@@ -76,14 +76,71 @@ def _check_address(value: str) -> str:
     return text.lower()
 
 
+Become = Literal["sudo", "none"]
+_LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
+def _check_login(value: str | None) -> str | None:
+    if value is not None and not _LOGIN_RE.match(value):
+        raise ValueError(f"invalid user name {value!r}: use a Unix login name such as vcops")
+    return value
+
+
+def _check_env_name(value: str | None) -> str | None:
+    if value is not None and not _ENV_VAR_RE.match(value):
+        raise ValueError(f"invalid environment variable name {value!r}")
+    return value
+
+
 class SshSettings(_Model):
-    """How vcops reaches servers over SSH (defaults for every server)."""
+    """How vcops reaches servers over SSH (defaults for every server).
+
+    ``become`` says how a login that is not root gains root for the host scripts:
+    ``sudo`` (``sudo -n``; the default whenever ``user`` is not root) or ``none``.
+    ``become_password_env`` names a controller environment variable holding the sudo
+    password when the sudo rule asks for one (the value is never stored or printed)::
+
+        ssh: {user: vcops, become: sudo, become_user: root}
+    """
 
     user: str = "root"
     port: int = Field(22, ge=1, le=65535)
     key_file: str | None = None
     known_hosts_file: str | None = None
     connect_timeout: float = Field(10.0, gt=0, le=300)
+    become: Become | None = None
+    become_user: str = "root"
+    become_password_env: str | None = None
+
+    _user = field_validator("user", "become_user")(_check_login)
+    _env = field_validator("become_password_env")(_check_env_name)
+
+
+class SshOverride(_Model):
+    """Per-group or per-host overrides of ``settings.ssh`` (unset fields inherit)."""
+
+    user: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    become: Become | None = None
+    become_user: str | None = None
+    become_password_env: str | None = None
+
+    _user = field_validator("user", "become_user")(_check_login)
+    _env = field_validator("become_password_env")(_check_env_name)
+
+
+class SshAccess(_Model):
+    """How vcops logs in to one server and gains root there (resolved, never a secret)."""
+
+    user: str
+    port: int
+    become: Become
+    become_user: str = "root"
+    become_password_env: str | None = None
+
+    @property
+    def sudo(self) -> bool:
+        return self.become == "sudo"
 
 
 class Settings(_Model):
@@ -120,6 +177,7 @@ class Group(_Model):
     name: str
     description: str = ""
     vars: Vars = {}
+    ssh: SshOverride = SshOverride()
 
     _name = field_validator("name")(_check_name)
 
@@ -138,9 +196,11 @@ class Server(_Model):
     environment: Environment
     groups: list[str] = []
     vars: Vars = {}
+    ssh: SshOverride = SshOverride()
 
     _name = field_validator("name")(_check_name)
     _address = field_validator("address", mode="before")(_check_address)
+    _user = field_validator("user")(_check_login)
 
     @field_validator("roles", mode="before")
     @classmethod
@@ -289,11 +349,35 @@ class Inventory(_Model):
         merged.update(target.vars)
         return merged
 
+    def ssh_access(self, server: Server) -> SshAccess:
+        """The login and privilege settings of one server: ``settings.ssh``, then the
+        ``ssh:`` of each of its groups in the order it lists them, then its own ``ssh:``
+        (and its ``user``/``port``). ``become`` defaults to ``sudo`` unless the user is root.
+        """
+        base = self.settings.ssh
+        merged: dict[str, object] = {
+            "user": base.user,
+            "port": base.port,
+            "become": base.become,
+            "become_user": base.become_user,
+            "become_password_env": base.become_password_env,
+        }
+        overrides = [g.ssh for g in (self.group(n) for n in server.groups) if g is not None]
+        for override in [*overrides, server.ssh]:
+            merged.update(override.model_dump(exclude_none=True))
+        if server.user:
+            merged["user"] = server.user
+        if server.port:
+            merged["port"] = server.port
+        if merged["become"] is None:
+            merged["become"] = "none" if merged["user"] == "root" else "sudo"
+        return SshAccess.model_validate(merged)
+
     def ssh_user(self, server: Server) -> str:
-        return server.user or self.settings.ssh.user
+        return self.ssh_access(server).user
 
     def ssh_port(self, server: Server) -> int:
-        return server.port or self.settings.ssh.port
+        return self.ssh_access(server).port
 
     def management_networks(self, target: Target) -> list[IPv4Network | IPv6Network]:
         """The target's site networks if it has any, else the inventory-wide ones."""

@@ -15,11 +15,11 @@ With ``check=True`` only steps 1-3 run and the masked diff is reported.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from datetime import datetime
 
-from vcops.connectors.ssh import SshTarget, run_script
+from vcops.connectors.hosttask import run_tasks
+from vcops.connectors.ssh import SshTarget
 from vcops.errors import CommandError, ConnectError, StoreError, VcopsError
 from vcops.inventory.models import Server, Target
 from vcops.snapshot.build import (
@@ -33,11 +33,7 @@ from vcops.snapshot.mask import mask_text
 from vcops.snapshot.models import RestoreReport
 from vcops.snapshot.restore_device import latest, quiet, restore_device
 from vcops.snapshot.restore_plan import plan_server_restore
-from vcops.snapshot.restore_script import (
-    ScriptResult,
-    parse_restore_output,
-    render_restore_script,
-)
+from vcops.snapshot.restore_script import RestoreTask, ScriptResult, parse_restore_output
 from vcops.snapshot.take import SnapshotContext, collect_servers, record, take_snapshots
 from vcops.window.guard import refuse_production
 
@@ -185,10 +181,16 @@ def _restore_server(
     report.before_commit = committed or latest(ctx, server.name)
     nonce = secrets.token_hex(8)
     run_id = f"restore-{now.strftime('%Y%m%dT%H%M%SZ')}-{nonce[:8]}"
-    script = render_restore_script(plan.writes, plan.post_checks, plan.reloads, nonce, run_id)
-    target = SshTarget.from_inventory(ctx.inventory, server)
-    ran = asyncio.run(run_script(target, script, timeout=300))
-    result = parse_restore_output(ran.stdout, nonce, plan.writes)
+    task = RestoreTask(
+        writes=plan.writes, post_checks=plan.post_checks, reloads=plan.reloads, run_id=run_id
+    )
+    [ran] = run_tasks([SshTarget.from_inventory(ctx.inventory, server)], [task], timeout=300)
+    if ran.status == "unreachable":
+        raise ConnectError(ran.error or f"{server.name}: unreachable")
+    out = ran.output("restore")
+    if not ran.framed.started:
+        raise CommandError(ran.error or f"{server.name}: the restore script did not start")
+    result = parse_restore_output(out, plan.writes)
     report.reloaded = result.reloads
     for path, text in {**result.invalid, **result.post_failed}.items():
         kind = classify_path(path) if path.startswith("/") else "generic"
@@ -199,7 +201,7 @@ def _restore_server(
         report.notes.append(f"{path}: its validator is not installed on the host; not validated")
     if not result.done:
         report.status = "failed"
-        report.error = _stopped(server.name, result, ran.exit_status)
+        report.error = _stopped(server.name, result, out.rc if out.rc is not None else -1)
         return report
     report.status = "restored"
     unhealthy = {

@@ -14,31 +14,30 @@ as it was:
    file back from the backup;
 4. **reload** the affected services that are running, then report their state.
 
-Content travels as base64 in quoted here-documents; paths are quoted with
-``shlex.quote``. Output lines start with ``@@vcops-restore-<nonce>``.
+Content travels as base64 in quoted here-documents (base64 has no ``_``, so no line of
+it can end the here-document early); paths are quoted with ``shlex.quote``. The
+script is the body of the ``restore`` host task (:class:`RestoreTask`), framed by
+:mod:`vcops.connectors.hosttask`: one ``say`` record per step, and a validator's
+output as an ``invalid-N`` or ``postinvalid-NAME`` record.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import posixpath
 import re
 import shlex
 import textwrap
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel
+
+from vcops.connectors.hosttask import TaskOutput
 from vcops.snapshot.restore_plan import POST_CHECKS, RELOADS, FileWrite
 
 _HEAD = r"""
-export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-umask 077
-M=@@MARK@@
 bk=@@BACKUP@@
-t=$(mktemp -d) || { echo "mktemp failed" >&2; exit 1; }
-trap 'rm -rf "$t"' EXIT
-say() { printf '%s %s\n' "$M" "$*"; }
-out() { printf '%s %s %s\n' "$M" "$1" "$2"; base64 -w0 <"$t/v"; printf '\n'; }
+out() { emit "$1-$2" 0 "$t/v"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 mkdir -p "$bk" || { say fail backup "$bk"; exit 1; }
 """
@@ -63,7 +62,10 @@ def _q(path: str) -> str:
     return shlex.quote(path)
 
 
-def _stage(index: int, write: FileWrite, nonce: str) -> str:
+_EOF = "VCOPS_B64_END"
+
+
+def _stage(index: int, write: FileWrite) -> str:
     assert write.content is not None
     path = write.path
     directory = posixpath.dirname(path)
@@ -73,9 +75,9 @@ def _stage(index: int, write: FileWrite, nonce: str) -> str:
         f"(umask 022; mkdir -p {_q(directory)}) || {{ say fail stage {index}; cleanup; exit 1; }}",
         f"{var}=$(mktemp {_q(directory + '/.vcops-restore.XXXXXX')}) || "
         f"{{ say fail stage {index}; cleanup; exit 1; }}",
-        f"base64 -d >\"${var}\" <<'VCOPS_{nonce}'",
+        f"base64 -d >\"${var}\" <<'{_EOF}'",
         payload,
-        f"VCOPS_{nonce}",
+        _EOF,
         f'chown {_q(write.owner + ":" + write.group)} "${var}" && chmod {_q(write.mode)} '
         f'"${var}" || {{ say fail stage {index}; cleanup; exit 1; }}',
     ]
@@ -130,23 +132,34 @@ def _reload(name: str) -> str:
     )
 
 
+class RestoreTask(BaseModel):
+    """The ``restore`` host task for one host (``run_id`` names the backup directory)."""
+
+    name: str = "restore"
+    writes: list[FileWrite]
+    post_checks: list[str] = []
+    reloads: list[str] = []
+    run_id: str
+
+    def body(self) -> str:
+        return render_restore_script(self.writes, self.post_checks, self.reloads, self.run_id)
+
+
 def render_restore_script(
-    writes: list[FileWrite], post_checks: list[str], reloads: list[str], nonce: str, run_id: str
+    writes: list[FileWrite], post_checks: list[str], reloads: list[str], run_id: str
 ) -> str:
-    """The restore script for one host (``run_id`` names the backup directory)."""
-    if not re.fullmatch(r"[0-9a-f]{16}", nonce) or not re.fullmatch(r"[0-9A-Za-z_.-]+", run_id):
-        raise ValueError("nonce must be 16 hex digits and run_id a plain name")
+    """The restore task's body (``run_id`` names the backup directory)."""
+    if not re.fullmatch(r"[0-9A-Za-z_.-]+", run_id):
+        raise ValueError("run_id must be a plain name")
     staged = " ".join(f'"${{s{i}:-}}"' for i, w in enumerate(writes) if w.content is not None)
     parts = [
-        _HEAD.replace("@@MARK@@", f"@@vcops-restore-{nonce}").replace(
-            "@@BACKUP@@", _q(f"/var/backups/vcops/{run_id}")
-        ),
+        _HEAD.replace("@@BACKUP@@", _q(f"/var/backups/vcops/{run_id}")),
         f"cleanup() {{ rm -f {staged or '/dev/null/none'} 2>/dev/null; true; }}",
         "rollback() {\n"
         + "\n".join(_undo(i, w) for i, w in reversed(list(enumerate(writes))))
         + "\ncleanup; say rolledback\n}",
     ]
-    parts += [_stage(i, w, nonce) for i, w in enumerate(writes) if w.content is not None]
+    parts += [_stage(i, w) for i, w in enumerate(writes) if w.content is not None]
     parts += [_swap(i, w) for i, w in enumerate(writes)]
     for name in post_checks:
         program, command = POST_CHECKS[name]
@@ -159,37 +172,28 @@ def render_restore_script(
     return "\n".join(parts) + "\n"
 
 
-def parse_restore_output(output: str, nonce: str, writes: list[FileWrite]) -> ScriptResult:
-    """What the script did, from its marker lines (validator output decoded, NOT masked)."""
-    prefix = f"@@vcops-restore-{nonce} "
+def parse_restore_output(out: TaskOutput, writes: list[FileWrite]) -> ScriptResult:
+    """What the task did, from its records (validator output decoded, NOT masked)."""
     result = ScriptResult()
-    lines = output.split("\n")
-    index = 0
 
     def path_of(text: str) -> str:
         return writes[int(text)].path if text.isdigit() and int(text) < len(writes) else text
 
-    while index < len(lines):
-        line = lines[index]
-        index += 1
-        if not line.startswith(prefix):
+    for record in out.records:
+        kind, _, arg = record.name.partition("-")
+        if kind in {"invalid", "postinvalid"} and arg:
+            if kind == "invalid":
+                result.invalid[path_of(arg)] = record.text
+            else:
+                result.post_failed[arg] = record.text
             continue
-        words = line[len(prefix) :].split()
+        if record.name != "say":
+            continue
+        words = record.text.split()
         if not words:
             continue
         verb, args = words[0], words[1:]
-        if verb in {"invalid", "postinvalid"} and args:
-            payload = lines[index] if index < len(lines) else ""
-            index += 1
-            try:
-                text = base64.b64decode(payload.strip()).decode("utf-8", "replace")
-            except (binascii.Error, ValueError):
-                text = ""
-            if verb == "invalid":
-                result.invalid[path_of(args[0])] = text
-            else:
-                result.post_failed[args[0]] = text
-        elif verb == "written" and args:
+        if verb == "written" and args:
             result.written.append(path_of(args[0]))
         elif verb == "deleted" and args:
             result.deleted.append(path_of(args[0]))

@@ -19,12 +19,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from vcops.config import Config
+from vcops.connectors.hosttask import HostRun, HostTask, run_tasks
 from vcops.connectors.netdev import DeviceTarget
-from vcops.connectors.ssh import HostResult, SshTarget, run_on_hosts
+from vcops.connectors.ssh import SshTarget
 from vcops.errors import ConnectError, InventoryError, StoreError
 from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.snapshot.build import RUNNING, build_device_snapshot, build_server_snapshot
-from vcops.snapshot.collect import Section, new_nonce, paths_for_roles, render_script, split_output
+from vcops.snapshot.collect import Section, SnapshotTask, paths_for_roles, snapshot_sections
 from vcops.snapshot.devices import DeviceConfigs, describe_error, fetch_configs
 from vcops.snapshot.gitstore import SnapshotRepo
 from vcops.snapshot.keys import load_or_create_key
@@ -33,6 +34,9 @@ from vcops.snapshot.models import HostSnapshot, HostTakeResult, TakeReport
 from vcops.store import Store, current_actor
 
 SSH_TIMEOUT = 180.0
+#: Other host tasks to run in the same script as a server's snapshot (scan --snapshot,
+#: a window's precheck): one SSH session, one pass over the files.
+ExtraTasks = Callable[[Server], Sequence[HostTask]]
 
 
 @dataclass
@@ -72,37 +76,46 @@ class ServerCollection:
     sections: dict[str, Section] = field(default_factory=dict, repr=False)
     roots: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: The whole run (other tasks' records too); NOT masked: memory only.
+    run: HostRun | None = field(default=None, repr=False)
 
 
 def collect_servers(
     ctx: SnapshotContext,
     servers: Sequence[Server],
     on_result: Callable[[str], None] | None = None,
+    extra: ExtraTasks | None = None,
 ) -> list[ServerCollection]:
-    """Run the collection script on every server (one SSH session each), in parallel."""
-    nonces = {s.name: new_nonce() for s in servers}
+    """Run the snapshot task (and ``extra`` tasks) on every server, one SSH session each,
+    in parallel."""
+    by_name = {s.name: s for s in servers}
     roots = {s.name: paths_for_roles(s.roles) for s in servers}
     targets = [SshTarget.from_inventory(ctx.inventory, s) for s in servers]
 
-    def script(target: SshTarget) -> str:
-        return render_script(nonces[target.name], roots[target.name])
+    def tasks(target: SshTarget) -> list[HostTask]:
+        wanted: list[HostTask] = [SnapshotTask(roots=roots[target.name])]
+        return wanted + list(extra(by_name[target.name]) if extra is not None else [])
 
-    def done(result: HostResult) -> None:
+    def done(result: HostRun) -> None:
         if on_result is not None:
             on_result(result.name)
 
-    results = run_on_hosts(
-        targets, script, max_parallel=ctx.max_parallel, timeout=SSH_TIMEOUT, on_result=done
+    results = run_tasks(
+        targets, tasks, max_parallel=ctx.max_parallel, timeout=SSH_TIMEOUT, on_result=done
     )
     collections = []
     for result in results:
         item = ServerCollection(
-            name=result.name, status=result.status, roots=roots[result.name], seconds=result.seconds
+            name=result.name,
+            status=result.status,
+            roots=roots[result.name],
+            seconds=result.seconds,
+            run=result,
         )
         if result.status == "unreachable":
             item.error = result.error
-        elif result.result is not None:
-            sections = split_output(result.result.stdout, nonces[result.name])
+        else:
+            sections = snapshot_sections(result.output("snapshot"))
             if result.status == "failed" or "end" not in sections:
                 item.status = "failed"
                 tail = mask_text(result.error or "", "generic", ctx.key).text
@@ -213,6 +226,21 @@ def take_snapshots(
     on_result: Callable[[str], None] | None = None,
 ) -> TakeReport:
     """Snapshot every target; one commit for the run (none if nothing changed)."""
+    report, _runs = take_with(ctx, targets, reason=reason, window=window, on_result=on_result)
+    return report
+
+
+def take_with(
+    ctx: SnapshotContext,
+    targets: Sequence[Target],
+    *,
+    reason: str,
+    window: str | None = None,
+    on_result: Callable[[str], None] | None = None,
+    extra: ExtraTasks | None = None,
+) -> tuple[TakeReport, dict[str, HostRun]]:
+    """Snapshot every target with ``extra`` tasks in each server's script; the report
+    and each server's whole run (for the other tasks' records)."""
     ctx.repo.ensure()
     with ctx.repo.lock():
         ctx.repo.check_clean()  # fail before connecting anywhere, not after
@@ -225,7 +253,7 @@ def take_snapshots(
             if on_result is not None:
                 future.add_done_callback(lambda f: on_result(f.result().name))
             device_results.append(future)
-        server_results = collect_servers(ctx, servers, on_result)
+        server_results = collect_servers(ctx, servers, on_result, extra)
         devices_done = [f.result() for f in device_results]
     rows: dict[str, HostTakeResult] = {}
     snapshots: list[HostSnapshot] = []
@@ -299,7 +327,8 @@ def take_snapshots(
             },
             actor=ctx.actor,
         )
-    return report
+    runs = {c.name: c.run for c in server_results if c.run is not None}
+    return report, runs
 
 
 def _row(snap: HostSnapshot, seconds: float) -> HostTakeResult:

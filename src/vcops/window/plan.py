@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vcops.connectors.ssh import SshTarget, run_on_hosts
+from vcops.connectors.hosttask import ScriptTask, run_tasks
+from vcops.connectors.ssh import SshTarget
 from vcops.errors import WindowError
 from vcops.facts.server import parse_upgradable
 from vcops.findings_store import list_findings
@@ -12,11 +13,13 @@ from vcops.window.model import Action, HostPlan, PackageChange, Plan
 
 #: Refresh the package lists first: the board approves what the mirror offers today,
 #: not what the host last heard about (a failed refresh still plans from the cache).
-PLAN_SCRIPT = (
-    "export LC_ALL=C\n"
-    "apt-get -q update -o Acquire::http::Timeout=20 >/dev/null 2>&1 || echo '@@vcops-update failed'\n"
-    "apt list --upgradable 2>/dev/null\n"
-    "if [ -f /var/run/reboot-required ]; then echo '@@vcops-reboot yes'; else echo '@@vcops-reboot no'; fi\n"
+PLAN_TASK = ScriptTask(
+    name="plan",
+    script=(
+        "section update apt-get -q update -o Acquire::http::Timeout=20\n"
+        "output upgradable apt list --upgradable\n"
+        "section reboot test -f /var/run/reboot-required\n"
+    ),
 )
 
 
@@ -34,10 +37,14 @@ def build_plan(
             f"patch windows cover servers; drop the devices from --targets: {', '.join(devices)}"
         )
     servers = [t for t in targets if isinstance(t, Server)]
-    results = run_on_hosts(
-        [SshTarget.from_inventory(inv, s) for s in servers], PLAN_SCRIPT, max_parallel=max_parallel
+    results = run_tasks(
+        [SshTarget.from_inventory(inv, s) for s in servers], [PLAN_TASK], max_parallel=max_parallel
     )
-    unreachable = [f"{r.name} ({r.error})" for r in results if not r.ok or r.result is None]
+    unreachable = [
+        f"{r.name} ({r.error or 'no package list'})"
+        for r in results
+        if not r.ok or r.output("plan").ok_text("upgradable") is None
+    ]
     if unreachable:
         raise WindowError(
             f"cannot plan unreachable hosts; fix them or leave them out: {'; '.join(unreachable)}"
@@ -48,9 +55,8 @@ def build_plan(
             open_findings.setdefault(f.target, []).append(f"{f.control_id} {f.title}")
     hosts = []
     for server, result in zip(servers, results, strict=True):
-        assert result.result is not None
-        text = result.result.stdout
-        upgrades = parse_upgradable(text)
+        out = result.output("plan")
+        upgrades = parse_upgradable(out.ok_text("upgradable") or "")
         if actions == "security-updates":
             upgrades = [u for u in upgrades if u.security]
         packages = (
@@ -70,7 +76,7 @@ def build_plan(
                 redundancy_group=server.redundancy_group,
                 packages=sorted(packages, key=lambda p: p.package),
                 baseline_changes=sorted(open_findings.get(server.name, [])),
-                reboot_required="@@vcops-reboot yes" in text,
+                reboot_required=out.ok_text("reboot") is not None,
             )
         )
     return Plan(actions=actions, hosts=hosts)

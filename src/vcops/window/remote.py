@@ -1,19 +1,19 @@
 """What the window runner runs on a host, and how it reads the answers (pure).
 
-Every script prints its results as ``@@<nonce> <verb> <args>`` lines; the nonce is new
-for every run, so nothing a package or a file on the host prints can pose as a result
-(the same rule as the fact scripts). Package names and versions come from the
+Every step is a host task (:class:`WindowTask`) whose body reports ``say <verb>
+<args>`` records, framed by :mod:`vcops.connectors.hosttask` with a nonce new for every
+run, so nothing a package or a file on the host prints can pose as a result. Package names and versions come from the
 approved plan, are checked against Debian's syntax and are shell-quoted anyway.
 
-Example (install)::
+Example (install), the ``say`` records in order::
 
-    @@3f9a1c before vcops-testpkg 1.0
-    @@3f9a1c pending openssl 3.0.15-1~deb12u1
-    @@3f9a1c install 0 -
-    @@3f9a1c after vcops-testpkg 1.1
-    @@3f9a1c unit vcops-testpkg vcops-test.service
-    @@3f9a1c restart vcops-test.service 0
-    @@3f9a1c reboot-required no
+    before vcops-testpkg 1.0
+    pending openssl 3.0.15-1~deb12u1
+    install 0 -
+    after vcops-testpkg 1.1
+    unit vcops-testpkg vcops-test.service
+    restart vcops-test.service 0
+    reboot-required no
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vcops.connectors.hosttask import TaskOutput
 from vcops.errors import InventoryError, Problem
 from vcops.facts.server import to_int
 from vcops.inventory.models import Server
@@ -101,12 +102,18 @@ def check_package(change: PackageChange) -> None:
         raise ValueError(f"not a Debian package/version: {change.package!r} {change.target!r}")
 
 
-def _prelude(nonce: str) -> str:
-    return (
-        "export LC_ALL=C DEBIAN_FRONTEND=noninteractive\n"
-        f"say() {{ printf '@@{nonce} %s\\n' \"$*\"; }}\n"
-        "t=$(mktemp -d) || exit 1\ntrap 'rm -rf \"$t\"' EXIT\n"
-    )
+def _prelude() -> str:
+    return "export DEBIAN_FRONTEND=noninteractive\n"
+
+
+class WindowTask(BaseModel):
+    """A window step as a host task: its body reports through ``say`` records."""
+
+    name: str = "window"
+    script: str
+
+    def body(self) -> str:
+        return self.script
 
 
 def _active_units() -> str:
@@ -119,9 +126,9 @@ def _active_units() -> str:
     )
 
 
-def precheck_script(nonce: str, roles: Iterable[str]) -> str:
+def precheck_script(roles: Iterable[str]) -> str:
     """Active and failed units, the boot id, and active calls per role (drain)."""
-    return _prelude(nonce) + _active_units() + calls_script(roles)
+    return _prelude() + _active_units() + calls_script(roles)
 
 
 def calls_script(roles: Iterable[str]) -> str:
@@ -137,11 +144,11 @@ def calls_script(roles: Iterable[str]) -> str:
     return "".join(parts)
 
 
-def drain_script(nonce: str, roles: Iterable[str]) -> str:
-    return _prelude(nonce) + calls_script(roles)
+def drain_script(roles: Iterable[str]) -> str:
+    return _prelude() + calls_script(roles)
 
 
-def install_script(nonce: str, packages: Sequence[PackageChange]) -> str:
+def install_script(packages: Sequence[PackageChange]) -> str:
     """Install exactly the approved versions; report what else is pending, unit files of
     the upgraded packages, restarts and whether a reboot is required."""
     for p in packages:
@@ -150,7 +157,7 @@ def install_script(nonce: str, packages: Sequence[PackageChange]) -> str:
     pinned = " ".join(shlex.quote(f"{p.package}={p.target}") for p in packages)
     query = f"dpkg-query -W -f='${{Package}} ${{Version}}\\n' {names} 2>/dev/null"
     script = (
-        _prelude(nonce)
+        _prelude()
         # a runner killed mid-install leaves dpkg half-configured: finish that first
         + 'dpkg --configure -a >"$t/configure" 2>&1 || say note dpkg-configure-failed\n'
         + 'apt-get -q update -o Acquire::http::Timeout=20 >"$t/update" 2>&1 '
@@ -180,10 +187,10 @@ _REBOOT_REQUIRED = (
 )
 
 
-def restart_script(nonce: str, units: Sequence[str]) -> str:
+def restart_script(units: Sequence[str]) -> str:
     """``try-restart`` the units (only running ones restart), then say their state."""
     checked = [u for u in units if _UNIT.match(u)]
-    parts = [_prelude(nonce)]
+    parts = [_prelude()]
     for unit in checked:
         q = shlex.quote(unit)
         parts.append(
@@ -193,9 +200,9 @@ def restart_script(nonce: str, units: Sequence[str]) -> str:
     return "".join(parts)
 
 
-def start_script(nonce: str, units: Sequence[str]) -> str:
+def start_script(units: Sequence[str]) -> str:
     """Start units that were running before a change (after a rollback)."""
-    parts = [_prelude(nonce)]
+    parts = [_prelude()]
     for unit in units:
         if _UNIT.match(unit):
             q = shlex.quote(unit)
@@ -203,10 +210,10 @@ def start_script(nonce: str, units: Sequence[str]) -> str:
     return "".join(parts)
 
 
-def gate_script(nonce: str) -> str:
+def gate_script() -> str:
     """After a change: active and failed units and the boot id (SSH answering is itself
     part of the gate)."""
-    return _prelude(nonce) + _active_units()
+    return _prelude() + _active_units()
 
 
 REBOOT_SCRIPT = "nohup sh -c 'sleep 2; systemctl reboot' >/dev/null 2>&1 &\necho scheduled\n"
@@ -226,14 +233,12 @@ class Answer:
         return found[0] if found else None
 
 
-def parse_answer(stdout: str, nonce: str) -> Answer:
-    """Only lines carrying this run's nonce count."""
+def parse_answer(out: TaskOutput) -> Answer:
+    """The task's ``say`` records (framed with this run's nonce: nothing else counts)."""
     answer = Answer()
-    prefix = f"@@{nonce} "
-    for line in stdout.splitlines():
-        if line.startswith(prefix):
-            verb, *args = line[len(prefix) :].split(" ", 3)
-            answer.lines.setdefault(verb, []).append(args)
+    for record in out.all("say"):
+        verb, *args = record.text.split(" ", 3)
+        answer.lines.setdefault(verb, []).append(args)
     return answer
 
 

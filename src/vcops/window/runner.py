@@ -5,8 +5,10 @@ Per batch, every phase runs on all of its hosts in parallel, and each host's rec
 saved after every phase, so a runner killed at any point resumes where it stopped:
 
 1. **snapshot** before the first change (kept across a resume: a rollback returns the
-   host to what it was before the window touched it);
-2. **precheck**: running and failed units, the boot id, SIP OPTIONS from the controller;
+   host to what it was before the window touched it) and, in the same script over the
+   same SSH session, the
+2. **precheck**: running and failed units, the boot id, active calls; then SIP
+   OPTIONS from the controller;
 3. **drain**: wait, up to ``window_drain_timeout``, for calls in progress to end or
    move; a host still carrying calls is skipped (left unpatched), never cut off;
 4. **change**: install exactly the approved versions (``apt-get install pkg=version``;
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,14 +38,15 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from vcops.connectors.hosttask import HostRun, run_tasks
 from vcops.connectors.sip import sip_alive
-from vcops.connectors.ssh import SshTarget, run_on_hosts
+from vcops.connectors.ssh import SshTarget
 from vcops.enforce.pyinfra_run import run_pyinfra
 from vcops.errors import LockHeld, VcopsError, WindowError
 from vcops.inventory.models import Inventory, Server
 from vcops.roles import answers_sip
 from vcops.snapshot.restore import restore_target
-from vcops.snapshot.take import SnapshotContext, take_snapshots
+from vcops.snapshot.take import ExtraTasks, SnapshotContext, take_with
 from vcops.store import Store
 from vcops.window import remote
 from vcops.window.board import tally
@@ -233,21 +235,20 @@ class WindowRunner:
         members = [s for s in self.inv.servers if s.redundancy_group in groups]
         if not members:
             return set()
-        nonce = secrets.token_hex(8)
         settings = {s.name: remote.host_settings(s, dict(self.inv.host_vars(s))) for s in members}
-        results = run_on_hosts(
+        results = run_tasks(
             [SshTarget.from_inventory(self.inv, s) for s in members],
-            remote.gate_script(nonce),
+            [remote.WindowTask(script=remote.gate_script())],
             max_parallel=self.ctx.max_parallel,
             timeout=60,
         )
         bad: set[str] = set()
         for server, result in zip(members, results, strict=True):
             why = None
-            if result.status == "unreachable" or result.result is None:
-                why = f"unreachable: {result.error}"
+            if not result.framed.started:
+                why = f"{result.status}: {result.error}"
             else:
-                state = remote.unit_state(remote.parse_answer(result.result.stdout, nonce))
+                state = remote.unit_state(remote.parse_answer(result.output("window")))
                 down = sorted(set(settings[server.name].units_for(server)) & state.failed)
                 if down:
                     why = f"{', '.join(down)} failed"
@@ -291,8 +292,7 @@ class WindowRunner:
             self.save(host, "start", attempt=record.attempts, batch=batch)
             hosts.append(host)
         for phase in (
-            self.snapshot_before,
-            self.precheck,
+            self.snapshot_and_precheck,
             self.drain,
             self.change,
             self.restart,
@@ -309,31 +309,39 @@ class WindowRunner:
                 self.finish_host(host, "done", self.done_summary(host))
 
     def ask(
-        self, hosts: Sequence[_Host], script: Callable[[str, _Host], str]
+        self, hosts: Sequence[_Host], script: Callable[[_Host], str]
     ) -> list[tuple[_Host, remote.Answer | None, str]]:
-        """Run ``script(nonce, host)`` on every host at once; the answers (None when the
-        host could not be reached) and the error text."""
-        nonce = secrets.token_hex(8)
+        """Run the step ``script(host)`` on every host at once (a ``window`` host task);
+        the answers (None when the host could not be reached or its sudo refused) and the
+        error text."""
         by_name = {h.target.name: h for h in hosts}
-        results = run_on_hosts(
+        results = run_tasks(
             [h.target for h in hosts],
-            lambda t: script(nonce, by_name[t.name]),
+            lambda t: [remote.WindowTask(script=script(by_name[t.name]))],
             max_parallel=self.ctx.max_parallel,
             timeout=SSH_TIMEOUT,
         )
         return [
-            (host, remote.parse_answer(r.result.stdout, nonce) if r.result else None, r.error or "")
+            (
+                host,
+                remote.parse_answer(r.output("window")) if r.framed.started else None,
+                r.error or "",
+            )
             for host, r in zip(hosts, results, strict=True)
         ]
 
-    def snapshot(self, hosts: list[_Host], when: str) -> list[tuple[_Host, str | None, str]]:
-        """One snapshot run (one commit) for the hosts: per host the revision holding its
-        files, or None and why not."""
-        report = take_snapshots(
+    def snapshot(
+        self, hosts: list[_Host], when: str, extra: ExtraTasks | None = None
+    ) -> tuple[list[tuple[_Host, str | None, str]], dict[str, HostRun]]:
+        """One snapshot run (one commit) for the hosts, with ``extra`` tasks in the same
+        script: per host the revision holding its files, or None and why not; and each
+        host's whole run."""
+        report, runs = take_with(
             self.ctx.snapshots,
             [h.server for h in hosts],
             reason=f"window {self.window.id}: {when}",
             window=self.window.id,
+            extra=extra,
         )
         rows = {r.name: r for r in report.hosts}
         out: list[tuple[_Host, str | None, str]] = []
@@ -343,44 +351,65 @@ class WindowRunner:
                 out.append((host, None, f"{row.status}: {row.error}"))
             else:  # unchanged since the last snapshot: HEAD holds its current files
                 out.append((host, report.commit or self.ctx.snapshots.repo.resolve("HEAD"), ""))
-        return out
+        return out, runs
 
-    def snapshot_before(self, hosts: list[_Host]) -> None:
+    def snapshot_and_precheck(self, hosts: list[_Host]) -> None:
+        """The before-snapshot (hosts without one yet) and the precheck in ONE script
+        per host: one SSH session and one pass over the files; a resumed host that
+        already has its snapshot gets the precheck alone."""
         need = [h for h in hosts if h.record.before_rev is None]
-        for host, rev, problem in self.snapshot(need, "before") if need else []:
-            if rev is None:
-                self.finish_host(host, "failed", f"no snapshot before any change ({problem})")
-                continue
-            host.record.before_rev = rev
-            self.save(host, "snapshot", rev=rev, when="before")
-
-    def precheck(self, hosts: list[_Host]) -> None:
-        for host, answer, error in self.ask(
-            hosts, lambda nonce, h: remote.precheck_script(nonce, h.server.roles)
+        answers: dict[str, tuple[remote.Answer | None, str]] = {}
+        if need:
+            revisions, runs = self.snapshot(
+                need,
+                "before",
+                extra=lambda s: [remote.WindowTask(script=remote.precheck_script(s.roles))],
+            )
+            for host, rev, problem in revisions:
+                run = runs.get(host.record.target)
+                said = run.output("window") if run is not None else None
+                answers[host.record.target] = (
+                    remote.parse_answer(said) if said is not None and said.complete else None,
+                    (run.error if run is not None else None) or problem,
+                )
+                if rev is None:
+                    self.finish_host(host, "failed", f"no snapshot before any change ({problem})")
+                    continue
+                host.record.before_rev = rev
+                self.save(host, "snapshot", rev=rev, when="before")
+        rest = [h for h in hosts if h.record.state == "running" and h.record.target not in answers]
+        for host, answer, error in (
+            self.ask(rest, lambda h: remote.precheck_script(h.server.roles)) if rest else []
         ):
-            if answer is None:
-                self.finish_host(host, "failed", f"unreachable before any change: {error}")
+            answers[host.record.target] = (answer, error)
+        for host in hosts:
+            if host.record.state != "running":
                 continue
-            state = remote.unit_state(answer)
-            host.boot_before = state.boot_id
-            saved = host.record.health_before
-            if saved is not None:
-                # a resumed host: judge it against how it was before the window touched
-                # it, not against what the interrupted run left behind
-                host.units_before = frozenset(saved.active)
-                host.failed_before = frozenset(saved.failed)
-                host.sip_before = saved.sip
-                continue
-            host.units_before = state.active
-            host.failed_before = state.failed
-            sip = answers_sip(host.server.roles)
-            host.sip_before = (
-                sip and sip_alive(host.server.address, host.settings.sip_port) is not None
-            )
-            host.record.health_before = HealthBefore(
-                active=sorted(state.active), failed=sorted(state.failed), sip=host.sip_before
-            )
-            self.save(host, "precheck", sip=host.sip_before, failed=sorted(state.failed))
+            answer, error = answers[host.record.target]
+            self.precheck(host, answer, error)
+
+    def precheck(self, host: _Host, answer: remote.Answer | None, error: str) -> None:
+        if answer is None:
+            self.finish_host(host, "failed", f"unreachable before any change: {error}")
+            return
+        state = remote.unit_state(answer)
+        host.boot_before = state.boot_id
+        saved = host.record.health_before
+        if saved is not None:
+            # a resumed host: judge it against how it was before the window touched
+            # it, not against what the interrupted run left behind
+            host.units_before = frozenset(saved.active)
+            host.failed_before = frozenset(saved.failed)
+            host.sip_before = saved.sip
+            return
+        host.units_before = state.active
+        host.failed_before = state.failed
+        sip = answers_sip(host.server.roles)
+        host.sip_before = sip and sip_alive(host.server.address, host.settings.sip_port) is not None
+        host.record.health_before = HealthBefore(
+            active=sorted(state.active), failed=sorted(state.failed), sip=host.sip_before
+        )
+        self.save(host, "precheck", sip=host.sip_before, failed=sorted(state.failed))
 
     def drain(self, hosts: list[_Host]) -> None:
         """Wait for calls to end; skip a host that still carries calls at its limit."""
@@ -389,7 +418,7 @@ class WindowRunner:
         while waiting:
             still: list[_Host] = []
             for host, answer, error in self.ask(
-                waiting, lambda nonce, h: remote.drain_script(nonce, h.server.roles)
+                waiting, lambda h: remote.drain_script(h.server.roles)
             ):
                 if answer is None:
                     self.finish_host(host, "failed", f"unreachable while draining: {error}")
@@ -436,9 +465,7 @@ class WindowRunner:
                 self.finish_host(host, "failed", f"refused the plan: {exc}")
                 continue
             ready.append(host)
-        for host, said, error in self.ask(
-            ready, lambda nonce, h: remote.install_script(nonce, h.plan.packages)
-        ):
+        for host, said, error in self.ask(ready, lambda h: remote.install_script(h.plan.packages)):
             answer = remote.install_result(said) if said is not None else None
             if answer is None:
                 self.fail_and_roll_back(host, f"the install did not finish: {error or 'no answer'}")
@@ -495,7 +522,7 @@ class WindowRunner:
         if not todo:
             return
         for host, answer, _error in self.ask(
-            todo, lambda nonce, h: remote.restart_script(nonce, h.upgraded_units)
+            todo, lambda h: remote.restart_script(h.upgraded_units)
         ):
             said = answer.all("restart") if answer else []
             host.record.restarted = [a[0] for a in said if a]
@@ -512,7 +539,7 @@ class WindowRunner:
                 host.record.gate.append("reboot required but the window's policy is never")
         if not todo:
             return
-        self.ask(todo, lambda _n, _h: remote.REBOOT_SCRIPT)
+        self.ask(todo, lambda _h: remote.REBOOT_SCRIPT)
         for host in todo:
             self.save(host, "reboot", policy=policy)
         deadline = time.monotonic() + max(h.settings.reboot_timeout for h in todo)
@@ -520,7 +547,7 @@ class WindowRunner:
         while waiting and time.monotonic() < deadline:
             time.sleep(3)
             still = []
-            for host, answer, _error in self.ask(waiting, lambda n, _h: remote.gate_script(n)):
+            for host, answer, _error in self.ask(waiting, lambda _h: remote.gate_script()):
                 boot = remote.unit_state(answer).boot_id if answer else ""
                 if boot and boot != host.boot_before:
                     host.record.rebooted = True
@@ -538,7 +565,7 @@ class WindowRunner:
         problems: dict[str, list[str]] = {}
         while True:
             problems = {}
-            for host, answer, error in self.ask(hosts, lambda n, _h: remote.gate_script(n)):
+            for host, answer, error in self.ask(hosts, lambda _h: remote.gate_script()):
                 found: list[str] = []
                 if answer is None:
                     found.append(f"SSH does not answer: {error}")
@@ -605,7 +632,7 @@ class WindowRunner:
                 outcome.append(f"config restore failed: {exc}")
         wanted = [u for u in host.settings.units_for(host.server) if u in host.units_before]
         if wanted:
-            _host, answer, error = self.ask([host], lambda n, _h: remote.start_script(n, wanted))[0]
+            _host, answer, error = self.ask([host], lambda _h: remote.start_script(wanted))[0]
             started = answer.all("start") if answer else []
             outcome.append(
                 "restarted " + ", ".join(f"{a[0]} (exit {a[1]})" for a in started if len(a) > 1)
@@ -628,7 +655,7 @@ class WindowRunner:
         self.finish_host(host, "failed", f"{why}; rollback: {host.record.rollback}")
 
     def snapshot_after(self, hosts: list[_Host]) -> None:
-        for host, rev, problem in self.snapshot(hosts, "after"):
+        for host, rev, problem in self.snapshot(hosts, "after")[0]:
             if rev is None:
                 # the gate just passed: a glitch worth recording, not a failed host
                 host.record.gate.append(f"after-snapshot {problem}")

@@ -1,0 +1,197 @@
+"""The host-task layer and sudo on the lab: an unprivileged login with a NOPASSWD sudo
+rule on every host but one; ping, `scan --snapshot` (one SSH session per host, counted
+in each host's sshd journal) and snapshot take/restore run through sudo; the host whose
+login has no sudo rule fails with the sudoers fix and the others go on.
+
+The users and rules are made through the lab's own root login (run_one as root) and
+removed at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vcops.connectors.ssh import SshTarget, run_one
+from vcops.inventory import Inventory
+from vcops.inventory.models import Server
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
+BIN = Path(sys.executable).parent
+USER = "vcopst"
+RULE = "/etc/sudoers.d/vcops-test"
+SUDOERS_FIX = f"{USER} ALL=(root) NOPASSWD: ALL"
+
+
+@dataclass
+class World:
+    lab: Inventory
+    inv: Path
+    env: dict[str, str]
+    no_sudo: Server
+
+    def vcops(self, *args: str) -> tuple[int, object]:
+        proc = subprocess.run(
+            [str(BIN / "vcops"), "-i", str(self.inv), *args, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            env=self.env,
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stdout, proc.stderr
+        return proc.returncode, json.loads(proc.stdout)
+
+    def root(self, host: Server, script: str) -> str:
+        return run_one(SshTarget.from_inventory(self.lab, host), script, timeout=120).stdout
+
+    def logins(self, host: Server) -> int:
+        """How many SSH sessions the test user opened on the host (sshd's journal)."""
+        out = self.root(
+            host,
+            f"journalctl -q --no-pager -o cat _COMM=sshd | grep -c 'Accepted publickey for {USER} ' "
+            "|| true\n",
+        )
+        return int(out.strip() or 0)
+
+
+@pytest.fixture(scope="module")
+def world(lab: Inventory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    home = tmp_path_factory.mktemp("hosttask")
+    inv = home / "inventory"
+    shutil.copytree(lab.root, inv)
+    for path in inv.glob("*.yml"):
+        data = yaml.safe_load(path.read_text())
+        if isinstance(data, dict) and "settings" in data:
+            data["settings"]["ssh"]["user"] = USER  # become: sudo by default
+            for server in data.get("servers", []):
+                server.pop("user", None)  # the lab pins root per host
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
+    state = home / "state"
+    (home / "vcops.toml").write_text(f'[store]\nstate_dir = "{state}"\n')
+    env = {
+        **os.environ,
+        "VCOPS_CONFIG": str(home / "vcops.toml"),
+        "VCOPS_DATABASE_URL": f"sqlite:///{state / 'vcops.db'}",
+    }
+    no_sudo = next(s for s in lab.servers if "generic" in s.roles)
+    w = World(lab=lab, inv=inv, env=env, no_sudo=no_sudo)
+    key = (lab.root / "lab_key.pub").read_text().strip()
+    for server in lab.servers:
+        rule = (
+            ""
+            if server is no_sudo
+            else f"printf '%s\\n' {shlex.quote(SUDOERS_FIX)} > {RULE}.new && "
+            f"visudo -cf {RULE}.new && chmod 0440 {RULE}.new && mv {RULE}.new {RULE}\n"
+        )
+        w.root(
+            server,
+            f"id {USER} >/dev/null 2>&1 || useradd -m -s /bin/sh {USER}\n"
+            f"install -d -m 0700 -o {USER} -g {USER} /home/{USER}/.ssh\n"
+            f"printf '%s\\n' {shlex.quote(key)} > /home/{USER}/.ssh/authorized_keys\n"
+            f"chown {USER}:{USER} /home/{USER}/.ssh/authorized_keys\n" + rule,
+        )
+    try:
+        yield w
+    finally:
+        for server in lab.servers:
+            w.root(server, f"rm -f {RULE}; userdel -r {USER} 2>/dev/null; true\n")
+
+
+def test_ping_runs_as_root_through_sudo_and_names_the_fix_where_it_cannot(world: World) -> None:
+    code, rows = world.vcops("inventory", "ping", "--limit", "kind:server")
+    assert isinstance(rows, list)
+    by_name = {r["name"]: r for r in rows}
+    bad = by_name.pop(world.no_sudo.name)
+    assert bad["status"] == "failed"
+    assert bad["detail"].startswith(f"{world.no_sudo.name}: sudo -n as {USER} -> root refused")
+    assert SUDOERS_FIX in bad["detail"] and "/etc/sudoers.d/vcops" in bad["detail"]
+    assert "become_password_env" in bad["detail"]
+    for row in by_name.values():
+        assert row["status"] == "ok", row
+        assert row["facts"]["runs_as"] == "root"
+    assert code == 1  # a host failed; none unreachable
+
+
+def test_scan_with_snapshot_is_one_session_per_host_through_sudo(world: World) -> None:
+    hosts = [s for s in world.lab.servers if s is not world.no_sudo]
+    before = {s.name: world.logins(s) for s in [*hosts, world.no_sudo]}
+    started = time.monotonic()
+    code, report = world.vcops("scan", "--snapshot", "--limit", "kind:server")
+    seconds = time.monotonic() - started
+    assert isinstance(report, dict)
+    assert code == 3  # the host without sudo is unknown
+    unknown = {o["target"]: o["error"] for o in report["outcomes"] if o["status"] == "unknown"}
+    assert list(unknown) == [world.no_sudo.name]
+    assert SUDOERS_FIX in unknown[world.no_sudo.name]
+    scanned = {o["target"] for o in report["outcomes"] if o["status"] == "scanned"}
+    assert scanned == {s.name for s in hosts}
+    # findings that need root: sshd -T, nft and /etc/shadow were read through sudo
+    found = {(f["target"], f["control_id"]) for f in report["open"]}
+    for server in hosts:
+        assert (server.name, "VC-SSH-001") in found  # stock sshd: password login on
+    kam = next(s for s in hosts if "kamailio" in s.roles)
+    assert (kam.name, "VC-KAM-001") in found  # read from the snapshot's /etc/kamailio tar
+    # the snapshot of the same session: one commit, every sudo host in it
+    snap = report["snapshot"]
+    assert snap["commit"] and report["scan_id"]
+    rows = {h["name"]: h for h in snap["hosts"]}
+    assert rows[world.no_sudo.name]["status"] == "failed"
+    assert SUDOERS_FIX in rows[world.no_sudo.name]["error"]
+    for server in hosts:
+        assert rows[server.name]["status"] in {"new", "changed", "unchanged"}, rows[server.name]
+    # one SSH session per host for facts AND snapshot (sshd logs each login)
+    time.sleep(1)
+    after = {s.name: world.logins(s) for s in [*hosts, world.no_sudo]}
+    assert {n: after[n] - before[n] for n in after} == {n: 1 for n in after}, (before, after)
+    # the scan stored both: its findings and the snapshot commit
+    code, audit = world.vcops("audit", "log", "--action", "scan")
+    assert isinstance(audit, list)
+    assert audit[-1]["detail"]["snapshot_commit"] == snap["commit"]
+    state = Path(world.env["VCOPS_CONFIG"]).parent / "state"
+    effective = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(state / "snapshots"),
+            "show",
+            f"{snap['commit']}:{kam.name}/state/sshd-effective.txt",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert effective.count("\n") > 20 and "failed" not in effective.splitlines()[0]
+    print(f"scan --snapshot of {len(hosts) + 1} hosts through sudo: {seconds:.1f}s")
+
+
+def test_snapshot_take_and_restore_through_sudo(world: World) -> None:
+    kam = next(s for s in world.lab.servers if "kamailio" in s.roles)
+    code, taken = world.vcops("snapshot", "take", "--limit", "kind:server", "--reason", "sudo test")
+    assert isinstance(taken, dict)
+    rows = {h["name"]: h for h in taken["hosts"]}
+    assert rows[world.no_sudo.name]["status"] == "failed"
+    assert SUDOERS_FIX in rows[world.no_sudo.name]["error"]
+    assert all(r["status"] != "failed" for n, r in rows.items() if n != world.no_sudo.name)
+    assert code == 1  # failed, none unreachable
+    # a root-only change, put back by restore through sudo
+    path = "/etc/kamailio/kamailio.cfg"
+    original = world.root(kam, f"sha256sum {path}\n")
+    world.root(kam, f"printf '# vcops sudo test\\n' >> {path}\n")
+    code, listed = world.vcops("snapshot", "list", kam.name)
+    assert isinstance(listed, list) and listed
+    rev = listed[0]["commit"]
+    code, restored = world.vcops("snapshot", "restore", kam.name, rev)
+    assert code == 0, restored
+    assert world.root(kam, f"sha256sum {path}\n") == original
