@@ -83,7 +83,7 @@ def test_every_consumer_reads_the_role_from_the_registry(name: str) -> None:
     # window: gate units, SIP, drain counters
     s = server(name)
     assert remote.host_settings(s, {}).units_for(s) == [u for d in daemons for u in d.units]
-    script = remote.drain_script("0123456789abcdef", [name])
+    script = remote.drain_script([name])
     for d in daemons:
         assert (f"say calls {d.name}" in script) is bool(d.call_counter)
     assert registry.answers_sip([name]) is any(d.sip for d in daemons)
@@ -96,7 +96,7 @@ def test_sbc_runs_kamailio_so_it_is_drained_and_gated_like_kamailio() -> None:
     sbc = server("sbc")
     units = remote.host_settings(sbc, {}).units_for(sbc)
     assert units[0] == "kamailio.service"
-    assert "say calls kamailio" in remote.drain_script("0123456789abcdef", ["sbc"])
+    assert "say calls kamailio" in remote.drain_script(["sbc"])
     assert registry.answers_sip(["sbc"]) and "sbc" in registry.roles_with_area("kamailio")
 
 
@@ -108,7 +108,7 @@ def test_every_daemon_area_has_templates_deploys_and_an_ansible_role(name: str) 
         proc = subprocess.run(
             ["sh", "-n"],
             input=remote.drain_script(
-                "0123456789abcdef", [r for r in ROLE_NAMES if name in registry.ROLES[r].daemons][:1]
+                [r for r in ROLE_NAMES if name in registry.ROLES[r].daemons][:1]
             ),
             text=True,
             capture_output=True,
