@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from vcops.connectors.ssh import SshTarget, run_one
-from vcops.inventory import Inventory
+from vcops.inventory import Inventory, load_inventory, render_export
 from vcops.inventory.models import Server
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
@@ -195,3 +195,41 @@ def test_snapshot_take_and_restore_through_sudo(world: World) -> None:
     code, restored = world.vcops("snapshot", "restore", kam.name, rev)
     assert code == 0, restored
     assert world.root(kam, f"sha256sum {path}\n") == original
+
+
+def test_both_engines_gain_root_through_sudo_from_the_same_settings(
+    world: World, tmp_path: Path
+) -> None:
+    """pyinfra (``_sudo`` in the exported inventory) and Ansible (``ansible_become``)
+    write into /root, which only root can, on every host with a sudo rule."""
+    inv = load_inventory(world.inv)
+    hosts = [s for s in world.lab.servers if s is not world.no_sudo]
+    limit = [s.name for s in hosts]
+    module = tmp_path / "inventory.py"
+    module.write_text(render_export(inv, "pyinfra"))
+    marker = f"/root/vcops-sudo-{time.time_ns()}"
+    proc = subprocess.run(
+        [str(BIN / "pyinfra"), "-y", "--limit", ",".join(limit), str(module), "exec", "--",
+         "touch", f"{marker}-pyinfra"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    exported = tmp_path / "hosts.yml"
+    exported.write_text(render_export(inv, "ansible"))
+    env = {
+        **world.env,
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+    }
+    proc = subprocess.run(
+        [str(BIN / "ansible"), "-i", str(exported), ",".join(limit), "-o", "-m",
+         "ansible.builtin.command", "-a", f"touch {marker}-ansible"],
+        capture_output=True, text=True, env=env, timeout=300, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for server in hosts:
+        owners = world.root(
+            server, f"stat -c %U {marker}-pyinfra {marker}-ansible; rm -f {marker}-*\n"
+        )
+        assert owners.split() == ["root", "root"], server.name

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vcops.connectors.hosttask import ScriptTask, compose, split, tar_members
 from vcops.connectors.ssh import become_command, become_error, become_input, go_line
@@ -220,3 +222,21 @@ def test_bad_ssh_settings_are_inventory_errors(
         load_inventory(make_inventory(base=False, files={"i.yml": text}))
     assert message in str(err.value)
     assert "hunter2" not in str(err.value)
+
+
+MARK = f"@@vcops-{NONCE} "
+PIECES = st.sampled_from(
+    [
+        MARK, "vcops @start 0\n", "vcops @end 0\n", "t say 0\n", "t @end 1\n", "t x 99999999\n",
+        "t x -1\n", "T X 0\n", "aGVsbG8=\n", "!!!\n", "\n", " ", "@@vcops-", "\r\n", "\x00",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(PIECES, st.text(max_size=12)), max_size=80).map("".join))
+def test_any_output_splits_without_raising(text: str) -> None:
+    framed = split(text, NONCE)
+    for out in framed.tasks.values():
+        assert all(abs(r.rc) < 10**6 for r in out.records)
+        assert out.task != "vcops"
