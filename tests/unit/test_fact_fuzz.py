@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES
-from tests.framing import frame
+from tests.framing import frame, framed, said
 from vcops.baseline.context import ServerContext
 from vcops.baseline.settings import BaselineSettings
 from vcops.connectors.hosttask import split
@@ -161,10 +161,11 @@ def test_window_step_answers_never_raise(lines: list[tuple[str, list[str]]]) -> 
     """A host's answers to the window steps parse into data or None, never an exception."""
     from vcops.window import remote
 
-    text = "\n".join(
-        f"@@{NONCE} {verb} {' '.join(args)}".replace("\n", " ") for verb, args in lines
+    text = framed(
+        NONCE,
+        {"window": said(*(f"{verb} {' '.join(args)}".replace("\n", " ") for verb, args in lines))},
     )
-    answer = remote.parse_answer(text, NONCE)
+    answer = remote.parse_answer(split(text, NONCE).task("window"))
     remote.unit_state(answer)
     counts = remote.call_counts(answer)
     assert all(n is None or 0 <= n < 10**19 for n in counts.values())
@@ -175,8 +176,10 @@ def test_window_step_answers_never_raise(lines: list[tuple[str, list[str]]]) -> 
 def test_window_answers_with_huge_numbers() -> None:
     from vcops.window import remote
 
-    text = f"@@{NONCE} calls kamailio {'9' * 5000}\n@@{NONCE} install {'9' * 5000} E: broken\n"
-    answer = remote.parse_answer(text, NONCE)
+    text = framed(
+        NONCE, {"window": said(f"calls kamailio {'9' * 5000}", f"install {'9' * 5000} E: broken")}
+    )
+    answer = remote.parse_answer(split(text, NONCE).task("window"))
     assert remote.call_counts(answer) == {"kamailio": None}  # today: ValueError, the window dies
     result = remote.install_result(answer)
     assert result is not None and result.exit_status == 1 and result.error == "E: broken"
