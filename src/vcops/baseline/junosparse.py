@@ -1,6 +1,7 @@
 """Junos configurations (``display set`` or curly braces) into :class:`DeviceFacts`.
 
-Split from :mod:`vcops.baseline.netparse`; both forms become one list of set-style
+Split from :mod:`vcops.baseline.netparse` (shared models and helpers in
+:mod:`vcops.baseline.devicefacts`); both forms become one list of set-style
 statements before the facts are read.
 """
 
@@ -10,8 +11,7 @@ import re
 import shlex
 from collections.abc import Iterator
 
-from vcops.baseline.netacl import junos_filter_sources
-from vcops.baseline.netparse import (
+from vcops.baseline.devicefacts import (
     AaaLogin,
     DeviceFacts,
     SnmpCommunity,
@@ -23,6 +23,7 @@ from vcops.baseline.netparse import (
     _weakest,
     clean_config_text,
 )
+from vcops.baseline.netacl import junos_filter_sources
 
 
 def _tokens(line: str) -> list[str]:

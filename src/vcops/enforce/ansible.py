@@ -279,9 +279,9 @@ def _main(argv: list[str]) -> int:
 
     ``inventory`` writes one YAML inventory file, ``hostvars`` one file per host.
     """
-    from vcops.enforce.apply import select_servers
     from vcops.errors import VcopsError
     from vcops.inventory import load_inventory
+    from vcops.inventory.select import select_servers
 
     if len(argv) < 3 or argv[0] not in {"inventory", "hostvars"}:
         sys.stderr.write(USAGE)

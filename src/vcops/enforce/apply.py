@@ -13,8 +13,9 @@ Network devices in the selection go through :mod:`vcops.enforce.netdev_apply` wh
 the engine: remediation and rollback per device (``--check`` shows both), pushed with
 commit-confirm or Netmiko, verified from a fresh login, rolled back on failure.
 
-Production hosts are refused unless an emergency reason is given (routine changes
-there go through an approved patch window); the reason is recorded.
+Production hosts are changed only with the policy gate's grant
+(:func:`vcops.policy.authorize`): an approved window's lease, or an emergency reason;
+the decision is recorded.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import difflib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel
@@ -39,8 +40,8 @@ from vcops.errors import InventoryError, Problem
 from vcops.inventory.export import JsonValue
 from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.inventory.select import select_targets
+from vcops.policy import Emergency, WindowLease, authorize
 from vcops.store import Store
-from vcops.window import guard
 
 Engine = Literal["pyinfra", "ansible"]
 Status = Literal["changed", "unchanged", "failed", "unreachable"]
@@ -90,20 +91,6 @@ class ApplyReport(BaseModel):
         return 1 if any(h.status == "failed" for h in self.hosts) else 0
 
 
-def select_servers(inventory: Inventory, limit: str | None) -> list[Server]:
-    """The servers ``--limit`` selects.
-
-    Raises:
-        InventoryError: the pattern is bad or selects no server.
-    """
-    servers = [t for t in select_targets(inventory, limit) if isinstance(t, Server)]
-    if not servers:
-        raise InventoryError(
-            [Problem("--limit", limit or "all", "selects no server", "name servers or kind:server")]
-        )
-    return servers
-
-
 def select_apply_targets(
     inventory: Inventory, limit: str | None
 ) -> tuple[list[Server], list[Device]]:
@@ -134,12 +121,6 @@ def _device_host(outcome: DeviceOutcome) -> HostOutcome:
         rolled_back=outcome.rolled_back,
         notes=outcome.notes,
     )
-
-
-def refuse_production(servers: Sequence[Target], emergency: str | None) -> None:
-    """Refuse production hosts unless an emergency reason is given (see
-    :func:`vcops.window.guard.refuse_production`)."""
-    guard.refuse_production(servers, emergency, hint="or exclude them with --limit")
 
 
 def unified_diff(path: str, live: str | None, desired: str) -> str:
@@ -276,6 +257,7 @@ def run_apply(
     engine: Engine = "pyinfra",
     check: bool = False,
     emergency: str | None = None,
+    lease: WindowLease | None = None,
     store: Store | None = None,
     on_step: Callable[[str], None] | None = None,
     snapshot: Callable[[list[Target], str], str | None] | None = None,
@@ -290,7 +272,8 @@ def run_apply(
     returns the snapshot commit (None when nothing changed); both land in the audit log.
     ``mask_key`` (the snapshot masking key) masks device plans; needed with devices.
         InventoryError: the selection is bad or a baseline override is invalid.
-        ApprovalError: production hosts without an emergency reason.
+        ApprovalError: production hosts without an emergency reason or the ``lease``
+            of a window that covers them (the policy gate).
     """
     step = on_step or (lambda _m: None)
     servers, devices = select_apply_targets(inventory, limit)
@@ -323,7 +306,13 @@ def run_apply(
             hosts=hosts,
         )
     targets: list[Target] = [*servers, *devices]
-    refuse_production(targets, emergency)
+    authorize(
+        targets,
+        lease or (Emergency(emergency) if emergency else None),
+        action="apply",
+        hint="or exclude them with --limit",
+        audit=store,
+    )
     if store is not None:
         store.audit(
             "apply.start",

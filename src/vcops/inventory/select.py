@@ -133,3 +133,17 @@ def select_targets(inventory: Inventory, pattern: str | None) -> list[Target]:
             [Problem("--limit", pattern, "selects no host or device", "loosen the pattern")]
         )
     return selected
+
+
+def select_servers(inventory: Inventory, limit: str | None) -> list[Server]:
+    """The servers ``--limit`` selects.
+
+    Raises:
+        InventoryError: the pattern is bad or selects no server.
+    """
+    servers = [t for t in select_targets(inventory, limit) if isinstance(t, Server)]
+    if not servers:
+        raise InventoryError(
+            [Problem("--limit", limit or "all", "selects no server", "name servers or kind:server")]
+        )
+    return servers

@@ -2,8 +2,8 @@
 
 Order of work for a real restore (``check=False``):
 
-1. refuse production targets unless an emergency reason is given (a patch window's
-   rollback gives its own);
+1. ask the policy gate (:func:`vcops.policy.authorize`): production needs the lease
+   of the window rolling it back, or an emergency reason;
 2. collect the live host once; plan from the stored snapshot and the live files;
 3. refuse if a file needs a secret the store does not hold (or skip it);
 4. commit a *before* snapshot (from that same collection), so nothing is lost;
@@ -22,6 +22,7 @@ from vcops.connectors.hosttask import run_tasks
 from vcops.connectors.ssh import SshTarget
 from vcops.errors import CommandError, ConnectError, StoreError, VcopsError
 from vcops.inventory.models import Server, Target
+from vcops.policy import Emergency, WindowLease, authorize
 from vcops.snapshot.build import (
     FILE_LIST,
     RUNNING,
@@ -35,17 +36,6 @@ from vcops.snapshot.restore_device import latest, quiet, restore_device
 from vcops.snapshot.restore_plan import plan_server_restore
 from vcops.snapshot.restore_script import RestoreTask, ScriptResult, parse_restore_output
 from vcops.snapshot.take import SnapshotContext, collect_servers, record, take_snapshots
-from vcops.window.guard import refuse_production
-
-
-def guard_environment(target: Target, *, check: bool, emergency: str | None) -> None:
-    """Refuse to change a production target without an emergency reason.
-
-    Raises:
-        ApprovalError: production target, not a check, no emergency reason.
-    """
-    if not check:
-        refuse_production([target], emergency, hint="or use --check to see the diff")
 
 
 def restore_target(
@@ -55,6 +45,7 @@ def restore_target(
     *,
     check: bool = False,
     emergency: str | None = None,
+    lease: WindowLease | None = None,
     skip_masked: bool = False,
     paths: list[str] | None = None,
     method: str = "auto",
@@ -62,12 +53,23 @@ def restore_target(
 ) -> RestoreReport:
     """Restore (or with ``check`` only plan) one target from the snapshot at ``rev``.
 
+    A real restore of a production target needs the policy gate's grant: the ``lease``
+    of the window rolling it back, or an ``emergency`` reason.
+
     Raises:
         ApprovalError: production without an emergency reason.
         StoreError: no snapshot of the target at ``rev``.
         ConnectError: the target cannot be reached.
     """
-    guard_environment(target, check=check, emergency=emergency)
+    if not check:
+        grant = lease or (Emergency(emergency) if emergency else None)
+        authorize(
+            [target],
+            grant,
+            action="snapshot.restore",
+            hint="or use --check to see the diff",
+            audit=ctx.store,
+        )
     action = "snapshot.restore.check" if check else "snapshot.restore"
     try:
         report = _restore(ctx, target, rev, check, skip_masked, paths, method, now)
@@ -75,6 +77,7 @@ def restore_target(
         if ctx.store is not None:
             detail: dict[str, object] = {"rev": rev, "status": "error", "error": str(exc)}
             detail["emergency"] = emergency
+            detail["window"] = lease.window_id if lease else None
             ctx.store.audit(action, target.name, detail, actor=ctx.actor)
         raise
     report.emergency = emergency if emergency and not check else None
@@ -88,6 +91,7 @@ def restore_target(
                 "method": report.method,
                 "files": {f.path: f.action for f in report.files if f.action != "unchanged"},
                 "emergency": report.emergency,
+                "window": lease.window_id if lease and not check else None,
                 "before": report.before_commit,
                 "after": report.after_commit,
                 "error": report.error,

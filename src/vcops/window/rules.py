@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from vcops.inventory.models import Freeze
+from vcops.policy import WindowTerms, lease_refusal
 from vcops.window.model import HostPlan, Window, resolve_amount
 
 
@@ -70,26 +71,32 @@ def plan_batches(hosts: Sequence[HostPlan], max_concurrency: int) -> list[list[s
     return batches
 
 
+def window_terms(
+    window: Window, *, approvals_ok: int, quorum: int, current_hash: str
+) -> WindowTerms:
+    """The window's terms as the policy gate judges them (pure)."""
+    return WindowTerms(
+        window_id=window.id,
+        state=window.state,
+        start=window.start,
+        last_start=window.last_start,
+        end=window.end,
+        targets=frozenset(h.target for h in window.plan.hosts),
+        plan_hash=window.plan_hash,
+        current_hash=current_hash,
+        approvals_ok=approvals_ok,
+        quorum=quorum,
+    )
+
+
 def run_refusal(
     window: Window, *, now: datetime, approvals_ok: int, quorum: int, current_hash: str
 ) -> str | None:
-    """Why the window may not run now (None when it may)."""
-    if window.state == "rejected":
-        return f"window {window.id} was rejected by the change board: it can never run"
-    if window.state in {"finished", "halted", "expired"}:
-        return f"window {window.id} is {window.state}"
-    if current_hash != window.plan_hash:
-        return (
-            f"window {window.id}: the plan changed since it was approved "
-            f"(hash {current_hash[:12]} != {window.plan_hash[:12]})"
-        )
-    if approvals_ok < quorum:
-        return f"window {window.id} has {approvals_ok} valid approval(s); the change board requires {quorum}"
-    if now < window.start:
-        return f"window {window.id} opens at {window.start.isoformat()}"
-    if now >= window.last_start:
-        return f"window {window.id} is past its cutoff ({window.last_start.isoformat()}): no host may start"
-    return None
+    """Why the window may not run now (None when it may): the policy gate's rule."""
+    terms = window_terms(
+        window, approvals_ok=approvals_ok, quorum=quorum, current_hash=current_hash
+    )
+    return lease_refusal(terms, now)
 
 
 def max_concurrency(window: Window) -> int:

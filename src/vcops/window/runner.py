@@ -42,8 +42,9 @@ from vcops.connectors.hosttask import HostRun, run_tasks
 from vcops.connectors.sip import sip_alive
 from vcops.connectors.ssh import SshTarget
 from vcops.enforce.pyinfra_run import run_pyinfra
-from vcops.errors import LockHeld, VcopsError, WindowError
+from vcops.errors import ApprovalError, LockHeld, VcopsError, WindowError
 from vcops.inventory.models import Inventory, Server
+from vcops.policy import WindowLease, authorize, lease_window
 from vcops.roles import answers_sip
 from vcops.snapshot.restore import restore_target
 from vcops.snapshot.take import ExtraTasks, SnapshotContext, take_with
@@ -52,7 +53,7 @@ from vcops.window import remote
 from vcops.window.board import tally
 from vcops.window.model import HostPlan, Window, plan_hash
 from vcops.window.progress import HealthBefore, HostRecord, next_step
-from vcops.window.rules import run_refusal
+from vcops.window.rules import window_terms
 from vcops.window.store import (
     approvals_of,
     list_windows,
@@ -137,9 +138,12 @@ def _iso(moment: datetime) -> str:
 class WindowRunner:
     """Runs one window to its end (finished or halted), resuming from saved progress."""
 
-    def __init__(self, ctx: RunContext, window: Window) -> None:
+    def __init__(self, ctx: RunContext, window: Window, lease: WindowLease | None) -> None:
+        """``lease``: the policy gate's lease of this window (None when the run only
+        closes a window past its cutoff: then no host may be changed)."""
         self.ctx = ctx
         self.window = window
+        self.lease = lease
         self.inv = ctx.inventory
 
     def say(self, message: str) -> None:
@@ -450,6 +454,17 @@ class WindowRunner:
             waiting = still
 
     def change(self, hosts: list[_Host]) -> None:
+        try:
+            authorize(
+                [h.server for h in hosts],
+                self.lease,
+                action=f"window.{self.window.actions}",
+                audit=self.ctx.store,
+            )
+        except ApprovalError as exc:
+            for host in hosts:
+                self.finish_host(host, "failed", f"refused by the policy gate, not touched: {exc}")
+            return
         if self.window.actions == "baseline":
             self.apply_baseline(hosts)
         else:
@@ -619,7 +634,7 @@ class WindowRunner:
                     self.ctx.snapshots,
                     host.server,
                     host.record.before_rev,
-                    emergency=f"rollback in approved window {self.window.id}",
+                    lease=self.lease,
                     now=self.ctx.now(),
                 )
                 changed = [f.path for f in report.files if f.action != "unchanged"]
@@ -705,15 +720,17 @@ def run_window(ctx: RunContext, window_id: str, *, lock: bool = True) -> RunRepo
         now = ctx.now()
         if window.state == "running" and now >= window.last_start:
             # resumed past its cutoff: close it out honestly
-            return WindowRunner(ctx, window).run()
+            return WindowRunner(ctx, window, None).run()
         ok, _rejected, quorum = tally(ctx.inventory, window, approvals_of(ctx.store, window.id))
-        refusal = run_refusal(
-            window, now=now, approvals_ok=ok, quorum=quorum, current_hash=plan_hash(window.plan)
+        terms = window_terms(
+            window, approvals_ok=ok, quorum=quorum, current_hash=plan_hash(window.plan)
         )
-        if refusal is not None:
-            ctx.store.audit("window.run.refused", window.id, {"reason": refusal})
-            raise WindowError(refusal)
-        return WindowRunner(ctx, window).run()
+        try:
+            lease = lease_window(terms, now=now)
+        except ApprovalError as exc:
+            ctx.store.audit("window.run.refused", window.id, {"reason": str(exc)})
+            raise WindowError(str(exc)) from None
+        return WindowRunner(ctx, window, lease).run()
 
 
 def due_windows(store: Store, now: datetime) -> tuple[list[Window], list[Window]]:
