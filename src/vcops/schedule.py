@@ -21,8 +21,8 @@ from pathlib import Path
 from vcops import __version__
 from vcops.errors import ConfigError, LockHeld
 from vcops.paths import templates_dir
-from vcops.report.render import environment
 from vcops.store import Store
+from vcops.templating import environment
 
 SCAN_UNITS = ("vcops-scan.service", "vcops-scan.timer")
 WINDOW_UNITS = ("vcops-windows.service", "vcops-windows.timer")
@@ -73,7 +73,7 @@ def render_units(
 ) -> dict[str, str]:
     """Unit name -> text for every unit to install."""
     check_calendar(scan_calendar)
-    env = environment()
+    env = environment("report")
     context = {
         "generated_by": f"vcops {__version__}",
         "vcops": str(vcops),
@@ -92,7 +92,7 @@ def render_web_unit(
 ) -> str:
     """``vcops-web.service``: ``vcops serve`` for this checkout, restarted on failure."""
     return (
-        environment()
+        environment("report")
         .get_template("systemd/vcops-web.service.j2")
         .render(
             generated_by=f"vcops {__version__}",
@@ -122,7 +122,7 @@ def render_worker_unit(
         "concurrency": concurrency,
         "docs": str(templates_dir().parent / "README.md"),
     }
-    template = environment().get_template(f"systemd/{WORKER_UNIT}.j2")
+    template = environment("report").get_template(f"systemd/{WORKER_UNIT}.j2")
     return {WORKER_UNIT: template.render(**context)}
 
 

@@ -15,7 +15,6 @@ import pytest
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.enforce.apply import plan_host
 from vcops.enforce.render import (
-    TEMPLATES_DIR,
     HostState,
     LiveFile,
     desired_files,
@@ -27,6 +26,7 @@ from vcops.enforce.render import (
 )
 from vcops.enforce.vars import MANAGED_HEADER, secret_ref, vars_from_settings
 from vcops.inventory.export import JsonValue
+from vcops.paths import templates_dir
 
 ROLES = ["kamailio", "asterisk", "freeswitch", "sbc", "rtpengine", "generic"]
 LAB_FILES = Path(__file__).resolve().parents[2] / "src/vcops/lab/files"
@@ -47,14 +47,14 @@ def test_every_file_starts_with_the_managed_header(role: str) -> None:
 
 def test_every_template_is_used_and_plain_jinja() -> None:
     mine = [
-        p.relative_to(TEMPLATES_DIR).as_posix()
+        p.relative_to(templates_dir()).as_posix()
         for area in ("ssh", "firewall", "fail2ban", "kernel", "audit", "time", "updates",
                      "kamailio", "asterisk", "freeswitch")
-        for p in (TEMPLATES_DIR / area).glob("*.j2")
+        for p in (templates_dir() / area).glob("*.j2")
     ]  # fmt: skip
     assert len(mine) >= 15
     for name in mine:
-        text = (TEMPLATES_DIR / name).read_text()
+        text = (templates_dir() / name).read_text()
         assert "host." not in " ".join(re.findall(r"{[{%](.*?)[}%]}", text)), (
             name
         )  # no engine globals

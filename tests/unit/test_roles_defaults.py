@@ -19,8 +19,8 @@ import yaml
 
 from vcops.baseline.settings import BaselineSettings
 from vcops.enforce import render
-from vcops.enforce.render import TEMPLATES_DIR
 from vcops.enforce.vars import ALL_AREAS, vars_from_settings
+from vcops.paths import templates_dir
 
 REPO = Path(__file__).resolve().parents[2]
 ROLES = REPO / "roles"
@@ -93,13 +93,13 @@ def test_argument_specs_document_every_default_with_the_same_value(area: str) ->
 def test_roles_use_the_shared_templates_the_pyinfra_deploys_use(area: str) -> None:
     link = ROLES / f"vcops_{area}" / "templates"
     assert link.is_symlink(), f"{link} must link to templates/{area}, not copy it"
-    assert link.resolve() == (TEMPLATES_DIR / area).resolve()
-    on_disk = {p.name for p in (TEMPLATES_DIR / area).glob("*.j2")}
+    assert link.resolve() == (templates_dir() / area).resolve()
+    on_disk = {p.name for p in (templates_dir() / area).glob("*.j2")}
     # the names pyinfra renders (vcops.enforce.render), per area directory
     source = Path(render.__file__).read_text()
     pyinfra = {m.split("/", 1)[1] for m in re.findall(r'render_template\(\s*f?"([^"]+)"', source)}
     pyinfra_area = {
-        n.replace("{name}", "") for n in pyinfra if (TEMPLATES_DIR / area / n).exists()
+        n.replace("{name}", "") for n in pyinfra if (templates_dir() / area / n).exists()
     } | {
         f"{name}.j2"
         for name in ("pjsip.conf", "manager.conf", "http.conf", "sip.conf")

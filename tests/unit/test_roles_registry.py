@@ -22,12 +22,12 @@ from vcops.baseline.catalog import SERVER_CATALOG
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.enforce.helper import CONFIG_DIRS, PACKAGES, certificates
 from vcops.enforce.pyinfra_deploy import AREA_DEPLOYS
-from vcops.enforce.render import TEMPLATES_DIR
 from vcops.enforce.vars import ALL_AREAS, COMMON_AREAS, areas_for, vars_from_settings
 from vcops.inventory.models import Role, Server
 from vcops.lab.image import IMAGE_PACKAGES, image_dir, rootfs
 from vcops.lab.lifecycle import KAMAILIO_ROLES
 from vcops.lab.plan import ROLES as LAB_ROLES
+from vcops.paths import templates_dir
 from vcops.report.customer_notice import SERVICE_NAMES
 from vcops.snapshot.collect import paths_for_roles
 from vcops.window import remote
@@ -121,7 +121,7 @@ def test_every_daemon_area_has_templates_deploys_and_an_ansible_role(name: str) 
         return
     area = daemon.area
     assert area in ALL_AREAS and area in AREA_DEPLOYS and area in PACKAGES
-    assert sorted((TEMPLATES_DIR / area).glob("*.j2")), f"templates/{area}/ is empty"
+    assert sorted((templates_dir() / area).glob("*.j2")), f"templates/{area}/ is empty"
     assert (REPO / "deploys" / f"{area}.py").is_file()
     assert (REPO / "roles" / f"vcops_{area}" / "tasks" / "main.yml").is_file()
     if daemon.config_dir:

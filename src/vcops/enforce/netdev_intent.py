@@ -24,7 +24,7 @@ from vcops.baseline.netparse import VtyLine
 from vcops.baseline.settings import BaselineSettings, SecretRef
 from vcops.enforce.render import Vars, render_template
 from vcops.errors import InventoryError, Problem
-from vcops.paths import templates_dir
+from vcops.templating import template_names
 
 #: Default vty ranges per platform when the running config shows none.
 _DEFAULT_VTY = {"ios": ["vty 0 4", "vty 5 15"], "nxos_ssh": ["vty"]}
@@ -130,5 +130,6 @@ def render_intended(platform: str, variables: Vars) -> str:
     Raises:
         ConfigError: a template is missing or uses a variable that is not set.
     """
-    names = sorted(p.name for p in (templates_dir() / "netdev" / platform).glob("*.j2"))
-    return "".join(render_template(f"netdev/{platform}/{name}", variables) for name in names)
+    return "".join(
+        render_template(name, variables) for name in template_names(f"netdev/{platform}")
+    )

@@ -17,18 +17,11 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-
-import jinja2
 
 from vcops.enforce.vars import SECRET_DIR, SECRETS, secret_ref
-from vcops.errors import ConfigError
 from vcops.inventory.export import JsonValue
-from vcops.paths import templates_dir
+from vcops.templating import render_config
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
-"""The shipped templates; :func:`vcops.paths.templates_dir` (``$VCOPS_TEMPLATES``) wins."""
 """``templates/`` at the repository root (shared with the Ansible roles)."""
 
 SSHD = ["/usr/sbin/sshd", "-t", "-f", "%s"]
@@ -126,30 +119,14 @@ def parse_state(data: Mapping[str, object]) -> HostState:
     )
 
 
-@lru_cache(maxsize=4)
-def _environment(root: str) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(root),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=False,
-        keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - config files, not HTML
-    )
-
-
 def render_template(name: str, variables: Vars) -> str:
-    """Render ``templates/<name>`` with ``variables``.
+    """Render ``templates/<name>`` with ``variables`` (the one loader,
+    :func:`vcops.templating.render_config`).
 
     Raises:
         ConfigError: the template is missing or uses a variable that is not set.
     """
-    try:
-        return _environment(str(templates_dir())).get_template(name).render(**variables)
-    except jinja2.TemplateNotFound as exc:
-        raise ConfigError(f"templates/{name}: not found; reinstall vcops") from exc
-    except jinja2.UndefinedError as exc:
-        raise ConfigError(f"templates/{name}: {exc.message}; add it to vcops.enforce.vars") from exc
+    return render_config(name, variables)
 
 
 def secret_files(names: list[str]) -> dict[str, str]:

@@ -22,8 +22,8 @@ from vcops.config import CustomerNoticeConfig
 from vcops.errors import InventoryError, Problem
 from vcops.inventory.models import Inventory, Server
 from vcops.report.mail import build_message
-from vcops.report.render import environment
 from vcops.roles import service_names
+from vcops.templating import environment
 from vcops.window.model import Window
 
 #: Customer-facing names of the roles customers use (``generic`` is not one of them).
@@ -227,7 +227,7 @@ def customer_notice_message(
         duration=_duration(window.duration_minutes),
         services=services,
     )
-    env = environment()
+    env = environment("report")
     text = env.get_template("email/customer_notice.txt.j2").render(n=view)
     html = env.get_template("email/customer_notice.html.j2").render(n=view)
     return build_message(sender=sender, to=to, subject=subject, text=text, html=html)

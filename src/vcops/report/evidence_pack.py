@@ -23,7 +23,7 @@ from vcops import sshsig
 from vcops.errors import VcopsError
 from vcops.evidence import Evidence
 from vcops.report.chart import trend_png
-from vcops.report.render import environment
+from vcops.templating import environment
 
 NAMESPACE = "vcops-evidence"
 MANIFEST = "MANIFEST"
@@ -39,7 +39,7 @@ class EvidenceError(VcopsError):
 def render_html(evidence: Evidence) -> str:
     chart = base64.b64encode(trend_png(evidence.scans, width=9.0, height=3.2)).decode()
     return (
-        environment()
+        environment("report")
         .get_template("evidence/report.html.j2")
         .render(e=evidence, chart=f"data:image/png;base64,{chart}")
     )

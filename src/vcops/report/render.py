@@ -1,4 +1,4 @@
-"""Render reports with Jinja2 from ``templates/``: autoescaped HTML, undefined is an error."""
+"""Render reports with Jinja2 from ``templates/`` (the one loader, :mod:`vcops.templating`)."""
 
 from __future__ import annotations
 
@@ -6,28 +6,14 @@ import json
 from datetime import datetime
 from email.message import EmailMessage
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-from vcops.paths import templates_dir
 from vcops.report.chart import trend_png
 from vcops.report.drift import DriftReport
 from vcops.report.mail import Attachment, InlineImage, build_message
-
-
-def environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(str(templates_dir())),
-        autoescape=select_autoescape(
-            enabled_extensions=("html", "html.j2"), default_for_string=True
-        ),
-        undefined=StrictUndefined,
-        trim_blocks=False,
-        keep_trailing_newline=True,
-    )
+from vcops.templating import environment
 
 
 def render_drift(report: DriftReport) -> tuple[str, str]:
-    env = environment()
+    env = environment("report")
     text = env.get_template("email/drift.txt.j2").render(report=report)
     html = env.get_template("email/drift.html.j2").render(report=report)
     return text, html

@@ -40,7 +40,7 @@ from vcops.report.customer_notice import (
     utc_minute,
 )
 from vcops.report.mail import Attachment, build_message
-from vcops.report.render import environment
+from vcops.templating import environment
 from vcops.window.model import HostPlan, Window
 from vcops.window.rules import max_errors
 
@@ -307,7 +307,7 @@ def window_message(
         hosts=list(hosts),
         counts=HostCounts.of(hosts),
     )
-    env = environment()
+    env = environment("report")
     text = env.get_template("email/window.txt.j2").render(m=view)
     html = env.get_template("email/window.html.j2").render(m=view)
     attachment = window_json(

@@ -31,8 +31,8 @@ from vcops.findings_store import score_history
 from vcops.inventory import Inventory, load_inventory
 from vcops.paths import templates_dir
 from vcops.report.chart import trend_png
-from vcops.report.render import environment
 from vcops.store import Store
+from vcops.templating import environment
 from vcops.window.approval import NAMESPACE
 from vcops.window.model import Decision
 
@@ -60,7 +60,7 @@ def _read_token(config: Config) -> str | None:
 def create_app(config: Config, inventory_dir: Path, store: Store) -> FastAPI:
     """The ASGI app for one controller (its config, inventory directory and store)."""
     app = FastAPI(title="vcops", docs_url=None, redoc_url=None, openapi_url=None)
-    env: Environment = environment()
+    env: Environment = environment("report")
     token = _read_token(config)
 
     def inventory() -> Inventory:
