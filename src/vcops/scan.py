@@ -19,7 +19,14 @@ from vcops.baseline.context import DeviceContext, ServerContext
 from vcops.baseline.model import Control
 from vcops.baseline.network import DeviceFacts, parse_device_config
 from vcops.baseline.settings import settings_for
-from vcops.connectors.hosttask import HostRun, HostTask, run_tasks, tar_members
+from vcops.connectors.hosttask import (
+    HostRun,
+    HostTask,
+    Unreadable,
+    read_host,
+    run_tasks,
+    tar_members,
+)
 from vcops.connectors.netdev import DeviceTarget, fetch_many
 from vcops.connectors.ssh import SshTarget
 from vcops.errors import InventoryError, VcopsError
@@ -151,36 +158,23 @@ def contained(
     seconds: float,
     work: Callable[[], TargetOutcome],
 ) -> TargetOutcome:
-    """Parse and evaluate one target inside a boundary: whatever its output does (huge
-    numbers, nesting that exhausts the stack, a type a check did not expect), only this
-    target becomes *unknown*, with the reason; the rest of the scan goes on.
-
-    The reason names the exception type and the function that raised it, never the
-    exception's text (it could quote a config line holding a secret).
+    """Parse and evaluate one target inside the per-host boundary of the host-task layer
+    (:func:`vcops.connectors.hosttask.read_host`; devices use the same one): whatever its
+    output does (huge numbers, nesting that exhausts the stack, a type a check did not
+    expect), only this target becomes *unknown*, with the reason; the rest of the scan
+    goes on. The reason names the exception type and the function that raised it, never
+    the exception's text (it could quote a config line holding a secret).
 
     Raises:
         InventoryError: a bad baseline override in the inventory (the operator's error,
             not the host's).
     """
-    try:
-        return work()
-    except InventoryError:
-        raise
-    except Exception as exc:  # the per-host boundary
-        where = "?"
-        tb = exc.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_globals.get("__name__", "").startswith("vcops."):
-                where = tb.tb_frame.f_code.co_name
-            tb = tb.tb_next
+    outcome = read_host(work)
+    if isinstance(outcome, Unreadable):
         return TargetOutcome(
-            target=target,
-            kind=kind,
-            status="unknown",
-            error=f"its output could not be evaluated ({type(exc).__name__} in {where}); "
-            "nothing is known about it until it answers sanely",
-            seconds=seconds,
+            target=target, kind=kind, status="unknown", error=outcome.error, seconds=seconds
         )
+    return outcome
 
 
 def facts_tasks(server: Server, snapshot_roots: list[str] | None = None) -> list[HostTask]:

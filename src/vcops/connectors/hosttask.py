@@ -25,7 +25,10 @@ PATH...`` (a tar of the paths that exist) and ``say WORDS...`` (a one-line recor
 from ``/``, so an ``exit`` ends only that task.
 
 Results are data: :func:`run_tasks` never raises for one host. A host whose sudo
-refuses is ``failed`` with the fix in its error; the other hosts go on.
+refuses is ``failed`` with the fix in its error; the other hosts go on. Reading what a
+host said goes through :func:`read_host`, the one per-host boundary: whatever the
+output does to a parser or a check (a 5000-digit number, JSON nested past the stack),
+that host is *unknown* with the reason and every other host is read as usual.
 """
 
 from __future__ import annotations
@@ -39,12 +42,15 @@ import secrets
 import tarfile
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from vcops.connectors.ssh import SshTarget, become_error, run_script
-from vcops.errors import BecomeError, ConnectError
+from vcops.errors import BecomeError, ConnectError, InventoryError
+
+T = TypeVar("T")
 
 _NONCE_RE = re.compile(r"^[0-9a-f]{16}$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
@@ -313,6 +319,40 @@ def run_tasks(
         return list(await asyncio.gather(*(one(t) for t in targets)))
 
     return asyncio.run(gather())
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A host's output broke the code reading it: the reason, without the output."""
+
+    error: str
+
+
+def read_host(work: Callable[[], T]) -> T | Unreadable:
+    """Run ``work`` (parse one host's output, and judge it) inside the per-host boundary:
+    its result, or :class:`Unreadable` naming the exception type and the vcops function
+    that raised it. Never the exception's text: it could quote a config line holding a
+    secret. Scan, snapshot and window runner read every host's records through here.
+
+    Raises:
+        InventoryError: a bad override in the inventory (the operator's error, not the
+            host's) still stops the run.
+    """
+    try:
+        return work()
+    except InventoryError:
+        raise
+    except Exception as exc:  # the per-host boundary
+        where = "?"
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_globals.get("__name__", "").startswith("vcops."):
+                where = tb.tb_frame.f_code.co_name
+            tb = tb.tb_next
+        return Unreadable(
+            f"its output could not be read ({type(exc).__name__} in {where}); nothing is "
+            "known about it until it answers sanely"
+        )
 
 
 class ScriptTask(BaseModel):

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from vcops.config import Config
-from vcops.connectors.hosttask import HostRun, HostTask, run_tasks
+from vcops.connectors.hosttask import HostRun, HostTask, Unreadable, read_host, run_tasks
 from vcops.connectors.netdev import DeviceTarget
 from vcops.connectors.ssh import SshTarget
 from vcops.errors import ConnectError, InventoryError, StoreError
@@ -270,19 +271,21 @@ def take_with(
             )
             failed[server.name] = coll.status
             continue
-        try:
-            snap = build_server_snapshot(server.name, coll.sections, coll.roots, ctx.key)
-        except Exception as exc:  # one host's output never stops the others' snapshots
+        built = read_host(
+            partial(build_server_snapshot, server.name, coll.sections, coll.roots, ctx.key)
+        )
+        if isinstance(built, Unreadable):  # one host's output never stops the others'
             rows[server.name] = HostTakeResult(
                 name=server.name,
                 kind="server",
                 status="failed",
                 via="ssh",
-                error=f"{server.name}: its output could not be stored ({type(exc).__name__})",
+                error=f"{server.name}: {built.error}",
                 seconds=coll.seconds,
             )
             failed[server.name] = "failed"
             continue
+        snap = built
         snapshots.append(snap)
         rows[server.name] = _row(snap, coll.seconds)
     for device, dcoll in zip(devices, devices_done, strict=True):

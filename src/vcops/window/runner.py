@@ -33,12 +33,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
-from vcops.connectors.hosttask import HostRun, run_tasks
+from vcops.connectors.hosttask import HostRun, Unreadable, read_host, run_tasks
 from vcops.connectors.sip import sip_alive
 from vcops.connectors.ssh import SshTarget
 from vcops.enforce.pyinfra_run import run_pyinfra
@@ -325,14 +326,17 @@ class WindowRunner:
             max_parallel=self.ctx.max_parallel,
             timeout=SSH_TIMEOUT,
         )
-        return [
-            (
-                host,
-                remote.parse_answer(r.output("window")) if r.framed.started else None,
-                r.error or "",
-            )
-            for host, r in zip(hosts, results, strict=True)
-        ]
+        out: list[tuple[_Host, remote.Answer | None, str]] = []
+        for host, r in zip(hosts, results, strict=True):
+            if not r.framed.started:
+                out.append((host, None, r.error or ""))
+                continue
+            answer = read_host(partial(remote.parse_answer, r.output("window")))
+            if isinstance(answer, Unreadable):
+                out.append((host, None, answer.error))
+            else:
+                out.append((host, answer, r.error or ""))
+        return out
 
     def snapshot(
         self, hosts: list[_Host], when: str, extra: ExtraTasks | None = None
