@@ -64,6 +64,15 @@ class Site:
         self.select("decision", "decision", decision)
         self.driver.find_element("id", "sigfile").send_keys(str(signature))
         self.driver.find_element("id", "submit").click()
+        return self.answer()
+
+    def answer(self) -> str:
+        """The page the form posted to, once it has loaded (never the form's own page)."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self.driver, 20).until(
+            lambda d: d.find_elements("id", "refused") or d.find_elements("id", "recorded")
+        )
         return str(self.driver.find_element("tag name", "body").text)
 
 
@@ -158,6 +167,9 @@ def test_refusals_are_shown_with_their_reason(site: Site) -> None:
     assert "this signature was already recorded (dana on window W-B)" in body
     assert site.driver.find_element("id", "refused").is_displayed()
     assert "1/2 approvals" in site.driver.find_element("id", "tally").text
+    audit = site.get("/audit")
+    assert "Chain verified:" in site.driver.find_element("id", "verdict").text
+    assert "window.approve.refused" in audit and "window.payload" in audit
 
 
 def _fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
