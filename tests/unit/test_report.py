@@ -192,6 +192,13 @@ def test_open_findings_roll_up_by_control_and_the_mail_stays_small_at_30_hosts()
     # the attachment keeps every finding, host by host
     data = json.loads(drift_json(rep))
     assert len(data["open"]) == len(findings) and len(data["open_by_control"]) == len(rolled)
+    assert "Too many to list" not in html  # three new findings: listed one by one
+    # A first scan: every one of the 780 findings is new. Still rolled up, still small.
+    first = rep.model_copy(update={"new": findings})
+    first_text, first_html = render_drift(first)
+    assert len(first_html.encode()) < 100_000, len(first_html.encode())
+    assert "Too many to list one by one" in first_html and "too many to list" in first_text
+    assert first_html.count("kam-lon1-29") == 0
     msg = drift_message(rep, sender="vcops@example.net", to=["secops@example.net"])
     html_part = msg.get_body(preferencelist=("html",))
     assert html_part is not None and len(str(html_part.get_content()).encode()) == size

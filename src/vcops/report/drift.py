@@ -19,6 +19,9 @@ SEVERITY_ORDER = ("critical", "high", "medium", "low")
 #: Host names shown per rolled-up control in the mail; the rest are counted (and listed
 #: in the JSON attachment and on the dashboard).
 NAMES_SHOWN = 5
+#: New or resolved findings listed one by one up to this many; past it (a first scan, a
+#: fleet-wide change) they are rolled up by control like the open ones.
+FULL_LIST_LIMIT = 60
 CLAUSES = {"3.2.1": "3.2.1 Security measures", "3.2.2": "3.2.2 Update and patch"}
 
 
@@ -80,9 +83,14 @@ class DriftReport(BaseModel):
     def scores(self) -> list[float]:
         return [p.score for p in self.history]
 
-    def rollup(self) -> list[ControlRollup]:
-        """Open findings by control (clause, then severity, then most hosts first)."""
-        return rollup(self.open)
+    def rollup(self, which: str = "open") -> list[ControlRollup]:
+        """Findings (open by default) by control (clause, severity, most hosts first)."""
+        findings: list[FindingView] = getattr(self, which)
+        return rollup(findings)
+
+    def listed(self, which: str) -> bool:
+        """Whether ``which`` (new or resolved) is short enough to list finding by finding."""
+        return len(getattr(self, which)) <= FULL_LIST_LIMIT
 
     def link(self, kind: str, name: str) -> str | None:
         """The dashboard page of a control or host, when ``[web] base_url`` is set."""
