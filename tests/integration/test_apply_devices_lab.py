@@ -184,3 +184,38 @@ def test_a_switch_that_stops_answering_after_the_push_is_rolled_back(
     assert any("rollback attempt" in n for n in outcome["notes"])  # type: ignore[union-attr]
     assert "running config equals the one before the push" in str(outcome["reason"])
     assert running(stock, name) == before
+
+
+def test_the_ansible_engine_reaches_the_same_running_config(
+    stock: Inventory, tmp_path: Path
+) -> None:
+    names = sorted(d.name for d in stock.devices)
+    code, check, out = run(
+        stock, tmp_path, "apply", "--engine", "ansible", "--limit", "kind:device", "--check"
+    )
+    assert code == 0, out[-3000:]
+    for name in names:
+        planned = hosts(check)[name]
+        assert planned["kind"] == "device" and planned["status"] == "changed", planned
+        assert "ip ssh version 2" in json.dumps(planned["files"])  # the module's diff
+    assert all("ip ssh version" not in running(stock, n) for n in names)
+
+    code, report, out = run(
+        stock, tmp_path, "apply", "--engine", "ansible", "--limit", "kind:device"
+    )
+    assert code == 0, out[-3000:]
+    assert {hosts(report)[n]["status"] for n in names} == {"changed"}
+    via_ansible = {n: running(stock, n) for n in names}
+    code, again, out = run(
+        stock, tmp_path, "apply", "--engine", "ansible", "--limit", "kind:device"
+    )
+    assert code == 0 and {hosts(again)[n]["status"] for n in names} == {"unchanged"}, out[-2000:]
+
+    for name in names:
+        restart_switch(name)
+    code, report, out = run(stock, tmp_path, "apply", "--limit", "kind:device")
+    assert code == 0, out[-3000:]
+    for name in names:
+        assert running(stock, name).splitlines() == via_ansible[name].splitlines(), name
+    for value in lab_secrets(stock):
+        assert value not in out

@@ -56,7 +56,7 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
         taken = take_snapshots(ctx, targets, reason=reason)
         return taken.commit
 
-    from vcops.snapshot.keys import load_or_create_key
+    from vcops.snapshot.keys import key_path, load_or_create_key
 
     config = app.config()
     key = load_or_create_key(config.state_dir, config.snapshots_dir)
@@ -71,6 +71,7 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
         on_step=say,
         snapshot=None if check else snapshot,
         mask_key=key,
+        mask_key_file=key_path(config.state_dir),
     )
 
     def render(console: Console) -> None:

@@ -34,9 +34,10 @@ from vcops.enforce.pyinfra_run import REPO_ROOT, controller_address
 from vcops.enforce.vars import role_vars
 from vcops.errors import CommandError
 from vcops.inventory.export import JsonValue, _ansible_connection, vcops_vars
-from vcops.inventory.models import Inventory, Server
+from vcops.inventory.models import Device, Inventory, Server
 
 SITE_PLAYBOOK = REPO_ROOT / "deploys" / "site.yml"
+NETWORK_PLAYBOOK = REPO_ROOT / "deploys" / "network.yml"
 ROLES_DIR = REPO_ROOT / "roles"
 ANSIBLE_CFG = REPO_ROOT / "ansible.cfg"
 RUN_TIMEOUT = 1800.0
@@ -230,8 +231,48 @@ def run_ansible(
     Raises:
         CommandError: ansible-playbook could not start or printed nothing to read.
     """
+    document = render_ansible_inventory(inventory, servers)
+    return _run_playbook(document, [s.name for s in servers], check, playbook, forks)
+
+
+def render_device_inventory(
+    inventory: Inventory, devices: list[Device], mask_key_file: Path
+) -> dict[str, JsonValue]:
+    """Group ``devices``: each runs on the controller with this Python (vcops importable)
+    and names the vcops inventory and masking key for the ``vcops_netdev`` module."""
+    hosts: dict[str, JsonValue] = {
+        d.name: {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "vcops_netdev_inventory_dir": str(inventory.root),
+            "vcops_netdev_mask_key_file": str(mask_key_file),
+        }
+        for d in devices
+    }
+    return {"all": {"children": {"devices": {"hosts": hosts}}}}
+
+
+def run_ansible_devices(
+    inventory: Inventory, devices: list[Device], *, mask_key_file: Path, check: bool = False
+) -> tuple[list[AnsibleHost], float]:
+    """``deploys/network.yml`` (the ``vcops_netdev`` role) on ``devices``.
+
+    Raises:
+        CommandError: ansible-playbook could not start or printed nothing to read.
+    """
+    document = render_device_inventory(inventory, devices, mask_key_file)
+    return _run_playbook(document, [d.name for d in devices], check, NETWORK_PLAYBOOK, 8)
+
+
+def _run_playbook(
+    document: dict[str, JsonValue], names: list[str], check: bool, playbook: Path, forks: int
+) -> tuple[list[AnsibleHost], float]:
     with tempfile.TemporaryDirectory(prefix="vcops-ansible-") as tmp:
-        inv_file = write_ansible_inventory(inventory, servers, Path(tmp) / "inventory.yml")
+        inv_file = Path(tmp) / "inventory.yml"
+        inv_file.write_text(
+            "# Ansible inventory written by vcops for one run; do not edit.\n"
+            + yaml.safe_dump(document, sort_keys=False, width=200)
+        )
         argv = playbook_argv(inv_file, check=check, playbook=playbook, forks=forks)
         started = time.monotonic()
         try:
@@ -251,9 +292,9 @@ def run_ansible(
         last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
         raise CommandError(
             f"ansible-playbook exited {done.returncode} without a recap: {last[0][:300]}; "
-            "run `ansible-playbook --syntax-check deploys/site.yml`"
+            f"run `ansible-playbook --syntax-check {playbook.relative_to(REPO_ROOT)}`"
         )
-    return parse_playbook_output(done.stdout, [s.name for s in servers]), seconds
+    return parse_playbook_output(done.stdout, names), seconds
 
 
 def write_host_vars(inventory: Inventory, servers: list[Server], directory: Path) -> list[Path]:

@@ -24,13 +24,14 @@ import difflib
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
 from vcops.connectors.hosttask import HostTask, ScriptTask, run_tasks
 from vcops.connectors.ssh import SshTarget
-from vcops.enforce.ansible import AnsibleHost, run_ansible
+from vcops.enforce.ansible import AnsibleHost, run_ansible, run_ansible_devices
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
 from vcops.enforce.netdev_apply import DeviceOutcome, run_devices
 from vcops.enforce.pyinfra_run import PyinfraHost, controller_address, run_pyinfra
@@ -107,6 +108,27 @@ def select_apply_targets(
             [Problem("--limit", limit or "all", "selects nothing", "see vcops inventory list")]
         )
     return servers, devices
+
+
+def _devices(
+    inventory: Inventory,
+    devices: list[Device],
+    engine: Engine,
+    key: bytes,
+    key_file: Path | None,
+    check: bool,
+    step: Callable[[str], None],
+) -> list[HostOutcome]:
+    """Devices through vcops's remediation code, directly or from the Ansible module."""
+    if engine != "ansible":
+        done = run_devices(inventory, devices, key=key, check=check, on_device=step)
+        return [_device_host(d) for d in done]
+    if key_file is None:
+        raise InventoryError(
+            [Problem("apply", "devices", "no masking key file given", "pass mask_key_file")]
+        )
+    results, _seconds = run_ansible_devices(inventory, devices, mask_key_file=key_file, check=check)
+    return [_ansible_outcome(r, check=check).model_copy(update={"kind": "device"}) for r in results]
 
 
 def _device_host(outcome: DeviceOutcome) -> HostOutcome:
@@ -262,6 +284,7 @@ def run_apply(
     on_step: Callable[[str], None] | None = None,
     snapshot: Callable[[list[Target], str], str | None] | None = None,
     mask_key: bytes | None = None,
+    mask_key_file: Path | None = None,
 ) -> ApplyReport:
     """Apply (or check) the baseline on the selected servers.
 
@@ -270,7 +293,8 @@ def run_apply(
 
     ``snapshot(targets, reason)`` (when given) is called before and after a real run and
     returns the snapshot commit (None when nothing changed); both land in the audit log.
-    ``mask_key`` (the snapshot masking key) masks device plans; needed with devices.
+    ``mask_key`` (the snapshot masking key) masks device plans; needed with devices
+    (``mask_key_file``, where it lives, too with ``engine="ansible"``).
         InventoryError: the selection is bad or a baseline override is invalid.
         ApprovalError: production hosts without an emergency reason or the ``lease``
             of a window that covers them (the policy gate).
@@ -295,8 +319,7 @@ def run_apply(
                 hosts = check_hosts(inventory, servers)
         if devices:
             step(f"planning {len(devices)} devices (nothing is changed)")
-            planned = run_devices(inventory, devices, key=key, check=True)
-            hosts += [_device_host(d) for d in planned]
+            hosts += _devices(inventory, devices, engine, key, mask_key_file, True, step)
         return ApplyReport(
             engine=engine,
             check=True,
@@ -333,8 +356,7 @@ def run_apply(
             hosts = [_outcome(r) for r in pyinfra_results]
     if devices:
         step(f"enforcing the baseline on {len(devices)} devices (commit-confirm or Netmiko)")
-        pushed = run_devices(inventory, devices, key=key, check=False, on_device=step)
-        hosts += [_device_host(d) for d in pushed]
+        hosts += _devices(inventory, devices, engine, key, mask_key_file, False, step)
     report = ApplyReport(
         engine=engine,
         check=False,
