@@ -25,6 +25,20 @@ def lab_available() -> str | None:
     return None
 
 
+def reset_lab_hosts(names: list[str]) -> None:
+    """Give lab hosts back stock (``vcops lab reset``): a module that hardens or breaks
+    a host calls this when it is done, so modules run in any order."""
+    proc = subprocess.run(
+        [*VCOPS, "lab", "reset", *names],
+        env={**os.environ, "VCOPS_CONFIG": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inventory]:
     """A lab of 6 hosts (one per role) and 2 switches (napalm and netmiko)."""

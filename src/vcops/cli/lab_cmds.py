@@ -59,7 +59,7 @@ def up(app: App, hosts: int, switches: int, lab_dir: Path) -> int:
     """Start the lab and write its inventory (seconds once the image is cached)."""
     from vcops.lab import check_prerequisites, lab_up
 
-    check_prerequisites()
+    check_prerequisites(switches=switches > 0)
     status = lab_up(lab_dir, hosts=hosts, switches=switches, on_step=_say(app))
     app.store().audit("lab.up", str(lab_dir), {"hosts": hosts, "switches": switches})
     _show(app, status)
@@ -76,10 +76,23 @@ def down(app: App, verbose: bool) -> int:
     """Remove every lab host, switch, namespace, mount and process (safe to run twice)."""
     from vcops.lab import check_prerequisites, lab_down
 
-    check_prerequisites()
+    check_prerequisites(switches=False)
     removed = lab_down(on_step=_say(app) if verbose else None)
     app.store().audit("lab.down", "lab", {"removed": len(removed)})
     app.emit({"removed": removed}, lambda c: c.print(f"lab down: removed {len(removed)} resources"))
+    return 0
+
+
+@lab.command()
+@click.argument("names", nargs=-1, required=True)
+@json_option
+@click.pass_obj
+def reset(app: App, names: tuple[str, ...]) -> int:
+    """Rebuild lab hosts to stock from the image (fresh overlay, same address and keys)."""
+    from vcops.lab.reset import lab_reset
+
+    done = lab_reset(list(names), on_step=_say(app))
+    app.emit({"reset": done}, lambda c: c.print(f"lab reset: {', '.join(done)} back to stock"))
     return 0
 
 

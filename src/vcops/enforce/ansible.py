@@ -30,16 +30,18 @@ from pathlib import Path
 
 import yaml
 
-from vcops.enforce.pyinfra_run import REPO_ROOT, controller_address
+from vcops.enforce.pyinfra_run import controller_address
 from vcops.enforce.vars import role_vars
 from vcops.errors import CommandError
 from vcops.inventory.export import JsonValue, _ansible_connection, vcops_vars
 from vcops.inventory.models import Device, Inventory, Server
+from vcops.paths import ansible_cfg, deploys_dir, roles_dir, templates_dir
 
-SITE_PLAYBOOK = REPO_ROOT / "deploys" / "site.yml"
-NETWORK_PLAYBOOK = REPO_ROOT / "deploys" / "network.yml"
-ROLES_DIR = REPO_ROOT / "roles"
-ANSIBLE_CFG = REPO_ROOT / "ansible.cfg"
+SITE_PLAYBOOK = deploys_dir() / "site.yml"
+NETWORK_PLAYBOOK = deploys_dir() / "network.yml"
+ROLES_DIR = roles_dir()
+ANSIBLE_CFG = ansible_cfg()
+ROLE_PREFIX = "vcops_"
 RUN_TIMEOUT = 1800.0
 MAGIC_VARS = frozenset({"inventory_hostname"})
 """role_vars entries Ansible sets itself (a host var of that name would be ignored)."""
@@ -202,12 +204,35 @@ def playbook_argv(
     return argv
 
 
+def assemble_roles(directory: Path, roles: Path = ROLES_DIR) -> Path:
+    """The roles as Ansible runs them: each ``vcops_<area>`` role's own files (linked
+    from the package) with ``templates/`` linked to ``<templates root>/<area>``.
+
+    The templates root is :func:`vcops.paths.templates_dir`, the one the pyinfra deploys
+    render from, so ``$VCOPS_TEMPLATES`` (or ``[paths] templates``) changes both engines
+    at once; a wheel ships each template once, not once per engine.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    root = templates_dir()
+    for role in sorted(p for p in roles.iterdir() if p.is_dir()):
+        target = directory / role.name
+        target.mkdir()
+        for item in role.iterdir():
+            if item.name != "templates":
+                (target / item.name).symlink_to(item.resolve())
+        area = root / role.name.removeprefix(ROLE_PREFIX)
+        if role.name.startswith(ROLE_PREFIX) and area.is_dir():
+            (target / "templates").symlink_to(area.resolve(), target_is_directory=True)
+    return directory
+
+
 def ansible_env(tmp: Path) -> dict[str, str]:
-    """The environment ansible-playbook runs with: the repository's config and roles."""
+    """The environment ansible-playbook runs with: the config and roles shipped with vcops
+    (roles assembled in ``tmp`` around the one templates root)."""
     return {
         **os.environ,
         "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
-        "ANSIBLE_ROLES_PATH": str(ROLES_DIR),
+        "ANSIBLE_ROLES_PATH": str(assemble_roles(tmp / "roles")),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
@@ -283,7 +308,7 @@ def _run_playbook(
                 timeout=RUN_TIMEOUT,
                 check=False,
                 env=ansible_env(Path(tmp)),
-                cwd=str(REPO_ROOT),
+                cwd=tmp,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             raise CommandError(f"ansible-playbook could not run ({exc}); reinstall vcops") from exc
@@ -292,7 +317,7 @@ def _run_playbook(
         last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
         raise CommandError(
             f"ansible-playbook exited {done.returncode} without a recap: {last[0][:300]}; "
-            f"run `ansible-playbook --syntax-check {playbook.relative_to(REPO_ROOT)}`"
+            f"run `ansible-playbook --syntax-check {playbook}`"
         )
     return parse_playbook_output(done.stdout, names), seconds
 

@@ -28,9 +28,10 @@ from vcops.inventory.export import (
     vcops_vars,
 )
 from vcops.inventory.models import Inventory, Server
+from vcops.paths import deploys_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEPLOYS_DIR = REPO_ROOT / "deploys"
+DEPLOYS_DIR = deploys_dir()
+"""The pyinfra deploys shipped inside the package (``vcops/share/deploys``)."""
 BASELINE_DEPLOY = DEPLOYS_DIR / "baseline.py"
 RUN_TIMEOUT = 1800.0
 
@@ -174,7 +175,7 @@ def run_pyinfra(
                 timeout=RUN_TIMEOUT,
                 check=False,
                 env=env,
-                cwd=str(REPO_ROOT),
+                cwd=tmp,  # never the operator's directory: nothing is read from or left in it
             )
         except (OSError, subprocess.SubprocessError) as exc:
             raise CommandError(f"pyinfra could not run ({exc}); reinstall vcops") from exc

@@ -22,8 +22,6 @@ from vcops.enforce.vars import SECRET_DIR, SECRETS, secret_ref
 from vcops.inventory.export import JsonValue
 from vcops.templating import render_config
 
-"""``templates/`` at the repository root (shared with the Ansible roles)."""
-
 SSHD = ["/usr/sbin/sshd", "-t", "-f", "%s"]
 NFT = ["nft", "-c", "-f", "%s"]
 XML_CHECK = ["python3", "-c", "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])", "%s"]

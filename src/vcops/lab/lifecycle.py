@@ -120,7 +120,7 @@ def lab_up(
             was created has been removed again).
     """
     step = on_step or _quiet
-    check_prerequisites()
+    check_prerequisites(switches=switches > 0)
     host_specs = plan_hosts(hosts)
     switch_specs = plan_switches(switches)
     inventory_dir = inventory_dir.resolve()

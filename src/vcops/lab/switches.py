@@ -29,7 +29,8 @@ from vcops.lab.system import ProcessRef, run, spawn_detached, tail, write_file
 SERVER_SCRIPT = Path(__file__).with_name("switch_server.py")
 """Run as a script with ``python -P`` (the script's directory must not shadow modules)."""
 FAKE_SWITCHES_FIX = (
-    "pip install 'twisted[conch]' tftpy netaddr lxml && pip install --no-deps fake-switches"
+    "pip install 'vcops[lab]' && pip install --no-deps 'fake-switches==1.5.0' "
+    "(or lab up --switches 0)"
 )
 
 

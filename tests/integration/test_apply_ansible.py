@@ -1,8 +1,8 @@
 """`vcops apply --engine ansible` (deploys/site.yml and the vcops_* roles) on real lab hosts.
 
-Named ``test_zz_*`` so it runs after the modules that expect stock hosts. It hardens
-only lab-sbc-01 (common areas + Kamailio, as sbc) and lab-generic-01 (common areas),
-which the pyinfra module leaves alone, so each engine proves itself on stock hosts.
+It hardens lab-sbc-01 (common areas + Kamailio, as sbc) and lab-generic-01 (common
+areas) and gives them back stock afterwards (``vcops lab reset``), so it runs in any
+order with the modules that expect stock hosts.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from tests.integration.apply_helpers import (
     target,
     vcops,
 )
+from tests.integration.conftest import reset_lab_hosts
 from vcops.connectors.ssh import run_one
 from vcops.inventory import Inventory
 from vcops.lab.probe import ssh_ready
@@ -34,6 +36,12 @@ HOSTS = "lab-sbc-01,lab-generic-01"
 ADDRESSES = {"lab-sbc-01": "10.213.0.14", "lab-generic-01": "10.213.0.16"}
 ROOT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
 TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stock_afterwards(lab: Inventory) -> Iterator[None]:
+    yield
+    reset_lab_hosts(HOSTS.split(","))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ The lab is one per machine and the session ``lab`` fixture holds it (and its loc
 the whole pytest session, so Molecule cannot bring its own lab up here. Instead the
 scenario adopts the session lab: ``VCOPS_MOLECULE_LAB`` names its inventory, which
 makes create write only the instance config and host variables and destroy leave the
-lab alone. It converges lab-rtpengine-01, a host no other module hardens, and runs
+lab alone. It converges lab-rtpengine-01 (given back stock afterwards by ``vcops lab
+reset``, so the module runs in any order) and runs
 the whole sequence: syntax, create, prepare, check, converge, idempotence, verify
 (a vcops scan that must show zero drift), destroy.
 
@@ -19,10 +20,12 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import reset_lab_hosts
 from vcops.inventory import Inventory
 from vcops.lab.probe import ssh_ready
 
@@ -30,6 +33,12 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HOST = "lab-rtpengine-01"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stock_afterwards(lab: Inventory) -> Iterator[None]:
+    yield
+    reset_lab_hosts([HOST])
 
 
 def test_molecule_test_converges_is_idempotent_and_verifies_with_a_scan(

@@ -1,8 +1,8 @@
 """`vcops apply --engine pyinfra` on real lab hosts.
 
-Named ``test_zz_*`` so it runs after every other lab module of the session: the hosts
-it hardens stay hardened (the other modules expect stock hosts, e.g. VC-SSH-001 open
-everywhere). It hardens only the kamailio, asterisk and freeswitch hosts.
+It hardens the kamailio, asterisk and freeswitch hosts and gives them back stock
+afterwards (``vcops lab reset``: the other modules expect stock hosts, e.g. VC-SSH-001
+open everywhere), so it runs in any order.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.integration.apply_helpers import (
     target,
     vcops,
 )
+from tests.integration.conftest import reset_lab_hosts
 from vcops.connectors.ssh import run_one
 from vcops.inventory import Inventory
 from vcops.lab.aptrepo import REPO_URL
@@ -32,6 +34,12 @@ BIN = Path(sys.executable).parent
 HOSTS = "lab-kamailio-01,lab-asterisk-01,lab-freeswitch-01"
 ROOT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
 TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stock_afterwards(lab: Inventory) -> Iterator[None]:
+    yield
+    reset_lab_hosts(HOSTS.split(","))
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """A ``baseline`` window on the lab: drift found by a scan is fixed by the runner with the
 pyinfra baseline, gated, and the next scan shows it resolved.
 
-Runs after the apply tests (file order), on the Kamailio host they hardened.
+It hardens lab-kamailio-01 first (whatever state it is in) and gives it back stock
+afterwards (``vcops lab reset``), so it runs in any order.
 """
 
 from __future__ import annotations
@@ -12,17 +13,25 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import reset_lab_hosts
 from vcops.connectors.ssh import SshTarget, run_one
 from vcops.inventory import Inventory
 
 pytestmark = pytest.mark.lab
 BIN = Path(sys.executable).parent
 HOST = "lab-kamailio-01"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stock_afterwards(lab: Inventory) -> Iterator[None]:
+    yield
+    reset_lab_hosts([HOST])
 
 
 def test_a_baseline_window_fixes_the_drift_a_scan_found(lab: Inventory, tmp_path: Path) -> None:
