@@ -18,7 +18,7 @@ from vcops.baseline.catalog import DEVICE_CATALOG, SERVER_CATALOG
 from vcops.baseline.context import DeviceContext, ServerContext
 from vcops.baseline.model import Control
 from vcops.baseline.network import DeviceFacts, parse_device_config
-from vcops.baseline.settings import settings_for
+from vcops.baseline.settings import server_settings, settings_for
 from vcops.connectors.hosttask import (
     HostRun,
     HostTask,
@@ -107,7 +107,9 @@ def device_context(inv: Inventory, device: Device) -> DeviceContext:
 
 
 def server_context(inv: Inventory, server: Server, now: datetime) -> ServerContext:
-    settings = settings_for(inv.host_vars(server), where=f"inventory: server {server.name}")
+    settings = server_settings(
+        inv.host_vars(server), user=inv.ssh_user(server), where=f"inventory: server {server.name}"
+    )
     return ServerContext(
         settings=settings,
         roles=frozenset(server.roles),

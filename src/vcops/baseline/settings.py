@@ -247,3 +247,22 @@ def settings_for(host_vars: Mapping[str, object], *, where: str = "inventory") -
 
 
 DEFAULT_SETTINGS = BaselineSettings()
+
+
+def server_settings(
+    host_vars: Mapping[str, object], *, user: str, where: str = "inventory"
+) -> BaselineSettings:
+    """:func:`settings_for` a server that vcops logs in to as ``user``.
+
+    A server managed through an unprivileged login (``user`` is not root) needs no root
+    login at all: its ``ssh_permit_root_login`` becomes ``no`` unless its own
+    ``baseline_ssh_permit_root_login`` says otherwise (``prohibit-password`` stays the
+    default for root-managed hosts, which would otherwise lock vcops out).
+
+    Raises:
+        InventoryError: an override names no setting or has a value of the wrong type.
+    """
+    settings = settings_for(host_vars, where=where)
+    if user != "root" and f"{VAR_PREFIX}ssh_permit_root_login" not in host_vars:
+        settings = settings.model_copy(update={"ssh_permit_root_login": "no"})
+    return settings

@@ -23,6 +23,8 @@ from vcops.inventory.export import JsonValue
 from vcops.templating import render_config
 
 SSHD = ["/usr/sbin/sshd", "-t", "-f", "%s"]
+VISUDO = ["/usr/sbin/visudo", "-c", "-q", "-f", "%s"]
+SUDOERS_DROP_IN = "/etc/sudoers.d/vcops"
 NFT = ["nft", "-c", "-f", "%s"]
 XML_CHECK = ["python3", "-c", "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])", "%s"]
 FS_PROFILES = "/etc/freeswitch/sip_profiles/*.xml"
@@ -206,7 +208,13 @@ def area_files(area: str, variables: Vars, state: HostState) -> list[ManagedFile
         )
         v["vcops_ssh_kex_algorithms"] = kex
         content = render_template("ssh/sshd_config.j2", v)
-        return [ManagedFile(area, "/etc/ssh/sshd_config", content, "0600", validate=tuple(SSHD))]
+        files = [ManagedFile(area, "/etc/ssh/sshd_config", content, "0600", validate=tuple(SSHD))]
+        if variables.get("vcops_ssh_sudo_user"):  # managed through a non-root login
+            sudoers = render_template("ssh/sudoers.j2", v)
+            files.append(
+                ManagedFile(area, SUDOERS_DROP_IN, sudoers, "0440", validate=tuple(VISUDO))
+            )
+        return files
     if area == "firewall":
         content = render_template("firewall/nftables.conf.j2", v)
         return [ManagedFile(area, "/etc/nftables.conf", content, "0644", validate=tuple(NFT))]

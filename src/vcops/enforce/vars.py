@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from vcops.baseline.settings import BaselineSettings, settings_for
+from vcops.baseline.settings import BaselineSettings, server_settings
 from vcops.inventory.export import JsonValue
 from vcops.inventory.models import Inventory, Server
 from vcops.roles import VOIP_ROLES, daemon_areas, role_areas
@@ -104,13 +104,17 @@ def role_vars(
     Raises:
         InventoryError: a ``baseline_*`` override is invalid.
     """
-    settings = settings_for(inventory.host_vars(server), where=f"inventory: server {server.name}")
+    user = inventory.ssh_user(server)
+    settings = server_settings(
+        inventory.host_vars(server), user=user, where=f"inventory: server {server.name}"
+    )
     return vars_from_settings(
         settings,
         list(server.roles),
         [str(n) for n in inventory.management_networks(server)],
         controller_address,
         server.name,
+        sudo_user=None if user == "root" else user,
     )
 
 
@@ -120,8 +124,14 @@ def vars_from_settings(
     management_networks: list[str],
     controller_address: str | None,
     hostname: str,
+    *,
+    sudo_user: str | None = None,
 ) -> dict[str, JsonValue]:
-    """:func:`role_vars` from already resolved parts (pure; what the tests call)."""
+    """:func:`role_vars` from already resolved parts (pure; what the tests call).
+
+    ``sudo_user`` is the unprivileged management login that gets the sudoers drop-in
+    (``/etc/sudoers.d/vcops``); None for root-managed hosts (no drop-in).
+    """
     v4, v6 = _ssh_sources(management_networks, controller_address)
     voip = bool(set(roles) & VOIP_ROLES)
     forwarding = bool(set(roles) & set(settings.forwarding_roles))
@@ -134,6 +144,7 @@ def vars_from_settings(
         # ssh
         "vcops_ssh_port": settings.ssh_port,
         "vcops_ssh_permit_root_login": settings.ssh_permit_root_login,
+        "vcops_ssh_sudo_user": sudo_user or "",
         "vcops_ssh_max_auth_tries": settings.ssh_max_auth_tries,
         "vcops_ssh_log_level": settings.ssh_log_level,
         "vcops_ssh_kex_algorithms": list(settings.ssh_kex_algorithms),

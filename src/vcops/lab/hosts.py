@@ -9,7 +9,8 @@ Per host, under ``/var/lib/vcops-lab/hosts/<name>/``::
 
 Before boot the host gets its own machine-id, hostname, /etc/hosts, SSH host keys
 (generated here so ``known_hosts`` is pinned before the host ever answers), the lab
-key in root's authorized_keys and its role's stock config files. Its address is set
+key in root's authorized_keys, a ``vcops`` user with the lab key and a sudo rule (the
+login a real fleet gives vcops) and its role's stock config files. Its address is set
 from outside on the namespace's ``eth0``; no network manager runs inside.
 """
 
@@ -40,6 +41,8 @@ PINNED_KEY_TYPE = "ed25519"
 """The host key written to known_hosts (OpenSSH and Paramiko prefer a pinned type)."""
 
 NSPAWN_ENV = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
+LAB_USER = "vcops"
+"""The unprivileged management login every lab host has (with the lab key and sudo)."""
 
 
 def new_host_state(spec: HostSpec) -> HostState:
@@ -125,6 +128,7 @@ def personalise(host: HostState, authorized_key: str, kamailio_enabled: bool) ->
     ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(ssh_dir, 0o700)
     write_file(ssh_dir / "authorized_keys", authorized_key.strip() + "\n", 0o600)
+    add_management_user(root, authorized_key)
     if not kamailio_enabled:
         (root / KAMAILIO_WANTS).unlink(missing_ok=True)
     copy_role_files(host.role, root)
@@ -134,6 +138,36 @@ def personalise(host: HostState, authorized_key: str, kamailio_enabled: bool) ->
         write_file(root / "etc/ssh" / key.name, key.read_text(), mode)
     pinned = host_keys_dir(host) / f"ssh_host_{PINNED_KEY_TYPE}_key.pub"
     return " ".join(pinned.read_text().split()[:2])
+
+
+def add_management_user(root: Path, authorized_key: str, user: str = LAB_USER) -> None:
+    """The unprivileged login a real fleet gives vcops: ``user`` with the lab key and a
+    sudo rule (``/etc/sudoers.d/vcops``, the file the baseline then manages).
+
+    Raises:
+        LabError: useradd failed or a file cannot be written.
+    """
+    passwd = (root / "etc/passwd").read_text()
+    if not any(line.split(":", 1)[0] == user for line in passwd.splitlines()):
+        run(
+            ["useradd", "--root", str(root), "--create-home", "--user-group",
+             "--shell", "/bin/bash", "--comment", "vcops management login", user],
+            what=f"add the user {user} to {root}",
+            fix="apt-get install passwd",
+        )  # fmt: skip
+    entry = next(
+        line.split(":")
+        for line in (root / "etc/passwd").read_text().splitlines()
+        if line.split(":", 1)[0] == user
+    )
+    uid, gid, home = int(entry[2]), int(entry[3]), entry[5]
+    ssh_dir = root / home.lstrip("/") / ".ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys = ssh_dir / "authorized_keys"
+    write_file(keys, authorized_key.strip() + "\n", 0o600)
+    for path in (ssh_dir, keys):
+        os.chown(path, uid, gid)
+    write_file(root / "etc/sudoers.d/vcops", f"{user} ALL=(root) NOPASSWD: ALL\n", 0o440)
 
 
 def _etc_hosts(name: str) -> str:
