@@ -162,6 +162,15 @@ def test_the_installed_vcops_runs_from_its_package_outside_the_checkout(
         "exists": False,
     }
     assert not (installed.home / ".vcops").exists()
+    # the switch simulators' dependencies are an extra: not installed, and not needed to
+    # load the lab commands (`lab up --switches 0` checks for them only with switches)
+    probe = subprocess.run(
+        [str(installed.venv / "bin" / "python"), "-c",
+         "import importlib.util as u; print(u.find_spec('twisted') is None)\n"
+         "from vcops.lab.prereqs import check_prerequisites"],
+        env=installed.env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert probe.returncode == 0 and probe.stdout.strip() == "True", probe.stderr
 
 
 def test_scan_and_apply_with_both_engines_from_the_wheel(
