@@ -135,6 +135,17 @@ def test_drift_report_over_starttls(workdir: tuple[Path, int], cert: tuple[Path,
     assert 'src="cid:trend"' in html
     parts = {p.get_filename(): p for p in msg.walk() if p.get_filename()}
     assert parts["trend.png"].get_content()[:8] == b"\x89PNG\r\n\x1a\n"
+    # matplotlib's chart, its plotted series equal to the scores stored with the scans
+    import io
+    import sqlite3
+
+    from PIL import Image
+
+    png = Image.open(io.BytesIO(parts["trend.png"].get_content()))
+    assert "Matplotlib" in png.info["Software"]
+    with sqlite3.connect(root / ".vcops" / "vcops.db") as db:
+        stored = [r[0] for r in db.execute("SELECT score FROM scans ORDER BY id")]
+    assert json.loads(png.info["Description"])["all controls"] == stored == [50.0, 75.0]
     findings = json.loads(parts["findings.json"].get_content())
     assert [f["control_id"] for f in findings["open"]] == ["VC-PATCH-001"]
     assert findings["unknown"][0]["target"] == "sbc-01"
