@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,62 @@ def test_both_engines_gain_root_through_sudo_from_the_same_settings(
             server, f"stat -c %U {marker}-pyinfra {marker}-ansible; rm -f {marker}-*\n"
         )
         assert owners.split() == ["root", "root"], server.name
+
+
+def test_a_window_plans_installs_reboots_and_gates_through_sudo(
+    world: World, tmp_path: Path
+) -> None:
+    """A real window as the sudo user on the freeswitch host (the hosts the other window
+    tests use are left alone): plan (apt-get update), precheck and before-snapshot in
+    one session, drain, install of the approved version, reboot, gate, after-snapshot.
+    A window naming the host whose login has no sudo rule is refused at planning."""
+    from tests.integration.test_window_run_lab import build_deb
+    from vcops.lab.aptrepo import add_debs
+
+    host = next(s for s in world.lab.servers if "freeswitch" in s.roles)
+    package = "vcops-sudopkg"
+    add_debs([build_deb(tmp_path, package, "1.0", service=False)])
+    world.root(
+        host,
+        "export DEBIAN_FRONTEND=noninteractive; apt-get -q update >/dev/null && "
+        f"apt-get install -y -q {package}=1.0 >/dev/null\n",
+    )
+    add_debs([build_deb(tmp_path, package, "1.1", service=False)])
+    boot = "cat /proc/sys/kernel/random/boot_id\n"
+    before = world.root(host, boot)
+
+    def create(targets: str, start: datetime) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "vcops"), "-i", str(world.inv), "window", "create", "--targets", targets,
+             "--start", start.isoformat(), "--duration", "2h", "--cutoff", "30m",
+             "--max-concurrency", "1", "--max-errors", "1", "--actions", "all-updates",
+             "--reboot", "always", "--change-id", "CHG-SUDO", "--title", "through sudo",
+             "--json"],
+            capture_output=True, text=True, timeout=300, check=False, env=world.env,
+        )  # fmt: skip
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=12)
+    refused = create(world.no_sudo.name, start)
+    assert refused.returncode != 0 and SUDOERS_FIX in refused.stderr, refused.stderr
+    made = create(host.name, start)
+    assert made.returncode == 0, made.stderr
+    window = json.loads(made.stdout)
+    planned = {p["package"]: p["target"] for p in window["plan"]["hosts"][0]["packages"]}
+    assert planned.get(package) == "1.1", planned
+    approve = subprocess.run(
+        [str(BIN / "vcops"), "-i", str(world.inv), "window", "approve", window["id"],
+         "--key", str(world.inv / "board" / "alice")],
+        capture_output=True, text=True, timeout=120, check=False, env=world.env,
+    )  # fmt: skip
+    assert approve.returncode == 0, approve.stderr
+    time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds() + 0.5))
+    code, report = world.vcops("window", "run", window["id"])
+    assert isinstance(report, dict)
+    hosts = {h["target"]: h for h in report["hosts"]}
+    done = hosts[host.name]
+    assert code == 0 and done["state"] == "done", done
+    assert done["installed"].get(package) == "1.1" and done["rebooted"] is True
+    assert done["before_rev"] and done["after_rev"]
+    assert world.root(host, f"dpkg-query -W -f='${{Version}}' {package}\n") == "1.1"
+    assert world.root(host, boot) != before  # really rebooted, by root through sudo
+    world.root(host, f"apt-get remove -y -q {package} >/dev/null 2>&1; true\n")
