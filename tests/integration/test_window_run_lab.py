@@ -149,9 +149,10 @@ class Site:
         concurrency: str,
         targets: str = TARGETS,
         reboot: str = "if-needed",
-        lead: int = 12,
+        lead: int = 30,
     ) -> str:
-        """Create and approve a window that opens in ``lead`` seconds; wait for it."""
+        """Create and approve a window that opens in ``lead`` seconds; wait for it (the
+        create and approve commands must finish first, on a loaded machine too)."""
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead)
         proc = self.vcops(
             "window", "create", "--targets", targets, "--start", start.isoformat(),
