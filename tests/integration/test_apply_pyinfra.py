@@ -24,6 +24,7 @@ from tests.integration.apply_helpers import (
 )
 from tests.integration.conftest import reset_lab_hosts
 from vcops.connectors.ssh import run_one
+from vcops.enforce.pyinfra_run import CONDITIONAL
 from vcops.inventory import Inventory
 from vcops.lab.aptrepo import REPO_URL
 from vcops.lab.probe import sip_options, ssh_ready
@@ -34,6 +35,10 @@ BIN = Path(sys.executable).parent
 HOSTS = "lab-kamailio-01,lab-asterisk-01,lab-freeswitch-01"
 ROOT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
 TIMINGS: dict[str, float] = {}
+CHECKED: dict[str, set[str]] = {}
+"""Per host, the operations ``apply --check`` listed (pyinfra's dry-run plan)."""
+SYSCTLS = "kernel: apply sysctls"
+SERVICES = ("firewall: enable nftables", "fail2ban: running")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -79,6 +84,10 @@ def test_stock_hosts_show_drift_and_check_shows_diffs(lab: Inventory, db: Path) 
     es = next(f["diff"] for f in fs["files"] if f["path"].endswith("event_socket.conf.xml"))  # type: ignore[union-attr, index]
     assert '-    <param name="password" value="ClueCon"/>' in es
     assert '+    <param name="password" value="@@vcops-secret:freeswitch_event_socket@@"/>' in es
+    # the check is pyinfra's own dry run: live sysctls and services, not only files
+    assert SYSCTLS in kam["changes"] and set(SERVICES) & set(kam["changes"]), kam["changes"]  # type: ignore[operator, arg-type]
+    for name, h in hosts.items():
+        CHECKED[name] = {str(c).removesuffix(CONDITIONAL) for c in h["changes"]}  # type: ignore[attr-defined]
     after = run_one(target(lab, "lab-kamailio-01"), "sha256sum /etc/ssh/sshd_config\n")
     assert after.stdout == sshd_before.stdout  # --check changed nothing
 
@@ -90,6 +99,11 @@ def test_apply_hardens_and_a_scan_is_clean(lab: Inventory, db: Path) -> None:
     TIMINGS["first"] = time.monotonic() - started
     assert code == 0, (report, err)
     assert all(h["status"] == "changed" for h in host_status(report).values())
+    if CHECKED:  # nothing the real apply changed was missing from the check before it
+        for name, h in host_status(report).items():
+            assert [c for c in h["changes"] if c not in CHECKED[name]] == [], name  # type: ignore[attr-defined]
+        kam = host_status(report)["lab-kamailio-01"]["changes"]
+        assert SYSCTLS in kam and set(SERVICES) & set(kam), kam  # type: ignore[operator, arg-type]
     assert known_hosts_digest() == known_before  # root's own known_hosts untouched
     code, scan, err = vcops(lab.root, db, "scan", "--limit", HOSTS)
     failing = [

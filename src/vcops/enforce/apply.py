@@ -34,7 +34,7 @@ from vcops.connectors.ssh import SshTarget
 from vcops.enforce.ansible import AnsibleHost, run_ansible, run_ansible_devices
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
 from vcops.enforce.netdev_apply import DeviceOutcome, run_devices
-from vcops.enforce.pyinfra_run import PyinfraHost, controller_address, run_pyinfra
+from vcops.enforce.pyinfra_run import CONDITIONAL, PyinfraHost, controller_address, run_pyinfra
 from vcops.enforce.render import HostState, desired_files, file_changed, parse_state
 from vcops.enforce.vars import role_vars
 from vcops.errors import InventoryError, Problem
@@ -222,6 +222,44 @@ def check_hosts(
     return outcomes
 
 
+def merge_check(diffs: list[HostOutcome], dry: list[PyinfraHost]) -> list[HostOutcome]:
+    """``--check`` with pyinfra: what changes is pyinfra's own dry-run plan; the masked
+    file diffs come from :func:`check_hosts` (pure).
+
+    The plan is what a real run executes (files, packages, services, sysctls, modes,
+    reloads), so nothing a real apply changes is missing from it; the diffs show what
+    the file operations in it would write.
+    """
+    planned = {h.name: h for h in dry}
+    out = []
+    for local in diffs:
+        plan = planned.get(local.name)
+        if local.status in {"unreachable", "failed"}:
+            out.append(local)
+        elif plan is None or not plan.reached:
+            reason = "; ".join(plan.errors[-2:]) if plan else ""
+            out.append(
+                HostOutcome(name=local.name, status="unreachable", reason=reason or "no plan")
+            )
+        else:
+            # a guarded operation (a reload after a file change) runs only when one
+            # before it changes: with no firm change, none of them can fire
+            firm = any(not c.endswith(CONDITIONAL) for c in plan.changed)
+            changes = list(plan.changed) if firm else []
+            out.append(
+                local.model_copy(
+                    update={
+                        "status": "changed" if changes else "unchanged",
+                        "reason": f"{len(changes)} operations would change (pyinfra dry run)"
+                        if changes
+                        else "nothing to change (pyinfra dry run)",
+                        "changes": changes,
+                    }
+                )
+            )
+    return out
+
+
 def _outcome(host: PyinfraHost) -> HostOutcome:
     if not host.reached:
         reason = "; ".join(host.errors[-2:]) or "could not connect"
@@ -316,7 +354,8 @@ def run_apply(
                 results, _seconds = run_ansible(inventory, servers, check=True)
                 hosts = [_ansible_outcome(r, check=True) for r in results]
             else:
-                hosts = check_hosts(inventory, servers)
+                dry, _seconds = run_pyinfra(inventory, servers, dry=True)
+                hosts = merge_check(check_hosts(inventory, servers), dry)
         if devices:
             step(f"planning {len(devices)} devices (nothing is changed)")
             hosts += _devices(inventory, devices, engine, key, mask_key_file, True, step)

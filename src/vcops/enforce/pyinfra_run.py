@@ -130,6 +130,51 @@ def parse_results(
     return [hosts[n] for n in names]
 
 
+CONDITIONAL = " (when the operations before it change)"
+"""Suffix of a planned operation pyinfra runs only if an earlier one changes (``_if``)."""
+
+
+def parse_plan(
+    payload: dict[str, object] | None, names: list[str], stderr: str
+) -> list[PyinfraHost]:
+    """Per-host operations a ``pyinfra --dry --json`` run would change (pure).
+
+    pyinfra prepares every operation from the host's live facts (files, packages,
+    services, sysctls) and lists, per operation, the hosts it would change; that plan
+    is what a real run executes. An operation guarded by ``_if`` (a reload after a file
+    change) is listed with :data:`CONDITIONAL`. Example payload::
+
+        {"plan": [{"name": "kernel: apply sysctls", "hosts_with_change": ["kam-01"],
+                   "hosts_with_conditional_change": []}], "results": null}
+    """
+    hosts = {n: PyinfraHost(n) for n in names}
+    plan = payload.get("plan") if payload else None
+    for op in plan if isinstance(plan, list) else []:
+        if not isinstance(op, dict):
+            continue
+        label = str(op.get("name", "?"))[:300]
+        for key, suffix in (
+            ("hosts_with_change", ""),
+            ("hosts_with_conditional_change", CONDITIONAL),
+        ):
+            for name in op.get(key) or []:
+                if name in hosts:
+                    hosts[name].changed.append(label + suffix)
+    for raw in stderr.splitlines():
+        m = re.match(r"^\[([^\]]+)\]\s*(.*)$", _strip_ansi(raw).strip())
+        if not m or m[1] not in hosts:
+            continue
+        host, text = hosts[m[1]], m[2].strip()
+        if text == "Connected":
+            host.reached = True
+        elif re.search(r"error|failed|could not|vcops:|refused|timed out", text, re.I):
+            host.errors.append(text)
+    if plan is not None:
+        for host in hosts.values():
+            host.reached = host.reached or bool(host.changed)
+    return [hosts[n] for n in names]
+
+
 def _record(host: PyinfraHost, key: str, label: str) -> None:
     host.reached = True
     if key == "success":
@@ -153,6 +198,9 @@ def run_pyinfra(
     deploy: Path = BASELINE_DEPLOY,
 ) -> tuple[list[PyinfraHost], float]:
     """Run ``deploy`` on ``servers``; return per-host results and pyinfra's wall time.
+
+    With ``dry`` nothing is changed: each host's ``changed`` lists the operations
+    pyinfra's own dry run plans from the live facts (:func:`parse_plan`).
 
     Raises:
         CommandError: pyinfra could not start or printed no JSON.
@@ -190,4 +238,7 @@ def run_pyinfra(
             f"pyinfra exited {done.returncode} without results: {last[0]}; "
             "rerun with --debug or run the deploy by hand"
         )
-    return parse_results(payload, [s.name for s in servers], done.stderr), seconds
+    names = [s.name for s in servers]
+    if dry:
+        return parse_plan(payload, names, done.stderr), seconds
+    return parse_results(payload, names, done.stderr), seconds
