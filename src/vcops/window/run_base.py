@@ -1,0 +1,208 @@
+"""The window runner's shared state and bookkeeping: the run context, the hosts of a
+batch, saving and auditing each step, asking hosts, snapshots (see
+:mod:`vcops.window.runner` for the phases and their order)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from vcops.connectors.hosttask import HostRun, Unreadable, read_host, run_tasks
+from vcops.connectors.ssh import SshTarget
+from vcops.inventory.models import Inventory, Server
+from vcops.policy import WindowLease
+from vcops.snapshot.take import ExtraTasks, SnapshotContext, take_with
+from vcops.store import Store
+from vcops.window import remote
+from vcops.window.model import HostPlan, Window
+from vcops.window.progress import HostRecord
+from vcops.window.store import (
+    progress_of,
+    save_progress,
+)
+
+SSH_TIMEOUT = 900.0
+#: ``notify(event, window, hosts, reason)`` with event started, finished or halted.
+Notify = Callable[[Literal["started", "finished", "halted"], Window, list[HostRecord], str], None]
+
+
+class RunReport(BaseModel):
+    window: str
+    state: str
+    reason: str
+    hosts: list[HostRecord]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every host is done; 1 when the window halted or a host failed or was
+        skipped."""
+        ok = self.state == "finished" and all(h.state == "done" for h in self.hosts)
+        return 0 if ok else 1
+
+
+@dataclass
+class RunContext:
+    inventory: Inventory
+    store: Store
+    snapshots: SnapshotContext
+    state_dir: Path
+    now: Callable[[], datetime]
+    say: Callable[[str], None] = lambda _m: None
+    notify: Notify | None = None
+    max_parallel: int = 50
+    actor: str = ""
+
+
+@dataclass
+class BatchHost:
+    """A host in the batch being run: its plan, settings and what we learned so far."""
+
+    server: Server
+    plan: HostPlan
+    settings: remote.HostSettings
+    record: HostRecord
+    target: SshTarget
+    units_before: frozenset[str] = frozenset()
+    failed_before: frozenset[str] = frozenset()
+    boot_before: str = ""
+    sip_before: bool = False
+    upgraded_units: list[str] = field(default_factory=list)
+    reboot_required: bool = False
+
+
+def iso_seconds(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+class RunnerBase:
+    """Bookkeeping every phase uses; the phases are mixins over it."""
+
+    def __init__(self, ctx: RunContext, window: Window, lease: WindowLease | None) -> None:
+        """``lease``: the policy gate's lease of this window (None when the run only
+        closes a window past its cutoff: then no host may be changed)."""
+        self.ctx = ctx
+        self.window = window
+        self.lease = lease
+        self.inv = ctx.inventory
+
+    def say(self, message: str) -> None:
+        """Tell the operator; a failure to print never stops a step (or a rollback)."""
+        try:
+            self.ctx.say(message)
+        except Exception as exc:  # output is best effort; the work is not
+            with contextlib.suppress(Exception):
+                self.audit("window.say.failed", self.window.id, {"error": repr(exc)[:200]})
+
+    def audit(self, action: str, target: str, detail: dict[str, object]) -> None:
+        self.ctx.store.audit(action, target, {"window": self.window.id, **detail})
+
+    def save(self, host: BatchHost, step: str, **detail: object) -> None:
+        host.record.step = step
+        save_progress(self.ctx.store, self.window.id, host.record)
+        self.audit(f"window.host.{step}", host.record.target, detail)
+
+    def finish_host(self, host: BatchHost, state: str, summary: str) -> None:
+        host.record.state = state  # type: ignore[assignment]
+        host.record.summary = summary
+        host.record.finished_at = iso_seconds(self.ctx.now())
+        self.save(host, state, summary=summary)
+        self.say(f"  {host.record.target}: {state}: {summary}")
+
+    def records(self) -> list[HostRecord]:
+        return progress_of(self.ctx.store, self.window)
+
+    def server(self, name: str) -> Server | None:
+        return next((s for s in self.inv.servers if s.name == name), None)
+
+    def ask(
+        self, hosts: Sequence[BatchHost], script: Callable[[BatchHost], str]
+    ) -> list[tuple[BatchHost, remote.Answer | None, str]]:
+        """Run the step ``script(host)`` on every host at once (a ``window`` host task);
+        the answers (None when the host could not be reached or its sudo refused) and the
+        error text."""
+        by_name = {h.target.name: h for h in hosts}
+        results = run_tasks(
+            [h.target for h in hosts],
+            lambda t: [remote.WindowTask(script=script(by_name[t.name]))],
+            max_parallel=self.ctx.max_parallel,
+            timeout=SSH_TIMEOUT,
+        )
+        out: list[tuple[BatchHost, remote.Answer | None, str]] = []
+        for host, r in zip(hosts, results, strict=True):
+            if not r.framed.started:
+                out.append((host, None, r.error or ""))
+                continue
+            answer = read_host(partial(remote.parse_answer, r.output("window")))
+            if isinstance(answer, Unreadable):
+                out.append((host, None, answer.error))
+            else:
+                out.append((host, answer, r.error or ""))
+        return out
+
+    def snapshot(
+        self, hosts: list[BatchHost], when: str, extra: ExtraTasks | None = None
+    ) -> tuple[list[tuple[BatchHost, str | None, str]], dict[str, HostRun]]:
+        """One snapshot run (one commit) for the hosts, with ``extra`` tasks in the same
+        script: per host the revision holding its files, or None and why not; and each
+        host's whole run."""
+        report, runs = take_with(
+            self.ctx.snapshots,
+            [h.server for h in hosts],
+            reason=f"window {self.window.id}: {when}",
+            window=self.window.id,
+            extra=extra,
+        )
+        rows = {r.name: r for r in report.hosts}
+        out: list[tuple[BatchHost, str | None, str]] = []
+        for host in hosts:
+            row = rows[host.record.target]
+            if row.status in {"unreachable", "failed"}:
+                out.append((host, None, f"{row.status}: {row.error}"))
+            else:  # unchanged since the last snapshot: HEAD holds its current files
+                out.append((host, report.commit or self.ctx.snapshots.repo.resolve("HEAD"), ""))
+        return out, runs
+
+    def snapshot_after(self, hosts: list[BatchHost]) -> None:
+        for host, rev, problem in self.snapshot(hosts, "after")[0]:
+            if rev is None:
+                # the gate just passed: a glitch worth recording, not a failed host
+                host.record.gate.append(f"after-snapshot {problem}")
+            host.record.after_rev = rev
+            self.save(host, "snapshot", rev=rev, when="after", error=problem or None)
+
+    def done_summary(self, host: BatchHost) -> str:
+        parts = []
+        if host.record.installed:
+            before = {p.package: p.current for p in host.plan.packages}
+            parts.append(
+                "upgraded "
+                + ", ".join(
+                    f"{p} {before.get(p, '?')} -> {v}" for p, v in host.record.installed.items()
+                )
+            )
+        elif self.window.actions == "baseline":
+            parts.append(
+                f"baseline applied: {len(host.record.baseline)} operation(s) changed"
+                if host.record.baseline
+                else "baseline applied: already compliant"
+            )
+        else:
+            parts.append("nothing to upgrade (already at the approved versions)")
+        if host.record.restarted:
+            parts.append(f"restarted {', '.join(host.record.restarted)}")
+        if host.record.rebooted:
+            parts.append("rebooted")
+        if host.record.not_approved:
+            parts.append(
+                f"{len(host.record.not_approved)} more pending, not approved: "
+                + ", ".join(f"{p} {v}" for p, v in sorted(host.record.not_approved.items()))
+            )
+        parts.append("gate passed")
+        return "; ".join(parts)
