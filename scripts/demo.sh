@@ -106,10 +106,11 @@ for host in ${WINDOW_HOSTS//,/ }; do
 done
 publish .vcops/demo/vcops-demo_1.1_all.deb
 
-step "window create: the plan comes from real apt on the hosts, hashed for the change board"
+step "window create: the plan comes from real apt on the hosts, hashed and signed by the requester's key for the change board"
 START=$(date -u -d '+20 seconds' +%Y-%m-%dT%H:%M:%S+00:00)
 WINDOW=$(VCOPS_ACTOR=ops-demo "$VCOPS" -i "$LAB" window create --targets "$WINDOW_HOSTS" --start "$START" \
-    --duration 1h --cutoff 15m --actions all-updates --change-id CHG-DEMO-1 --title "demo package update" --json \
+    --duration 1h --cutoff 15m --actions all-updates --change-id CHG-DEMO-1 --title "demo package update" \
+    --key "$LAB/lab_key" --json \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 "$VCOPS" -i "$LAB" window show "$WINDOW"
 

@@ -10,8 +10,10 @@ to record the decision; ``--key`` on the controller is the same path with vcops
 signing at once.
 
 Every rule is checked here, once, for both: the member is on the board and the key
-that signed is theirs, the requester never decides on their own window, decisions
-come before the start, once per member, on an intact plan, and the signature must
+that signed is theirs, the window's request is signed by its requester
+(:mod:`vcops.window.request`), the requester (by key) never decides on their own
+window, no approval for a window inside a freeze, nothing after a signed rejection,
+decisions come before the start, once per member, on an intact plan, and the signature must
 verify against a payload vcops issued for this window's current terms (a signature
 copied from another window, made for another decision, member or comment, or made
 before a term changed never counts; a signature already recorded never counts twice).
@@ -40,6 +42,8 @@ from vcops.tables import ApprovalRow
 from vcops.window.approval import NAMESPACE, Approval, decision_problems, payload, verify
 from vcops.window.board import tally, verified
 from vcops.window.model import Decision, Window, plan_hash, terms_hash
+from vcops.window.request import is_requester, request_problem
+from vcops.window.rules import freeze_problems
 from vcops.window.store import add_approval, approvals_of, load_window, set_state
 
 MAX_COMMENT = 2000
@@ -225,6 +229,8 @@ def record_decision(
     problems += decision_problems(window, who, decision, now)
     if plan_hash(window.plan) != window.plan_hash:
         problems.append("the stored plan no longer matches its hash: it was tampered with")
+    if decision == "approve":
+        problems += [f"window {window.id} {p}" for p in freeze_problems(window, inv.freezes)]
     earlier = _recorded_with(store, sig)
     if earlier is not None:
         problems.append(
@@ -232,6 +238,8 @@ def record_decision(
             "a signature counts once"
         )
     previous = [a for a, p in verified(inv, window, approvals_of(store, window.id)) if p is None]
+    if window.state != "rejected" and any(a.decision == "reject" for a in previous):
+        problems.append(f"window {window.id} was already rejected (a signed rejection stands)")
     if any(a.member == who.name and a.decision == decision for a in previous):
         problems.append(f"{who.name} already recorded {decision} on {window.id}")
     approval = None
@@ -264,6 +272,9 @@ def record_decision(
                 "and this comment: it was made for another window or payload, or a term changed "
                 "since the payload was issued"
             )
+    unauthenticated = request_problem(window)
+    if unauthenticated:
+        problems.append(unauthenticated)
     if problems or approval is None:
         store.audit(
             f"window.{decision}.refused",
@@ -311,7 +322,7 @@ def request_payloads(
     return [
         issue_payload(store, inv, window.id, member=m.name, decision=d, comment="", now=now)
         for m in inv.change_board.members
-        if window.requester not in (m.name, m.email)
+        if not is_requester(window, m)
         for d in ("approve", "reject")
     ]
 

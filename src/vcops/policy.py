@@ -62,6 +62,11 @@ class WindowTerms:
     current_hash: str
     approvals_ok: int
     quorum: int
+    #: Valid signed rejections (or a recorded ``window.reject``): any one stops the window
+    #: whatever ``state`` says.
+    rejections: int = 0
+    #: The freezes of today's calendar the window overlaps, one line each.
+    freezes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,13 @@ class AuditSink(Protocol):
 
 
 def lease_refusal(terms: WindowTerms, now: datetime) -> str | None:
-    """Why a window may not run now (None when it may): state, plan, quorum, time."""
+    """Why a window may not run now (None when it may): rejection, freeze, state, plan,
+    quorum, time."""
     wid = terms.window_id
-    if terms.state == "rejected":
+    if terms.state == "rejected" or terms.rejections:
         return f"window {wid} was rejected by the change board: it can never run"
+    if terms.freezes:
+        return f"window {wid} " + "; ".join(terms.freezes)
     if terms.state in {"finished", "halted", "expired"}:
         return f"window {wid} is {terms.state}"
     if terms.current_hash != terms.plan_hash:

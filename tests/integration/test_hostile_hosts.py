@@ -193,10 +193,11 @@ def test_a_host_answering_markup_fails_and_rolls_back_without_crashing_the_runne
 
     keys = cli_env / "board"
     keys.mkdir()
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f", str(keys / "alice")],
-        check=True,
-    )
+    for name in ("alice", "ops"):  # a board member, and the requester (not on the board)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(keys / name)],
+            check=True,
+        )
     alice = (keys / "alice.pub").read_text().strip()
     board = (
         "change_board:\n  quorum: {production: 1, staging: 1, lab: 1}\n  members:\n"
@@ -212,7 +213,8 @@ def test_a_host_answering_markup_fails_and_rolls_back_without_crashing_the_runne
             ["-i", str(root), "--json", "window", "create", "--targets", "gen-01",
              "--start", start.isoformat(), "--duration", "1h", "--cutoff", "30m",
              "--max-concurrency", "1", "--max-errors", "1", "--actions", "all-updates",
-             "--reboot", "never", "--change-id", "CHG-[/x]", "--title", "markup [/x]"]
+             "--reboot", "never", "--change-id", "CHG-[/x]", "--title", "markup [/x]",
+             "--key", str(keys / "ops")]
         )  # fmt: skip
         out, err = capsys.readouterr()
         assert code == 0, err

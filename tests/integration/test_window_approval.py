@@ -1,6 +1,7 @@
 """Change-board approvals with real SSH signatures (ssh-keygen -Y) on a real database:
-quorum, and each forgery refused: wrong key, self-approval, a replayed signature, a
-tampered plan, an approval after the start; a rejected window can never run."""
+quorum, and each forgery refused: wrong key, self-approval (by key, whatever the name),
+a replayed signature, a tampered plan or request, an approval signed after the start, a
+freeze added later; a signed rejection stops a window whatever its state column says."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from vcops.errors import WindowError
 from vcops.store import open_store
+from vcops.window.approval import Approval, payload
+from vcops.window.approval import sign as approval_sign
 from vcops.window.model import HostPlan, PackageChange, Plan, Window, plan_hash
-from vcops.window.store import save_window
+from vcops.window.request import sign_request
+from vcops.window.store import add_approval, add_window, load_window, save_window
 
 BIN = Path(sys.executable).parent
 NOW = datetime.now(UTC)
@@ -25,16 +30,18 @@ NOW = datetime.now(UTC)
 @pytest.fixture
 def env(tmp_path: Path) -> Path:
     """An inventory with a board of three (dana, erik, fatima: quorum 2 in production); its
-    one server is a closed loopback port, so nothing here ever reaches another machine."""
+    one server is a closed loopback port, so nothing here ever reaches another machine.
+    Each window is signed by its requester's key (erik's board key for W-A, the key of
+    ``ops``, who is not on the board, for the others)."""
     keys = tmp_path / "keys"
     keys.mkdir()
     members = []
-    for name in ("dana", "erik", "fatima", "mallory"):
+    for name in ("dana", "erik", "fatima", "mallory", "ops"):
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(keys / name)],
             check=True,
         )
-        if name != "mallory":
+        if name not in ("mallory", "ops"):
             pub = (keys / f"{name}.pub").read_text().strip()
             members.append(
                 f'    - {{name: {name}, email: {name}@example.net, ssh_public_key: "{pub}"}}'
@@ -72,22 +79,25 @@ def env(tmp_path: Path) -> Path:
         )
         save_window(
             store,
-            Window(
-                id=wid,
-                title="t",
-                change_id="CHG-1",
-                requester=requester,
-                targets="all",
-                start=start,
-                duration_minutes=120,
-                cutoff_minutes=30,
-                max_concurrency="1",
-                max_errors="1",
-                actions="security-updates",
-                reboot="if-needed",
-                plan=plan,
-                plan_hash=plan_hash(plan),
-                created_at=NOW,
+            sign_request(
+                Window(
+                    id=wid,
+                    title="t",
+                    change_id="CHG-1",
+                    requester=requester,
+                    targets="all",
+                    start=start,
+                    duration_minutes=120,
+                    cutoff_minutes=30,
+                    max_concurrency="1",
+                    max_errors="1",
+                    actions="security-updates",
+                    reboot="if-needed",
+                    plan=plan,
+                    plan_hash=plan_hash(plan),
+                    created_at=NOW,
+                ),
+                keys / requester,  # the requester signs the terms with their own key
             ),
         )
     return tmp_path
@@ -199,9 +209,12 @@ def test_a_tampered_plan_invalidates_approvals(env: Path) -> None:
     b = show(env, "W-B")
     assert b["plan_intact"] is True
     assert [a["valid"] for a in b["approvals"]] == [False, False]  # type: ignore[union-attr, index]
+    # Nor can the board approve the tampered plan afresh: the requester never signed it.
     refused = vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / "erik"))
-    assert refused.returncode == 0  # a fresh approval of the new plan is possible, and counts alone
-    assert [a["valid"] for a in show(env, "W-B")["approvals"]] == [False, False, True]  # type: ignore[union-attr, index]
+    assert refused.returncode == 1 and "requester's signature on window W-B does not verify" in (
+        refused.stderr
+    )
+    assert [a["valid"] for a in show(env, "W-B")["approvals"]] == [False, False]  # type: ignore[union-attr, index]
 
 
 @pytest.mark.parametrize(
@@ -260,3 +273,163 @@ def test_a_rejected_window_stays_rejected(env: Path) -> None:
     actions = [e["action"] for e in log]
     assert actions.count("window.reject") == 1 and actions.count("window.approve.refused") == 2
     assert vcops(env, "audit", "verify").returncode == 0
+
+
+# -- a signed rejection, the requester's identity, signed times, freezes, ids --------
+
+
+def _flip_state(root: Path, wid: str, state: str) -> None:
+    """What an intruder with the database does: set the state column (and the copy in data)."""
+    with sqlite3.connect(root / ".vcops" / "vcops.db") as conn:
+        data = json.loads(conn.execute("SELECT data FROM windows WHERE id=?", (wid,)).fetchone()[0])
+        data["state"] = state
+        conn.execute(
+            "UPDATE windows SET state=?, data=? WHERE id=?", (state, json.dumps(data), wid)
+        )
+
+
+def test_a_signed_rejection_stops_the_window_whatever_the_state_says(env: Path) -> None:
+    for member in ("dana", "fatima"):
+        assert (
+            vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / member)).returncode
+            == 0
+        )
+    rej = vcops(
+        env, "window", "reject", "W-B", "--key", str(env / "keys" / "erik"), "--reason", "no"
+    )
+    assert rej.returncode == 0, rej.stderr
+    assert show(env, "W-B")["state"] == "rejected"
+    _flip_state(env, "W-B", "approved")
+    run = vcops(env, "window", "run", "W-B")
+    assert run.returncode == 1 and "was rejected by the change board" in run.stderr, run.stderr
+    again = vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / "erik"))
+    assert again.returncode == 1 and "already rejected" in again.stderr
+
+
+def test_the_requester_is_the_key_that_signed_not_a_name(env: Path) -> None:
+    store = open_store(f"sqlite:///{env / '.vcops' / 'vcops.db'}", env / ".vcops")
+    w = load_window(store, "W-B")
+    # what `VCOPS_ACTOR=dana vcops window create --requester intern` used to store
+    forged = sign_request(
+        w.model_copy(update={"id": "W-INTERN", "requester": "intern"}), env / "keys" / "dana"
+    )
+    add_window(store, forged)
+    proc = vcops(env, "window", "approve", "W-INTERN", "--key", str(env / "keys" / "dana"))
+    assert proc.returncode == 1 and "dana requested window W-INTERN" in proc.stderr
+    fatima = vcops(env, "window", "approve", "W-INTERN", "--key", str(env / "keys" / "fatima"))
+    assert fatima.returncode == 0, fatima.stderr
+    # dana's own signature, slipped into the database, never counts either
+    at = NOW + timedelta(minutes=1)
+    sig = approval_sign(env / "keys" / "dana", payload(forged, "approve", "dana", at, ""))
+    add_approval(
+        store,
+        Approval(
+            window_id="W-INTERN",
+            member="dana",
+            decision="approve",
+            at=at,
+            comment="",
+            signature=sig,
+        ),
+        "intruder",
+    )
+    shown = show(env, "W-INTERN")
+    assert [a["valid"] for a in shown["approvals"]] == [True, False]  # type: ignore[union-attr, index]
+    assert "requester cannot decide" in str(shown["approvals"][1]["problem"])  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("key", "requester", "message"),
+    [
+        ("dana", "intern", "signed with dana's board key but names 'intern'"),
+        ("ops", "Dana", "requester 'Dana' names board member dana"),
+        ("ops", "dana@EXAMPLE.net", "names board member dana"),
+        ("ops", "ERIK", "names board member erik"),
+    ],
+)
+def test_create_refuses_a_requester_the_key_does_not_prove(
+    env: Path, key: str, requester: str, message: str
+) -> None:
+    proc = vcops(
+        env, "window", "create", "--targets", "all", "--start", (NOW + timedelta(days=1)).isoformat(),
+        "--change-id", "CHG-9", "--title", "t", "--requester", requester,
+        "--key", str(env / "keys" / key),
+    )  # fmt: skip
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_request_signed_by_someone_else_voids_every_decision(env: Path) -> None:
+    assert (
+        vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / "dana")).returncode == 0
+    )
+    store = open_store(f"sqlite:///{env / '.vcops' / 'vcops.db'}", env / ".vcops")
+    w = load_window(store, "W-B")
+    # mallory re-signs the request with her own key: the terms (the requester's key) change
+    save_window(store, sign_request(w, env / "keys" / "mallory"))
+    assert [a["valid"] for a in show(env, "W-B")["approvals"]] == [False]  # type: ignore[union-attr, index]
+    # and a signature that is not the requester's at all
+    save_window(
+        store, w.model_copy(update={"requester_signature": w.requester_signature[:-60] + "A" * 60})
+    )
+    shown = show(env, "W-B")
+    assert "requester's signature" in str(shown["approvals"][0]["problem"])  # type: ignore[index]
+
+
+def test_an_approval_signed_after_the_start_never_counts(env: Path) -> None:
+    store = open_store(f"sqlite:///{env / '.vcops' / 'vcops.db'}", env / ".vcops")
+    w = load_window(store, "W-B")
+    for member in ("dana", "fatima"):
+        at = w.start + timedelta(minutes=5)  # signed (off the controller) after the start
+        sig = approval_sign(env / "keys" / member, payload(w, "approve", member, at, ""))
+        add_approval(
+            store,
+            Approval(
+                window_id="W-B", member=member, decision="approve", at=at, comment="", signature=sig
+            ),
+            "backdated",
+        )
+    shown = show(env, "W-B")
+    assert [a["valid"] for a in shown["approvals"]] == [False, False]  # type: ignore[union-attr, index]
+    assert "not before the window's start" in str(shown["approvals"][0]["problem"])  # type: ignore[index]
+
+
+def _freeze_over(root: Path, wid: str) -> None:
+    store = open_store(f"sqlite:///{root / '.vcops' / 'vcops.db'}", root / ".vcops")
+    w = load_window(store, wid)
+    (root / "inventory" / "freezes.yml").write_text(
+        f"freezes:\n  - {{name: late-freeze, start: {(w.start - timedelta(minutes=30)).isoformat()}, "
+        f"end: {(w.end + timedelta(minutes=30)).isoformat()}, reason: carrier migration}}\n"
+    )
+
+
+def test_a_freeze_added_later_blocks_approval(env: Path) -> None:
+    _freeze_over(env, "W-B")
+    proc = vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / "dana"))
+    assert proc.returncode == 1 and "overlaps freeze 'late-freeze'" in proc.stderr, proc.stderr
+    rej = vcops(
+        env, "window", "reject", "W-B", "--key", str(env / "keys" / "dana"), "--reason", "frozen"
+    )
+    assert rej.returncode == 0, rej.stderr  # rejecting is always allowed
+
+
+def test_a_freeze_added_after_approval_blocks_the_run(env: Path) -> None:
+    for member in ("dana", "fatima"):
+        assert (
+            vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / member)).returncode
+            == 0
+        )
+    _freeze_over(env, "W-B")
+    run = vcops(env, "window", "run", "W-B")
+    assert run.returncode == 1 and "overlaps freeze 'late-freeze'" in run.stderr, run.stderr
+    log = json.loads(vcops(env, "audit", "log", "--json", "--action", "window.run.*").stdout)
+    assert [e["action"] for e in log] == ["window.run.refused"]
+
+
+def test_a_window_id_is_never_reused(env: Path) -> None:
+    store = open_store(f"sqlite:///{env / '.vcops' / 'vcops.db'}", env / ".vcops")
+    original = load_window(store, "W-B")
+    other = original.model_copy(update={"title": "overwritten", "reboot": "always"})
+    with pytest.raises(WindowError, match="window W-B already exists"):
+        add_window(store, other)
+    assert load_window(store, "W-B") == original

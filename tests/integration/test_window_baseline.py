@@ -67,7 +67,8 @@ def test_a_baseline_window_fixes_the_drift_a_scan_found(lab: Inventory, tmp_path
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=12)
     created = vcops(
         "window", "create", "--targets", HOST, "--start", start.isoformat(),
-        "--actions", "baseline", "--change-id", "CHG-LAB-BASE", "--title", "fix drift", "--json",
+        "--actions", "baseline", "--change-id", "CHG-LAB-BASE", "--title", "fix drift",
+        "--key", str(root / "lab_key"), "--json",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     window = json.loads(created.stdout)

@@ -62,6 +62,8 @@ def test_create_plan_and_approve_on_the_lab(lab: Inventory, tmp_path: Path) -> N
         "CHG-LAB-1",
         "--title",
         "lab updates",
+        "--key",
+        str(lab.root / "lab_key"),  # the requester signs the terms (not a board key)
         "--json",
     )
     assert proc.returncode == 0, proc.stderr
@@ -99,6 +101,8 @@ def test_a_window_inside_a_freeze_is_refused(lab: Inventory, tmp_path: Path) -> 
         "CHG-2",
         "--title",
         "frozen",
+        "--key",
+        str(inv / "lab_key"),
     )
     assert proc.returncode == 1
     assert "overlaps freeze 'lab-freeze'" in proc.stderr and "year-end peak" in proc.stderr

@@ -159,7 +159,7 @@ class Site:
             "--duration", "2h", "--cutoff", "30m", "--max-concurrency", concurrency,
             "--max-errors", "1", "--actions", "all-updates", "--reboot", reboot,
             "--change-id", "CHG-LAB-RUN",
-            "--title", title, "--json",
+            "--title", title, "--key", str(self.root / "lab_key"), "--json",
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         window_id = str(json.loads(proc.stdout)["id"])

@@ -13,6 +13,8 @@ from vcops.window.model import (
     PackageChange,
     Plan,
     Window,
+    debian_version_problem,
+    package_problems,
     parse_amount,
     parse_duration,
     plan_hash,
@@ -192,3 +194,67 @@ def test_run_refusals() -> None:
 def test_times_need_a_timezone() -> None:
     with pytest.raises(ValueError, match="timezone"):
         window(start=datetime(2026, 12, 1, 22, 0))
+
+
+@pytest.mark.parametrize(
+    "version",
+    ["1", "2.36-9+deb12u7", "1:9.2p1-2+deb12u3", "3.0.15-1~deb12u1", "20.0.0~rc1+dfsg-1", "0.9.8"],
+)
+def test_debian_versions_are_accepted(version: str) -> None:
+    assert debian_version_problem(version) is None
+
+
+@pytest.mark.parametrize(
+    "version",
+    [
+        "",
+        "1.0; rm -rf /",
+        "1.0 -o Dpkg::Options::=--force-all",
+        "$(id)",
+        "a1.0",
+        "1.0-",
+        "1.0-rev/x",
+        "1:2:3",
+        "x:1.0",
+        "1.0\n2.0",
+        "9" * 300,
+    ],
+)
+def test_other_versions_are_refused_at_creation(version: str) -> None:
+    assert debian_version_problem(version) is not None
+    bad = HostPlan(
+        target="kam-01",
+        environment="production",
+        redundancy_group=None,
+        packages=[
+            PackageChange(package="openssl", current="3.0.11-1", target=version, security=True)
+        ],
+    )
+    problems = creation_problems(
+        start=NOW + timedelta(hours=1),
+        duration_minutes=60,
+        cutoff_minutes=10,
+        now=NOW,
+        hosts=[bad],
+        freezes=[],
+    )
+    assert any(p.startswith("kam-01: openssl target version") for p in problems), problems
+
+
+def test_a_package_name_that_is_not_debians_is_refused() -> None:
+    bad = HostPlan(
+        target="kam-01",
+        environment="production",
+        redundancy_group=None,
+        packages=[PackageChange(package="-oAPT::x", current="1", target="2", security=True)],
+    )
+    assert any("package name" in p for p in package_problems(bad))
+
+
+def test_a_verified_rejection_or_a_freeze_refuses_the_run() -> None:
+    w = window(state="approved", start=NOW - timedelta(minutes=5))
+    ok = dict(now=NOW, approvals_ok=2, quorum=2, current_hash=w.plan_hash)
+    assert run_refusal(w, **ok) is None  # type: ignore[arg-type]
+    assert "rejected" in str(run_refusal(w, rejections=1, **ok))  # type: ignore[arg-type]
+    freeze = Freeze(name="f", start=NOW - timedelta(hours=1), end=NOW + timedelta(hours=1))
+    assert "overlaps freeze 'f'" in str(run_refusal(w, freezes=[freeze], **ok))  # type: ignore[arg-type]

@@ -19,17 +19,18 @@ from vcops.decisions import issue_payload, mail_outcome, record_decision
 from vcops.errors import ApprovalError, WindowError
 from vcops.inventory.select import select_targets
 from vcops.store import current_actor
-from vcops.window.approval import member_for_key, payload, sign
+from vcops.window.approval import member_for_key, payload, public_key_of, sign
 from vcops.window.board import quorum_for, tally, verified
 from vcops.window.model import Decision, Window, parse_amount, parse_duration, plan_hash
 from vcops.window.plan import build_plan
+from vcops.window.request import requester_for, sign_request
 from vcops.window.rules import creation_problems, max_concurrency, max_errors, plan_batches
 from vcops.window.store import (
+    add_window,
     approvals_of,
     list_windows,
     load_window,
     progress_of,
-    save_window,
 )
 
 
@@ -90,7 +91,15 @@ def window() -> None:
 @click.option("--change-id", required=True, help="The change ticket.")
 @click.option("--title", required=True)
 @click.option(
-    "--requester", default=None, help="Who asks (a board member cannot approve their own window)."
+    "--requester",
+    default=None,
+    help="Who asks (default: the board member whose --key signs, else $VCOPS_ACTOR or the user).",
+)
+@click.option(
+    "--key",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=lambda: str(Path("~/.ssh/id_ed25519").expanduser()),
+    help="Your SSH private key: it signs the window's terms and is who asks (the requester).",
 )
 @json_option
 @click.pass_obj
@@ -107,10 +116,17 @@ def create(
     change_id: str,
     title: str,
     requester: str | None,
+    key: Path,
 ) -> int:
-    """Plan a window (packages per host, baseline changes), hash the plan, and ask the board."""
+    """Plan a window (packages per host, baseline changes), hash it, sign it, ask the board."""
     inv = app.inventory()
     start = _iso(start_text, "--start")
+    who = requester_for(
+        requester or "",
+        public_key_of(key),
+        list(inv.change_board.members),
+        fallback=os.environ.get("VCOPS_ACTOR") or os.environ.get("SUDO_USER") or getpass.getuser(),
+    )
     try:
         minutes, cut = parse_duration(duration), parse_duration(cutoff)
         concurrency, errors = (
@@ -132,12 +148,6 @@ def create(
     )
     if problems:
         raise WindowError("window refused: " + "; ".join(problems))
-    who = (
-        requester
-        or os.environ.get("VCOPS_ACTOR")
-        or os.environ.get("SUDO_USER")
-        or getpass.getuser()
-    )
     w = Window(
         id=f"W-{start:%Y%m%d}-{secrets.token_hex(2)}",
         title=title,
@@ -155,7 +165,8 @@ def create(
         plan_hash=plan_hash(plan),
         created_at=now,
     )
-    save_window(app.store(), w)
+    w = sign_request(w, key)
+    add_window(app.store(), w)
     app.store().audit(
         "window.create",
         w.id,
@@ -167,6 +178,7 @@ def create(
             "plan_hash": w.plan_hash,
             "start": w.start,
             "end": w.end,
+            "requester_key": w.requester_key,
         },
     )
     quorum = quorum_for(inv, w)

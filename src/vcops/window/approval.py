@@ -21,6 +21,7 @@ from vcops import sshsig
 from vcops.errors import ApprovalError
 from vcops.inventory.models import BoardMember
 from vcops.window.model import Decision, Window, plan_hash, terms_hash
+from vcops.window.request import is_requester
 
 NAMESPACE = "vcops-window"
 
@@ -91,7 +92,7 @@ def decision_problems(
 ) -> list[str]:
     """Why this member may not record this decision now."""
     problems = []
-    if window.requester in (member.name, member.email):
+    if is_requester(window, member):
         problems.append(
             f"{member.name} requested window {window.id} and cannot approve or reject it"
         )

@@ -24,6 +24,41 @@ State = Literal["pending", "approved", "rejected", "running", "finished", "halte
 Decision = Literal["approve", "reject"]
 
 _AMOUNT = re.compile(r"^(\d+)(%?)$")
+#: deb-version(7): [epoch:]upstream[-revision]; upstream starts with a digit.
+_DEB_EPOCH_UPSTREAM = re.compile(r"(?:\d{1,9}:)?[0-9][A-Za-z0-9.+~:-]*")
+_DEB_REVISION = re.compile(r"[A-Za-z0-9.+~]+")
+_DEB_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]{0,127}")
+
+
+def debian_version_problem(version: str) -> str | None:
+    """Why ``version`` is not a Debian version (None when it is), e.g. ``1:2.3-4+deb12u1``."""
+    if not version or len(version) > 256:
+        return f"{version[:60]!r} is not a Debian version (empty or too long)"
+    upstream, _, revision = version.rpartition("-") if "-" in version else (version, "", "")
+    epoch_present = re.match(r"\d{1,9}:", upstream) is not None
+    bare = upstream.split(":", 1)[1] if epoch_present else upstream
+    if (
+        not _DEB_EPOCH_UPSTREAM.fullmatch(upstream)
+        or (":" in bare)
+        or ("-" in version and not _DEB_REVISION.fullmatch(revision))
+    ):
+        return f"{version[:60]!r} is not a Debian version ([epoch:]upstream[-revision])"
+    return None
+
+
+def package_problems(host: HostPlan) -> list[str]:
+    """Every package name or version in a host's plan that is not Debian's syntax."""
+    problems = []
+    for p in host.packages:
+        if not _DEB_PACKAGE.fullmatch(p.package):
+            problems.append(f"{host.target}: package name {p.package[:60]!r} is not valid")
+        for what, version in (("target", p.target), ("current", p.current)):
+            if what == "current" and not version:
+                continue
+            why = debian_version_problem(version)
+            if why:
+                problems.append(f"{host.target}: {p.package[:60]} {what} version {why}")
+    return problems
 
 
 class PackageChange(BaseModel):
@@ -64,8 +99,11 @@ def plan_hash(plan: Plan) -> str:
 def terms_hash(window: Window) -> str:
     """SHA-256 of everything the board approves: the plan (hashed afresh, never the stored
     hash) and every term of the window (targets, times, cutoff, limits, actions, reboot
-    policy, requester, change id, title). Only ``state`` is left out: it moves."""
-    terms = window.model_dump(mode="json", exclude={"state", "plan", "plan_hash"})
+    policy, requester and the requester's key, change id, title). Left out: ``state``
+    (it moves) and the requester's signature (it signs these terms)."""
+    terms = window.model_dump(
+        mode="json", exclude={"state", "plan", "plan_hash", "requester_signature"}
+    )
     terms["plan_sha256"] = plan_hash(window.plan)
     canonical = json.dumps(terms, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -115,6 +153,10 @@ class Window(BaseModel):
     plan_hash: str
     state: State = "pending"
     created_at: datetime
+    #: The requester's SSH public key: who asked is this key, not the ``requester`` text.
+    requester_key: str = ""
+    #: The requester's signature over the terms (:mod:`vcops.window.request`).
+    requester_signature: str = ""
 
     @field_validator("start", "created_at")
     @classmethod

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from vcops.inventory.models import Freeze
 from vcops.policy import WindowTerms, lease_refusal
-from vcops.window.model import HostPlan, Window, resolve_amount
+from vcops.window.model import HostPlan, Window, package_problems, resolve_amount
 
 
 def overlapping_freezes(
@@ -44,10 +44,26 @@ def creation_problems(
         problems.append("the window names no existing target")
     if start.tzinfo is not None:
         end = start + timedelta(minutes=duration_minutes)
-        for f in overlapping_freezes(start, end, {h.environment for h in hosts}, freezes):
-            span = f"{f.start.isoformat()} to {f.end.isoformat()}, {', '.join(f.environments)}"
-            problems.append(f"overlaps freeze {f.name!r} ({span}): {f.reason}")
+        problems += _freeze_lines(start, end, {h.environment for h in hosts}, freezes)
+    for host in hosts:
+        problems += package_problems(host)
     return problems
+
+
+def _freeze_lines(
+    start: datetime, end: datetime, environments: set[str], freezes: Sequence[Freeze]
+) -> list[str]:
+    lines = []
+    for f in overlapping_freezes(start, end, environments, freezes):
+        span = f"{f.start.isoformat()} to {f.end.isoformat()}, {', '.join(f.environments)}"
+        lines.append(f"overlaps freeze {f.name!r} ({span}): {f.reason}")
+    return lines
+
+
+def freeze_problems(window: Window, freezes: Sequence[Freeze]) -> list[str]:
+    """The freezes of today's calendar that the window overlaps (checked at creation, at
+    approval and before a run: a freeze added later still stops the window)."""
+    return _freeze_lines(window.start, window.end, window.environments, freezes)
 
 
 def plan_batches(hosts: Sequence[HostPlan], max_concurrency: int) -> list[list[str]]:
@@ -72,7 +88,13 @@ def plan_batches(hosts: Sequence[HostPlan], max_concurrency: int) -> list[list[s
 
 
 def window_terms(
-    window: Window, *, approvals_ok: int, quorum: int, current_hash: str
+    window: Window,
+    *,
+    approvals_ok: int,
+    quorum: int,
+    current_hash: str,
+    rejections: int = 0,
+    freezes: Sequence[Freeze] = (),
 ) -> WindowTerms:
     """The window's terms as the policy gate judges them (pure)."""
     return WindowTerms(
@@ -86,15 +108,31 @@ def window_terms(
         current_hash=current_hash,
         approvals_ok=approvals_ok,
         quorum=quorum,
+        rejections=rejections,
+        freezes=tuple(freeze_problems(window, freezes)),
     )
 
 
 def run_refusal(
-    window: Window, *, now: datetime, approvals_ok: int, quorum: int, current_hash: str
+    window: Window,
+    *,
+    now: datetime,
+    approvals_ok: int,
+    quorum: int,
+    current_hash: str,
+    rejections: int = 0,
+    freezes: Sequence[Freeze] = (),
 ) -> str | None:
-    """Why the window may not run now (None when it may): the policy gate's rule."""
+    """Why the window may not run now (None when it may): the policy gate's rule. A
+    verified rejection stops it whatever its ``state`` says; so does a freeze that
+    overlaps it."""
     terms = window_terms(
-        window, approvals_ok=approvals_ok, quorum=quorum, current_hash=current_hash
+        window,
+        approvals_ok=approvals_ok,
+        quorum=quorum,
+        current_hash=current_hash,
+        rejections=rejections,
+        freezes=freezes,
     )
     return lease_refusal(terms, now)
 

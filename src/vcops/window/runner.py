@@ -205,9 +205,18 @@ def run_window(ctx: RunContext, window_id: str, *, lock: bool = True) -> RunRepo
         if window.state == "running" and now >= window.last_start:
             # resumed past its cutoff: close it out honestly
             return WindowRunner(ctx, window, None).run()
-        ok, _rejected, quorum = tally(ctx.inventory, window, approvals_of(ctx.store, window.id))
+        ok, rejected, quorum = tally(ctx.inventory, window, approvals_of(ctx.store, window.id))
+        if not rejected:  # a rejection row deleted from the database is still in the log
+            rejected = sum(
+                e.target == window.id for e in ctx.store.audit_entries(action="window.reject")
+            )
         terms = window_terms(
-            window, approvals_ok=ok, quorum=quorum, current_hash=plan_hash(window.plan)
+            window,
+            approvals_ok=ok,
+            quorum=quorum,
+            current_hash=plan_hash(window.plan),
+            rejections=rejected,
+            freezes=ctx.inventory.freezes,
         )
         try:
             lease = lease_window(terms, now=now)

@@ -14,6 +14,28 @@ from vcops.window.model import State, Window
 from vcops.window.progress import HostRecord
 
 
+def add_window(store: Store, window: Window) -> None:
+    """Store a new window.
+
+    Raises:
+        WindowError: a window with this id exists (it is never overwritten).
+    """
+    with store.session(write=True) as s:
+        if s.get(WindowRow, window.id) is not None:
+            raise WindowError(
+                f"window {window.id} already exists; a new window never replaces one "
+                "(create it again for a fresh id)"
+            )
+        s.add(
+            WindowRow(
+                id=window.id,
+                state=window.state,
+                start=window.start.isoformat(),
+                data=window.model_dump_json(),
+            )
+        )
+
+
 def save_window(store: Store, window: Window) -> None:
     with store.session(write=True) as s:
         row = s.get(WindowRow, window.id)
