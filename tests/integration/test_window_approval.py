@@ -433,3 +433,20 @@ def test_a_window_id_is_never_reused(env: Path) -> None:
     with pytest.raises(WindowError, match="window W-B already exists"):
         add_window(store, other)
     assert load_window(store, "W-B") == original
+
+
+def test_a_rejection_deleted_from_the_database_still_stops_the_window(env: Path) -> None:
+    for member in ("dana", "fatima"):
+        assert (
+            vcops(env, "window", "approve", "W-B", "--key", str(env / "keys" / member)).returncode
+            == 0
+        )
+    rej = vcops(
+        env, "window", "reject", "W-B", "--key", str(env / "keys" / "erik"), "--reason", "no"
+    )
+    assert rej.returncode == 0, rej.stderr
+    with sqlite3.connect(env / ".vcops" / "vcops.db") as conn:
+        conn.execute("DELETE FROM approvals WHERE decision='reject'")
+    _flip_state(env, "W-B", "approved")
+    run = vcops(env, "window", "run", "W-B")
+    assert run.returncode == 1 and "was rejected by the change board" in run.stderr, run.stderr
