@@ -50,7 +50,8 @@ def test_evidence_pack_from_a_lab_scan_waiver_and_signed_window(
     start = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0).isoformat()
     created = vcops(
         "window", "create", "--targets", "role:kamailio", "--start", start,
-        "--actions", "all-updates", "--change-id", "CHG-EVID", "--title", "evidence", "--json",
+        "--actions", "all-updates", "--change-id", "CHG-EVID", "--title", "evidence",
+        "--key", str(lab.root / "lab_key"), "--json",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     wid = json.loads(created.stdout)["id"]

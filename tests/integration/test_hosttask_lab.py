@@ -263,7 +263,7 @@ def test_a_window_plans_installs_reboots_and_gates_through_sudo(
              "--start", start.isoformat(), "--duration", "2h", "--cutoff", "30m",
              "--max-concurrency", "1", "--max-errors", "1", "--actions", "all-updates",
              "--reboot", "always", "--change-id", "CHG-SUDO", "--title", "through sudo",
-             "--json"],
+             "--key", str(world.inv / "lab_key"), "--json"],
             capture_output=True, text=True, timeout=300, check=False, env=world.env,
         )  # fmt: skip
 
