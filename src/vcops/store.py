@@ -122,16 +122,19 @@ redact_url = _redact_url
 
 def _syslog(message: str, *, severity: int) -> bool:
     """Send one line to syslog/journald (facility authpriv); False when nobody listens."""
-    path = os.environ.get("VCOPS_SYSLOG_SOCKET") or "/dev/log"
+    configured = os.environ.get("VCOPS_SYSLOG_SOCKET")
+    paths = [configured] if configured else ["/dev/log", "/run/systemd/journal/dev-log"]
     line = f"<{10 * 8 + severity}>vcops-audit[{os.getpid()}]: {message}".encode(errors="replace")
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(2)
-            sock.connect(path)
-            sock.send(line[:4000])
-    except OSError:
-        return False
-    return True
+    for path in paths:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(2)
+                sock.connect(path)
+                sock.send(line[:4000])
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def database_key(database_url: str) -> tuple[str, str]:
