@@ -220,3 +220,36 @@ def test_fuzzed_device_configs_stay_inside_the_boundary(platform: str, noise: st
 
     outcome = contained("dev", "device", 0.0, work)
     assert outcome.status == "scanned" or "could not be read" in (outcome.error or "")
+
+
+def test_unicode_digits_never_reach_int() -> None:
+    """``"²".isdigit()`` is True and ``int("²")`` raises: a host knows the run's nonce (it
+    is in the script it gets), so one marker line with ``²`` as its status raised out of
+    the framing and stopped the scan of every host."""
+    from vcops.baseline.netacl import numbered_kind
+    from vcops.baseline.netparse import parse_device_config
+    from vcops.connectors.hosttask import split
+    from vcops.facts.nft import exposure, parse_ruleset
+
+    framed = split(f"@@vcops-{NONCE} facts now ²\nMTIz\n@@vcops-{NONCE} facts now 0\nMTIz\n", NONCE)
+    assert [r.rc for r in framed.task("facts").records] == [0]
+    assert numbered_kind("1²") is None
+    rule = {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                      "right": "2²"}}  # fmt: skip
+    ruleset = parse_ruleset({"nftables": [
+        {"chain": {"family": "inet", "table": "f", "name": "input", "hook": "input",
+                   "policy": "drop"}},
+        {"rule": {"family": "inet", "table": "f", "chain": "input", "expr": [rule, {"accept": None}]}},
+    ]})  # fmt: skip
+    exposure(ruleset, "tcp", 22)
+    parse_device_config("ios", "ntp trusted-key 1 - 9999999999\nntp trusted-key 1²\n")
+
+
+def test_a_key_range_from_a_device_is_bounded() -> None:
+    import time
+
+    from vcops.baseline.netparse import parse_device_config
+
+    started = time.monotonic()
+    parse_device_config("ios", "ntp trusted-key " + ",".join(["1 - 999999"] * 2000) + "\n")
+    assert time.monotonic() - started < 5  # today: 2000 ranges of a million ids each

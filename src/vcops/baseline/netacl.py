@@ -117,7 +117,7 @@ def ios_acl_sources(kind: AclKind, entries: Iterable[str]) -> tuple[str, ...] | 
 
 def numbered_kind(number: str) -> AclKind | None:
     """IOS numbered lists: 1-99 and 1300-1999 standard, 100-199 and 2000-2699 extended."""
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit() and len(number) <= 6):
         return None
     n = int(number)
     if 1 <= n <= 99 or 1300 <= n <= 1999:

@@ -103,12 +103,21 @@ def parse_device_config(platform: str, text: str) -> DeviceFacts:
 def _key_ids(spec: str) -> set[str]:
     """Key numbers in ``1``, ``1 - 3`` or ``1,4-5`` (NTP trusted-key)."""
     ids: set[str] = set()
+    budget = 65_536  # key numbers are 1-65535: a device's config never makes this a hang
     for part in re.sub(r"\s*-\s*", "-", spec).replace(",", " ").split():
         low, _, high = part.partition("-")
-        if low.isdigit() and high.isdigit():
-            ids.update(str(n) for n in range(int(low), int(high) + 1))
-        elif low.isdigit():
+        if not (low.isascii() and low.isdigit() and len(low) <= 6):
+            continue
+        if high.isascii() and high.isdigit() and len(high) <= 6:
+            first = int(low)
+            last = min(int(high), 65_535, first + budget - 1)
+            ids.update(str(n) for n in range(first, last + 1))
+            budget -= max(0, last - first + 1)
+        else:
             ids.add(low)
+            budget -= 1
+        if budget <= 0:
+            break
     return ids
 
 

@@ -208,7 +208,9 @@ def split(output: str, nonce: str) -> Framed:
         if not line.startswith(prefix):
             continue
         parts = line[len(prefix) :].split(" ")
-        if len(parts) != 3 or not parts[2].lstrip("-").isdigit() or len(parts[2]) > 6:
+        status = parts[2].removeprefix("-") if len(parts) == 3 else ""
+        # ASCII digits only: "²".isdigit() is True, and int("²") raises
+        if not (status.isascii() and status.isdigit()) or len(parts[2]) > 6:
             continue
         task, name, rc = parts[0], parts[1], int(parts[2])
         if not _RECORD_RE.match(task) or not _RECORD_RE.match(name):

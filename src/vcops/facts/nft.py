@@ -118,7 +118,7 @@ def _ports(right: object) -> list[tuple[int, int]] | None:
     """Port values on the right of a dport match, as ranges; None if not understood."""
     if isinstance(right, int):
         return [(right, right)]
-    if isinstance(right, str) and right.isdigit():
+    if isinstance(right, str) and right.isascii() and right.isdigit() and len(right) <= 5:
         return [(int(right), int(right))]
     if isinstance(right, dict):
         if "range" in right and isinstance(right["range"], list) and len(right["range"]) == 2:

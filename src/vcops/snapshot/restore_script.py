@@ -177,7 +177,9 @@ def parse_restore_output(out: TaskOutput, writes: list[FileWrite]) -> ScriptResu
     result = ScriptResult()
 
     def path_of(text: str) -> str:
-        return writes[int(text)].path if text.isdigit() and int(text) < len(writes) else text
+        if text.isascii() and text.isdigit() and len(text) <= 9 and int(text) < len(writes):
+            return writes[int(text)].path
+        return text
 
     for record in out.records:
         kind, _, arg = record.name.partition("-")
