@@ -63,3 +63,28 @@ def test_the_ansible_role_installs_the_same_drop_in_validated() -> None:
     )
     assert task["when"] == "vcops_ssh_sudo_user | length > 0"
     assert (REPO / "roles/vcops_ssh/templates/sudoers.j2").is_file()
+
+
+def test_the_lab_inventory_can_log_in_as_vcops(tmp_path: Path) -> None:
+    from vcops.lab.inventory import render_lab_yml
+    from vcops.lab.plan import plan_hosts, plan_switches
+
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEWDckVHuawTcu1/mUyqVbS+kEp6p8HmFWWsgqHghBqN x"
+    board = [
+        {"name": n, "email": f"{n}@lab.invalid", "ssh_public_key": f"{key[:-3]}{i}AN {n}"}
+        for i, n in enumerate(("alice", "bob", "carol"))
+    ]
+    root = tmp_path / "lab"
+    root.mkdir()
+    (root / "lab.yml").write_text(
+        render_lab_yml(plan_hosts(2), plan_switches(0), board, user="vcops")  # type: ignore[list-item]
+    )
+    inv = load_inventory(root)
+    assert inv.settings.ssh.user == "vcops"
+    for server in inv.servers:
+        assert inv.ssh_user(server) == "vcops"
+        variables = role_vars(inv, server, controller_address=None)
+        assert variables["vcops_ssh_sudo_user"] == "vcops"
+        assert variables["vcops_ssh_permit_root_login"] == "no"
+    default = yaml.safe_load(render_lab_yml(plan_hosts(1), plan_switches(0), board))  # type: ignore[arg-type]
+    assert default["settings"]["ssh"]["user"] == "root"

@@ -53,15 +53,23 @@ def _say(app: App) -> Callable[[str], None]:
     show_default=True,
     help="Where to write the lab inventory.",
 )
+@click.option(
+    "--user",
+    type=click.Choice(["root", "vcops"]),
+    default="root",
+    show_default=True,
+    help="The login the lab inventory uses: vcops manages the hosts through sudo, as a "
+    "real fleet (every host has both).",
+)
 @json_option
 @click.pass_obj
-def up(app: App, hosts: int, switches: int, lab_dir: Path) -> int:
+def up(app: App, hosts: int, switches: int, lab_dir: Path, user: str) -> int:
     """Start the lab and write its inventory (seconds once the image is cached)."""
     from vcops.lab import check_prerequisites, lab_up
 
     check_prerequisites(switches=switches > 0)
-    status = lab_up(lab_dir, hosts=hosts, switches=switches, on_step=_say(app))
-    app.store().audit("lab.up", str(lab_dir), {"hosts": hosts, "switches": switches})
+    status = lab_up(lab_dir, hosts=hosts, switches=switches, on_step=_say(app), user=user)
+    app.store().audit("lab.up", str(lab_dir), {"hosts": hosts, "switches": switches, "user": user})
     _show(app, status)
     if not app.json:
         app.err.print(f"lab inventory: {lab_dir}  (use: vcops --inventory {lab_dir} ...)")

@@ -181,7 +181,11 @@ def write_known_hosts(inventory_dir: Path, keys: dict[str, str]) -> Path:
 
 
 def render_lab_yml(
-    hosts: Sequence[HostSpec], switches: Sequence[SwitchSpec], board: Sequence[BoardMember]
+    hosts: Sequence[HostSpec],
+    switches: Sequence[SwitchSpec],
+    board: Sequence[BoardMember],
+    *,
+    user: str = "root",
 ) -> str:
     """The lab inventory as YAML (pure). Only redundancy groups in use are listed.
 
@@ -206,7 +210,7 @@ def render_lab_yml(
     document = {
         "settings": {
             "ssh": {
-                "user": "root",
+                "user": user,
                 "port": SSH_PORT,
                 "key_file": LAB_KEY,
                 "known_hosts_file": KNOWN_HOSTS,
@@ -228,7 +232,7 @@ def render_lab_yml(
                 "name": h.name,
                 "address": str(h.address),
                 "port": SSH_PORT,
-                "user": "root",
+                "user": user,
                 "roles": [h.role],
                 "site": "lab",
                 "redundancy_group": h.redundancy_group,
@@ -284,7 +288,9 @@ def write_inventory_files(
     hosts: Sequence[HostSpec],
     switches: Sequence[SwitchSpec],
     board: Sequence[BoardMember],
+    *,
+    user: str = "root",
 ) -> None:
-    """Write ``lab.yml`` and ``vcops.toml``."""
-    write_file(inventory_dir / "lab.yml", render_lab_yml(hosts, switches, board))
+    """Write ``lab.yml`` (logging in as ``user``) and ``vcops.toml``."""
+    write_file(inventory_dir / "lab.yml", render_lab_yml(hosts, switches, board, user=user))
     write_file(inventory_dir / "vcops.toml", render_vcops_toml())

@@ -103,6 +103,7 @@ def lab_up(
     switches: int = 2,
     *,
     on_step: Step | None = None,
+    user: str = "root",
 ) -> LabStatus:
     """Build and start the lab, write its inventory into ``inventory_dir``, return status.
 
@@ -114,6 +115,9 @@ def lab_up(
         hosts: number of Debian hosts (roles round-robin: kamailio, asterisk, ...).
         switches: number of switch simulators.
         on_step: called with one human-readable line per step.
+        user: the login the lab inventory names: ``root``, or ``vcops`` (every host has
+            it, with the lab key and a sudo rule) to manage the lab as a real fleet is
+            managed, through sudo.
 
     Raises:
         LabError: prerequisites missing, a lab already up, or a step failed (whatever
@@ -132,7 +136,7 @@ def lab_up(
         started = time.monotonic()
         state = LabState(inventory_dir=inventory_dir, image=image, state_dir=STATE_DIR)
         try:
-            _create(state, host_specs, switch_specs, rootfs(image), step)
+            _create(state, host_specs, switch_specs, rootfs(image), step, user)
         except BaseException as exc:
             first_line = (str(exc) or type(exc).__name__).splitlines()[0]
             step(f"lab up failed: {first_line}; removing what it created")
@@ -201,6 +205,7 @@ def _create(
     switches: list[SwitchSpec],
     lower: Path,
     step: Step,
+    user: str = "root",
 ) -> None:
     """Create every resource, recording each in ``state`` before creating it."""
     STATE_DIR.mkdir(mode=0o700, parents=True)
@@ -235,7 +240,7 @@ def _create(
     wait_for_kamailio([h for h in state.hosts if h.role in KAMAILIO_ROLES], step)
 
     write_known_hosts(inventory_dir, known_hosts)
-    write_inventory_files(inventory_dir, hosts, switches, board)
+    write_inventory_files(inventory_dir, hosts, switches, board, user=user)
     step(f"wrote {inventory_dir / 'lab.yml'}")
     state.complete = True
     save_state(state)
