@@ -68,23 +68,36 @@ def fingerprint(public_key: str) -> str:
 
 
 def generate_key(key: Path, comment: str) -> None:
-    """Create an ed25519 key without a passphrase at ``key`` (mode 0600) and ``key.pub``.
+    """Create an ed25519 key without a passphrase at ``key`` (mode 0600) and ``key.pub``,
+    unless another process created it first (the key is made aside and linked in, so
+    two first uses never overwrite or half-read each other's key).
 
     Raises:
         SignatureError: ssh-keygen failed.
     """
     key.parent.mkdir(parents=True, exist_ok=True)
-    old = os.umask(0o077)
-    try:
-        proc = _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)])
-    finally:
-        os.umask(old)
-    if proc.returncode != 0:
-        raise SignatureError(
-            f"{key}: ssh-keygen could not create the key "
-            f"({proc.stderr.decode(errors='replace').strip()})"
-        )
-    key.chmod(0o600)
+    with tempfile.TemporaryDirectory(prefix=".vcops-key-", dir=key.parent) as tmp:
+        fresh = Path(tmp) / "key"
+        old = os.umask(0o077)
+        try:
+            proc = _run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(fresh)]
+            )
+        finally:
+            os.umask(old)
+        if proc.returncode != 0:
+            raise SignatureError(
+                f"{key}: ssh-keygen could not create the key "
+                f"({proc.stderr.decode(errors='replace').strip()})"
+            )
+        fresh.chmod(0o600)
+        try:
+            os.link(fresh, key)
+        except FileExistsError:
+            return  # another process made it first: keep theirs
+        pub = key.with_name(key.name + ".pub")
+        pub.unlink(missing_ok=True)
+        os.link(fresh.with_name("key.pub"), pub)
 
 
 def sign(key: Path, data: bytes, namespace: str) -> str:

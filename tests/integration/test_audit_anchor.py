@@ -11,6 +11,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +261,25 @@ def test_an_unreadable_row_is_named_never_an_internal_error(
     assert code == 0 and "UNREADABLE" in out and "internal error" not in err
     code, out, err = run(capsys, "audit", "log", "--json")
     assert code == 0 and json.loads(out)[2]["problem"]
+
+
+def test_first_use_of_the_key_by_racing_processes_is_safe(tmp_path: Path) -> None:
+    """Several databases under one state directory (lab tests, a scan and a window
+    runner at once): the controller key is created once, and every anchor verifies."""
+    code = (
+        "import sys; from pathlib import Path; from vcops.store import open_store\n"
+        "s = open_store(sys.argv[1], Path(sys.argv[2]))\n"
+        "for i in range(3): s.audit('race', 'x', {'i': i})\n"
+    )
+    state = tmp_path / "state"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, f"sqlite:///{tmp_path / f'db{n}.db'}", str(state)]
+        )
+        for n in range(5)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 5
+    for n in range(5):
+        store = open_store(f"sqlite:///{tmp_path / f'db{n}.db'}", state)
+        anchor = store.read_anchor()
+        assert anchor is not None and anchor.id == 3 and store.anchor_problem(anchor) is None
