@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -158,7 +159,12 @@ def run_scan(inv: Path, cfg: Path) -> dict[str, float]:
     if proc.returncode not in {0, 1, 3}:
         raise SystemExit(f"scan failed ({proc.returncode}): {err_file.read_text()[-2000:]}")
     report = json.loads(out_file.read_text())
-    unknown = sum(o["status"] == "unknown" for o in report["outcomes"])
+    reasons = Counter(
+        o["error"].split(": ", 1)[-1][:80] for o in report["outcomes"] if o["status"] == "unknown"
+    )
+    unknown = sum(reasons.values())
+    for reason, n in reasons.most_common(3):
+        print(f"    unknown x{n}: {reason}", flush=True)
     gathered = datetime.fromisoformat(report["finished_at"])
     db = cfg.parent / "state" / "vcops.db"
     store_s = wall - (gathered - datetime.fromisoformat(report["started_at"])).total_seconds()

@@ -65,7 +65,8 @@ class WorkerContext:
     broker_url: str
     node: str
     max_parallel: int = 50
-    lock_ttl: int = 900
+    concurrency: int = 1
+    lock_ttl: int = 240
     _inventory: Inventory | None = None
 
     def inventory(self) -> Inventory:
@@ -118,7 +119,9 @@ def scan_chunk(payload: dict[str, object]) -> dict[str, object]:
         for name in busy:
             results[name] = _unknown(name, f"{name}: another worker is on it right now; rescan")
         mine = [s for s in servers if s.name in held]
-        outcomes = gather_servers(inv, mine, now, ctx.max_parallel, lambda _n: None, first_seen)
+        # [run] max_parallel bounds this machine's SSH sessions: shared by the task threads
+        parallel = max(1, ctx.max_parallel // max(1, ctx.concurrency))
+        outcomes = gather_servers(inv, mine, now, parallel, lambda _n: None, first_seen)
         for outcome, pending in outcomes:
             results[outcome.target] = {
                 "outcome": outcome.model_dump(mode="json"),

@@ -175,3 +175,19 @@ def test_a_password_in_vcops_toml_is_refused_and_not_echoed(
     assert main(["audit", "log"]) == 2
     err = capsys.readouterr().err
     assert "t0ml-canary" not in err and "PGPASSWORD" in err
+
+
+def test_info_never_prints_the_database_or_broker_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VCOPS_CONFIG", raising=False)
+    monkeypatch.setenv("VCOPS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("VCOPS_DATABASE_URL", "postgresql+psycopg://vcops:db-canary-1@db/vcops")
+    monkeypatch.setenv("VCOPS_BROKER_URL", "redis://:broker-canary-2@127.0.0.1:6379/0")
+    for args in (["info"], ["info", "--json"]):
+        assert main(args) == 0
+        captured = capsys.readouterr()
+        shown = captured.out + captured.err
+        assert "db-canary-1" not in shown and "broker-canary-2" not in shown
+        assert "vcops:***@db" in shown and "redis://:***@127.0.0.1" in shown

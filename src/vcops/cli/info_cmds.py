@@ -38,6 +38,11 @@ def collect_info(app: App) -> dict[str, object]:
     }
     info["state"] = {"path": str(state), "origin": state_origin, "exists": state.is_dir()}
     info["database"] = redact_url(cfg.database_url)
+    if cfg.broker_url:
+        from vcops.connectors.broker import redact
+
+        info["broker"] = redact(cfg.broker_url)
+        info["worker_sites"] = list(cfg.workers.sites)
     info["snapshots"] = str(cfg.snapshots_dir.absolute())
     inv = app.inventory_dir.absolute()
     info["inventory"] = {"path": str(inv), "origin": app.inventory_origin, "exists": inv.is_dir()}
@@ -72,7 +77,7 @@ def info(app: App) -> int:
                         *([] if value.get("exists", True) else [" (not there yet)"]),
                     )
                 )
-        for key in ("database", "snapshots", "deploys", "roles"):
+        for key in ("database", "broker", "worker_sites", "snapshots", "deploys", "roles"):
             if key in data:
                 console.print(plain(f"  {key:<10} {data[key]}"))
         if "error" in data:

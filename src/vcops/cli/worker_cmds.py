@@ -57,6 +57,7 @@ def worker(ctx: click.Context, site: str | None, concurrency: int) -> int:
             broker_url=_broker(app),
             node=node,
             max_parallel=cfg.run.max_parallel,
+            concurrency=concurrency,
             lock_ttl=cfg.workers.host_lock_seconds,
         ),
         concurrency,
