@@ -20,6 +20,8 @@ from sqlalchemy import create_engine, text
 
 from tests.pg_server import PgCluster
 from tests.simhosts import free_range, known_hosts, make_keys
+from vcops.connectors import broker
+from vcops.workers import WorkerContext, _Serving, inventory_fingerprint, scan_chunk
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHONPATH = os.pathsep.join([str(REPO / "src"), str(REPO)])
@@ -316,3 +318,28 @@ def test_a_broker_that_is_down_makes_those_targets_unknown_fast(
     status = _vcops(inv, cfg, "worker", "status")
     assert status.returncode == 3 and status.stderr.count("\n") == 1
     assert "vcops: error: broker redis://127.0.0.1" in status.stderr
+
+
+def test_a_host_held_by_one_worker_is_refused_to_another(redis_url: str) -> None:
+    """The per-host lock that keeps a redelivered task off a host still being scanned."""
+    with broker.host_locks(redis_url, ["a"], 30) as (held, busy):
+        assert (held, busy) == (["a"], [])
+        with broker.host_locks(redis_url, ["a", "b"], 30) as (held2, busy2):
+            assert (held2, busy2) == (["b"], ["a"])
+    with broker.host_locks(redis_url, ["a"], 30) as (held, busy):  # released on exit
+        assert held == ["a"]
+
+
+def test_a_worker_with_another_inventory_refuses_the_chunk(fleet: Fleet, tmp_path: Path) -> None:
+    inv = fleet.inventory()
+    ctx = WorkerContext(site="s1", inventory_root=inv, broker_url="redis://127.0.0.1:1/0", node="n")
+    _Serving.context = ctx
+    try:
+        answer = scan_chunk(
+            {"targets": ["h00"], "now": "2026-11-30T10:00:00+00:00", "inventory": "0" * 64}
+        )
+    finally:
+        _Serving.context = None
+    outcome = answer["results"]["h00"]["outcome"]  # type: ignore[index]
+    assert outcome["status"] == "unknown" and "inventory differs" in outcome["error"]
+    assert inventory_fingerprint(inv) != "0" * 64

@@ -94,7 +94,13 @@ def make_app(url: str, *, visibility_timeout: int = 600) -> Celery:
         result_expires=3600,
         broker_connection_retry_on_startup=False,
         broker_connection_timeout=3,
-        broker_transport_options={"visibility_timeout": visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            # look for a dead worker's unacknowledged tasks every few seconds (kombu's
+            # default scan runs only every 10th tick of 10 s)
+            "unacked_restore_interval": max(1, min(10, visibility_timeout // 3)),
+            "unacked_restore_throttle": 1,
+        },
         result_backend_transport_options={"visibility_timeout": visibility_timeout},
         task_publish_retry=False,
         worker_hijack_root_logger=False,

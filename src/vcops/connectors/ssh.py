@@ -143,6 +143,22 @@ def become_error(name: str, access: SshAccess, stderr: str, exit_status: int | N
     return f"{name}: sudo -n as {access.user} -> {access.become_user} refused ({last}); {fix}"
 
 
+_KNOWN_HOSTS: dict[tuple[str, int, int], asyncssh.SSHKnownHosts] = {}
+
+
+def _known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
+    """The pinned known_hosts file, parsed once per content (not once per connection:
+    with thousands of hosts, re-reading it for every session made a scan quadratic)."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    parsed = _KNOWN_HOSTS.get(key)
+    if parsed is None:
+        parsed = asyncssh.read_known_hosts(str(path))
+        _KNOWN_HOSTS.clear()
+        _KNOWN_HOSTS[key] = parsed
+    return parsed
+
+
 async def run_script(
     target: SshTarget,
     script: str,
@@ -176,11 +192,15 @@ async def run_script(
             f"{where}: known_hosts file {known_hosts} not found; create it with the hosts' keys"
         )
     try:
+        pinned = _known_hosts(known_hosts)
+    except (OSError, ValueError) as exc:
+        raise HostKeyError(f"{where}: known_hosts file {known_hosts} unreadable: {exc}") from exc
+    try:
         async with asyncssh.connect(
             target.address,
             port=target.port,
             username=target.user,
-            known_hosts=str(known_hosts),
+            known_hosts=pinned,
             client_keys=[str(target.key_file)] if target.key_file else (),
             agent_path=None,
             connect_timeout=target.connect_timeout,
