@@ -318,6 +318,9 @@ def test_a_broker_that_is_down_makes_those_targets_unknown_fast(
     status = _vcops(inv, cfg, "worker", "status")
     assert status.returncode == 3 and status.stderr.count("\n") == 1
     assert "vcops: error: broker redis://127.0.0.1" in status.stderr
+    worker = _vcops(inv, cfg, "worker", "--site", "s1", timeout=60)
+    assert worker.returncode == 3 and "Traceback" not in worker.stderr
+    assert worker.stderr.splitlines()[-1].startswith("vcops: error: broker redis://127.0.0.1")
 
 
 def test_a_host_held_by_one_worker_is_refused_to_another(redis_url: str) -> None:
