@@ -21,6 +21,7 @@ from vcops.errors import VcopsError
 from vcops.findings import Waiver
 from vcops.findings_store import add_waiver, list_findings, list_waivers
 from vcops.inventory.select import select_targets
+from vcops.report.drift import rollup
 from vcops.scan import RemoteScan, ScanReport, apply_waivers, run_scan
 from vcops.snapshot.take import SnapshotContext
 from vcops.store import Store, current_actor
@@ -133,10 +134,73 @@ def baseline_settings(app: App) -> int:
     return 0
 
 
-def render_scan(console: Console, report: ScanReport) -> None:
-    """The scan summary: unknown targets first, then by clause, severity and host."""
+def _render_findings(console: Console, report: ScanReport) -> None:
+    """``scan --details``: every open finding of every host."""
+    ft = Table(title="open findings", title_justify="left")
+    for col in ("clause", "severity", "target", "control", "title", "actual", "since"):
+        ft.add_column(col)
+    for f in sorted(
+        report.open,
+        key=lambda f: (f.clause, SEV_ORDER.get(f.severity, 9), f.target, f.control_id),
+    ):
+        sev = (
+            styled(f"[{SEV_COLOUR.get(f.severity, '')}]{{}}[/]", f.severity)
+            if f.status != "waived"
+            else styled("[dim]{} (waived)[/]", f.severity)
+        )
+        actual = plain(f.actual) if not f.waiver else styled("{} [dim]({})[/]", f.actual, f.waiver)
+        ft.add_row(
+            plain(f.clause),
+            sev,
+            plain(f.target),
+            plain(f.control_id),
+            plain(f.title),
+            actual,
+            plain(f.first_seen[:10]),
+        )
+    console.print(ft)
+
+
+def _render_rollup(console: Console, report: ScanReport) -> None:
+    """Open findings by control: one row per control, however many hosts it fails on."""
+    rows = rollup(report.open)
+    ft = Table(
+        title=f"open findings: {len(report.open)} on {len({f.target for f in report.open})}"
+        f" targets, {len(rows)} controls (scan --details or vcops findings lists them all)",
+        title_justify="left",
+    )
+    for col in ("clause", "severity", "control", "title", "hosts", "first hosts"):
+        ft.add_column(col, justify="right" if col == "hosts" else "left")
+    for r in rows:
+        sev = styled(f"[{SEV_COLOUR.get(r.severity, '')}]{{}}[/]", r.severity)
+        if r.waived:
+            sev = styled(
+                f"[{SEV_COLOUR.get(r.severity, '')}]{{}}[/] [dim]({{}} waived)[/]",
+                r.severity,
+                r.waived,
+            )
+        names = ", ".join(r.shown) + (f" +{r.more}" if r.more else "")
+        ft.add_row(
+            plain(r.clause),
+            sev,
+            plain(r.control_id),
+            plain(r.title),
+            str(len(r.hosts)),
+            plain(names),
+        )
+    console.print(ft)
+
+
+def render_scan(console: Console, report: ScanReport, *, details: bool = False) -> None:
+    """The scan summary: unknown targets, open findings rolled up by control (every
+    finding with ``details``), the per-target counts, then the totals and the score."""
     for o in report.unknown_targets:
         console.print(styled("[bold yellow]UNKNOWN[/] {}: {}", o.target, o.error))
+    if report.open:
+        if details:
+            _render_findings(console, report)
+        else:
+            _render_rollup(console, report)
     by_host: dict[str, Counter[str]] = {}
     for o in report.outcomes:
         by_host[o.target] = Counter(r.status for r in o.results)
@@ -154,7 +218,7 @@ def render_scan(console: Console, report: ScanReport) -> None:
             else (styled("[red]drift[/]") if c["fail"] else styled("[green]clean[/]"))
         )
         table.add_row(
-            o.target,
+            plain(o.target),
             status,
             str(c["pass"]),
             str(c["fail"]),
@@ -163,24 +227,6 @@ def render_scan(console: Console, report: ScanReport) -> None:
             f"{o.seconds:.2f}",
         )
     console.print(table)
-    if report.open:
-        ft = Table(title="open findings", title_justify="left")
-        for col in ("clause", "severity", "target", "control", "title", "actual", "since"):
-            ft.add_column(col)
-        for f in sorted(
-            report.open,
-            key=lambda f: (f.clause, SEV_ORDER.get(f.severity, 9), f.target, f.control_id),
-        ):
-            sev = (
-                styled(f"[{SEV_COLOUR.get(f.severity, '')}]{{}}[/]", f.severity)
-                if f.status != "waived"
-                else styled("[dim]{} (waived)[/]", f.severity)
-            )
-            actual = (
-                plain(f.actual) if not f.waiver else styled("{} [dim]({})[/]", f.actual, f.waiver)
-            )
-            ft.add_row(f.clause, sev, f.target, f.control_id, f.title, actual, f.first_seen[:10])
-        console.print(ft)
     by_clause = Counter(f.clause for f in report.drift)
     by_sev = Counter(f.severity for f in report.drift)
     console.print(
@@ -230,9 +276,16 @@ def _remote(app: App, store: Store | None) -> RemoteScan | None:
     is_flag=True,
     help="Also take a config snapshot, in the same SSH session as the facts (one commit).",
 )
+@click.option(
+    "--details",
+    is_flag=True,
+    help="List every open finding of every host instead of one row per control.",
+)
 @json_option
 @click.pass_obj
-def scan(app: App, limit: str | None, no_store: bool, email: bool, with_snapshot: bool) -> int:
+def scan(
+    app: App, limit: str | None, no_store: bool, email: bool, with_snapshot: bool, details: bool
+) -> int:
     """Scan for drift from the baseline. Exit 0 clean, 1 drift, 3 targets unknown."""
     inv = app.inventory()
     total = len(select_targets(inv, limit))
@@ -250,7 +303,7 @@ def scan(app: App, limit: str | None, no_store: bool, email: bool, with_snapshot
             remote=_remote(app, store if not no_store else None),
             snapshot=snapshots,
         )
-    app.emit(report.model_dump(mode="json"), lambda c: render_scan(c, report))
+    app.emit(report.model_dump(mode="json"), lambda c: render_scan(c, report, details=details))
     code: int = report.exit_code()
     if email:
         from vcops.cli.report_cmds import report_from_scan, send_report
