@@ -240,3 +240,35 @@ def test_any_output_splits_without_raising(text: str) -> None:
     for out in framed.tasks.values():
         assert all(abs(r.rc) < 10**6 for r in out.records)
         assert out.task != "vcops"
+
+
+def test_pyinfra_itself_reads_sudo_and_the_password_reference(
+    make_inventory: Callable[..., Path], tmp_path: Path
+) -> None:
+    """pyinfra's own inventory loader (``debug-inventory`` connects nowhere) takes the
+    exported ``_sudo`` host data and reads the sudo password from the environment when
+    it runs; the file itself holds only the variable's name."""
+    import json
+    import re
+    import sys
+
+    inv = load_inventory(make_inventory(base=False, files={"i.yml": SSH_INVENTORY}))
+    module = tmp_path / "inventory.py"
+    module.write_text(render_export(inv, "pyinfra"))
+    assert "pw-canary" not in module.read_text()
+    pyinfra = Path(sys.executable).parent / "pyinfra"
+    proc = subprocess.run(
+        [str(pyinfra), str(module), "debug-inventory"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "SUDO_PW": "pw-canary", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # colours, either stream
+    hosts = {
+        m.group(1): json.loads(m.group(2))
+        for m in re.finditer(r"^\[(\S+)\] *\n.*?--> Data:\n(\{.*?\n\})$", text, re.M | re.S)
+    }
+    assert set(hosts) == {"a", "b", "c", "d", "e"}, text[-2000:]
+    assert hosts["a"]["_sudo"] is True and hosts["a"]["_sudo_user"] == "root"
+    assert "_sudo" not in hosts["b"]
+    assert hosts["c"]["_sudo_password"] == "pw-canary" and hosts["c"]["_sudo_user"] == "asterisk"
