@@ -210,8 +210,9 @@ def test_scan_emails_the_drift_report_to_the_lab_smtp_server(
         '[recipients]\ndrift = ["secops@lab.invalid"]\n'
     )
     before = len(read_mail())
+    # The database already holds this module's audit chain, anchored in the session's
+    # state directory: the mail run must use that same state (a fresh one holds no anchor).
     env = {k: v for k, v in os.environ.items() if k != "VCOPS_DATABASE_URL"}
-    env["VCOPS_STATE_DIR"] = str(tmp_path / ".vcops")
     proc = subprocess.run(
         [
             str(BIN / "vcops"),
