@@ -47,6 +47,10 @@ class TargetOutcome(BaseModel):
     error: str = ""
     seconds: float = 0.0
     results: list[ControlResult] = []
+    #: Servers: whether the pending upgrades were ``computed`` on the host this scan or
+    #: ``cached`` (nothing apt reads had changed since the last scan: see
+    #: :mod:`vcops.facts.upgrades`); None when unknown or not a server.
+    upgrades: Literal["cached", "computed"] | None = None
 
 
 class OpenFinding(BaseModel):

@@ -1,4 +1,5 @@
-"""Scans, findings, waivers and package sightings in the database."""
+"""Scans, findings, waivers, package sightings and the pending-upgrades cache in the
+database."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from datetime import datetime
 from pydantic import BaseModel
 from sqlalchemy import insert, select, update
 
+from vcops.facts.upgrades import UpgradeCache
 from vcops.findings import ControlResult, Drift, OpenFinding, TargetOutcome, Waiver
 from vcops.store import Store
-from vcops.tables import FindingRow, PackageSightingRow, ScanRow, ScanTargetRow, WaiverRow
+from vcops.tables import (
+    FindingRow,
+    PackageSightingRow,
+    ScanRow,
+    ScanTargetRow,
+    UpgradeCacheRow,
+    WaiverRow,
+)
 
 
 class FindingView(BaseModel):
@@ -299,6 +308,52 @@ def record_sightings(
                     row.last_seen = now
                 out[target][f"{package}={version}"] = row.first_seen
     return out
+
+
+def load_upgrade_cache(store: Store, targets: Iterable[str]) -> dict[str, UpgradeCache]:
+    """The stored pending-upgrades fingerprint and list of each target that has one
+    (a row that no longer parses is left out: that host computes afresh)."""
+    names = sorted(set(targets))
+    out: dict[str, UpgradeCache] = {}
+    with store.session() as s:
+        for i in range(0, len(names), 500):
+            query = select(UpgradeCacheRow).where(UpgradeCacheRow.target.in_(names[i : i + 500]))
+            for r in s.execute(query).scalars():
+                try:
+                    out[r.target] = UpgradeCache(
+                        fingerprint=r.fingerprint, upgradable=json.loads(r.upgradable)
+                    )
+                except ValueError:
+                    continue
+    return out
+
+
+def save_upgrade_cache(store: Store, entries: dict[str, UpgradeCache], now: datetime) -> None:
+    """Store (replace) each target's fingerprint and list, in one transaction."""
+    if not entries:
+        return
+    names = sorted(entries)
+    with store.session(write=True) as s:
+        existing: dict[str, UpgradeCacheRow] = {}
+        for i in range(0, len(names), 500):
+            query = select(UpgradeCacheRow).where(UpgradeCacheRow.target.in_(names[i : i + 500]))
+            existing.update((r.target, r) for r in s.execute(query).scalars())
+        for name in names:
+            entry = entries[name]
+            data = json.dumps([u.model_dump() for u in entry.upgradable])
+            row = existing.get(name)
+            if row is None:
+                s.add(
+                    UpgradeCacheRow(
+                        target=name,
+                        fingerprint=entry.fingerprint,
+                        upgradable=data,
+                        computed_at=now.isoformat(),
+                    )
+                )
+            else:
+                row.fingerprint, row.upgradable = entry.fingerprint, data
+                row.computed_at = now.isoformat()
 
 
 def known_sightings(store: Store, targets: Iterable[str]) -> dict[str, dict[str, int]]:

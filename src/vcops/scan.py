@@ -7,30 +7,27 @@ through the connectors; bookkeeping goes through :mod:`vcops.findings` (pure) an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Literal, TypeVar
+from typing import Literal
 
 from pydantic import BaseModel
 
-from vcops.baseline.catalog import DEVICE_CATALOG, SERVER_CATALOG
-from vcops.baseline.context import DeviceContext, ServerContext
-from vcops.baseline.model import Control
-from vcops.baseline.network import DeviceFacts, parse_device_config
-from vcops.baseline.settings import server_settings, settings_for
+from vcops.baseline.network import parse_device_config
 from vcops.connectors.hosttask import (
     HostRun,
-    HostTask,
-    Unreadable,
-    read_host,
-    run_tasks,
-    tar_members,
 )
 from vcops.connectors.netdev import DeviceTarget, fetch_many
-from vcops.connectors.ssh import SshTarget
 from vcops.errors import InventoryError, VcopsError
-from vcops.facts.server import CONF_TREES, FactsTask, Section, ServerFacts, parse_facts
+from vcops.evaluate import (
+    contained,
+    device_context,
+    evaluate_device,
+    evaluate_server,
+    server_context,
+)
+from vcops.facts.upgrades import UpgradeCache
 from vcops.findings import (
     ControlResult,
     Drift,
@@ -43,79 +40,44 @@ from vcops.findings import (
 )
 from vcops.findings_store import (
     FindingView,
-    known_sightings,
     list_findings,
     list_waivers,
+    load_upgrade_cache,
     open_findings,
     record_scan,
-    record_sightings,
     view_of,
 )
 from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.inventory.select import select_targets
+from vcops.scan_servers import (
+    RemoteScan,
+    facts_tasks,
+    first_seen_from,
+    gather_fleet,
+    gather_servers,
+    server_outcome,
+)
 from vcops.snapshot.collect import paths_for_roles
 from vcops.snapshot.models import TakeReport
 from vcops.snapshot.take import SnapshotContext, take_with
 from vcops.store import Store, current_actor
 
-F = TypeVar("F")
-C = TypeVar("C")
-
-
-def _evaluate(
-    name: str,
-    controls: Sequence[Control[F, C]],
-    labels: set[str] | frozenset[str],
-    facts: F,
-    ctx: C,
-) -> list[ControlResult]:
-    results = []
-    for control in controls:
-        if not control.applies(labels):
-            continue
-        verdict = control.check(facts, ctx)
-        results.append(
-            ControlResult(
-                target=name,
-                control_id=control.id,
-                clause=control.clause,
-                severity=control.severity,
-                title=control.title,
-                status=verdict.status,
-                expected=verdict.expected,
-                actual=verdict.actual,
-                detail=verdict.detail,
-            )
-        )
-    return results
-
-
-def evaluate_server(name: str, facts: ServerFacts, ctx: ServerContext) -> list[ControlResult]:
-    """Every applicable server control on these facts (pure)."""
-    return _evaluate(name, SERVER_CATALOG, ctx.roles, facts, ctx)
-
-
-def evaluate_device(name: str, facts: DeviceFacts, ctx: DeviceContext) -> list[ControlResult]:
-    """Every applicable device control on this running config (pure)."""
-    return _evaluate(name, DEVICE_CATALOG, {facts.platform}, facts, ctx)
-
-
-def device_context(inv: Inventory, device: Device) -> DeviceContext:
-    """The resolved baseline and management networks for one device."""
-    settings = settings_for(inv.host_vars(device), where=f"inventory: device {device.name}")
-    return DeviceContext(settings, tuple(inv.management_networks(device)))
-
-
-def server_context(inv: Inventory, server: Server, now: datetime) -> ServerContext:
-    settings = server_settings(
-        inv.host_vars(server), user=inv.ssh_user(server), where=f"inventory: server {server.name}"
-    )
-    return ServerContext(
-        settings=settings,
-        roles=frozenset(server.roles),
-        management_networks=tuple(inv.management_networks(server)),
-        now=now,
-    )
+__all__ = [
+    "RemoteScan",
+    "ScanReport",
+    "apply_waivers",
+    "contained",
+    "device_context",
+    "evaluate_device",
+    "evaluate_server",
+    "first_seen_from",
+    "gather_servers",
+    "run_scan",
+    "scan_summary",
+    "server_context",
+    "server_outcome",
+    "waiver_coverage",
+]
 
 
 class ScanReport(BaseModel):
@@ -152,178 +114,6 @@ class ScanReport(BaseModel):
         if self.snapshot is not None and (self.snapshot.unreachable or self.snapshot.failed):
             return 3
         return 1 if self.drift else 0
-
-
-def contained(
-    target: str,
-    kind: Literal["server", "device"],
-    seconds: float,
-    work: Callable[[], TargetOutcome],
-) -> TargetOutcome:
-    """Parse and evaluate one target inside the per-host boundary of the host-task layer
-    (:func:`vcops.connectors.hosttask.read_host`; devices use the same one): whatever its
-    output does (huge numbers, nesting that exhausts the stack, a type a check did not
-    expect), only this target becomes *unknown*, with the reason; the rest of the scan
-    goes on. The reason names the exception type and the function that raised it, never
-    the exception's text (it could quote a config line holding a secret).
-
-    Raises:
-        InventoryError: a bad baseline override in the inventory (the operator's error,
-            not the host's).
-    """
-    outcome = read_host(work)
-    if isinstance(outcome, Unreadable):
-        return TargetOutcome(
-            target=target, kind=kind, status="unknown", error=outcome.error, seconds=seconds
-        )
-    return outcome
-
-
-def facts_tasks(server: Server, snapshot_roots: list[str] | None = None) -> list[HostTask]:
-    """The scan's host task for one server; beside a snapshot with these roots it leaves
-    out what the snapshot reads (the VoIP config trees, ``sshd -T``)."""
-    if snapshot_roots is None:
-        return [FactsTask()]
-    shared = {tree for tree, root in CONF_TREES.items() if root in snapshot_roots}
-    return [FactsTask(shared=frozenset({*shared, "sshd_t"}))]
-
-
-def server_facts(run: HostRun) -> ServerFacts:
-    """The facts of one host's run, with the snapshot's files when it took one (pure)."""
-    snap = run.output("snapshot")
-    files = snap.get("files")
-    sshd = snap.get("sshd_t")
-    return parse_facts(
-        run.output("facts"),
-        tar_members(files.data) if files is not None else None,
-        Section(rc=sshd.rc, text=sshd.text) if sshd is not None else None,
-    )
-
-
-#: ``remote(servers, now, advance)``: outcomes of the servers whose site has workers
-#: (see :mod:`vcops.workers`), with the pending security updates each one reported.
-RemoteScan = Callable[
-    [list[Server], datetime, Callable[[str], None]],
-    dict[str, tuple[TargetOutcome, list[tuple[str, str]]]],
-]
-#: ``first_seen(target, pending)``: ``pkg=version`` -> when each was first seen.
-FirstSeen = Callable[[str, list[tuple[str, str]]], dict[str, int]]
-
-
-def server_outcome(
-    inv: Inventory,
-    server: Server,
-    host: HostRun,
-    now: datetime,
-    first_seen: FirstSeen | None,
-) -> tuple[TargetOutcome, list[tuple[str, str]]]:
-    """One server's outcome from its facts task (alone, or beside a snapshot in the same
-    script), and its pending security updates (the same function runs on the controller
-    and on a site worker)."""
-    if not host.framed.started:
-        return _unknown(server, host.error or "no output", host.seconds), []
-    pending: list[tuple[str, str]] = []
-
-    def work() -> TargetOutcome:
-        facts = server_facts(host)
-        if facts.os_id is None and facts.sshd is None:
-            why = host.error or "the fact script returned nothing usable"
-            return _unknown(server, why, host.seconds)
-        if facts.upgradable is not None:
-            pending.extend((u.package, u.version) for u in facts.upgradable if u.security)
-            if first_seen is not None:
-                facts.security_first_seen = first_seen(server.name, pending)
-        ctx = server_context(inv, server, now)
-        return TargetOutcome(
-            target=server.name,
-            kind="server",
-            status="scanned",
-            seconds=host.seconds,
-            results=evaluate_server(server.name, facts, ctx),
-        )
-
-    outcome = contained(server.name, "server", host.seconds, work)
-    return outcome, pending if outcome.status == "scanned" else []
-
-
-def _unknown(server: Server, error: str, seconds: float) -> TargetOutcome:
-    return TargetOutcome(
-        target=server.name, kind="server", status="unknown", error=error, seconds=seconds
-    )
-
-
-def gather_servers(
-    inv: Inventory,
-    servers: list[Server],
-    now: datetime,
-    parallel: int,
-    advance: Callable[[str], None],
-    first_seen: FirstSeen | None,
-    runs: dict[str, HostRun] | None = None,
-) -> list[tuple[TargetOutcome, list[tuple[str, str]]]]:
-    """Run the facts task on the servers from here, one SSH session each (or read the
-    ``runs`` a snapshot already made with the facts task in the same script)."""
-    if runs is None:
-        targets = [SshTarget.from_inventory(inv, s) for s in servers]
-        results = run_tasks(
-            targets,
-            [FactsTask()],
-            max_parallel=parallel,
-            timeout=180,
-            on_result=lambda r: advance(r.name),
-        )
-        runs = {r.name: r for r in results}
-    missing = HostRun(name="?", status="unreachable", error="no output")
-    return [
-        server_outcome(inv, server, runs.get(server.name, missing), now, first_seen)
-        for server in servers
-    ]
-
-
-def first_seen_from(known: dict[str, dict[str, int]], stamp: int) -> FirstSeen:
-    """``first_seen`` from the sightings stored before this scan: a pending update not
-    seen before is first seen now (pure; the controller and the workers both use it)."""
-
-    def first_seen(target: str, pending: list[tuple[str, str]]) -> dict[str, int]:
-        mine = known.get(target, {})
-        return {f"{p}={v}": int(mine.get(f"{p}={v}", stamp)) for p, v in pending}
-
-    return first_seen
-
-
-def _gather_servers(
-    inv: Inventory,
-    servers: list[Server],
-    store: Store | None,
-    now: datetime,
-    parallel: int,
-    advance: Callable[[str], None],
-    remote: RemoteScan | None = None,
-    runs: dict[str, HostRun] | None = None,
-) -> list[TargetOutcome]:
-    """Outcomes of every server: from site workers (``remote``), from ``runs`` (a
-    snapshot already ran the facts task here in the same script), or from here."""
-    stamp = int(now.timestamp())
-    first_seen = None
-    if store is not None:
-        first_seen = first_seen_from(known_sightings(store, [s.name for s in servers]), stamp)
-    by_name: dict[str, TargetOutcome] = {}
-    pending_by: dict[str, list[tuple[str, str]]] = {}
-    if remote is not None and runs is None:
-        for name, (outcome, pending) in remote(servers, now, advance).items():
-            by_name[name] = outcome
-            pending_by[name] = pending
-    local = [s for s in servers if s.name not in by_name]
-    if local:
-        for outcome, pending in gather_servers(
-            inv, local, now, parallel, advance, first_seen, runs
-        ):
-            by_name[outcome.target] = outcome
-            pending_by[outcome.target] = pending
-    if store is not None:  # one transaction for the whole fleet
-        scanned = {n: p for n, p in pending_by.items() if by_name[n].status == "scanned"}
-        record_sightings(store, scanned, stamp)
-    return [by_name[s.name] for s in servers]
 
 
 def _scan_device(inv: Inventory, device: Device, output: str) -> TargetOutcome:
@@ -432,6 +222,9 @@ def run_scan(
     devices = [t for t in targets if isinstance(t, Device)]
     taken: TakeReport | None = None
     runs: dict[str, HostRun] | None = None
+    cache: dict[str, UpgradeCache] = {}
+    if store is not None and record:
+        cache = load_upgrade_cache(store, [s.name for s in servers])
     if snapshot is not None:
         by_name = {s.name: s for s in servers}
         taken, runs = take_with(
@@ -439,10 +232,20 @@ def run_scan(
             targets,
             reason=f"scan {limit or 'all'}",
             on_result=lambda name: advance(name) if name in by_name else None,
-            extra=lambda s: facts_tasks(s, paths_for_roles(s.roles)),
+            extra=lambda s: facts_tasks(
+                s, paths_for_roles(s.roles), cache[s.name].fingerprint if s.name in cache else ""
+            ),
         )
-    outcomes = _gather_servers(
-        inv, servers, store if record else None, started, max_parallel, advance, remote, runs
+    outcomes = gather_fleet(
+        inv,
+        servers,
+        store if record else None,
+        started,
+        max_parallel,
+        advance,
+        remote,
+        runs,
+        cache,
     )
     outcomes += _gather_devices(inv, devices, max_parallel, advance)
     finished = now()

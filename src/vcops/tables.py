@@ -1,4 +1,5 @@
-"""Tables for scans, findings, waivers and package sightings (migration 0002)."""
+"""Tables for scans, findings, waivers, package sightings (migration 0002) and the
+pending-upgrades cache (0004)."""
 
 from __future__ import annotations
 
@@ -128,3 +129,15 @@ class WindowHostRow(Base):
     started_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
     finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class UpgradeCacheRow(Base):
+    """A host's pending upgrades and the fingerprint of what they were computed from
+    (migration 0004): the next scan skips ``apt list`` while the fingerprint holds."""
+
+    __tablename__ = "upgrade_cache"
+
+    target: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    upgradable: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[str] = mapped_column(String(40))

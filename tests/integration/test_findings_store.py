@@ -92,3 +92,30 @@ def test_sightings_keep_their_first_seen_in_one_transaction(
         "a": {"openssl=3.0.15": 100, "curl=7.88": 200},
         "c": {},
     }
+
+
+def test_the_upgrade_cache_is_stored_replaced_and_read_per_host(
+    database_url: str, tmp_path: Path
+) -> None:
+    from vcops.facts.server import Upgrade
+    from vcops.facts.upgrades import UpgradeCache
+    from vcops.findings_store import load_upgrade_cache, save_upgrade_cache
+
+    store = open_store(database_url, tmp_path / "state")
+    assert load_upgrade_cache(store, ["sbc-01"]) == {}
+    up = Upgrade(
+        package="openssl", version="3.0.15", current="3.0.11", suites=["bookworm-security"]
+    )
+    first = {
+        f"sbc-{i:02d}": UpgradeCache(fingerprint=f"{i:02d}" * 32, upgradable=[up])
+        for i in range(1, 4)
+    }
+    save_upgrade_cache(store, first, T0)
+    assert load_upgrade_cache(store, ["sbc-01", "sbc-03", "nope"]) == {
+        "sbc-01": first["sbc-01"],
+        "sbc-03": first["sbc-03"],
+    }
+    replaced = UpgradeCache(fingerprint="ff" * 32, upgradable=[])
+    save_upgrade_cache(store, {"sbc-02": replaced}, T0 + timedelta(hours=1))
+    again = open_store(database_url, tmp_path / "state")  # a later run reads what was stored
+    assert load_upgrade_cache(again, list(first)) == first | {"sbc-02": replaced}

@@ -18,7 +18,7 @@ section services systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,
     unattended-upgrades.service kamailio.service asterisk.service freeswitch.service \
     rtpengine-daemon.service apt-daily-upgrade.timer
 section packages dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Abbrev}\n'
-section upgradable apt list --upgradable
+upgrades "$upgrades_since"  # see upgrades.sh
 section reboot_required sh -c 'if [ -f /var/run/reboot-required ]; then stat -c %Y /var/run/reboot-required; cat /var/run/reboot-required.pkgs 2>/dev/null; else echo none; fi'
 section apt_config apt-config dump APT::Periodic Unattended-Upgrade
 section fail2ban sh -c 'fail2ban-client status 2>&1; for j in $(fail2ban-client status 2>/dev/null | sed -n "s/.*Jail list:[[:space:]]*//p" | tr "," " "); do printf "jail %s\n" "$j"; done'

@@ -24,10 +24,13 @@ import re
 import shlex
 from importlib import resources
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from vcops.connectors.hosttask import TaskOutput, tar_members
 from vcops.facts.nft import Ruleset, parse_ruleset
+
+#: A pending-upgrades fingerprint (see ``upgrades.sh``): a sha256 in hex.
+FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class Section(BaseModel):
@@ -237,10 +240,23 @@ class FactsTask(BaseModel):
 
     name: str = "facts"
     shared: frozenset[str] = frozenset()
+    #: The pending-upgrades fingerprint stored at this host's last scan (64 hex digits;
+    #: anything else is dropped): the host skips ``apt list`` when it still matches.
+    upgrades_since: str = ""
+
+    @field_validator("upgrades_since")
+    @classmethod
+    def _fingerprint_only(cls, value: str) -> str:
+        return value if FINGERPRINT_RE.fullmatch(value) else ""
 
     def body(self) -> str:
-        text = resources.files("vcops.facts").joinpath("gather.sh").read_text()
+        here = resources.files("vcops.facts")
+        text = here.joinpath("gather.sh").read_text()
         lines = [
+            here.joinpath("upgrades.sh").read_text().rstrip(),
+            f"upgrades_since={shlex.quote(self.upgrades_since)}",
+        ]
+        lines += [
             ln
             for ln in text.splitlines()
             if not (ln.endswith("# @shared") and ln.split()[1] in self.shared)
