@@ -93,7 +93,7 @@ def test_amounts_and_durations() -> None:
     assert parse_amount("25%", what="max-concurrency") == "25%"
     assert resolve_amount("25%", 10, minimum=1) == 2 and resolve_amount("10%", 3, minimum=1) == 1
     assert resolve_amount("10%", 3, minimum=0) == 0 and resolve_amount("3", 10, minimum=1) == 3
-    for bad in ("0", "150%", "x", "-1"):
+    for bad in ("0", "150%", "x", "-1", "\u00b2", "\u0661\u0660", "1" * 400):
         with pytest.raises(ValueError):
             parse_amount(bad, what="max-concurrency")
     assert parse_amount("0", what="max-errors") == "0"

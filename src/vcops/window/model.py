@@ -23,7 +23,7 @@ Reboot = Literal["if-needed", "never", "always"]
 State = Literal["pending", "approved", "rejected", "running", "finished", "halted", "expired"]
 Decision = Literal["approve", "reject"]
 
-_AMOUNT = re.compile(r"^(\d+)(%?)$")
+_AMOUNT = re.compile(r"^([0-9]{1,9})(%?)$")
 #: deb-version(7): [epoch:]upstream[-revision]; upstream starts with a digit.
 _DEB_EPOCH_UPSTREAM = re.compile(r"(?:\d{1,9}:)?[0-9][A-Za-z0-9.+~:-]*")
 _DEB_REVISION = re.compile(r"[A-Za-z0-9.+~]+")
