@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
 from vcops.connectors.hosttask import HostRun, ScriptTask, run_tasks
@@ -109,15 +110,11 @@ def test_a_wrong_host_key_is_refused_and_reported_unreachable(
 def test_an_unreachable_address_exits_3_and_is_never_ok(lab: Inventory, tmp_path: Path) -> None:
     inv_dir = tmp_path / "inv"
     inv_dir.mkdir()
-    text = (lab.root / "lab.yml").read_text()
+    data = yaml.safe_load((lab.root / "lab.yml").read_text())
     # A host in the lab's own subnet with nothing behind it.
-    text = text.replace(
-        "servers:\n",
-        "servers:\n  - {name: ghost-01, address: 10.213.0.250, roles: [generic],"
-        " site: lab, environment: lab}\n",
-        1,
-    )
-    (inv_dir / "lab.yml").write_text(text)
+    ghost = {"name": "ghost-01", "address": "10.213.0.250", "roles": ["generic"]}
+    data["servers"].insert(0, {**ghost, "site": "lab", "environment": "lab"})
+    (inv_dir / "lab.yml").write_text(yaml.safe_dump(data, sort_keys=False))
     for name in ("lab_key", "known_hosts"):
         (inv_dir / name).write_bytes((lab.root / name).read_bytes())
         (inv_dir / name).chmod(0o600)
