@@ -14,7 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -219,3 +221,49 @@ def test_the_ansible_engine_reaches_the_same_running_config(
         assert running(stock, name).splitlines() == via_ansible[name].splitlines(), name
     for value in lab_secrets(stock):
         assert value not in out
+
+
+def test_a_baseline_window_takes_the_two_switches_in_separate_batches(
+    stock: Inventory, tmp_path: Path
+) -> None:
+    root = tmp_path / "inventory"
+    shutil.copytree(stock.root, root)
+    env = {
+        **os.environ,
+        "VCOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'vcops.db'}",
+        "VCOPS_CONFIG": str(root / "vcops.toml"),
+        "VCOPS_STATE_DIR": str(tmp_path / "state"),
+        "VCOPS_ACTOR": "ops-oncall",
+    }
+
+    def vcops(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(BIN / "vcops"), "-i", str(root), *args],
+            capture_output=True, text=True, timeout=600, check=False, env=env,
+        )  # fmt: skip
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    names = sorted(d.name for d in stock.devices)
+    assert {d.redundancy_group for d in stock.devices} == {"lab-switches"}
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
+    created = vcops(
+        "window", "create", "--targets", "kind:device", "--start", start.isoformat(),
+        "--actions", "baseline", "--max-concurrency", "2", "--change-id", "CHG-LAB-NET",
+        "--title", "harden the switches", "--key", str(root / "lab_key"), "--json",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    window = json.loads(created.stdout)
+    for host in window["plan"]["hosts"]:
+        assert "VC-NET-001" in host["baseline_changes"]
+        assert "ip ssh version 2" in host["baseline_changes"]
+    approve = vcops("window", "approve", window["id"], "--key", str(root / "board" / "bob"))
+    assert approve.returncode == 0, approve.stderr
+    time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds() + 0.5))
+    run_ = vcops("window", "run", window["id"], "--json")
+    assert run_.returncode == 0, run_.stderr + run_.stdout[-2000:]
+    records = {h["target"]: h for h in json.loads(run_.stdout)["hosts"]}
+    assert {records[n]["state"] for n in names} == {"done"}, records
+    assert sorted(records[n]["batch"] for n in names) == [1, 2]  # one redundancy group
+    for name in names:
+        assert "ip ssh version 2" in running(stock, name)

@@ -137,7 +137,20 @@ def create(
         raise click.BadParameter(str(exc)) from exc
     chosen = select_targets(inv, targets)
     now = _now()
-    plan = build_plan(inv, chosen, actions, app.store(), max_parallel=app.config().run.max_parallel)  # type: ignore[arg-type]
+    from vcops.inventory.models import Device
+    from vcops.snapshot.keys import load_or_create_key
+
+    mask_key = None
+    if any(isinstance(t, Device) for t in chosen):
+        mask_key = load_or_create_key(app.config().state_dir, app.config().snapshots_dir)
+    plan = build_plan(
+        inv,
+        chosen,
+        actions,  # type: ignore[arg-type]
+        app.store(),
+        max_parallel=app.config().run.max_parallel,
+        mask_key=mask_key,
+    )
     problems = creation_problems(
         start=start,
         duration_minutes=minutes,

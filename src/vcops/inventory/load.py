@@ -336,11 +336,7 @@ def _cross_check(
         for group in target.groups:
             if group not in groups:
                 dangling(section, target.name, "group", group, groups)
-        if (
-            isinstance(target, Server)
-            and target.redundancy_group
-            and target.redundancy_group not in rgs
-        ):
+        if target.redundancy_group and target.redundancy_group not in rgs:
             dangling(section, target.name, "redundancy group", target.redundancy_group, rgs)
 
     seen_names: dict[str, str] = {}

@@ -243,6 +243,8 @@ class Device(_Model):
     platform: Platform
     transport: Transport = "napalm"
     site: str
+    #: Never two members in one window batch (both core routers of a site, say).
+    redundancy_group: str | None = None
     environment: Environment
     groups: list[str] = []
     credentials: Credentials

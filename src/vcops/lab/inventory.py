@@ -131,6 +131,8 @@ def write_switch_password(inventory_dir: Path, switch_name: str) -> Path:
     return path
 
 
+#: The switches' redundancy group: a window never takes both in one batch.
+SWITCH_GROUP = "lab-switches"
 #: Secrets the switches' intended config references: file name -> what it keys.
 DEVICE_SECRETS = {
     "device-ntp.key": "NTP authentication key 1",
@@ -220,8 +222,15 @@ def render_lab_yml(
         },
         "sites": [{"name": "lab", "description": "vcops lab on this machine", "timezone": "UTC"}],
         "redundancy_groups": [
-            {"name": group, "description": f"lab {group.removeprefix('lab-')} hosts"}
-            for group in used_groups
+            *(
+                {"name": group, "description": f"lab {group.removeprefix('lab-')} hosts"}
+                for group in used_groups
+            ),
+            *(
+                [{"name": SWITCH_GROUP, "description": "the lab's switches (never both at once)"}]
+                if switches
+                else []
+            ),
         ],
         "groups": [
             {"name": "lab-voip", "description": "lab hosts with a VoIP role", "vars": {}},
@@ -251,6 +260,7 @@ def render_lab_yml(
                 "platform": s.platform,
                 "transport": s.transport,
                 "site": "lab",
+                "redundancy_group": SWITCH_GROUP,
                 "environment": "lab",
                 "groups": ["lab-switches"],
                 "credentials": {

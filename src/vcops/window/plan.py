@@ -7,8 +7,9 @@ from vcops.connectors.ssh import SshTarget
 from vcops.errors import WindowError
 from vcops.facts.server import parse_upgradable
 from vcops.findings_store import list_findings
-from vcops.inventory.models import Inventory, Server, Target
+from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.store import Store
+from vcops.window.devices import plan_devices
 from vcops.window.model import Action, HostPlan, PackageChange, Plan
 
 #: Refresh the package lists first: the board approves what the mirror offers today,
@@ -24,19 +25,28 @@ PLAN_TASK = ScriptTask(
 
 
 def build_plan(
-    inv: Inventory, targets: list[Target], actions: Action, store: Store, *, max_parallel: int = 50
+    inv: Inventory,
+    targets: list[Target],
+    actions: Action,
+    store: Store,
+    *,
+    max_parallel: int = 50,
+    mask_key: bytes | None = None,
 ) -> Plan:
-    """The plan for these targets.
+    """The plan for these targets (devices: ``baseline`` windows only, each with its
+    remediation lines masked with ``mask_key``, the snapshot key).
 
     Raises:
-        WindowError: a target is a network device, or a server could not be reached.
+        WindowError: a device in a package window, or a target could not be reached.
     """
-    devices = [t.name for t in targets if not isinstance(t, Server)]
-    if devices:
+    devices = [t for t in targets if isinstance(t, Device)]
+    if devices and (actions != "baseline" or mask_key is None):
+        names = ", ".join(d.name for d in devices)
         raise WindowError(
-            f"patch windows cover servers; drop the devices from --targets: {', '.join(devices)}"
+            f"network devices take baseline windows only (--actions baseline): {names}"
         )
     servers = [t for t in targets if isinstance(t, Server)]
+    device_plans = plan_devices(inv, devices, mask_key or b"")
     results = run_tasks(
         [SshTarget.from_inventory(inv, s) for s in servers], [PLAN_TASK], max_parallel=max_parallel
     )
@@ -79,4 +89,5 @@ def build_plan(
                 reboot_required=out.ok_text("reboot") is not None,
             )
         )
-    return Plan(actions=actions, hosts=hosts)
+    by_name = {h.target: h for h in [*hosts, *device_plans]}
+    return Plan(actions=actions, hosts=[by_name[t.name] for t in targets if t.name in by_name])

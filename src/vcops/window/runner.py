@@ -45,6 +45,7 @@ from vcops.policy import lease_window
 from vcops.store import Store
 from vcops.window import remote
 from vcops.window.board import tally
+from vcops.window.devices import run_device
 from vcops.window.model import Window, plan_hash
 from vcops.window.progress import HostRecord, next_step
 from vcops.window.rules import window_terms
@@ -158,6 +159,17 @@ class WindowRunner(HealthPhases, ChangePhases):
             record.state, record.batch = "running", batch
             record.attempts += 1
             record.started_at = record.started_at or iso_seconds(self.ctx.now())
+            device = next((d for d in self.inv.devices if d.name == name), None)
+            if device is not None:
+                self.say(f"  {name}: device: snapshot, push with its safety net, verify")
+                run_device(
+                    self.inv, self.ctx.snapshots, self.window.id, device, plans[name], record
+                )
+                record.finished_at = iso_seconds(self.ctx.now())
+                save_progress(self.ctx.store, self.window.id, record)
+                self.audit(f"window.host.{record.state}", name, {"summary": record.summary})
+                self.say(f"  {name}: {record.state}: {record.summary}")
+                continue
             server = self.server(name)
             if server is None:
                 record.state = "failed"
