@@ -261,9 +261,11 @@ def test_evidence_pack_after_scan_apply_window_and_waiver(
 
     assert [w["control_id"] for w in data["waivers"]] == ["VC-AUD-001"]
     assert data["audit"]["verdict"]["ok"] is True
-    [(head_id, head_hash)] = db.execute(
-        "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1"
+    # the head when the pack was made: the entry before the one that records the pack
+    [(_made_id, made_action, made_detail, _h), (head_id, _a, _d, head_hash)] = db.execute(
+        "SELECT id, action, detail, hash FROM audit_log ORDER BY id DESC LIMIT 2"
     ).fetchall()
+    assert made_action == "report.evidence" and json.loads(made_detail)["audit_head"] == head_hash
     assert (data["audit"]["head_id"], data["audit"]["head_hash"]) == (head_id, head_hash)
     assert int(figure("audit-head-id")) == head_id and figure("audit-head-hash") == head_hash
     check = vcops("report", "verify-evidence", str(out))
