@@ -250,7 +250,14 @@ def _index_entry(deb: Path) -> tuple[dict[str, str], int, str, str]:
 def write_index(repo: Path) -> int:
     """(Re)write ``Packages`` for every .deb in ``repo``; return how many it lists."""
     entries = {deb.name: _index_entry(deb) for deb in sorted(repo.glob("*.deb"))}
-    write_file(repo / "Packages", render_packages(entries))
+    index = repo / "Packages"
+    before = int(index.stat().st_mtime) if index.exists() else None
+    write_file(index, render_packages(entries))
+    if before is not None and int(index.stat().st_mtime) <= before:
+        # http.server answers If-Modified-Since to the second: an index rewritten within
+        # the second a host last fetched it would be "304 Not Modified" to apt-get update,
+        # and the host would never see the new packages.
+        os.utime(index, (before + 1, before + 1))
     return len(entries)
 
 
