@@ -15,8 +15,21 @@ pytestmark = pytest.mark.lab
 HOST = "lab-generic-01"
 STATE = (
     "cat /etc/machine-id; sha256sum /etc/ssh/sshd_config /etc/ssh/ssh_host_ed25519_key.pub; "
-    "test -e /etc/vcops-canary && echo canary; cat /proc/sys/kernel/random/boot_id\n"
+    "test -e /etc/vcops-canary && echo canary; "
+    "echo martians=$(cat /proc/sys/net/ipv4/conf/all/log_martians); "
+    "echo nft=$(nft list ruleset 2>/dev/null | grep -c vcopstest); "
+    "cat /proc/sys/kernel/random/boot_id\n"
 )
+
+
+def _netns(lines: list[str]) -> dict[str, str]:
+    """The namespace's state from STATE's output: log_martians and the test table."""
+    pairs = (line.split("=", 1) for line in lines if line.startswith(("martians=", "nft=")))
+    return dict(pairs)
+
+
+def _flip(lines: list[str]) -> str:
+    return "1" if _netns(lines)["martians"] == "0" else "0"
 
 
 def test_reset_throws_away_changes_and_keeps_identity(lab: Inventory) -> None:
@@ -25,10 +38,16 @@ def test_reset_throws_away_changes_and_keeps_identity(lab: Inventory) -> None:
     assert "canary" not in before
     run_one(
         target,
-        "echo x > /etc/vcops-canary && echo 'MaxAuthTries 2' >> /etc/ssh/sshd_config\n",
+        "echo x > /etc/vcops-canary && echo 'MaxAuthTries 2' >> /etc/ssh/sshd_config\n"
+        # what hardening changes outside the file system: the namespace's firewall and
+        # net.* sysctls (a reset that kept them left "stock" hosts with a drop policy)
+        "echo $((1 - $(cat /proc/sys/net/ipv4/conf/all/log_martians)))"
+        " > /proc/sys/net/ipv4/conf/all/log_martians\n"
+        "nft add table inet vcopstest\n",
     )
     changed = run_one(target, STATE).stdout.splitlines()
     assert "canary" in changed and changed[1] != before[1]
+    assert _netns(changed) == {"martians": _flip(before), "nft": "1"}, changed
     started = time.monotonic()
     reset_lab_hosts([HOST])
     seconds = time.monotonic() - started
@@ -36,6 +55,7 @@ def test_reset_throws_away_changes_and_keeps_identity(lab: Inventory) -> None:
     after = run_one(target, STATE).stdout.splitlines()
     assert "canary" not in after
     assert after[:3] == before[:3]  # machine-id, stock sshd_config, the same host key
+    assert _netns(after) == _netns(before) == {"martians": _flip(changed), "nft": "0"}
     assert after[-1] != before[-1]  # a new boot
     print(f"lab reset {HOST}: {seconds:.1f} s")
 

@@ -4,17 +4,21 @@ A test (or a person) that hardened, broke or patched a lab host gives it back as
 after ``lab up``: the container is powered off, its overlay's upper directory (all of
 its changes) is thrown away, the overlay is mounted again over the same image and the
 host is personalised again with the same machine-id, host keys, address and lab key,
-then booted. Pinned ``known_hosts`` stay valid. About as long as one boot (seconds).
+then booted in a fresh network namespace (nftables rulesets and ``net.*`` sysctls live
+in the namespace, not in the overlay, so a hardened host would otherwise keep them).
+Pinned ``known_hosts`` stay valid. About as long as one boot (seconds).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import signal
 import time
 from collections.abc import Callable
 
 from vcops.errors import LabError
+from vcops.lab import network
 from vcops.lab.cgroups import create_cgroups, kill_cgroup
 from vcops.lab.hosts import mount_overlay, personalise, start_host
 from vcops.lab.image import rootfs
@@ -85,6 +89,10 @@ def _stop(host: HostState, step: Step) -> None:
 def _rebuild(state: LabState, host: HostState, authorized_key: str, step: Step) -> None:
     """A fresh upper directory, the overlay again, the same identity, a new boot."""
     assert state.image is not None
+    network.delete_link(host.veth)
+    network.delete_netns(host.netns)
+    network.create_netns(host.netns)
+    network.wire_netns(host.netns, host.veth, ipaddress.IPv4Address(host.address))
     for directory in (host.upper, host.work):
         shutil.rmtree(directory, ignore_errors=True)
     mount_overlay(host, rootfs(state.image))
