@@ -29,7 +29,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from tests.redis_server import start_redis  # noqa: E402
 from tests.simhosts import free_range, known_hosts, make_keys  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
@@ -50,38 +50,6 @@ VCOPS = [sys.executable, "-m", "vcops.cli"]
 PROFILE = os.environ.get("VCOPS_BENCH_PROFILE")
 SIM_PROCESSES = 4
 WORKERS = {"s1": 4, "s2": 4}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(work),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def start_hosts(root: Path, first: int, count: int) -> list[subprocess.Popen[str]]:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.pg_server import PgCluster
+from tests.redis_server import free_port, start_redis
 from tests.simhosts import free_range, known_hosts, make_keys
 from vcops.connectors import broker
 from vcops.workers import WorkerContext, _Serving, inventory_fingerprint, scan_chunk
@@ -35,47 +35,13 @@ def _env() -> dict[str, str]:
 VCOPS = [sys.executable, "-m", "vcops.cli"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not shutil.which("redis-server"):
         pytest.skip("apt-get install redis-server (make test installs it)")
-    port = _free_port()
-    work = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(work),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
     try:
-        _wait_port(port)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -308,7 +274,7 @@ def test_a_broker_that_is_down_makes_those_targets_unknown_fast(
     cfg = _config(
         tmp_path / "vcops.toml",
         f"sqlite:///{tmp_path / 'v.db'}",
-        f"redis://127.0.0.1:{_free_port()}/0",
+        f"redis://127.0.0.1:{free_port()}/0",
     )
     started = time.monotonic()
     out = _vcops(inv, cfg, "scan", timeout=60)
