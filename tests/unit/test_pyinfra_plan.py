@@ -45,3 +45,28 @@ def test_the_check_takes_its_changes_from_the_plan_and_its_diffs_from_vcops() ->
     # only guarded operations: none of them can fire
     assert ast.status == "unchanged" and ast.changes == []
     assert gone.status == "unreachable"
+
+
+def test_a_file_op_is_one_operation_per_path_whatever_the_other_hosts_have() -> None:
+    """pyinfra names an op by its call site: hosts with different file lists must not
+    share an op (the plan would then name another host's file, at random)."""
+    from pyinfra.api import Config, Inventory, State
+    from pyinfra.context import ctx_host, ctx_state
+
+    from vcops.enforce import pyinfra_deploy
+    from vcops.enforce.render import HostState, ManagedFile
+
+    files = {
+        "kam": ["/etc/fail2ban/jail.d/vcops.conf", "/etc/fail2ban/filter.d/vcops-kamailio.conf"],
+        "ast": ["/etc/fail2ban/jail.d/vcops.conf", "/etc/fail2ban/jail.d/other.conf"],
+    }
+    inventory = Inventory((list(files), {}))
+    state = State(inventory, Config())
+    for h in inventory:
+        with ctx_state.use(state), ctx_host.use(h):
+            for path in files[h.name]:
+                pyinfra_deploy._file_op(ManagedFile("fail2ban", path, "x\n"), HostState())
+            pyinfra_deploy._packages("fail2ban", HostState())
+    names = sorted(sorted(meta.names) for meta in state.op_meta.values())
+    assert all(len(n) == 1 for n in names), names
+    assert len(names) == 4  # three paths and one package install (same list on both)

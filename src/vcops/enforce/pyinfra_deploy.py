@@ -12,6 +12,10 @@ reloaded or restarted only when one of their files changed.
 from __future__ import annotations
 
 import json
+import shlex
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pyinfra.api.command import StringCommand
@@ -68,6 +72,22 @@ def host_state(variables: dict[str, Any]) -> HostState:
     return parse_state(fact)
 
 
+@contextmanager
+def keyed(name: str) -> Iterator[None]:
+    """Give an operation whose name varies between hosts an identity of its own.
+
+    pyinfra identifies an operation by its call site (and loop position), not its
+    name: without this, host A's second file and host B's second file would be one
+    operation whose name is whichever host's pyinfra saw first, so the plan and the
+    results would name the wrong file.
+    """
+    host.loop_position.append(zlib.crc32(name.encode()))
+    try:
+        yield
+    finally:
+        host.loop_position.pop()
+
+
 @operation()
 def managed_file(path: str, command: str, changed: bool) -> Any:
     """Install one validated file (the decision is made from the host-state fact)."""
@@ -87,12 +107,9 @@ def noop(reason: str) -> Any:
 def _packages(area: str, state: HostState) -> None:
     missing = [p for p in PACKAGES.get(area, ()) if p not in state.packages]
     if missing:
-        apt.packages(
-            name=f"{area}: install {', '.join(missing)}",
-            packages=missing,
-            update=True,
-            no_recommends=True,
-        )
+        name = f"{area}: install {', '.join(missing)}"
+        with keyed(name):
+            apt.packages(name=name, packages=missing, update=True, no_recommends=True)
 
 
 def _files(area: str, variables: dict[str, Any], state: HostState) -> list[Any]:
@@ -103,12 +120,14 @@ def _files(area: str, variables: dict[str, Any], state: HostState) -> list[Any]:
 
 
 def _file_op(f: ManagedFile, state: HostState) -> Any:
-    return managed_file(
-        name=f"{f.area}: {f.path}",
-        path=f.path,
-        command=remote_command("install", install_spec(f)),
-        changed=file_changed(f, state.files.get(f.path)),
-    )
+    name = f"{f.area}: {f.path}"
+    with keyed(name):
+        return managed_file(
+            name=name,
+            path=f.path,
+            command=remote_command("install", install_spec(f)),
+            changed=file_changed(f, state.files.get(f.path)),
+        )
 
 
 def ssh(variables: dict[str, Any], state: HostState) -> None:
@@ -214,9 +233,11 @@ def _voip_common(area: str, variables: dict[str, Any], state: HostState) -> list
         if info.get("world") or fix_group:
             steps = []
             if group in state.groups:
-                steps.append(f"chgrp -R {group} {directory}")
-            steps.append(f"chmod -R g+rX,g-w,o-rwx {directory}")
-            server.shell(name=f"{area}: lock down {directory}", commands=steps)
+                steps.append(f"chgrp -R {shlex.quote(group)} {shlex.quote(directory)}")
+            steps.append(f"chmod -R g+rX,g-w,o-rwx {shlex.quote(directory)}")
+            name = f"{area}: lock down {directory}"
+            with keyed(name):
+                server.shell(name=name, commands=steps)
     return ops
 
 
