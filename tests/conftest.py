@@ -25,6 +25,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["VCOPS_STATE_DIR"] = ".vcops"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the lab is a lab test whether or not its module says so, so
+    ``-m "not lab"`` (the lane ``make test`` runs beside the lab) never starts one."""
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("lab"):
+            item.add_marker(pytest.mark.lab)
+
+
 @pytest.fixture
 def make_inventory(tmp_path: Path) -> Callable[..., Path]:
     """Build an inventory dir from the fixture base plus named cases (or extra files)."""

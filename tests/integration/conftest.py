@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -23,6 +24,27 @@ def lab_available() -> str | None:
     if not shutil.which("systemd-nspawn") or not shutil.which("debootstrap"):
         return "apt-get install debootstrap systemd-container"
     return None
+
+
+LAB_LOCK = "/run/vcops-lab-tests.lock"
+_held_here: list[bool] = []
+"""True while this process holds :data:`LAB_LOCK` for the session lab."""
+
+
+@contextmanager
+def machine_lab_lock() -> Iterator[None]:
+    """Hold the machine's one lab for a while (sessions, helpers and CI take turns).
+
+    A test that needs a lab of its own (the lifecycle module) cannot run while this very
+    process holds the session lab: it is skipped then (``make test`` runs it alone)."""
+    if _held_here:
+        pytest.skip("this pytest session runs the shared lab: run this module on its own")
+    with open(LAB_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def reset_lab_hosts(names: list[str]) -> None:
@@ -46,8 +68,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inventory]:
     if reason:
         pytest.skip(reason)
     # One lab per machine: sessions (developers, helpers, CI) take turns.
-    lock = open("/run/vcops-lab-tests.lock", "w")  # noqa: SIM115 - held for the session
+    lock = open(LAB_LOCK, "w")  # noqa: SIM115 - held for the session
     fcntl.flock(lock, fcntl.LOCK_EX)
+    _held_here.append(True)
     lab_dir = tmp_path_factory.mktemp("lab") / "inventory"
     state = tmp_path_factory.mktemp("state")
     env = {
@@ -75,6 +98,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inventory]:
             timeout=300,
             check=False,
         )
+        _held_here.clear()
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
         assert down.returncode == 0, down.stderr[-2000:]

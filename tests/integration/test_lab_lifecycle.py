@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.conftest import machine_lab_lock
 from vcops.errors import LabError
 from vcops.lab import LabStatus, lab_down, lab_status, lab_up, read_mail
 from vcops.lab.probe import sip_options
@@ -129,13 +130,14 @@ def skip_if_a_lab_exists() -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabStatus, Path]]:
     """A lab of 2 hosts and 1 switch for the whole module; always torn down."""
-    skip_if_a_lab_exists()
-    inventory = tmp_path_factory.mktemp("inventory") / "lab"
-    try:
-        status = lab_up(inventory, hosts=2, switches=1)
-        yield status, inventory
-    finally:
-        lab_down()
+    with machine_lab_lock():
+        skip_if_a_lab_exists()
+        inventory = tmp_path_factory.mktemp("inventory") / "lab"
+        try:
+            status = lab_up(inventory, hosts=2, switches=1)
+            yield status, inventory
+        finally:
+            lab_down()
 
 
 # --- a running lab ----------------------------------------------------------------
@@ -312,26 +314,28 @@ def test_down_removes_everything_and_is_idempotent(lab: tuple[LabStatus, Path]) 
 
 
 def test_down_cleans_up_after_a_crash_without_state(tmp_path: Path) -> None:
-    skip_if_a_lab_exists()
-    lab_up(tmp_path / "lab", hosts=1, switches=1)
-    try:
-        pids = state_pids()
-        STATE_FILE.unlink()
-        removed = lab_down()
-        assert any("host lab-kamailio-01" in line for line in removed)
-        assert any("switch simulator" in line for line in removed)
-        assert lab_leftovers(pids) == []
-    finally:
-        lab_down()
+    with machine_lab_lock():
+        skip_if_a_lab_exists()
+        lab_up(tmp_path / "lab", hosts=1, switches=1)
+        try:
+            pids = state_pids()
+            STATE_FILE.unlink()
+            removed = lab_down()
+            assert any("host lab-kamailio-01" in line for line in removed)
+            assert any("switch simulator" in line for line in removed)
+            assert lab_leftovers(pids) == []
+        finally:
+            lab_down()
 
 
 def test_a_failed_up_removes_what_it_created(tmp_path: Path) -> None:
-    skip_if_a_lab_exists()
-    inventory = tmp_path / "lab"
-    (inventory / "lab.yml").mkdir(parents=True)  # the very last write of up will fail
-    try:
-        with pytest.raises(LabError, match=r"lab\.yml"):
-            lab_up(inventory, hosts=1, switches=1)
-        assert lab_leftovers() == []
-    finally:
-        lab_down()
+    with machine_lab_lock():
+        skip_if_a_lab_exists()
+        inventory = tmp_path / "lab"
+        (inventory / "lab.yml").mkdir(parents=True)  # the very last write of up will fail
+        try:
+            with pytest.raises(LabError, match=r"lab\.yml"):
+                lab_up(inventory, hosts=1, switches=1)
+            assert lab_leftovers() == []
+        finally:
+            lab_down()
