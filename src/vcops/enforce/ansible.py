@@ -9,30 +9,21 @@ inventory plugin (``plugins/inventory/vcops.py``) adds the same role variables
 through :func:`ansible_role_vars`, so a by-hand ``ansible-playbook deploys/site.yml``
 enforces the same values.
 
-Results come from the default callback's text (ansible-core ships no JSON stdout
-callback): each ``TASK [...]`` header, the ``changed:``/``fatal:`` lines per host, the
-``--diff`` blocks before them and the ``PLAY RECAP``. Example recap line::
-
-    lab-sbc-01 : ok=41 changed=12 unreachable=0 failed=0 skipped=9 rescued=0 ignored=0
+Playbooks run through ansible-runner and results are read from its per-host events
+(:mod:`vcops.enforce.ansible_events`), with forks sized to the hosts of the run.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from vcops.enforce.ansible_events import AnsibleHost, run_playbook
 from vcops.enforce.pyinfra_run import controller_address
 from vcops.enforce.vars import role_vars
-from vcops.errors import CommandError
 from vcops.inventory.export import JsonValue, _ansible_connection, vcops_vars
 from vcops.inventory.models import Device, Inventory, Server
 from vcops.paths import ansible_cfg, deploys_dir, roles_dir, templates_dir
@@ -42,7 +33,6 @@ NETWORK_PLAYBOOK = deploys_dir() / "network.yml"
 ROLES_DIR = roles_dir()
 ANSIBLE_CFG = ansible_cfg()
 ROLE_PREFIX = "vcops_"
-RUN_TIMEOUT = 1800.0
 MAGIC_VARS = frozenset({"inventory_hostname"})
 """role_vars entries Ansible sets itself (a host var of that name would be ignored)."""
 
@@ -84,126 +74,6 @@ def write_ansible_inventory(inventory: Inventory, servers: list[Server], path: P
     return path
 
 
-@dataclass
-class AnsibleHost:
-    """What ansible-playbook did (or would do, in check mode) on one host."""
-
-    name: str
-    reached: bool = False
-    changed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    diffs: dict[str, str] = field(default_factory=dict)
-    recap: dict[str, int] = field(default_factory=dict)
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_TASK = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(.+?)\]\s*\**$")
-_STATUS = re.compile(
-    r"^(ok|changed|fatal|failed|skipping|unreachable): \[([^\]]+?)(?: -> [^\]]+)?\]"
-)
-_RECAP = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$")
-
-
-def _message(rest: str) -> str:
-    """The readable part of a ``fatal: [h]: FAILED! => {...}`` payload (pure)."""
-    start = rest.find("{")
-    if start >= 0:
-        try:
-            data = json.loads(rest[start:])
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            parts = [str(data.get("msg") or "").strip()]
-            for key in ("stderr", "stdout"):
-                text = str(data.get(key) or "").strip()
-                if text:
-                    parts.append(text.splitlines()[-1])
-            return "; ".join(p for p in parts if p)[:400]
-    return rest.strip()[:400]
-
-
-def parse_playbook_output(text: str, names: list[str]) -> list[AnsibleHost]:
-    """Per-host outcome from ansible-playbook's default output (pure).
-
-    A host with no recap line and no task result never got connected: unreachable.
-    """
-    hosts = {n: AnsibleHost(n) for n in names}
-    task = "?"
-    pending: list[str] = []
-    lines = _ANSI.sub("", text).splitlines()
-    in_recap = False
-    for index, line in enumerate(lines):
-        header = _TASK.match(line)
-        if header:
-            task, pending = header[1], []
-            continue
-        if line.startswith("PLAY RECAP"):
-            in_recap = True
-            continue
-        if in_recap:
-            recap = _RECAP.match(line.strip())
-            if recap and recap[1] in hosts:
-                counts = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap[2])}
-                host = hosts[recap[1]]
-                host.recap = counts
-                if counts.get("unreachable", 0):
-                    if counts.get("ok", 0) or counts.get("changed", 0):
-                        # connected, then lost: as serious as a failure (maybe a firewall)
-                        host.failed.append("connection lost during the run")
-                        host.errors.append("connection lost during the run")
-                    else:
-                        host.reached = False
-            continue
-        status = _STATUS.match(line)
-        if not status or status[2] not in hosts:
-            pending.append(line)
-            continue
-        kind, host = status[1], hosts[status[2]]
-        if line[status.end() :].lstrip(": ").startswith("UNREACHABLE!"):
-            kind = "unreachable"
-        if kind == "unreachable":
-            host.errors.append(f"{task}: {_message(line[status.end() :])}")
-        elif kind in {"fatal", "failed"}:
-            host.reached = True
-            payload = line[status.end() :]
-            # the JSON payload may continue on the following lines
-            for more in lines[index + 1 :]:
-                if _TASK.match(more) or _STATUS.match(more) or more.startswith(("PLAY", "...")):
-                    break
-                payload += "\n" + more
-            if task not in host.failed and "...ignoring" not in payload:
-                host.failed.append(task)
-                host.errors.append(f"{task}: {_message(payload)}")
-        else:
-            host.reached = True
-            if kind == "changed":
-                if task not in host.changed:
-                    host.changed.append(task)
-                diff = "\n".join(p for p in pending if p.strip())
-                if diff:
-                    host.diffs[task] = host.diffs.get(task, "") + diff + "\n"
-        pending = []
-    return [hosts[n] for n in names]
-
-
-def playbook_argv(
-    inventory_file: Path, *, check: bool, playbook: Path = SITE_PLAYBOOK, forks: int = 20
-) -> list[str]:
-    """The ``ansible-playbook`` command line (the one beside this Python)."""
-    argv = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        str(inventory_file),
-        str(playbook),
-        "--forks",
-        str(forks),
-    ]
-    if check:
-        argv += ["--check", "--diff"]
-    return argv
-
-
 def assemble_roles(directory: Path, roles: Path = ROLES_DIR) -> Path:
     """The roles as Ansible runs them: each ``vcops_<area>`` role's own files (linked
     from the package) with ``templates/`` linked to ``<templates root>/<area>``.
@@ -227,16 +97,15 @@ def assemble_roles(directory: Path, roles: Path = ROLES_DIR) -> Path:
 
 
 def ansible_env(tmp: Path) -> dict[str, str]:
-    """The environment ansible-playbook runs with: the config and roles shipped with vcops
-    (roles assembled in ``tmp`` around the one templates root)."""
+    """What ansible-playbook runs with on top of this process's environment: the config
+    and roles shipped with vcops (roles assembled in ``tmp`` around the one templates
+    root), strict host keys, nothing written outside ``tmp``. ansible-runner sets the
+    callback that turns results into events."""
     return {
-        **os.environ,
         "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
         "ANSIBLE_ROLES_PATH": str(assemble_roles(tmp / "roles")),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
         "ANSIBLE_LOCAL_TEMP": str(tmp / "local"),
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp / "cp"),
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
@@ -254,7 +123,7 @@ def run_ansible(
     """Run ``playbook`` on ``servers``; return per-host results and ansible's wall time.
 
     Raises:
-        CommandError: ansible-playbook could not start or printed nothing to read.
+        CommandError: ansible-playbook could not start or ended without results.
     """
     document = render_ansible_inventory(inventory, servers)
     return _run_playbook(document, [s.name for s in servers], check, playbook, forks)
@@ -283,7 +152,7 @@ def run_ansible_devices(
     """``deploys/network.yml`` (the ``vcops_netdev`` role) on ``devices``.
 
     Raises:
-        CommandError: ansible-playbook could not start or printed nothing to read.
+        CommandError: ansible-playbook could not start or ended without results.
     """
     document = render_device_inventory(inventory, devices, mask_key_file)
     return _run_playbook(document, [d.name for d in devices], check, NETWORK_PLAYBOOK, 8)
@@ -292,34 +161,15 @@ def run_ansible_devices(
 def _run_playbook(
     document: dict[str, JsonValue], names: list[str], check: bool, playbook: Path, forks: int
 ) -> tuple[list[AnsibleHost], float]:
-    with tempfile.TemporaryDirectory(prefix="vcops-ansible-") as tmp:
-        inv_file = Path(tmp) / "inventory.yml"
-        inv_file.write_text(
-            "# Ansible inventory written by vcops for one run; do not edit.\n"
-            + yaml.safe_dump(document, sort_keys=False, width=200)
+    with tempfile.TemporaryDirectory(prefix="vcops-roles-") as tmp:
+        return run_playbook(
+            document,
+            names,
+            playbook=playbook,
+            check=check,
+            forks=min(forks, max(1, len(names))),
+            envvars=ansible_env(Path(tmp)),
         )
-        argv = playbook_argv(inv_file, check=check, playbook=playbook, forks=forks)
-        started = time.monotonic()
-        try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=RUN_TIMEOUT,
-                check=False,
-                env=ansible_env(Path(tmp)),
-                cwd=tmp,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise CommandError(f"ansible-playbook could not run ({exc}); reinstall vcops") from exc
-        seconds = time.monotonic() - started
-    if "PLAY RECAP" not in done.stdout:
-        last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise CommandError(
-            f"ansible-playbook exited {done.returncode} without a recap: {last[0][:300]}; "
-            f"run `ansible-playbook --syntax-check {playbook}`"
-        )
-    return parse_playbook_output(done.stdout, names), seconds
 
 
 def write_host_vars(inventory: Inventory, servers: list[Server], directory: Path) -> list[Path]:

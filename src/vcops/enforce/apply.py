@@ -31,7 +31,8 @@ from pydantic import BaseModel
 
 from vcops.connectors.hosttask import HostTask, ScriptTask, run_tasks
 from vcops.connectors.ssh import SshTarget
-from vcops.enforce.ansible import AnsibleHost, run_ansible, run_ansible_devices
+from vcops.enforce.ansible import run_ansible, run_ansible_devices
+from vcops.enforce.ansible_events import AnsibleHost
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
 from vcops.enforce.netdev_apply import DeviceOutcome, run_devices
 from vcops.enforce.pyinfra_run import CONDITIONAL, PyinfraHost, controller_address, run_pyinfra

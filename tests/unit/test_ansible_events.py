@@ -1,0 +1,138 @@
+"""Ansible results as ansible-runner events: a real playbook on real (local and
+unreachable loopback) hosts, and the pure reader on events shaped like the real ones."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from vcops.enforce.ansible_events import parse_events, render_diff, run_playbook
+from vcops.errors import CommandError
+
+PLAYBOOK = """
+- name: Events
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Write the config
+      ansible.builtin.copy:
+        dest: "{{ out }}/sshd.conf"
+        content: "PasswordAuthentication no\\n"
+        mode: "0600"
+    - name: Fail on purpose
+      ansible.builtin.command: /bin/sh -c 'echo boom >&2; exit 3'
+      changed_when: false
+      when: inventory_hostname == 'web-02'
+    - name: A failure that is ignored
+      ansible.builtin.command: /bin/false
+      changed_when: false
+      ignore_errors: true
+"""
+
+
+def _inventory(tmp_path: Path) -> dict[str, object]:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    hosts: dict[str, object] = {}
+    for name in ("web-01", "web-02"):
+        out = tmp_path / name
+        out.mkdir()
+        (out / "sshd.conf").write_text("PasswordAuthentication yes\n")
+        hosts[name] = {**local, "out": str(out)}
+    hosts["web-03"] = {  # nothing listens on loopback port 1: refused at once
+        "ansible_host": "127.0.0.1",
+        "ansible_port": 1,
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=yes -o UserKnownHostsFile=/dev/null",
+        "out": str(tmp_path),
+    }
+    return {"all": {"hosts": hosts}}
+
+
+def _run(tmp_path: Path, check: bool) -> list[object]:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAYBOOK)
+    hosts, seconds = run_playbook(
+        _inventory(tmp_path),  # type: ignore[arg-type]
+        ["web-01", "web-02", "web-03"],
+        playbook=playbook,
+        check=check,
+        forks=3,
+        envvars={"ANSIBLE_LOCAL_TEMP": str(tmp_path / "local")},
+    )
+    assert seconds > 0
+    return hosts  # type: ignore[return-value]
+
+
+def test_a_real_run_reads_changed_failed_and_unreachable_hosts(tmp_path: Path) -> None:
+    web1, web2, web3 = _run(tmp_path, check=False)
+    assert web1.reached and web1.changed == ["Write the config"] and web1.failed == []  # type: ignore[attr-defined]
+    assert web1.recap["changed"] == 1 and web1.recap["ignored"] == 1  # type: ignore[attr-defined]
+    assert web2.failed == ["Fail on purpose"] and "boom" in web2.errors[0]  # type: ignore[attr-defined]
+    assert not web3.reached and "port 1" in web3.errors[0]  # type: ignore[attr-defined]
+    assert (tmp_path / "web-01" / "sshd.conf").read_text() == "PasswordAuthentication no\n"
+
+
+def test_check_mode_changes_nothing_and_gives_the_diff(tmp_path: Path) -> None:
+    web1, _web2, _web3 = _run(tmp_path, check=True)
+    assert web1.changed == ["Write the config"]  # type: ignore[attr-defined]
+    diff = web1.diffs["Write the config"]  # type: ignore[attr-defined]
+    assert "-PasswordAuthentication yes\n" in diff and "+PasswordAuthentication no\n" in diff
+    assert (tmp_path / "web-01" / "sshd.conf").read_text() == "PasswordAuthentication yes\n"
+
+
+def test_a_playbook_that_cannot_run_is_one_clear_error(tmp_path: Path) -> None:
+    playbook = tmp_path / "broken.yml"
+    playbook.write_text("- hosts: all\n  tasks: [{name: x, no_such_module: {}}]\n")
+    with pytest.raises(CommandError, match="without results"):
+        run_playbook(
+            {"all": {"hosts": {"web-01": {"ansible_connection": "local"}}}},
+            ["web-01"],
+            playbook=playbook,
+            check=False,
+            forks=1,
+            envvars={"ANSIBLE_LOCAL_TEMP": str(tmp_path / "local")},
+        )
+
+
+def _event(kind: str, host: str, task: str, res: object, **extra: object) -> dict[str, object]:
+    data = {"host": host, "role": "vcops_firewall", "task": task, "res": res, **extra}
+    return {"event": kind, "event_data": data}
+
+
+def test_a_host_lost_mid_run_is_failed_not_changed() -> None:
+    events: list[object] = [
+        _event("runner_on_ok", "web-01", "Install /etc/nftables.conf", {"changed": True}),
+        _event("runner_on_unreachable", "web-01", "Load", {"msg": "Connection timed out"}),
+        {"event": "playbook_on_stats", "event_data": {"ok": {"web-01": 5}, "dark": {"web-01": 1}}},
+    ]
+    (host,) = parse_events(events, ["web-01"])
+    assert host.reached and host.failed == ["connection lost during the run"]
+    assert "Connection timed out" in host.errors[0]
+
+
+def test_hostile_events_are_skipped_or_bounded() -> None:
+    events: list[object] = [
+        "not a dict",
+        {"event": "runner_on_ok", "event_data": "nope"},
+        _event("runner_on_ok", "other-host", "x", {"changed": True}),
+        _event("runner_on_ok", "web-01", "t" * 10_000, {"changed": True, "diff": "x"}),
+        _event("runner_on_failed", "web-01", "y", {"msg": "m" * 100_000}),
+        {"event": "playbook_on_stats", "event_data": {"ok": {"web-01": "many"}}},
+    ]
+    (host,) = parse_events(events, ["web-01"])
+    assert host.reached and len(host.changed[0]) < 500 and len(host.errors[0]) <= 600
+    assert host.recap == {}
+
+
+def test_render_diff_of_each_shape() -> None:
+    assert render_diff({"before": "a\n", "after": "b\n", "after_header": "f"}).splitlines() == [
+        "--- before",
+        "+++ after: f",
+        "@@ -1 +1 @@",
+        "-a",
+        "+b",
+    ]
+    assert render_diff([{"prepared": "pkg: install x"}]) == "pkg: install x\n"
+    assert render_diff({"before": "same", "after": "same"}) == ""
+    assert render_diff(None) == ""
