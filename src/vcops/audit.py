@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
@@ -41,6 +41,7 @@ class AuditEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: int
+    #: The time as the text the hash covers (:func:`time_text`).
     ts: str
     actor: str
     action: str
@@ -112,6 +113,14 @@ def head_problem(head: tuple[int, str] | None, anchor: Anchor | None) -> str | N
         f"{anchor.id} last: entries after it were written behind its back "
         "(or the chain was rewritten)"
     )
+
+
+def time_text(moment: datetime) -> str:
+    """The one text form of an entry's time that its hash covers (and that ``audit log``
+    shows): ISO 8601 in UTC, ``2026-11-28T13:01:02.123456+00:00`` (no fraction when the
+    microseconds are zero), exactly what entries written before the database kept real
+    times hashed."""
+    return moment.astimezone(UTC).isoformat()
 
 
 def row_problem(ts: object, detail: object) -> str:

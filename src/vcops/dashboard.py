@@ -24,6 +24,7 @@ from vcops.errors import VcopsError
 from vcops.findings import Waiver
 from vcops.findings_store import (
     FindingView,
+    ScanSummary,
     ScorePoint,
     last_scans,
     list_findings,
@@ -85,8 +86,14 @@ def overview(inv: Inventory, store: Store, *, limit: int = 30) -> Overview:
         by_role={k: _percent(*v) for k, v in sorted(roles.items())},
         failing=sorted(rollup(open_), key=lambda r: (-len(r.hosts), r.control_id))[:15],
         unknown=list(scans[0].unknown) if scans else [],
-        last_scan=scans[0].finished_at if scans else None,
+        last_scan=_finished(scans),
     )
+
+
+def _finished(scans: list[ScanSummary]) -> str | None:
+    """When the newest scan finished, as the ISO 8601 text the pages show."""
+    finished = scans[0].finished_at if scans else None
+    return finished.isoformat() if finished else None
 
 
 class HostView(BaseModel):
@@ -129,7 +136,7 @@ def host_view(inv: Inventory, store: Store, name: str, snapshots_dir: Path | Non
         roles=[str(r) for r in getattr(target, "roles", [])] if target is not None else [],
         open=[f for f in findings if f.resolved_at is None],
         resolved=[f for f in findings if f.resolved_at is not None][-20:],
-        last_scan=scans[0].finished_at if scans and status else None,
+        last_scan=_finished(scans) if status else None,
         last_scan_status=status,
         last_snapshot=_last_snapshot(snapshots_dir, name),
         last_apply=applies[-1] if applies else None,

@@ -257,7 +257,7 @@ def _latency(
         ).all()
     scans_of: dict[str, list[datetime]] = defaultdict(list)
     for target, started in reached:
-        scans_of[target].append(_when(started))
+        scans_of[target].append(started)
     default = settings_for({}).security_update_max_age_days
     limits = {}
     for server in inv.servers:

@@ -59,7 +59,7 @@ class OpenFinding(BaseModel):
     id: int
     target: str
     control_id: str
-    first_seen: str
+    first_seen: datetime
 
 
 class Drift(BaseModel):

@@ -24,7 +24,8 @@ from vcops.tables import (
 
 
 class FindingView(BaseModel):
-    """A finding as shown to people and in JSON."""
+    """A finding as shown to people and in JSON (times as ISO 8601 text in UTC, the
+    form they always had in the JSON output)."""
 
     id: int
     target: str
@@ -51,9 +52,9 @@ def _view(row: FindingRow) -> FindingView:
         title=row.title,
         expected=row.expected,
         actual=row.actual,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        resolved_at=row.resolved_at,
+        first_seen=row.first_seen.isoformat(),
+        last_seen=row.last_seen.isoformat(),
+        resolved_at=row.resolved_at.isoformat() if row.resolved_at else None,
         status="open" if row.resolved_at is None else "resolved",
     )
 
@@ -90,7 +91,11 @@ def list_findings(
     status: str | None = None,
     target: str | None = None,
     control: str | None = None,
+    first_seen_after: datetime | None = None,
+    resolved_after: datetime | None = None,
 ) -> list[FindingView]:
+    """Findings by target and control; ``first_seen_after`` / ``resolved_after`` keep
+    those first seen / resolved after that time (compared in SQL)."""
     with store.session() as s:
         query = select(FindingRow).order_by(FindingRow.target, FindingRow.control_id, FindingRow.id)
         if status in {"open", "waived"}:
@@ -101,6 +106,10 @@ def list_findings(
             query = query.where(FindingRow.target == target)
         if control:
             query = query.where(FindingRow.control_id == control.upper())
+        if first_seen_after is not None:
+            query = query.where(FindingRow.first_seen > first_seen_after)
+        if resolved_after is not None:
+            query = query.where(FindingRow.resolved_at > resolved_after)
         return [_view(r) for r in s.execute(query).scalars()]
 
 
@@ -118,10 +127,10 @@ def record_scan(
 ) -> int:
     """Store one scan, its per-target status and the finding changes; return the scan id."""
     passed, failed, unknown, percent = score
-    now = finished_at.isoformat()
+    now = finished_at
     with store.session(write=True) as s:
         scan = ScanRow(
-            started_at=started_at.isoformat(),
+            started_at=started_at,
             finished_at=now,
             actor=actor,
             selection=selection,
@@ -174,7 +183,7 @@ def record_scan(
         return scan.id
 
 
-def _new_values(result: ControlResult, scan_id: int, now: str) -> dict[str, object]:
+def _new_values(result: ControlResult, scan_id: int, now: datetime) -> dict[str, object]:
     return {
         "target": result.target,
         "control_id": result.control_id,
@@ -206,16 +215,16 @@ class ScorePoint(BaseModel):
 def score_history(store: Store, limit: int = 30, since: datetime | None = None) -> list[ScorePoint]:
     """The newest ``limit`` scans' scores, oldest first (only scans finished after ``since``)."""
     with store.session() as s:
-        query = select(ScanRow).where(ScanRow.finished_at != "").order_by(ScanRow.id.desc())
+        query = select(ScanRow).where(ScanRow.finished_at.is_not(None))
+        if since is not None:
+            query = query.where(ScanRow.finished_at >= since)
         rows = [
             (r.id, r.finished_at, r.score, r.summary)
-            for r in s.execute(query.limit(limit)).scalars()
+            for r in s.execute(query.order_by(ScanRow.id.desc()).limit(limit)).scalars()
         ]
     out = []
-    for scan_id, finished_at, score, summary in reversed(rows):
-        at = datetime.fromisoformat(finished_at)
-        if since is not None and at < since:
-            continue
+    for scan_id, at, score, summary in reversed(rows):
+        assert at is not None  # the query keeps finished scans only
         try:
             data = json.loads(summary or "{}")
             clauses = data.get("clauses") or {}
@@ -234,12 +243,6 @@ def score_history(store: Store, limit: int = 30, since: datetime | None = None) 
     return out
 
 
-def recent_scores(store: Store, limit: int = 10) -> list[tuple[str, float]]:
-    with store.session() as s:
-        rows = s.execute(select(ScanRow).order_by(ScanRow.id.desc()).limit(limit)).scalars()
-        return [(r.finished_at, r.score) for r in reversed(list(rows))]
-
-
 def add_waiver(store: Store, waiver: Waiver) -> Waiver:
     with store.session(write=True) as s:
         row = WaiverRow(
@@ -247,8 +250,8 @@ def add_waiver(store: Store, waiver: Waiver) -> Waiver:
             hosts=waiver.hosts,
             reason=waiver.reason,
             approved_by=waiver.approved_by,
-            expires_at=waiver.expires_at.isoformat(),
-            created_at=waiver.created_at.isoformat(),
+            expires_at=waiver.expires_at,
+            created_at=waiver.created_at,
             created_by=waiver.created_by,
         )
         s.add(row)
@@ -266,8 +269,8 @@ def list_waivers(store: Store) -> list[Waiver]:
                 hosts=r.hosts,
                 reason=r.reason,
                 approved_by=r.approved_by,
-                expires_at=datetime.fromisoformat(r.expires_at),
-                created_at=datetime.fromisoformat(r.created_at),
+                expires_at=r.expires_at,
+                created_at=r.created_at,
                 created_by=r.created_by,
             )
             for r in rows
@@ -348,12 +351,12 @@ def save_upgrade_cache(store: Store, entries: dict[str, UpgradeCache], now: date
                         target=name,
                         fingerprint=entry.fingerprint,
                         upgradable=data,
-                        computed_at=now.isoformat(),
+                        computed_at=now,
                     )
                 )
             else:
                 row.fingerprint, row.upgradable = entry.fingerprint, data
-                row.computed_at = now.isoformat()
+                row.computed_at = now
 
 
 def known_sightings(store: Store, targets: Iterable[str]) -> dict[str, dict[str, int]]:
@@ -370,8 +373,9 @@ def known_sightings(store: Store, targets: Iterable[str]) -> dict[str, dict[str,
 
 class ScanSummary(BaseModel):
     id: int
-    started_at: str
-    finished_at: str
+    started_at: datetime
+    #: None while the scan has not finished.
+    finished_at: datetime | None
     selection: str
     score: float
     unknown: list[tuple[str, str]]

@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Integer, String, Text, create_engine, event, select, text
+from sqlalchemy import Integer, String, Text, create_engine, event, select, text, type_coerce
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -46,15 +46,17 @@ from vcops.audit import (
     entry_hash,
     head_problem,
     row_problem,
+    time_text,
     verify_chain,
 )
+from vcops.dbtime import AuditTime, UnreadableTime, parse_stored
 from vcops.errors import AuditTampered, StoreError
 from vcops.locks import ADVISORY_NAMESPACE, advisory_key, hold_lock
 from vcops.paths import create_private_file, ensure_state_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest alembic revision (a unit test keeps it equal to the migrations' head).
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 
 class Base(DeclarativeBase):
@@ -65,7 +67,9 @@ class AuditRow(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    ts: Mapped[str] = mapped_column(String(40))
+    #: NULL only for an entry migrated (0005) with a time that could not be read; its
+    #: text is then in ``audit_time_text``.
+    ts: Mapped[datetime | str | None] = mapped_column(AuditTime(), nullable=True)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str] = mapped_column(String(500), default="")
@@ -73,8 +77,12 @@ class AuditRow(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
-    def to_entry(self) -> AuditEntry:
-        """The entry; a row whose data cannot be read carries ``problem`` instead of raising."""
+    def to_entry(self, hashed_text: str | None = None) -> AuditEntry:
+        """The entry; a row whose data cannot be read carries ``problem`` instead of raising.
+
+        ``hashed_text``: the time text the entry was hashed with, when migration 0005
+        kept it (written before 0005 in another form than :func:`~vcops.audit.time_text`).
+        """
         detail: object = None
         problem = ""
         try:
@@ -83,10 +91,11 @@ class AuditRow(Base):
             problem = "its detail is not valid JSON"
         if detail is None and not problem:
             problem = "its detail is not valid JSON"
-        problem = problem or row_problem(self.ts, detail)
+        ts, time_problem = _entry_time(self.ts, hashed_text)
+        problem = problem or time_problem or row_problem(ts, detail)
         return AuditEntry(
             id=self.id if isinstance(self.id, int) else -1,
-            ts=str(self.ts),
+            ts=ts,
             actor=str(self.actor),
             action=str(self.action),
             target=str(self.target),
@@ -95,6 +104,42 @@ class AuditRow(Base):
             hash=str(self.hash),
             problem=problem,
         )
+
+
+class AuditTimeTextRow(Base):
+    """The original time text of an entry migrated by 0005 whose text was not the one
+    form :func:`~vcops.audit.time_text` gives (another offset, or unreadable): the hash
+    covers that text, so the chain keeps verifying."""
+
+    __tablename__ = "audit_time_text"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    text: Mapped[str] = mapped_column(String(64))
+
+
+def _entry_time(stored: datetime | str | None, hashed_text: str | None) -> tuple[str, str]:
+    """(the time text an entry's hash covers, why it cannot be trusted or "")."""
+    if isinstance(stored, datetime):
+        if hashed_text is None:
+            return time_text(stored), ""
+        try:
+            same = parse_stored(hashed_text) == stored
+        except ValueError:
+            same = False
+        if not same:
+            return hashed_text, (
+                f"its time {time_text(stored)} is not its recorded original {hashed_text[:40]!r}"
+            )
+        return hashed_text, ""
+    if stored is None:
+        return (hashed_text, "") if hashed_text is not None else ("", "it has no time")
+    return stored, ""
+
+
+def _hashed_texts(session: Session) -> dict[int, str]:
+    """Entry id -> the time text it was hashed with, kept by migration 0005 (usually none)."""
+    rows = session.execute(select(AuditTimeTextRow.id, AuditTimeTextRow.text)).all()
+    return {int(i): str(t) for i, t in rows}
 
 
 def current_actor() -> str:
@@ -198,11 +243,42 @@ class Store:
                             {"ns": ADVISORY_NAMESPACE, "key": advisory_key("store-write")},
                         )
                 yield session
+        except UnreadableTime as exc:
+            raise StoreError(
+                f"database {_redact_url(str(self.engine.url))}: {self._bad_time_rows(exc)}"
+            ) from exc
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"database {_redact_url(str(self.engine.url))}: {exc.__class__.__name__}: "
                 + _scrub(getattr(exc, "orig", None) or exc, self.engine.url)
             ) from exc
+
+    def _bad_time_rows(self, exc: UnreadableTime) -> str:
+        """Which rows of the column named in ``exc`` hold an unreadable time (the first
+        three), and the fix."""
+        table_name, _, column = exc.where.partition(".")
+        table = Base.metadata.tables.get(table_name)
+        bad: list[str] = []
+        if table is not None and column in table.c:
+            key = next(iter(table.primary_key.columns))
+            query = select(key, type_coerce(table.c[column], String)).order_by(key)
+            try:
+                with self.engine.connect() as conn:
+                    for pk, value in conn.execute(query):
+                        try:
+                            if value is not None:
+                                parse_stored(value)
+                        except ValueError:
+                            bad.append(f"{pk} ({str(value)[:40]!r})")
+                            if len(bad) == 3:
+                                break
+            except SQLAlchemyError:
+                bad = []
+        rows = f"row {', '.join(bad)} of {table_name}" if bad else "a row"
+        return (
+            f"{exc}: {rows} was edited by hand; set {column or 'it'} to an ISO 8601 time "
+            "with an offset (2026-11-28T13:01:02+00:00) or delete that row"
+        )
 
     def audit(
         self,
@@ -254,7 +330,10 @@ class Store:
         reanchor: bool,
     ) -> AuditEntry:
         detail = json.loads(json.dumps(detail or {}, default=str))
-        ts = (now or datetime.now(UTC)).isoformat()
+        moment = now or datetime.now(UTC)
+        if moment.utcoffset() is None:
+            raise StoreError(f"audit {action}: the time {moment} has no timezone")
+        ts = time_text(moment)
         who = actor or current_actor()
         with self._append_lock():
             anchor, untrusted = (
@@ -268,7 +347,11 @@ class Store:
                 ).scalar_one_or_none()
                 head = (last.id, last.hash) if last else None
                 if reanchor:
-                    entries = [r.to_entry() for r in session.execute(select(AuditRow)).scalars()]
+                    texts = _hashed_texts(session)
+                    entries = [
+                        r.to_entry(texts.get(r.id))
+                        for r in session.execute(select(AuditRow)).scalars()
+                    ]
                     chain = verify_chain(entries)
                     if not chain.ok:
                         raise StoreError(
@@ -290,7 +373,7 @@ class Store:
                 digest = entry_hash(new_id, ts, who, action, target, detail, prev)
                 row = AuditRow(
                     id=new_id,
-                    ts=ts,
+                    ts=moment,
                     actor=who,
                     action=action,
                     target=target,
@@ -332,7 +415,8 @@ class Store:
             if limit:
                 query = query.limit(limit)
             rows = list(session.execute(query).scalars())
-            return [r.to_entry() for r in reversed(rows)]
+            texts = _hashed_texts(session)
+            return [r.to_entry(texts.get(r.id)) for r in reversed(rows)]
 
     # -- the controller key and the signed anchor -------------------------------------
 
@@ -455,10 +539,36 @@ def migrate(engine: Engine) -> None:
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
-        connection.commit()
+        if sqlite:
+            # A batch migration rebuilds a table (copy, drop, rename): with foreign keys
+            # on, dropping `scans` would cascade-delete `scan_targets`. The pragma only
+            # takes effect outside a transaction, so it goes to the driver directly;
+            # the keys are checked after the upgrade and switched back on.
+            _sqlite_pragma(connection, "PRAGMA foreign_keys=OFF")
+        try:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+                if broken is not None:
+                    raise StoreError(
+                        f"migration left a broken foreign key in table {broken[0]} "
+                        f"(row {broken[1]}); nothing was changed"
+                    )
+            connection.commit()
+        finally:
+            if sqlite:
+                connection.rollback()
+                _sqlite_pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+def _sqlite_pragma(connection: Connection, pragma: str) -> None:
+    """Run a pragma on the driver connection, outside any transaction."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(pragma)
 
 
 def _scrub(message: object, url: str | URL) -> str:

@@ -1,11 +1,16 @@
-"""Tables for scans, findings, waivers, package sightings (migration 0002) and the
-pending-upgrades cache (0004)."""
+"""Tables for scans, findings, waivers, package sightings (migration 0002), windows
+(0003) and the pending-upgrades cache (0004). Every time is a timezone-aware
+``DateTime`` column (0005), read and written as aware UTC ``datetime`` through
+:class:`vcops.dbtime.UtcDateTime`."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from vcops.dbtime import UtcDateTime
 from vcops.store import Base
 
 
@@ -15,8 +20,10 @@ class ScanRow(Base):
     __tablename__ = "scans"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    started_at: Mapped[str] = mapped_column(String(40))
-    finished_at: Mapped[str] = mapped_column(String(40), default="")
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime("scans.started_at"))
+    finished_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime("scans.finished_at"), nullable=True
+    )
     actor: Mapped[str] = mapped_column(String(200))
     selection: Mapped[str] = mapped_column(String(500), default="all")
     targets: Mapped[int] = mapped_column(Integer, default=0)
@@ -55,9 +62,11 @@ class FindingRow(Base):
     title: Mapped[str] = mapped_column(String(300))
     expected: Mapped[str] = mapped_column(Text)
     actual: Mapped[str] = mapped_column(Text)
-    first_seen: Mapped[str] = mapped_column(String(40))
-    last_seen: Mapped[str] = mapped_column(String(40))
-    resolved_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime("findings.first_seen"))
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime("findings.last_seen"))
+    resolved_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime("findings.resolved_at"), nullable=True
+    )
     first_scan_id: Mapped[int] = mapped_column(Integer)
     last_scan_id: Mapped[int] = mapped_column(Integer)
 
@@ -72,8 +81,8 @@ class WaiverRow(Base):
     hosts: Mapped[str] = mapped_column(String(500))
     reason: Mapped[str] = mapped_column(Text)
     approved_by: Mapped[str] = mapped_column(String(200))
-    expires_at: Mapped[str] = mapped_column(String(40))
-    created_at: Mapped[str] = mapped_column(String(40))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime("waivers.expires_at"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime("waivers.created_at"))
     created_by: Mapped[str] = mapped_column(String(200))
 
 
@@ -97,7 +106,7 @@ class WindowRow(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     state: Mapped[str] = mapped_column(String(20))
-    start: Mapped[str] = mapped_column(String(40))
+    start: Mapped[datetime] = mapped_column(UtcDateTime("windows.start"))
     data: Mapped[str] = mapped_column(Text)
 
 
@@ -110,7 +119,7 @@ class ApprovalRow(Base):
     window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"))
     member: Mapped[str] = mapped_column(String(200))
     decision: Mapped[str] = mapped_column(String(10))
-    at: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UtcDateTime("approvals.at"))
     comment: Mapped[str] = mapped_column(Text, default="")
     signature: Mapped[str] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(200))
@@ -126,8 +135,12 @@ class WindowHostRow(Base):
     target: Mapped[str] = mapped_column(String(200))
     batch: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(20))
-    started_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime("window_hosts.started_at"), nullable=True
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime("window_hosts.finished_at"), nullable=True
+    )
     detail: Mapped[str] = mapped_column(Text, default="{}")
 
 
@@ -140,4 +153,4 @@ class UpgradeCacheRow(Base):
     target: Mapped[str] = mapped_column(String(200), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     upgradable: Mapped[str] = mapped_column(Text)
-    computed_at: Mapped[str] = mapped_column(String(40))
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime("upgrade_cache.computed_at"))

@@ -14,11 +14,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from vcops.audit import GENESIS, entry_hash
+from vcops.audit import GENESIS, entry_hash, time_text
 from vcops.cli import main
 from vcops.store import open_store
 
@@ -78,7 +79,8 @@ def append_through_the_cli(capsys: pytest.CaptureFixture[str]) -> tuple[int, str
 
 
 def rewrite_chain(db: Path, from_id: int, actor: str) -> None:
-    """What an attacker with the database does: edit rows and recompute every hash."""
+    """What an attacker with the database does: edit rows and recompute every hash
+    (over each time's one hashed text form, the public :func:`time_text`)."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
             "SELECT id, ts, actor, action, target, detail FROM audit_log ORDER BY id"
@@ -86,7 +88,8 @@ def rewrite_chain(db: Path, from_id: int, actor: str) -> None:
         prev = GENESIS
         for id_, ts, old_actor, action, target, detail in rows:
             who = actor if id_ >= from_id else old_actor
-            digest = entry_hash(id_, ts, who, action, target, json.loads(detail), prev)
+            hashed = time_text(datetime.fromisoformat(ts))
+            digest = entry_hash(id_, hashed, who, action, target, json.loads(detail), prev)
             conn.execute(
                 "UPDATE audit_log SET actor=?, prev_hash=?, hash=? WHERE id=?",
                 (who, prev, digest, id_),

@@ -15,6 +15,7 @@ from vcops.findings import (
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+SEEN = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def r(target: str, control: str, status: str) -> ControlResult:
@@ -36,8 +37,8 @@ def scanned(target: str, *results: ControlResult) -> TargetOutcome:
 
 def test_new_persisting_resolved() -> None:
     previous = [
-        OpenFinding(id=1, target="a", control_id="C1", first_seen="x"),
-        OpenFinding(id=2, target="a", control_id="C2", first_seen="x"),
+        OpenFinding(id=1, target="a", control_id="C1", first_seen=SEEN),
+        OpenFinding(id=2, target="a", control_id="C2", first_seen=SEEN),
     ]
     drift = compute_drift(
         previous, [scanned("a", r("a", "C1", "fail"), r("a", "C2", "pass"), r("a", "C3", "fail"))]
@@ -48,14 +49,14 @@ def test_new_persisting_resolved() -> None:
 
 
 def test_an_unreachable_target_resolves_nothing() -> None:
-    previous = [OpenFinding(id=1, target="b", control_id="C1", first_seen="x")]
+    previous = [OpenFinding(id=1, target="b", control_id="C1", first_seen=SEEN)]
     outcome = TargetOutcome(target="b", kind="server", status="unknown", error="timeout")
     drift = compute_drift(previous, [outcome])
     assert drift.resolved == [] and drift.untouched == [1] and drift.new == []
 
 
 def test_an_undecided_check_neither_opens_nor_resolves() -> None:
-    previous = [OpenFinding(id=1, target="a", control_id="C1", first_seen="x")]
+    previous = [OpenFinding(id=1, target="a", control_id="C1", first_seen=SEEN)]
     drift = compute_drift(
         previous, [scanned("a", r("a", "C1", "unknown"), r("a", "C2", "unknown"))]
     )
@@ -63,7 +64,7 @@ def test_an_undecided_check_neither_opens_nor_resolves() -> None:
 
 
 def test_a_control_that_no_longer_applies_resolves() -> None:
-    previous = [OpenFinding(id=7, target="a", control_id="VC-AST-001", first_seen="x")]
+    previous = [OpenFinding(id=7, target="a", control_id="VC-AST-001", first_seen=SEEN)]
     assert compute_drift(previous, [scanned("a", r("a", "C1", "pass"))]).resolved == [7]
 
 

@@ -82,18 +82,17 @@ def drift(app: App, since: datetime | None, email: bool) -> int:
     if not scans:
         raise ConfigError("no scan recorded yet; run `vcops scan` first")
     start = (
-        since.replace(tzinfo=UTC)
-        if since
-        else (datetime.fromisoformat(scans[1].finished_at) if len(scans) > 1 else None)
+        since.replace(tzinfo=UTC) if since else (scans[1].finished_at if len(scans) > 1 else None)
     )
     views = list_findings(store)
-    cutoff = start.isoformat() if start else ""
     new = (
-        [v for v in views if v.first_seen > cutoff]
+        list_findings(store, first_seen_after=start)
         if start
         else [v for v in views if v.resolved_at is None]
     )
-    resolved = [v for v in views if v.resolved_at and v.resolved_at > cutoff]
+    resolved = (
+        list_findings(store, resolved_after=start) if start else [v for v in views if v.resolved_at]
+    )
     open_ = [v for v in views if v.resolved_at is None]
     try:
         open_ = apply_waivers(open_, app.inventory(), list_waivers(store), now)

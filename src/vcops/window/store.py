@@ -1,4 +1,5 @@
-"""Windows and approvals in the database."""
+"""Windows, approvals and per-host window progress in the database (times are
+DateTime columns, see :mod:`vcops.dbtime`)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def add_window(store: Store, window: Window) -> None:
             WindowRow(
                 id=window.id,
                 state=window.state,
-                start=window.start.isoformat(),
+                start=window.start,
                 data=window.model_dump_json(),
             )
         )
@@ -44,7 +45,7 @@ def save_window(store: Store, window: Window) -> None:
                 WindowRow(
                     id=window.id,
                     state=window.state,
-                    start=window.start.isoformat(),
+                    start=window.start,
                     data=window.model_dump_json(),
                 )
             )
@@ -81,7 +82,7 @@ def add_approval(store: Store, approval: Approval, recorded_by: str) -> None:
                 window_id=approval.window_id,
                 member=approval.member,
                 decision=approval.decision,
-                at=approval.at.isoformat(),
+                at=approval.at,
                 comment=approval.comment,
                 signature=approval.signature,
                 recorded_by=recorded_by,
@@ -99,7 +100,7 @@ def approvals_of(store: Store, window_id: str) -> list[Approval]:
                 window_id=r.window_id,
                 member=r.member,
                 decision=r.decision,
-                at=datetime.fromisoformat(r.at),
+                at=r.at,
                 comment=r.comment,
                 signature=r.signature,
             )
@@ -129,9 +130,15 @@ def save_progress(store: Store, window_id: str, record: HostRecord) -> None:
             s.add(row)
         row.batch = record.batch
         row.state = record.state
-        row.started_at = record.started_at
-        row.finished_at = record.finished_at
+        row.started_at = _moment(record.started_at)
+        row.finished_at = _moment(record.finished_at)
         row.detail = record.model_dump_json()
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A host record's time (ISO 8601 text with an offset, written by the runner) for
+    its DateTime column."""
+    return datetime.fromisoformat(text) if text else None
 
 
 def progress_of(store: Store, window: Window) -> list[HostRecord]:
