@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from vcops import dashboard
 from vcops.audit import VerifyResult
@@ -27,10 +26,17 @@ from vcops.baseline.catalog import all_controls
 from vcops.baseline.settings import settings_for
 from vcops.errors import VcopsError
 from vcops.findings import Waiver
-from vcops.findings_store import FindingView, ScorePoint, list_findings, list_waivers, score_history
+from vcops.findings_store import (
+    FindingView,
+    ScorePoint,
+    list_findings,
+    list_waivers,
+    package_sightings,
+    scans_reached,
+    score_history,
+)
 from vcops.inventory.models import Inventory
 from vcops.store import Store
-from vcops.tables import PackageSightingRow, ScanRow, ScanTargetRow
 from vcops.window.store import list_windows
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -244,20 +250,7 @@ def patch_latency(
 def _latency(
     inv: Inventory, store: Store, start: datetime, end: datetime, now: datetime
 ) -> PatchLatency:
-    with store.session() as s:
-        sightings = [
-            (r.target, r.package, r.version, r.first_seen, r.last_seen)
-            for r in s.execute(select(PackageSightingRow)).scalars()
-        ]
-        reached = s.execute(
-            select(ScanTargetRow.target, ScanRow.started_at)
-            .join(ScanRow, ScanRow.id == ScanTargetRow.scan_id)
-            .where(ScanTargetRow.status == "scanned")
-            .order_by(ScanRow.id)
-        ).all()
-    scans_of: dict[str, list[datetime]] = defaultdict(list)
-    for target, started in reached:
-        scans_of[target].append(started)
+    scans_of = scans_reached(store)
     default = settings_for({}).security_update_max_age_days
     limits = {}
     for server in inv.servers:
@@ -266,7 +259,13 @@ def _latency(
         except (ValueError, VcopsError):
             limits[server.name] = default
     return patch_latency(
-        sightings, scans_of, limit_days=limits, default_limit=default, now=now, start=start, end=end
+        package_sightings(store),
+        scans_of,
+        limit_days=limits,
+        default_limit=default,
+        now=now,
+        start=start,
+        end=end,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from sqlalchemy import insert, select, update
@@ -281,10 +281,12 @@ def record_sightings(
     store: Store, pending: dict[str, list[tuple[str, str]]], now: int
 ) -> dict[str, dict[str, int]]:
     """Note the pending security updates seen now on each target, in one transaction;
-    return ``target -> {pkg=version: first seen}``."""
+    return ``target -> {pkg=version: first seen}``. ``now`` and the returned times are
+    epoch seconds, the unit the update-age check works in (stored as DateTime)."""
     out: dict[str, dict[str, int]] = {t: {} for t in pending}
     if not pending:
         return out
+    moment = datetime.fromtimestamp(now, UTC)
     with store.session(write=True) as s:
         existing: dict[tuple[str, str, str], PackageSightingRow] = {}
         names = sorted(pending)
@@ -302,14 +304,44 @@ def record_sightings(
                         target=target,
                         package=package,
                         version=version,
-                        first_seen=now,
-                        last_seen=now,
+                        first_seen=moment,
+                        last_seen=moment,
                     )
                     existing[(target, package, version)] = row
                     s.add(row)
                 else:
-                    row.last_seen = now
-                out[target][f"{package}={version}"] = row.first_seen
+                    row.last_seen = moment
+                out[target][f"{package}={version}"] = _epoch(row.first_seen)
+    return out
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def package_sightings(store: Store) -> list[tuple[str, str, str, int, int]]:
+    """Every package sighting: (target, package, version, first seen, last seen), the
+    times as epoch seconds."""
+    with store.session() as s:
+        return [
+            (r.target, r.package, r.version, _epoch(r.first_seen), _epoch(r.last_seen))
+            for r in s.execute(select(PackageSightingRow)).scalars()
+        ]
+
+
+def scans_reached(store: Store) -> dict[str, list[datetime]]:
+    """When each target was scanned (not unknown): target -> scan start times, in scan
+    order."""
+    out: dict[str, list[datetime]] = {}
+    with store.session() as s:
+        rows = s.execute(
+            select(ScanTargetRow.target, ScanRow.started_at)
+            .join(ScanRow, ScanRow.id == ScanTargetRow.scan_id)
+            .where(ScanTargetRow.status == "scanned")
+            .order_by(ScanRow.id)
+        ).all()
+    for target, started in rows:
+        out.setdefault(target, []).append(started)
     return out
 
 
@@ -367,7 +399,7 @@ def known_sightings(store: Store, targets: Iterable[str]) -> dict[str, dict[str,
     with store.session() as s:
         for r in s.execute(select(PackageSightingRow)).scalars():
             if r.target in names:
-                out[r.target][f"{r.package}={r.version}"] = r.first_seen
+                out[r.target][f"{r.package}={r.version}"] = _epoch(r.first_seen)
     return out
 
 

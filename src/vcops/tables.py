@@ -95,8 +95,8 @@ class PackageSightingRow(Base):
     target: Mapped[str] = mapped_column(String(200))
     package: Mapped[str] = mapped_column(String(200))
     version: Mapped[str] = mapped_column(String(200))
-    first_seen: Mapped[int] = mapped_column(Integer)
-    last_seen: Mapped[int] = mapped_column(Integer)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime("package_sightings.first_seen"))
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime("package_sightings.last_seen"))
 
 
 class WindowRow(Base):

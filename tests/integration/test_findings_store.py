@@ -3,13 +3,18 @@ persisting and resolved findings across scans, first-seen dates kept (bulk write
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from vcops.findings import ControlResult, TargetOutcome, compute_drift
+import pytest
+
+from vcops.errors import StoreError
+from vcops.findings import ControlResult, TargetOutcome, Waiver, compute_drift
 from vcops.findings_store import (
+    add_waiver,
     known_sightings,
     list_findings,
+    list_waivers,
     open_findings,
     record_scan,
     record_sightings,
@@ -119,3 +124,34 @@ def test_the_upgrade_cache_is_stored_replaced_and_read_per_host(
     save_upgrade_cache(store, {"sbc-02": replaced}, T0 + timedelta(hours=1))
     again = open_store(database_url, tmp_path / "state")  # a later run reads what was stored
     assert load_upgrade_cache(again, list(first)) == first | {"sbc-02": replaced}
+
+
+def test_times_round_trip_as_aware_utc_and_naive_ones_are_refused(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A time written with any offset reads back as the same instant in UTC, also when
+    the PostgreSQL session runs in another zone (PGTZ: psycopg then returns +05:30)."""
+    monkeypatch.setenv("PGTZ", "Asia/Kolkata")
+    store = open_store(database_url, tmp_path / "state")
+    ist = timezone(timedelta(hours=5, minutes=30))
+    expires = datetime(2026, 12, 31, 23, 59, 59, 5, tzinfo=ist)
+    add_waiver(
+        store,
+        Waiver(
+            id=0,
+            control_id="VC-SSH-001",
+            hosts="*",
+            reason="r",
+            approved_by="cab",
+            expires_at=expires,
+            created_at=T0,
+            created_by="ops",
+        ),
+    )
+    (waiver,) = list_waivers(store)
+    assert waiver.expires_at == expires and waiver.expires_at.tzinfo is UTC
+    assert waiver.expires_at.isoformat() == "2026-12-31T18:29:59.000005+00:00"
+    assert waiver.created_at == T0 and waiver.created_at.tzinfo is UTC
+    with pytest.raises(StoreError, match="needs an aware datetime"):
+        _scan(store, [], T0.replace(tzinfo=None))
+    assert list_findings(store) == []

@@ -19,8 +19,15 @@ from sqlalchemy.engine import Engine
 from vcops.audit import GENESIS, Anchor, entry_hash
 from vcops.cli import main
 from vcops.errors import StoreError
-from vcops.findings_store import last_scans, list_findings, list_waivers
+from vcops.findings_store import (
+    known_sightings,
+    last_scans,
+    list_findings,
+    list_waivers,
+    package_sightings,
+)
 from vcops.store import MIGRATIONS, Store, database_key, open_store
+from vcops.tables import PackageSightingRow, UpgradeCacheRow, WindowHostRow, WindowRow
 from vcops.window.store import approvals_of
 
 #: Audit times as entries before 0005 held them: the usual form, a whole second (no
@@ -39,6 +46,7 @@ TIME_COLUMNS = {
     "approvals": {"at"},
     "window_hosts": {"started_at", "finished_at"},
     "upgrade_cache": {"computed_at"},
+    "package_sightings": {"first_seen", "last_seen"},
     "audit_log": {"ts"},
 }
 
@@ -118,6 +126,12 @@ def _old_rows(engine: Engine, audit_times: list[str], finding_seen: str) -> list
             text(
                 "INSERT INTO upgrade_cache (target, fingerprint, upgradable, computed_at) "
                 "VALUES ('sbc-01', 'f', '[]', '2026-11-28T06:00:30.5+00:00')"
+            )
+        )
+        run(  # epoch seconds, not text
+            text(
+                "INSERT INTO package_sightings (target, package, version, first_seen, "
+                "last_seen) VALUES ('sbc-01', 'openssl', '3.0.15', 1764300000, 1764386400)"
             )
         )
         hashes: list[str] = []
@@ -226,8 +240,6 @@ def test_a_0004_database_is_converted_in_place_and_its_audit_chain_still_verifie
     assert waiver.expires_at == datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
     assert waiver.created_at == datetime(2026, 11, 28, 5, 0, 0, 42, tzinfo=UTC)
     with store.session() as s:  # windows are ordered by their start, in SQL
-        from vcops.tables import UpgradeCacheRow, WindowHostRow, WindowRow
-
         starts = [(w.id, w.start) for w in s.query(WindowRow).order_by(WindowRow.start)]
         hosts = {h.target: (h.started_at, h.finished_at) for h in s.query(WindowHostRow)}
         cache = s.get(UpgradeCacheRow, "sbc-01")
@@ -245,6 +257,11 @@ def test_a_0004_database_is_converted_in_place_and_its_audit_chain_still_verifie
         "sbc-02": (None, None),
     }
     assert computed == datetime(2026, 11, 28, 6, 0, 30, 500000, tzinfo=UTC)
+    assert known_sightings(store, ["sbc-01"]) == {"sbc-01": {"openssl=3.0.15": 1764300000}}
+    assert package_sightings(store) == [("sbc-01", "openssl", "3.0.15", 1764300000, 1764386400)]
+    with store.session() as s:
+        (sighting,) = s.query(PackageSightingRow)
+        assert sighting.first_seen == datetime(2025, 11, 28, 3, 20, tzinfo=UTC)
     (approval,) = approvals_of(store, "W-1")
     assert approval.at == datetime(2026, 11, 30, 10, 0, 0, 654321, tzinfo=UTC)
 
@@ -293,7 +310,8 @@ def test_an_unreadable_time_elsewhere_stops_the_migration_before_anything_change
         conn.execute(text("UPDATE findings SET first_seen = '2026-11-28T06:00:00+00:00'"))
     engine.dispose()
     store = open_store(database_url, cli_env)
-    assert [v.first_seen for v in list_findings(store)][0] == "2026-11-28T06:00:00+00:00"
+    views = list_findings(store)
+    assert views[0].first_seen == "2026-11-28T06:00:00+00:00"
 
 
 def test_a_hand_edited_time_names_its_row_never_a_traceback(

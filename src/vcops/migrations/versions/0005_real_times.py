@@ -1,6 +1,7 @@
 """Times become real timezone-aware DateTime columns (they were ISO 8601 text).
 
-Every time column of 0001-0004 (String(40)) becomes ``DateTime(timezone=True)``:
+Every time column of 0001-0004 (String(40), and the epoch seconds of
+``package_sightings``) becomes ``DateTime(timezone=True)``:
 PostgreSQL ``ALTER ... TYPE timestamp with time zone USING``, SQLite a batch rebuild of
 the table (SQLite keeps the value as fixed-width UTC text, see :mod:`vcops.dbtime`).
 Each value is parsed in Python first and written back in UTC; no value is lost:
@@ -47,12 +48,21 @@ COLUMNS: dict[str, tuple[str, list[tuple[str, bool]]]] = {
     "approvals": ("id", [("at", False)]),
     "window_hosts": ("id", [("started_at", True), ("finished_at", True)]),
     "upgrade_cache": ("target", [("computed_at", False)]),
+    "package_sightings": ("id", [("first_seen", False), ("last_seen", False)]),
     "audit_log": ("id", [("ts", True)]),
 }
+#: Columns that held epoch seconds (Integer), not text.
+EPOCH = {("package_sightings", "first_seen"), ("package_sightings", "last_seen")}
 
 
-def _parse(value: object) -> datetime:
-    """An aware UTC time from an old text value; ValueError when it is none."""
+def _parse(value: object, epoch: bool = False) -> datetime:
+    """An aware UTC time from an old value (text, or epoch seconds); ValueError when it
+    is none."""
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(str(value)), UTC)
+        except (OverflowError, OSError) as exc:
+            raise ValueError(value) from exc
     if not isinstance(value, str) or len(value) > MAX_TIME_TEXT:
         raise ValueError(value)
     moment = datetime.fromisoformat(value)
@@ -82,7 +92,7 @@ def _convert(
                     out.append({"_pk": pk, "_value": None})
                     continue
                 try:
-                    moment = _parse(old)
+                    moment = _parse(old, (table, column) in EPOCH)
                 except ValueError:
                     if table != "audit_log":
                         bad.append(f"{table} row {pk}: {column} {str(old)[:40]!r}")
@@ -134,8 +144,8 @@ def upgrade() -> None:
                     )
     # 2. every value in one form (UTC), read back by vcops.dbtime on both backends
     for (table, column), rows in values.items():
-        if not rows:
-            continue
+        if not rows or (not sqlite and (table, column) in EPOCH):
+            continue  # PostgreSQL converts epoch seconds itself (to_timestamp, step 3)
         key = COLUMNS[table][0]
         t = sa.table(table, sa.column(key), sa.column(column))
         for row in rows:
@@ -151,13 +161,18 @@ def upgrade() -> None:
     if not sqlite:
         for table, (_key, columns) in COLUMNS.items():
             for column, nullable in columns:
+                epoch = (table, column) in EPOCH
                 op.alter_column(
                     table,
                     column,
                     type_=sa.DateTime(timezone=True),
-                    existing_type=sa.String(40),
+                    existing_type=sa.Integer() if epoch else sa.String(40),
                     existing_nullable=nullable,
-                    postgresql_using=f'"{column}"::timestamp with time zone',
+                    postgresql_using=(
+                        f'to_timestamp("{column}")'
+                        if epoch
+                        else f'"{column}"::timestamp with time zone'
+                    ),
                 )
     # 4. the audit texts the chain's hashes cover, where they are not time_text(ts)
     text_table = op.create_table(
