@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-PYTEST=("$BIN/pytest" -q -p no:cacheprovider)
+PYTEST=("$BIN/pytest" -q -p no:cacheprovider --durations=15)
 out=$(mktemp -d /tmp/vcops-test.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 

@@ -81,6 +81,16 @@ def create_netns(netns: str) -> None:
     ip("netns", "add", netns, what=f"create network namespace {netns}")
 
 
+def node_mac(address: ipaddress.IPv4Address) -> str:
+    """A node's fixed MAC address, from its IPv4 address (locally administered, pure).
+
+    A host rebuilt by ``vcops lab reset`` keeps its MAC, so the controller's neighbour
+    cache stays right: with a random one, packets went to the old MAC until the entry
+    expired (about 30 s per reset).
+    """
+    return "02:76:" + ":".join(f"{octet:02x}" for octet in address.packed)
+
+
 def wire_netns(netns: str, veth: str, address: ipaddress.IPv4Address) -> None:
     """Give ``netns`` an ``eth0`` with ``address``, plugged into the bridge via ``veth``.
 
@@ -97,6 +107,8 @@ def wire_netns(netns: str, veth: str, address: ipaddress.IPv4Address) -> None:
         "peer",
         "name",
         "eth0",
+        "address",
+        node_mac(address),
         "netns",
         netns,
         what=f"create veth {veth} for {netns}",

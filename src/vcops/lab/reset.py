@@ -57,6 +57,8 @@ def lab_reset(names: list[str], *, on_step: Step | None = None) -> list[str]:
             )
         hosts = [by_name[n] for n in dict.fromkeys(names)]
         authorized = (state.inventory_dir / f"{LAB_KEY}.pub").read_text()
+        for host in hosts:  # every host powers off at once, then each is waited for
+            _power_off(host)
         for host in hosts:
             _stop(host, step)
         for host in hosts:
@@ -66,10 +68,15 @@ def lab_reset(names: list[str], *, on_step: Step | None = None) -> list[str]:
     return [h.name for h in hosts]
 
 
-def _stop(host: HostState, step: Step) -> None:
-    """Power the container off (TERM to its boot loop), kill what is left, unmount."""
+def _power_off(host: HostState) -> None:
+    """Ask the container to power off (TERM to its boot loop); :func:`_stop` waits."""
     if host.process is not None and is_same_process(host.process):
         send_signal(host.process.pid, signal.SIGTERM)
+
+
+def _stop(host: HostState, step: Step) -> None:
+    """Wait for the container to power off, kill what is left, unmount."""
+    if host.process is not None and is_same_process(host.process):
         deadline = time.monotonic() + STOP_TIMEOUT
         while is_same_process(host.process) and time.monotonic() < deadline:
             time.sleep(0.1)
