@@ -6,6 +6,7 @@ import base64
 import io
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +16,10 @@ from vcops.snapshot.build import (
     FILE_LIST,
     RUNNING,
     STARTUP,
+    apply_delta,
     build_device_snapshot,
     build_server_snapshot,
+    enabled_units,
     parse_file_list,
     render_file_list,
     safe_member_path,
@@ -209,3 +212,78 @@ def test_the_script_runs_under_dash_and_its_output_splits(tmp_path: object) -> N
     listed = parse_file_list(snap.files[FILE_LIST])
     assert not any(p.startswith("/etc/ssh/ssh_host_") and p.endswith("_key") for p in listed)
     assert all(isinstance(s, Section) for s in sections.values())
+
+
+def _run_task(task: SnapshotTask) -> dict[str, Section]:
+    nonce = new_nonce()
+    proc = subprocess.run(
+        ["sh", "-s"],
+        input=compose([task], nonce),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return split_output(proc.stdout, nonce)
+
+
+def test_an_incremental_collection_sends_only_what_changed_and_builds_the_full_snapshot(
+    tmp_path: Path,
+) -> None:
+    """The real script under dash, twice over a tree: the second run, against the first
+    one's checksums, tars only the files whose content, mode or owner changed, the new
+    ones and the links; built on the first snapshot it equals a full collection."""
+    etc = tmp_path / "etc"
+    (etc / "app").mkdir(parents=True)
+    (etc / "app" / "same.conf").write_text("port = 5060\n")
+    (etc / "app" / "edited.conf").write_text("password = old-secret\n")
+    (etc / "app" / "chmod.conf").write_text("x = 1\n")
+    (etc / "app" / "gone.conf").write_text("bye\n")
+    (etc / "app" / "link.conf").symlink_to("same.conf")
+    (etc / "app" / "blob.bin").write_bytes(b"\x00\x01binary")
+    roots = [str(etc).lstrip("/")]
+    first = _run_task(SnapshotTask(roots=roots, checksums=True))
+    assert {"sums", "meta"} <= set(first) and "delta" not in first
+    before = build_server_snapshot("local", first, roots, KEY)
+
+    (etc / "app" / "edited.conf").write_text("password = new-secret\n")
+    (etc / "app" / "chmod.conf").chmod(0o600)
+    (etc / "app" / "gone.conf").unlink()
+    (etc / "app" / "new.conf").write_text("fresh = yes\n")
+    second = _run_task(
+        SnapshotTask(roots=roots, known_sums=first["sums"].data, known_meta=first["meta"].data)
+    )
+    assert "delta" in second
+    with tarfile.open(fileobj=io.BytesIO(second["files"].data)) as tar:
+        sent = sorted(m.name.rsplit("/", 1)[-1] for m in tar)
+    assert sent == ["chmod.conf", "edited.conf", "link.conf", "new.conf"]
+
+    after = apply_delta("local", before.files, second, roots, KEY)
+    full = build_server_snapshot("local", _run_task(SnapshotTask(roots=roots)), roots, KEY)
+    assert after.files == full.files
+    assert after.masked == full.masked == 1
+    listed = parse_file_list(after.files[FILE_LIST])
+    assert f"/{roots[0]}/app/gone.conf" not in listed
+    assert listed[f"/{roots[0]}/app/chmod.conf"].mode == "0600"
+    assert listed[f"/{roots[0]}/app/blob.bin"].type == "binary"  # unchanged, kept
+    assert "new-secret" not in after.files[f"files/{roots[0]}/app/edited.conf"]
+
+
+def test_an_incremental_output_without_its_file_list_is_unreadable() -> None:
+    sections = {"files": Section(rc=0, data=_tar([])), "delta": Section(rc=0, data=b"")}
+    with pytest.raises(ValueError, match="list of current files"):
+        apply_delta("h", {}, sections, ROOTS, KEY)
+
+
+def test_enabled_units_keeps_what_state_enabled_listed() -> None:
+    raw = (
+        "ssh.service                 enabled  enabled\n"
+        "getty@.service              static   -\n"
+        "kamailio.service            enabled  enabled\n"
+        "apt-daily.timer             disabled enabled\n"
+        "fake.service                masked   enabled\n"
+        "\n"
+    )
+    assert enabled_units(raw) == "kamailio.service enabled\nssh.service enabled\n"
+    assert enabled_units("") == ""

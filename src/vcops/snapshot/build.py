@@ -22,12 +22,12 @@ import hashlib
 import io
 import re
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 
 from vcops.snapshot.catalog import PLATFORM_KINDS, classify_path
 from vcops.snapshot.collect import STATE_FILES, Section
-from vcops.snapshot.mask import mask_text
+from vcops.snapshot.mask import MARKER_RE, mask_text
 from vcops.snapshot.models import FileEntry, HostSnapshot
 from vcops.snapshot.noise import is_error_output, normalize_config, normalize_nft, normalize_text
 
@@ -143,11 +143,26 @@ def _state_text(name: str, section: Section | None, key: bytes) -> str:
                 rows.append(f"{fields[0]}\t{fields[1]}")
         text = "\n".join(sorted(rows)) + "\n" if rows else ""
     elif name == "units":
-        rows = [" ".join(line.split()[:2]) for line in raw.splitlines() if line.strip()]
-        text = "\n".join(sorted(rows)) + "\n" if rows else ""
+        text = enabled_units(raw)
     else:
         text = normalize_text(raw)
     return mask_text(text, "state", key).text
+
+
+def enabled_units(raw: str) -> str:
+    """``state/enabled-units.txt`` from ``systemctl list-unit-files`` output: the units
+    whose state is ``enabled``, ``unit enabled`` a line, sorted (what ``--state=enabled``
+    lists; older collections, made with it, read the same)::
+
+        ssh.service        enabled enabled   ->  ssh.service enabled
+        getty@.service     static  -         ->  (left out)
+    """
+    rows = []
+    for line in raw.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[1] == "enabled":
+            rows.append(f"{fields[0]} {fields[1]}")
+    return "\n".join(sorted(rows)) + "\n" if rows else ""
 
 
 def parse_tar(
@@ -224,31 +239,100 @@ def build_server_snapshot(
     name: str, sections: dict[str, Section], roots: list[str], key: bytes
 ) -> HostSnapshot:
     """Mask and lay out one server's collected output."""
-    files: dict[str, str] = {}
     warnings: list[str] = []
-    masked = 0
-    entries: list[FileEntry] = []
+    found = _tar_section(sections, roots, warnings)
+    found, problems = storable(found)
+    warnings.extend(problems)
+    return _layout(name, [(e, t, False) for e, t in found], sections, roots, key, warnings)
+
+
+def apply_delta(
+    name: str,
+    before: Mapping[str, str],
+    sections: dict[str, Section],
+    roots: list[str],
+    key: bytes,
+) -> HostSnapshot:
+    """The snapshot of a host whose collection was incremental (its ``files`` record
+    holds only what changed since the snapshot ``before``, the host folder's stored
+    files): the same snapshot a full collection would give, with the unchanged files
+    taken from ``before`` as stored (already masked).
+
+    Every file the host listed now (its ``meta`` record) is in the result: sent again
+    when its content, mode or owner changed, else as it was; a file no longer listed
+    is gone. The generated state comes from this collection.
+
+    Raises:
+        ValueError: the output lacks the list of the host's current files.
+    """
+    meta = sections.get("meta")
+    if meta is None or "delta" not in sections:
+        raise ValueError("an incremental collection without its list of current files")
+    current: set[str] = set()
+    for record in meta.data.split(b"\0"):
+        fields = record.split(b" ", 3)
+        if len(fields) == 4:
+            path = safe_member_path(fields[3].decode("utf-8", "replace"), roots)
+            if path is not None:
+                current.add(path)
+    warnings: list[str] = []
+    sent = {e.path: (e, t) for e, t in _tar_section(sections, roots, warnings)}
+    known = parse_file_list(before.get(FILE_LIST, ""))
+    found: list[tuple[FileEntry, str | None, bool]] = []
+    for path in sorted(current):
+        if path in sent:
+            found.append((*sent[path], False))
+        elif path in known and known[path].type != "oversize":
+            found.append((known[path], before.get(f"{FILES_DIR}{path}"), True))
+    kept, problems = storable([(e, t) for e, t, _ in found])
+    warnings.extend(problems)
+    stored = {e.path for e, t, s in found if s}
+    return _layout(
+        name, [(e, t, e.path in stored) for e, t in kept], sections, roots, key, warnings
+    )
+
+
+def _tar_section(
+    sections: dict[str, Section], roots: list[str], warnings: list[str]
+) -> list[tuple[FileEntry, str | None]]:
     tar = sections.get("files")
     if tar is None:
         warnings.append("no file archive in the output; no files stored")
-    else:
-        if tar.rc != 0:
-            errors = sections.get("tar_errors")
-            first = ""
-            if errors is not None and errors.data:
-                first = errors.data.decode("utf-8", "replace").strip().splitlines()[0]
-            warnings.append(f"tar exited {tar.rc}: {first or 'no message'}")
-        found, problems = parse_tar(tar.data, roots)
-        warnings.extend(problems)
-        found, problems = storable(found)
-        warnings.extend(problems)
-        for entry, text in found:
-            entries.append(entry)
-            if text is None:
-                continue
-            result = mask_text(text, classify_path(entry.path), key)
-            masked += result.masked
-            files[f"{FILES_DIR}{entry.path}"] = result.text
+        return []
+    if tar.rc != 0:
+        errors = sections.get("tar_errors")
+        first = ""
+        if errors is not None and errors.data:
+            first = errors.data.decode("utf-8", "replace").strip().splitlines()[0]
+        warnings.append(f"tar exited {tar.rc}: {first or 'no message'}")
+    found, problems = parse_tar(tar.data, roots)
+    warnings.extend(problems)
+    return found
+
+
+def _layout(
+    name: str,
+    found: list[tuple[FileEntry, str | None, bool]],
+    sections: dict[str, Section],
+    roots: list[str],
+    key: bytes,
+    warnings: list[str],
+) -> HostSnapshot:
+    """The host folder from (entry, text, already masked) triples and the state records."""
+    files: dict[str, str] = {}
+    masked = 0
+    entries: list[FileEntry] = []
+    for entry, text, done in found:
+        entries.append(entry)
+        if text is None:
+            continue
+        if done:
+            masked += len(MARKER_RE.findall(text))
+            files[f"{FILES_DIR}{entry.path}"] = text
+            continue
+        result = mask_text(text, classify_path(entry.path), key)
+        masked += result.masked
+        files[f"{FILES_DIR}{entry.path}"] = result.text
     big = sections.get("oversize")
     if big is not None:
         for entry in _oversize(big.data, roots):

@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -70,6 +71,9 @@ _SAFE_CONFIG = (
 )
 _REV_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./~^@{}:+-]*$")
 _TRAILER_KEYS = {"Reason", "Operator", "Window", "Hosts-changed"}
+#: Creating a repository cannot hold its own lock file (``.git`` is not there yet):
+#: threads of one process (a window's hosts) create it one at a time.
+_CREATING = threading.Lock()
 
 
 def check_rev(rev: str) -> str:
@@ -191,6 +195,10 @@ class SnapshotRepo:
 
     def ensure(self) -> None:
         """Create the repository with its README on first use."""
+        with _CREATING:
+            self._ensure()
+
+    def _ensure(self) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:

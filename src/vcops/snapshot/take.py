@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,7 +25,12 @@ from vcops.connectors.netdev import DeviceTarget
 from vcops.connectors.ssh import SshTarget
 from vcops.errors import ConnectError, InventoryError, StoreError
 from vcops.inventory.models import Device, Inventory, Server, Target
-from vcops.snapshot.build import RUNNING, build_device_snapshot, build_server_snapshot
+from vcops.snapshot.build import (
+    RUNNING,
+    apply_delta,
+    build_device_snapshot,
+    build_server_snapshot,
+)
 from vcops.snapshot.collect import Section, SnapshotTask, paths_for_roles, snapshot_sections
 from vcops.snapshot.devices import DeviceConfigs, describe_error, fetch_configs
 from vcops.snapshot.gitstore import SnapshotRepo
@@ -38,6 +43,42 @@ SSH_TIMEOUT = 180.0
 #: Other host tasks to run in the same script as a server's snapshot (scan --snapshot,
 #: a window's precheck): one SSH session, one pass over the files.
 ExtraTasks = Callable[[Server], Sequence[HostTask]]
+
+
+@dataclass(frozen=True)
+class Since:
+    """An earlier snapshot of a server to collect against (incremental): its stored
+    files (``read_tree`` of its revision) and the host's ``sums`` and ``meta`` records
+    of that collection (memory only: never stored)."""
+
+    files: Mapping[str, str] = field(repr=False)
+    sums: bytes = field(repr=False)
+    meta: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, repo: SnapshotRepo, host: str, rev: str, checksums: Checksums) -> Since:
+        """The baseline for ``host``: its files at ``rev`` and the checksums of the
+        collection that revision holds."""
+        stored = repo.read_tree(host, rev)
+        files = {k: v.decode("utf-8", "replace") for k, v in stored.items()}
+        return cls(files=files, sums=checksums.sums, meta=checksums.meta)
+
+
+@dataclass(frozen=True)
+class Checksums:
+    """A host's ``sums`` and ``meta`` records of one collection (memory only)."""
+
+    sums: bytes = field(repr=False)
+    meta: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, run: HostRun) -> Checksums | None:
+        """From a run that collected with ``checksums`` and ran to its end, else None."""
+        out = run.output("snapshot")
+        sums, meta = out.get("sums"), out.get("meta")
+        if sums is None or meta is None or not out.complete:
+            return None
+        return cls(sums=sums.data, meta=meta.data)
 
 
 @dataclass
@@ -86,15 +127,28 @@ def collect_servers(
     servers: Sequence[Server],
     on_result: Callable[[str], None] | None = None,
     extra: ExtraTasks | None = None,
+    *,
+    checksums: bool = False,
+    since: Mapping[str, Since] | None = None,
 ) -> list[ServerCollection]:
     """Run the snapshot task (and ``extra`` tasks) on every server, one SSH session each,
-    in parallel."""
+    in parallel; ``checksums``: with the host-side checksums a later incremental
+    collection needs; ``since``: incremental for the servers it names."""
     by_name = {s.name: s for s in servers}
     roots = {s.name: paths_for_roles(s.roles) for s in servers}
     targets = [SshTarget.from_inventory(ctx.inventory, s) for s in servers]
+    base = since or {}
 
     def tasks(target: SshTarget) -> list[HostTask]:
-        wanted: list[HostTask] = [SnapshotTask(roots=roots[target.name])]
+        earlier = base.get(target.name)
+        wanted: list[HostTask] = [
+            SnapshotTask(
+                roots=roots[target.name],
+                checksums=checksums,
+                known_sums=earlier.sums if earlier else None,
+                known_meta=earlier.meta if earlier else None,
+            )
+        ]
         return wanted + list(extra(by_name[target.name]) if extra is not None else [])
 
     def done(result: HostRun) -> None:
@@ -239,9 +293,13 @@ def take_with(
     window: str | None = None,
     on_result: Callable[[str], None] | None = None,
     extra: ExtraTasks | None = None,
+    checksums: bool = False,
+    since: Mapping[str, Since] | None = None,
 ) -> tuple[TakeReport, dict[str, HostRun]]:
     """Snapshot every target with ``extra`` tasks in each server's script; the report
-    and each server's whole run (for the other tasks' records)."""
+    and each server's whole run (for the other tasks' records). ``checksums`` and
+    ``since``: see :func:`collect_servers` (a server collected incrementally is built
+    with :func:`~vcops.snapshot.build.apply_delta`)."""
     ctx.repo.ensure()
     with ctx.repo.lock():
         ctx.repo.check_clean()  # fail before connecting anywhere, not after
@@ -254,7 +312,9 @@ def take_with(
             if on_result is not None:
                 future.add_done_callback(lambda f: on_result(f.result().name))
             device_results.append(future)
-        server_results = collect_servers(ctx, servers, on_result, extra)
+        server_results = collect_servers(
+            ctx, servers, on_result, extra, checksums=checksums, since=since
+        )
         devices_done = [f.result() for f in device_results]
     rows: dict[str, HostTakeResult] = {}
     snapshots: list[HostSnapshot] = []
@@ -271,8 +331,11 @@ def take_with(
             )
             failed[server.name] = coll.status
             continue
+        earlier = (since or {}).get(server.name)
         built = read_host(
-            partial(build_server_snapshot, server.name, coll.sections, coll.roots, ctx.key)
+            partial(apply_delta, server.name, earlier.files, coll.sections, coll.roots, ctx.key)
+            if earlier is not None
+            else partial(build_server_snapshot, server.name, coll.sections, coll.roots, ctx.key)
         )
         if isinstance(built, Unreadable):  # one host's output never stops the others'
             rows[server.name] = HostTakeResult(
