@@ -149,8 +149,10 @@ def drain_script(roles: Iterable[str]) -> str:
 
 
 def install_script(packages: Sequence[PackageChange]) -> str:
-    """Install exactly the approved versions; report what else is pending, unit files of
-    the upgraded packages, restarts and whether a reboot is required."""
+    """Install exactly the approved versions; report what else is pending and the unit
+    files of the packages; ``try-restart`` the running units of the packages whose
+    version changed (in the same session: no second round trip); say whether a reboot
+    is required."""
     for p in packages:
         check_package(p)
     names = " ".join(shlex.quote(p.package) for p in packages)
@@ -169,15 +171,25 @@ def install_script(packages: Sequence[PackageChange]) -> str:
         return script + "say install 0 -\n" + _REBOOT_REQUIRED
     return (
         script
-        + f'{query} | while read -r p v; do say before "$p" "$v"; done\n'
+        + f'{query} >"$t/v0"\n'
+        + 'while read -r p v; do say before "$p" "$v"; done <"$t/v0"\n'
         + f'apt-get install -y -q --only-upgrade {APT_OPTIONS} {pinned} >"$t/install" 2>&1; rc=$?\n'
         + 'if [ $rc -ne 0 ]; then say install $rc "$(tail -n 3 "$t/install" | tr "\\n" " ")"; '
         "else say install 0 -; fi\n"
-        + f'{query} | while read -r p v; do say after "$p" "$v"; done\n'
+        + f'{query} >"$t/v1"\n'
+        + 'while read -r p v; do say after "$p" "$v"; done <"$t/v1"\n'
         + "[ $rc -eq 0 ] || exit 0\n"
-        + f'for p in {names}; do dpkg -L "$p" 2>/dev/null '
+        # the units of each upgraded package, restarted here when they run (try-restart):
+        # one session for install and restart
+        + f"for p in {names}; do "
+        'b=$(while read -r q v; do [ "$q" = "$p" ] && echo "$v"; done <"$t/v0"); '
+        'a=$(while read -r q v; do [ "$q" = "$p" ] && echo "$v"; done <"$t/v1"); '
+        'dpkg -L "$p" 2>/dev/null '
         "| grep -E '^/(usr/)?lib/systemd/system/[^/]+\\.service$' | while read -r f; do "
-        'say unit "$p" "${f##*/}"; done; done\n' + _REBOOT_REQUIRED
+        'u=${f##*/}; say unit "$p" "$u"; '
+        'if [ "$a" != "$b" ] && systemctl is-active --quiet "$u"; then '
+        'systemctl try-restart "$u" >"$t/r" 2>&1; say restart "$u" $? "$(systemctl is-active "$u")"; '
+        "fi; done; done\n" + _REBOOT_REQUIRED
     )
 
 
@@ -279,6 +291,8 @@ class InstallResult:
     units: dict[str, list[str]]
     reboot_required: bool
     notes: list[str]
+    #: Units the install script restarted (running units of the upgraded packages).
+    restarted: list[str] = field(default_factory=list)
 
 
 def _exit_status(text: str) -> int:
@@ -305,4 +319,5 @@ def install_result(answer: Answer) -> InstallResult | None:
         units=units,
         reboot_required=bool(reboot and reboot[0] == "yes"),
         notes=[a[0] for a in answer.all("note") if a],
+        restarted=[a[0] for a in answer.all("restart") if a],
     )

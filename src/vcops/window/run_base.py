@@ -5,6 +5,7 @@ batch, saving and auditing each step, asking hosts, snapshots (see
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +19,7 @@ from vcops.connectors.hosttask import HostRun, Unreadable, read_host, run_tasks
 from vcops.connectors.ssh import SshTarget
 from vcops.inventory.models import Inventory, Server
 from vcops.policy import WindowLease
-from vcops.snapshot.take import ExtraTasks, SnapshotContext, take_with
+from vcops.snapshot.take import Checksums, ExtraTasks, Since, SnapshotContext, take_with
 from vcops.store import Store
 from vcops.window import remote
 from vcops.window.model import HostPlan, Window
@@ -75,6 +76,11 @@ class BatchHost:
     sip_before: bool = False
     upgraded_units: list[str] = field(default_factory=list)
     reboot_required: bool = False
+    #: The host-side checksums of the before-snapshot's collection (memory only): the
+    #: after-snapshot sends only what changed since. None after a resume: a full one.
+    checksums: Checksums | None = field(default=None, repr=False)
+    #: The precheck's answer, whose call counts are the drain's first reading.
+    precheck: remote.Answer | None = field(default=None, repr=False)
 
 
 def iso_seconds(moment: datetime) -> str:
@@ -91,29 +97,37 @@ class RunnerBase:
         self.window = window
         self.lease = lease
         self.inv = ctx.inventory
+        #: The hosts of a batch run in threads; their saves, audit entries and output
+        #: go through this one lock, in the order they happen.
+        self.writes = threading.RLock()
 
     def say(self, message: str) -> None:
         """Tell the operator; a failure to print never stops a step (or a rollback)."""
-        try:
-            self.ctx.say(message)
-        except Exception as exc:  # output is best effort; the work is not
-            with contextlib.suppress(Exception):
-                self.audit("window.say.failed", self.window.id, {"error": repr(exc)[:200]})
+        with self.writes:
+            try:
+                self.ctx.say(message)
+            except Exception as exc:  # output is best effort; the work is not
+                with contextlib.suppress(Exception):
+                    self.audit("window.say.failed", self.window.id, {"error": repr(exc)[:200]})
 
     def audit(self, action: str, target: str, detail: dict[str, object]) -> None:
-        self.ctx.store.audit(action, target, {"window": self.window.id, **detail})
+        with self.writes:
+            self.ctx.store.audit(action, target, {"window": self.window.id, **detail})
 
     def save(self, host: BatchHost, step: str, **detail: object) -> None:
-        host.record.step = step
-        save_progress(self.ctx.store, self.window.id, host.record)
-        self.audit(f"window.host.{step}", host.record.target, detail)
+        """Save the host's record at ``step`` and audit it (one write at a time)."""
+        with self.writes:
+            host.record.step = step
+            save_progress(self.ctx.store, self.window.id, host.record)
+            self.audit(f"window.host.{step}", host.record.target, detail)
 
     def finish_host(self, host: BatchHost, state: str, summary: str) -> None:
-        host.record.state = state  # type: ignore[assignment]
-        host.record.summary = summary
-        host.record.finished_at = iso_seconds(self.ctx.now())
-        self.save(host, state, summary=summary)
-        self.say(f"  {host.record.target}: {state}: {summary}")
+        with self.writes:
+            host.record.state = state  # type: ignore[assignment]
+            host.record.summary = summary
+            host.record.finished_at = iso_seconds(self.ctx.now())
+            self.save(host, state, summary=summary)
+            self.say(f"  {host.record.target}: {state}: {summary}")
 
     def records(self) -> list[HostRecord]:
         return progress_of(self.ctx.store, self.window)
@@ -147,17 +161,26 @@ class RunnerBase:
         return out
 
     def snapshot(
-        self, hosts: list[BatchHost], when: str, extra: ExtraTasks | None = None
+        self,
+        hosts: list[BatchHost],
+        when: str,
+        extra: ExtraTasks | None = None,
+        *,
+        checksums: bool = False,
+        since: dict[str, Since] | None = None,
     ) -> tuple[list[tuple[BatchHost, str | None, str]], dict[str, HostRun]]:
         """One snapshot run (one commit) for the hosts, with ``extra`` tasks in the same
-        script: per host the revision holding its files, or None and why not; and each
-        host's whole run."""
+        script (``checksums``, ``since``: see :func:`~vcops.snapshot.take.take_with`):
+        per host the revision holding its files, or None and why not; and each host's
+        whole run."""
         report, runs = take_with(
             self.ctx.snapshots,
             [h.server for h in hosts],
             reason=f"window {self.window.id}: {when}",
             window=self.window.id,
             extra=extra,
+            checksums=checksums,
+            since=since,
         )
         rows = {r.name: r for r in report.hosts}
         out: list[tuple[BatchHost, str | None, str]] = []
@@ -170,7 +193,19 @@ class RunnerBase:
         return out, runs
 
     def snapshot_after(self, hosts: list[BatchHost]) -> None:
-        for host, rev, problem in self.snapshot(hosts, "after")[0]:
+        """The after-snapshot: incremental where the before-snapshot's checksums are
+        known (the host sends only the files that changed since; the rest is the
+        before-snapshot's), a full collection otherwise."""
+        since: dict[str, Since] = {}
+        for host in hosts:
+            if host.checksums is not None and host.record.before_rev is not None:
+                since[host.record.target] = Since.of(
+                    self.ctx.snapshots.repo,
+                    host.record.target,
+                    host.record.before_rev,
+                    host.checksums,
+                )
+        for host, rev, problem in self.snapshot(hosts, "after", since=since)[0]:
             if rev is None:
                 # the gate just passed: a glitch worth recording, not a failed host
                 host.record.gate.append(f"after-snapshot {problem}")

@@ -57,6 +57,7 @@ class ChangePhases(GatePhases):
             host.upgraded_units = sorted(
                 {u for p in host.record.installed for u in answer.units.get(p, [])}
             )
+            host.record.restarted = answer.restarted
             self.save(
                 host,
                 "install",
@@ -96,15 +97,11 @@ class ChangePhases(GatePhases):
             self.save(host, "baseline", changed=result.changed)
 
     def restart(self, hosts: list[BatchHost]) -> None:
-        todo = [h for h in hosts if h.upgraded_units]
-        if not todo:
-            return
-        for host, answer, _error in self.ask(
-            todo, lambda h: remote.restart_script(h.upgraded_units)
-        ):
-            said = answer.all("restart") if answer else []
-            host.record.restarted = [a[0] for a in said if a]
-            self.save(host, "restart", units=host.record.restarted)
+        """Record the restarts: the install script restarted the running units of the
+        upgraded packages in its own session."""
+        for host in hosts:
+            if host.upgraded_units:
+                self.save(host, "restart", units=host.record.restarted)
 
     def reboot(self, hosts: list[BatchHost]) -> None:
         policy = self.window.reboot

@@ -9,6 +9,7 @@ from vcops.connectors.hosttask import run_tasks
 from vcops.connectors.sip import sip_alive
 from vcops.connectors.ssh import SshTarget
 from vcops.roles import answers_sip
+from vcops.snapshot.take import Checksums
 from vcops.window import remote
 from vcops.window.progress import HealthBefore, HostRecord
 from vcops.window.run_base import BatchHost, RunnerBase
@@ -66,9 +67,11 @@ class HealthPhases(RunnerBase):
                 need,
                 "before",
                 extra=lambda s: [remote.WindowTask(script=remote.precheck_script(s.roles))],
+                checksums=True,
             )
             for host, rev, problem in revisions:
                 run = runs.get(host.record.target)
+                host.checksums = Checksums.of(run) if run is not None else None
                 said = run.output("window") if run is not None else None
                 answers[host.record.target] = (
                     remote.parse_answer(said) if said is not None and said.complete else None,
@@ -96,6 +99,7 @@ class HealthPhases(RunnerBase):
             return
         state = remote.unit_state(answer)
         host.boot_before = state.boot_id
+        host.precheck = answer
         saved = host.record.health_before
         if saved is not None:
             # a resumed host: judge it against how it was before the window touched
@@ -117,11 +121,16 @@ class HealthPhases(RunnerBase):
         """Wait for calls to end; skip a host that still carries calls at its limit."""
         started = time.monotonic()
         waiting = list(hosts)
+        # the first reading is the precheck's (same counter commands, just taken)
+        first = [(h, h.precheck, "") for h in waiting if h.precheck is not None]
         while waiting:
             still: list[BatchHost] = []
-            for host, answer, error in self.ask(
-                waiting, lambda h: remote.drain_script(h.server.roles)
-            ):
+            asked = [h for h in waiting if all(h is not f[0] for f in first)]
+            answers = first + (
+                self.ask(asked, lambda h: remote.drain_script(h.server.roles)) if asked else []
+            )
+            first = []
+            for host, answer, error in answers:
                 if answer is None:
                     self.finish_host(host, "failed", f"unreachable while draining: {error}")
                     continue

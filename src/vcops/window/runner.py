@@ -1,8 +1,10 @@
 """``vcops window run``: run an approved window batch by batch (the I/O around
 :func:`vcops.window.progress.next_step`).
 
-Per batch, every phase runs on all of its hosts in parallel, and each host's record is
-saved after every phase, so a runner killed at any point resumes where it stopped:
+Per batch, each host runs its phases in its own thread, all hosts of the batch at
+once (none waits for the slowest at each phase); each host's record is saved after
+every phase, through one lock (:attr:`~vcops.window.run_base.RunnerBase.writes`), so a
+runner killed at any point resumes where it stopped:
 
 1. **snapshot** before the first change (kept across a resume: a rollback returns the
    host to what it was before the window touched it) and, in the same script over the
@@ -10,16 +12,19 @@ saved after every phase, so a runner killed at any point resumes where it stoppe
 2. **precheck**: running and failed units, the boot id, active calls; then SIP
    OPTIONS from the controller;
 3. **drain**: wait, up to ``window_drain_timeout``, for calls in progress to end or
-   move; a host still carrying calls is skipped (left unpatched), never cut off;
+   move (the precheck's count is the first reading); a host still carrying calls is
+   skipped (left unpatched), never cut off;
 4. **change**: install exactly the approved versions (``apt-get install pkg=version``;
    anything else pending is reported, not installed), or apply the baseline;
-5. **restart** the running units of the upgraded packages;
+5. **restart** the running units of the upgraded packages (in the install's session);
 6. **reboot** when the policy says so (``always``, or ``if-needed`` and required);
 7. **gate**: SSH answers, the role's units that ran before run again, no unit newly
    failed, SIP OPTIONS answered again if they were before (retried ``window_gate_wait``);
 8. a failed gate **rolls back** the host's configs from its snapshot, restarts what ran
    before, checks again and counts the host as an error;
-9. **snapshot** after, and the host is done.
+9. **snapshot** after, incremental (the host compares its files with the checksums of
+   the before-snapshot's collection and sends only those that changed), and the host
+   is done.
 
 Before each batch the other members of each redundancy group are checked: a group
 with a member unreachable or with a failed unit does not start another member.
@@ -35,7 +40,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Literal
 
@@ -110,12 +117,13 @@ class WindowRunner(HealthPhases, ChangePhases):
         if first and self.ctx.notify is not None:
             self.ctx.notify("started", self.window, self.records(), "")
         while True:
+            started = time.monotonic()
             progress = load_progress(self.ctx.store, self.window.id)
             unhealthy = self.unhealthy_groups(progress)
             step = next_step(self.window, progress, self.ctx.now(), frozenset(unhealthy))
             if step.action == "start":
                 batch = max((r.batch for r in progress.values()), default=0) + 1
-                self.run_batch(batch, step.hosts)
+                self.run_batch(batch, step.hosts, peers=time.monotonic() - started)
                 continue
             return self.close(step.action, step.reason, step.hosts)
 
@@ -148,7 +156,13 @@ class WindowRunner(HealthPhases, ChangePhases):
             self.ctx.notify(state, self.window, records, reason)
         return RunReport(window=self.window.id, state=state, reason=reason, hosts=records)
 
-    def run_batch(self, batch: int, targets: list[str]) -> None:
+    def run_batch(self, batch: int, targets: list[str], peers: float = 0.0) -> None:
+        """Run one batch: its hosts at once, each through its phases (:meth:`run_host`).
+        The seconds spent are audited as ``window.batch.done``: ``peers`` (the redundancy
+        check before the batch), ``start``, ``hosts`` (the batch's hosts, start to end)
+        and per phase the slowest host's."""
+        seconds = {"peers": round(peers, 3)}
+        started = time.monotonic()
         self.say(f"batch {batch}: {', '.join(targets)}")
         self.audit("window.batch.start", self.window.id, {"batch": batch, "hosts": targets})
         progress = load_progress(self.ctx.store, self.window.id)
@@ -186,6 +200,22 @@ class WindowRunner(HealthPhases, ChangePhases):
             )
             self.save(host, "start", attempt=record.attempts, batch=batch)
             hosts.append(host)
+        seconds["start"] = round(time.monotonic() - started, 3)
+        if hosts:
+            started = time.monotonic()
+            workers = max(1, min(len(hosts), self.ctx.max_parallel))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                timings = list(pool.map(self.run_host, hosts))
+            seconds["hosts"] = round(time.monotonic() - started, 3)
+            for timing in timings:  # the slowest host of the batch, phase by phase
+                for name, spent in timing.items():
+                    seconds[name] = max(seconds.get(name, 0.0), spent)
+        self.audit("window.batch.done", self.window.id, {"batch": batch, "seconds": seconds})
+
+    def run_host(self, host: BatchHost) -> dict[str, float]:
+        """One host's phases in order, in its own thread (the other hosts of the batch
+        run theirs at the same time): the seconds each phase took."""
+        seconds: dict[str, float] = {}
         for phase in (
             self.snapshot_and_precheck,
             self.drain,
@@ -195,13 +225,16 @@ class WindowRunner(HealthPhases, ChangePhases):
             self.gate_and_rollback,
             self.snapshot_after,
         ):
-            hosts = [h for h in hosts if h.record.state == "running"]
-            if not hosts:
+            if host.record.state != "running":
                 break
-            phase(hosts)
-        for host in hosts:
-            if host.record.state == "running":
-                self.finish_host(host, "done", self.done_summary(host))
+            started = time.monotonic()
+            phase([host])
+            seconds[phase.__name__] = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+        if host.record.state == "running":
+            self.finish_host(host, "done", self.done_summary(host))
+        seconds["finish"] = round(time.monotonic() - started, 3)
+        return seconds
 
 
 def run_window(ctx: RunContext, window_id: str, *, lock: bool = True) -> RunReport:
