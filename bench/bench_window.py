@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -85,32 +86,43 @@ def env_for(work: Path) -> dict[str, str]:
     }
 
 
+def step(argv: list[str], env: dict[str, str]) -> str:
+    """Run one set-up command; stop the benchmark with its last lines if it fails."""
+    done = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise SystemExit(f"{' '.join(argv[:5])} exited {done.returncode}: {' | '.join(tail)}")
+    return done.stdout
+
+
 def measure(hosts: int) -> dict[str, float]:
     with lab(hosts) as work:
         env = env_for(work)
         debs = Path(tempfile.mkdtemp(prefix="vcops-bench-debs-"))
         add_debs([deb(debs, "1.0")])
-        subprocess.run(
+        step(
             [str(Path(sys.executable).parent / "ansible"), "servers", "-m", "ansible.builtin.apt",
              "-a", f"name={PACKAGE}=1.0 update_cache=true"],
-            env=env, cwd=REPO, check=True, capture_output=True,
+            env,
         )  # fmt: skip
         add_debs([deb(debs, "1.1")])
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
-        created = subprocess.run(
+        created = step(
             [VCOPS, "-i", str(work / "lab"), "window", "create", "--targets", "all",
              "--start", start.isoformat(), "--max-concurrency", "2", "--max-errors", "1",
-             "--actions", "all-updates", "--change-id", "BENCH", "--title", "bench", "--json"],
-            env=env, check=True, capture_output=True, text=True,
+             "--actions", "all-updates", "--change-id", "BENCH", "--title", "bench",
+             "--key", str(work / "lab" / "lab_key"), "--json"],
+            env,
         )  # fmt: skip
-        window = json.loads(created.stdout)["id"]
-        subprocess.run(
+        window = json.loads(created)["id"]
+        step(
             [VCOPS, "-i", str(work / "lab"), "window", "approve", window,
              "--key", str(work / "lab" / "board" / "alice")],
-            env=env, check=True, capture_output=True,
+            env,
         )  # fmt: skip
         time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds() + 0.5))
         vcops = timed([VCOPS, "-i", str(work / "lab"), "window", "run", window], work)
+        phases = phase_seconds(work / "vcops.db", window)
         add_debs([deb(debs, "1.2")])
         playbook = work / "rolling.yml"
         playbook.write_text(PLAYBOOK)
@@ -119,7 +131,37 @@ def measure(hosts: int) -> dict[str, float]:
              "-e", "version=1.2"],
             work,
         )  # fmt: skip
-        return {"vcops window run": vcops, "ansible-playbook serial 2": ansible}
+        return {
+            "vcops window run": vcops,
+            "ansible-playbook serial 2": ansible,
+            **{f"phase {k}": v for k, v in phases.items()},
+        }
+
+
+PHASES = (
+    "snapshot_and_precheck",
+    "drain",
+    "change",
+    "restart",
+    "reboot",
+    "gate_and_rollback",
+    "snapshot_after",
+)
+
+
+def phase_seconds(db: Path, window: str) -> dict[str, float]:
+    """Seconds per runner phase summed over the window's batches (from the runner's
+    ``window.batch.done`` audit entries)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT detail FROM audit_log WHERE action = 'window.batch.done' AND target = ?",
+            (window,),
+        ).fetchall()
+    total: dict[str, float] = {}
+    for (detail,) in rows:
+        for name, value in json.loads(detail).get("seconds", {}).items():
+            total[name] = total.get(name, 0.0) + float(value)
+    return total
 
 
 def main(sizes: list[int]) -> None:
@@ -130,6 +172,13 @@ def main(sizes: list[int]) -> None:
         print(f"  vcops window run (snapshots, drain, gate, rollback ready): {v:7.1f} s")
         print(f"  ansible-playbook serial 2 (apt, restart, is-active only):  {a:7.1f} s")
         print(f"  ratio ansible / vcops: {a / v:.2f}x")
+        phases = {k[6:]: t for k, t in result.items() if k.startswith("phase ")}
+        print("  vcops, summed over the batches (per phase: the slowest host of each batch):")
+        for name in ("peers", "start", "hosts", *PHASES, "finish"):
+            if name in phases:
+                print(f"    {name:24s} {phases[name]:6.2f} s")
+        whole = sum(phases.get(n, 0.0) for n in ("peers", "start", "hosts"))
+        print(f"    {'outside the batches':24s} {v - whole:6.2f} s")
 
 
 if __name__ == "__main__":
