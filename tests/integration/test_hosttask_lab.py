@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.ssh_helpers import sshd_logins
 from vcops.connectors.ssh import SshTarget, run_one
 from vcops.inventory import Inventory, load_inventory, render_export
 from vcops.inventory.models import Server
@@ -59,12 +60,7 @@ class World:
 
     def logins(self, host: Server) -> int:
         """How many SSH sessions the test user opened on the host (sshd's journal)."""
-        out = self.root(
-            host,
-            f"journalctl -q --no-pager -o cat _COMM=sshd | grep -c 'Accepted publickey for {USER} ' "
-            "|| true\n",
-        )
-        return int(out.strip() or 0)
+        return len(sshd_logins(self.lab, host, USER))
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.ssh_helpers import sshd_logins
 from vcops.connectors.ssh import SshTarget, run_one
 from vcops.inventory import Inventory, load_inventory
 from vcops.inventory.models import Server
@@ -175,6 +176,16 @@ class Site:
         assert proc.returncode == 0, proc.stderr
         data: dict[str, object] = json.loads(proc.stdout)
         return data
+
+    def audit_times(self, action: str, target: str, window_id: str) -> list[float]:
+        """When a host's audit entries of one window were written (epoch seconds)."""
+        with sqlite3.connect(self.db) as db:
+            rows = db.execute(
+                "SELECT ts FROM audit_log WHERE action = ? AND target = ? "
+                "AND json_extract(detail, '$.window') = ? ORDER BY id",
+                (action, target, window_id),
+            ).fetchall()
+        return [datetime.fromisoformat(r[0]).timestamp() for r in rows]
 
     def audit(self, action: str, target: str, window_id: str) -> int:
         """Audit entries of one window (the window itself, or one of its hosts)."""
@@ -518,3 +529,42 @@ def test_an_sbc_is_drained_on_its_kamailio_call_count_and_gated_on_kamailio(site
     assert site.sh(sbc, f"cat {KAMAILIO_CFG}\n") == good_cfg
     assert site.sh(sbc, "systemctl is-active kamailio || true\n").strip() == "active"
     assert (sip_options(sbc.address, timeout=2.0) or "").startswith("SIP/2.0")
+
+
+def test_the_precheck_and_the_before_snapshot_share_one_ssh_session_per_host(site: Site) -> None:
+    """Counted in each host's sshd journal: between a host's start and its precheck
+    (its before-snapshot in between), exactly one login; and the after-snapshot, taken
+    against the before-snapshot's checksums, still records the upgrade."""
+    names = ["lab-asterisk-01", "lab-rtpengine-01"]
+    hosts = [site.host(n) for n in names]
+    site.publish("vcops-testsession", "1.0", service=False)
+    for host in hosts:
+        site.sh(
+            host,
+            "export DEBIAN_FRONTEND=noninteractive; apt-get -q update >/dev/null && "
+            "apt-get install -y -q vcops-testsession=1.0 >/dev/null\n",
+        )
+    site.publish("vcops-testsession", "1.1", service=False)
+    window_id = site.open_window("one session", concurrency="2", targets=",".join(names))
+    run = site.vcops("window", "run", window_id, "--json")
+    assert run.returncode == 0, run.stderr + run.stdout[-2000:]
+    time.sleep(1)  # the journal has the last logins
+    report = hosts_of(site.report(window_id))
+    snapshots = json.loads(site.vcops("info", "--json").stdout)["snapshots"]
+    for host in hosts:
+        [started] = site.audit_times("window.host.start", host.name, window_id)
+        [prechecked] = site.audit_times("window.host.precheck", host.name, window_id)
+        [before] = site.audit_times("window.host.snapshot", host.name, window_id)[:1]
+        assert started < before < prechecked
+        logins = [t for t in sshd_logins(site.inv, host, "root") if started <= t <= prechecked]
+        assert len(logins) == 1, (host.name, logins)
+        h = report[host.name]
+        assert h["state"] == "done" and h["batch"] == 1, h
+        assert h["installed"]["vcops-testsession"] == "1.1"  # type: ignore[index]
+        packages = subprocess.run(
+            ["git", "-C", snapshots, "show",
+             f"{h['after_rev']}:{host.name}/state/packages.txt"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert "vcops-testsession\t1.1" in packages
+        assert site.version(host, "vcops-testsession") == "1.1"

@@ -192,10 +192,9 @@ class RunnerBase:
                 out.append((host, report.commit or self.ctx.snapshots.repo.resolve("HEAD"), ""))
         return out, runs
 
-    def snapshot_after(self, hosts: list[BatchHost]) -> None:
-        """The after-snapshot: incremental where the before-snapshot's checksums are
-        known (the host sends only the files that changed since; the rest is the
-        before-snapshot's), a full collection otherwise."""
+    def since(self, hosts: list[BatchHost]) -> dict[str, Since]:
+        """The before-snapshots to collect incrementally against (hosts whose
+        before-snapshot's checksums are known: not after a resume)."""
         since: dict[str, Since] = {}
         for host in hosts:
             if host.checksums is not None and host.record.before_rev is not None:
@@ -205,7 +204,17 @@ class RunnerBase:
                     host.record.before_rev,
                     host.checksums,
                 )
-        for host, rev, problem in self.snapshot(hosts, "after", since=since)[0]:
+        return since
+
+    def snapshot_after(self, hosts: list[BatchHost]) -> None:
+        """The after-snapshot of hosts that have none yet (the gate's session took it
+        unless the host passed only after settling): incremental where the
+        before-snapshot's checksums are known (the host sends only the files that
+        changed since; the rest is the before-snapshot's), a full collection otherwise."""
+        todo = [h for h in hosts if h.record.after_rev is None]
+        if not todo:
+            return
+        for host, rev, problem in self.snapshot(todo, "after", since=self.since(todo))[0]:
             if rev is None:
                 # the gate just passed: a glitch worth recording, not a failed host
                 host.record.gate.append(f"after-snapshot {problem}")

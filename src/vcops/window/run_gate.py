@@ -15,38 +15,75 @@ from vcops.window.run_base import BatchHost, RunnerBase
 class GatePhases(RunnerBase):
     """The gate and the rollback."""
 
-    def gate_problems(self, hosts: list[BatchHost]) -> dict[str, list[str]]:
-        """Per host what is wrong now; retried while the host is settling."""
+    def gate_problems(
+        self,
+        hosts: list[BatchHost],
+        first: dict[str, tuple[remote.Answer | None, str]] | None = None,
+        at_once: set[str] | None = None,
+    ) -> dict[str, list[str]]:
+        """Per host what is wrong now; retried while the host is settling. ``first``:
+        answers to the gate script already read (the first round asks no host);
+        ``at_once`` receives the hosts that passed the first round."""
+        rounds = 0
         deadline = time.monotonic() + max(h.settings.gate_wait for h in hosts)
         problems: dict[str, list[str]] = {}
         while True:
             problems = {}
-            for host, answer, error in self.ask(hosts, lambda _h: remote.gate_script()):
-                found: list[str] = []
-                if answer is None:
-                    found.append(f"SSH does not answer: {error}")
-                else:
-                    state = remote.unit_state(answer)
-                    for unit in host.settings.units_for(host.server):
-                        if unit in host.units_before and unit not in state.active:
-                            found.append(f"{unit} is not running (it was before)")
-                    found += [f"{u} failed" for u in sorted(state.failed - host.failed_before)]
-                if (
-                    host.sip_before
-                    and sip_alive(host.server.address, host.settings.sip_port) is None
-                ):
-                    found.append(
-                        f"no answer to SIP OPTIONS on {host.server.address}:{host.settings.sip_port}"
-                        " (it answered before)"
-                    )
+            if first is not None:
+                answers = [(h, *first.get(h.record.target, (None, "no answer"))) for h in hosts]
+                first = None
+            else:
+                answers = self.ask(hosts, lambda _h: remote.gate_script())
+            for host, answer, error in answers:
+                found = self.judge(host, answer, error)
                 if found:
                     problems[host.record.target] = found
+                elif rounds == 0 and at_once is not None:
+                    at_once.add(host.record.target)
+            rounds += 1
             if not problems or time.monotonic() >= deadline:
                 return problems
             time.sleep(2)
 
+    def judge(self, host: BatchHost, answer: remote.Answer | None, error: str) -> list[str]:
+        """What the gate finds wrong with a host from its answer (and SIP OPTIONS)."""
+        found: list[str] = []
+        if answer is None:
+            found.append(f"SSH does not answer: {error}")
+        else:
+            state = remote.unit_state(answer)
+            for unit in host.settings.units_for(host.server):
+                if unit in host.units_before and unit not in state.active:
+                    found.append(f"{unit} is not running (it was before)")
+            found += [f"{u} failed" for u in sorted(state.failed - host.failed_before)]
+        if host.sip_before and sip_alive(host.server.address, host.settings.sip_port) is None:
+            found.append(
+                f"no answer to SIP OPTIONS on {host.server.address}:{host.settings.sip_port}"
+                " (it answered before)"
+            )
+        return found
+
     def gate_and_rollback(self, hosts: list[BatchHost]) -> None:
-        problems = self.gate_problems(hosts)
+        """The gate; its first reading comes from the session of the after-snapshot
+        (one session for both). A host that passes at once keeps that snapshot as its
+        after-snapshot; one that passes only after settling gets a new one
+        (:meth:`snapshot_after`); one that fails is rolled back."""
+        first: dict[str, tuple[remote.Answer | None, str]] = {}
+        taken: dict[str, str | None] = {}
+        revisions, runs = self.snapshot(
+            hosts,
+            "after",
+            extra=lambda _s: [remote.WindowTask(script=remote.gate_script())],
+            since=self.since(hosts),
+        )
+        for host, rev, problem in revisions:
+            run = runs.get(host.record.target)
+            said = run.output("window") if run is not None else None
+            answer = remote.parse_answer(said) if said is not None and said.complete else None
+            first[host.record.target] = (answer, (run.error if run else None) or problem)
+            taken[host.record.target] = rev
+        at_once: set[str] = set()
+        problems = self.gate_problems(hosts, first, at_once)
         for host in hosts:
             found = problems.get(host.record.target, [])
             watched = [u for u in host.settings.units_for(host.server) if u in host.units_before]
@@ -58,9 +95,14 @@ class GatePhases(RunnerBase):
             if host.sip_before:
                 checks.append("SIP OPTIONS answered")
             host.record.gate += found or [f"passed: {', '.join(checks)}"]
+            rev = taken.get(host.record.target)
+            # settled only after the snapshot was taken: snapshot_after takes another
+            host.record.after_rev = rev if host.record.target in at_once else None
             self.save(host, "gate", passed=not found, problems=found)
             if found:
                 self.fail_and_roll_back(host, "health gate failed: " + "; ".join(found))
+            elif host.record.after_rev is not None:
+                self.save(host, "snapshot", rev=rev, when="after")
 
     def fail_and_roll_back(self, host: BatchHost, why: str) -> None:
         """Restore the host's configs from its snapshot, restart what ran before, check

@@ -20,11 +20,12 @@ runner killed at any point resumes where it stopped:
 6. **reboot** when the policy says so (``always``, or ``if-needed`` and required);
 7. **gate**: SSH answers, the role's units that ran before run again, no unit newly
    failed, SIP OPTIONS answered again if they were before (retried ``window_gate_wait``);
-8. a failed gate **rolls back** the host's configs from its snapshot, restarts what ran
-   before, checks again and counts the host as an error;
-9. **snapshot** after, incremental (the host compares its files with the checksums of
-   the before-snapshot's collection and sends only those that changed), and the host
-   is done.
+   its first reading comes from the session that takes the
+8. **snapshot** after, incremental (the host compares its files with the checksums of
+   the before-snapshot's collection and sends only those that changed; a host that
+   passed the gate only after settling gets a fresh one), and the host is done;
+9. a failed gate **rolls back** the host's configs from its snapshot, restarts what ran
+   before, checks again and counts the host as an error.
 
 Before each batch the other members of each redundancy group are checked: a group
 with a member unreachable or with a failed unit does not start another member.
