@@ -18,7 +18,7 @@ from vcops.baseline.network import parse_device_config
 from vcops.connectors.hosttask import (
     HostRun,
 )
-from vcops.connectors.netdev import DeviceTarget, fetch_many
+from vcops.connectors.netdev import DeviceResult, DeviceTarget, fetch_many
 from vcops.errors import InventoryError, VcopsError
 from vcops.evaluate import (
     contained,
@@ -59,7 +59,7 @@ from vcops.scan_servers import (
 )
 from vcops.snapshot.collect import paths_for_roles
 from vcops.snapshot.models import TakeReport
-from vcops.snapshot.take import SnapshotContext, take_with
+from vcops.snapshot.take import DeviceCollection, SnapshotContext, take_with
 from vcops.store import Store, current_actor
 
 __all__ = [
@@ -127,12 +127,23 @@ def _scan_device(inv: Inventory, device: Device, output: str) -> TargetOutcome:
 
 
 def _gather_devices(
-    inv: Inventory, devices: list[Device], parallel: int, advance: Callable[[str], None]
+    inv: Inventory,
+    devices: list[Device],
+    parallel: int,
+    advance: Callable[[str], None],
+    fetched: dict[str, DeviceCollection] | None = None,
 ) -> list[TargetOutcome]:
-    targets = [DeviceTarget.from_inventory(inv, d) for d in devices]
-    results = fetch_many(
+    """Each device's outcome from its running config: the one ``fetched`` with a
+    snapshot in this scan, or fetched here."""
+    done = {name: _as_result(inv, c) for name, c in (fetched or {}).items()}
+    for name in done:
+        advance(name)
+    targets = [DeviceTarget.from_inventory(inv, d) for d in devices if d.name not in done]
+    for result in fetch_many(
         targets, max_parallel=min(parallel, 16), on_result=lambda r: advance(r.name)
-    )
+    ):
+        done[result.name] = result
+    results = [done[d.name] for d in devices]
     outcomes = []
     for device, result in zip(devices, results, strict=True):
         if result.status != "ok":
@@ -148,6 +159,20 @@ def _gather_devices(
         work = partial(_scan_device, inv, device, result.output)
         outcomes.append(contained(device.name, "device", 0.0, work))
     return outcomes
+
+
+def _as_result(inv: Inventory, collected: DeviceCollection) -> DeviceResult:
+    """A snapshot's device fetch as the scan's fetch result (the running config)."""
+    device = inv.target(collected.name)
+    transport = device.transport if isinstance(device, Device) else "?"
+    if collected.status == "ok" and collected.configs is not None:
+        return DeviceResult(
+            name=collected.name, status="ok", transport=transport, output=collected.configs.running
+        )
+    status = "unreachable" if collected.status == "unreachable" else "failed"
+    return DeviceResult(
+        name=collected.name, status=status, transport=transport, error=collected.error or status
+    )
 
 
 def waiver_coverage(inv: Inventory, waivers: list[Waiver]) -> dict[int, frozenset[str]]:
@@ -225,6 +250,7 @@ def run_scan(
     cache: dict[str, UpgradeCache] = {}
     if store is not None and record:
         cache = load_upgrade_cache(store, [s.name for s in servers])
+    fetched: dict[str, DeviceCollection] = {}
     if snapshot is not None:
         by_name = {s.name: s for s in servers}
         taken, runs = take_with(
@@ -235,6 +261,7 @@ def run_scan(
             extra=lambda s: facts_tasks(
                 s, paths_for_roles(s.roles), cache[s.name].fingerprint if s.name in cache else ""
             ),
+            on_device=lambda c: fetched.__setitem__(c.name, c),
         )
     outcomes = gather_fleet(
         inv,
@@ -247,7 +274,7 @@ def run_scan(
         runs,
         cache,
     )
-    outcomes += _gather_devices(inv, devices, max_parallel, advance)
+    outcomes += _gather_devices(inv, devices, max_parallel, advance, fetched)
     finished = now()
     passed, failed, unknown, score = compliance_score(outcomes)
     selection = limit or "all"

@@ -15,7 +15,14 @@ from vcops.connectors.hosttask import (
 )
 from vcops.connectors.ssh import SshTarget
 from vcops.evaluate import contained, evaluate_server, server_context
-from vcops.facts.server import CONF_TREES, FactsTask, Section, ServerFacts, parse_facts
+from vcops.facts.server import (
+    CONF_TREES,
+    FILE_SECTIONS,
+    FactsTask,
+    Section,
+    ServerFacts,
+    parse_facts,
+)
 from vcops.facts.upgrades import UpgradeCache, read_upgrades
 from vcops.findings import (
     TargetOutcome,
@@ -28,28 +35,37 @@ from vcops.findings_store import (
 from vcops.inventory.models import Inventory, Server
 from vcops.store import Store
 
+SNAPSHOT_SECTIONS = ("sshd_t", "packages")
+"""Generated sections a snapshot's script always has, which the facts task then skips."""
+
 
 def facts_tasks(
     server: Server, snapshot_roots: list[str] | None = None, upgrades_since: str = ""
 ) -> list[HostTask]:
     """The scan's host task for one server (with the pending-upgrades fingerprint stored
     at its last scan); beside a snapshot with these roots it leaves out what the
-    snapshot reads (the VoIP config trees, ``sshd -T``)."""
+    snapshot reads (the VoIP config trees, the audit and chrony files, ``sshd -T``, the
+    package list)."""
     if snapshot_roots is None:
         return [FactsTask(upgrades_since=upgrades_since)]
     shared = {tree for tree, root in CONF_TREES.items() if root in snapshot_roots}
-    return [FactsTask(shared=frozenset({*shared, "sshd_t"}), upgrades_since=upgrades_since)]
+    shared |= {name for name, (root, _f) in FILE_SECTIONS.items() if root in snapshot_roots}
+    return [
+        FactsTask(shared=frozenset({*shared, *SNAPSHOT_SECTIONS}), upgrades_since=upgrades_since)
+    ]
 
 
 def server_facts(run: HostRun) -> ServerFacts:
     """The facts of one host's run, with the snapshot's files when it took one (pure)."""
     snap = run.output("snapshot")
     files = snap.get("files")
-    sshd = snap.get("sshd_t")
+    shared = {
+        name: Section(rc=record.rc, text=record.text)
+        for name in SNAPSHOT_SECTIONS
+        if (record := snap.get(name)) is not None
+    }
     return parse_facts(
-        run.output("facts"),
-        tar_members(files.data) if files is not None else None,
-        Section(rc=sshd.rc, text=sshd.text) if sshd is not None else None,
+        run.output("facts"), tar_members(files.data) if files is not None else None, shared
     )
 
 

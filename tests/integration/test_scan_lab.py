@@ -18,6 +18,7 @@ from vcops.connectors.ssh import SshTarget, run_one
 from vcops.findings import Waiver
 from vcops.findings_store import add_waiver
 from vcops.inventory import Inventory
+from vcops.lab.layout import SWITCHES_DIR
 from vcops.store import open_store
 
 pytestmark = pytest.mark.lab
@@ -81,6 +82,24 @@ def test_switches_are_scanned_through_napalm_and_netmiko(lab: Inventory, db: Pat
         assert outcome["status"] == "scanned", outcome  # type: ignore[index]
         ids = {r["control_id"]: r["status"] for r in outcome["results"]}  # type: ignore[index]
         assert ids["VC-NET-001"] == "fail" and ids["VC-NET-013"] == "fail"
+
+
+def _served(device: str) -> int:
+    """How often the lab switch has printed its running config (its log says each)."""
+    log = SWITCHES_DIR / device / "switch.log"
+    return log.read_text().count("running config served")
+
+
+def test_scan_with_snapshot_fetches_each_device_once(lab: Inventory, db: Path) -> None:
+    before = {d.name: _served(d.name) for d in lab.devices}
+    code, report = vcops(lab, db, "scan", "--snapshot", "--limit", "kind:device")
+    assert isinstance(report, dict) and code == 1
+    assert {o["status"] for o in report["outcomes"]} == {"scanned"}  # type: ignore[index, union-attr]
+    assert {h["status"] for h in report["snapshot"]["hosts"]} <= {"new", "changed", "unchanged"}  # type: ignore[index, call-overload]
+    # the findings come from the config the snapshot fetched: one show running-config
+    assert {d.name: _served(d.name) - before[d.name] for d in lab.devices} == {
+        d.name: 1 for d in lab.devices
+    }
 
 
 @pytest.fixture

@@ -86,19 +86,39 @@ def test_facts_task_body_is_gather_sh_plus_config_tars() -> None:
     assert "asterisk_conf" in shared
 
 
-def test_facts_beside_a_snapshot_read_its_files_and_sshd() -> None:
-    whole = facts("stock_kamailio")
-    framed = split(frame((GATHER / "stock_kamailio.txt").read_text()), NONCE)
-    out = framed.task("facts")
-    sshd = out.get("sshd_t")
-    conf = out.get("kamailio_conf")
-    assert sshd is not None and conf is not None
-    out.records = [r for r in out.records if r.name not in {"sshd_t", "kamailio_conf"}]
+def test_facts_beside_a_snapshot_read_its_files_and_sections() -> None:
+    """One pass over the files: what the snapshot in the same script read (the config
+    trees, the audit and chrony files, sshd -T, the package list) stands in for the
+    facts task's own sections, and the facts come out the same."""
     from vcops.connectors.hosttask import tar_members
     from vcops.facts.server import Section
 
-    shared = parse_facts(out, tar_members(conf.data), Section(rc=sshd.rc, text=sshd.text))
-    assert shared.kamailio_files == whole.kamailio_files and shared.sshd == whole.sshd
+    whole = facts("hardened_kamailio")  # audit rules and chrony sources present
+    framed = split(frame((GATHER / "hardened_kamailio.txt").read_text()), NONCE)
+    out = framed.task("facts")
+    got = {n: out.get(n) for n in ("sshd_t", "kamailio_conf", "packages", "audit_rules")}
+    got["chrony_conf"] = out.get("chrony_conf")
+    assert all(r is not None for r in got.values()), got
+    text = {n: r.text for n, r in got.items() if r is not None}
+    out.records = [r for r in out.records if r.name not in got]
+    members = tar_members(got["kamailio_conf"].data)  # type: ignore[union-attr]
+    half = len(text["audit_rules"].splitlines(keepends=True)) // 2
+    lines = text["audit_rules"].splitlines(keepends=True)
+    members["/etc/audit/rules.d/10-first.rules"] = "".join(lines[:half]).encode()
+    members["/etc/audit/audit.rules"] = "".join(lines[half:]).encode()
+    members["/etc/audit/rules.d/notes.txt"] = b"-w /etc/not-a-rule -p wa\n"
+    members["/etc/chrony/chrony.conf"] = text["chrony_conf"].encode()
+    arch = "\n".join(
+        ln.replace("\t", ":amd64\t", 1) if ln.startswith("libc6\t") else ln
+        for ln in text["packages"].splitlines()
+    )
+    shared = parse_facts(
+        out,
+        members,
+        {"sshd_t": Section(rc=0, text=text["sshd_t"]), "packages": Section(rc=0, text=arch)},
+    )
+    assert shared == whole and whole.audit_rule_files and whole.chrony_conf
+    assert whole.packages is not None and "libc6" in whole.packages
 
 
 def test_missing_sections_are_unknown_never_pass() -> None:

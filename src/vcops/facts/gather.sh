@@ -17,15 +17,15 @@ section services systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,
     ssh.service nftables.service fail2ban.service auditd.service chrony.service \
     unattended-upgrades.service kamailio.service asterisk.service freeswitch.service \
     rtpengine-daemon.service apt-daily-upgrade.timer
-section packages dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Abbrev}\n'
+section packages dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Abbrev}\n'  # @shared
 upgrades "$upgrades_since"  # see upgrades.sh
 section reboot_required sh -c 'if [ -f /var/run/reboot-required ]; then stat -c %Y /var/run/reboot-required; cat /var/run/reboot-required.pkgs 2>/dev/null; else echo none; fi'
 section apt_config apt-config dump APT::Periodic Unattended-Upgrade
 section fail2ban sh -c 'fail2ban-client status 2>&1; for j in $(fail2ban-client status 2>/dev/null | sed -n "s/.*Jail list:[[:space:]]*//p" | tr "," " "); do printf "jail %s\n" "$j"; done'
 section auditctl auditctl -l
-section audit_rules sh -c 'cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules 2>/dev/null'
+section audit_rules sh -c 'cat /etc/audit/rules.d/*.rules /etc/audit/audit.rules 2>/dev/null'  # @shared
 section chrony_tracking chronyc -n tracking
-section chrony_conf sh -c 'cat /etc/chrony/chrony.conf /etc/chrony/conf.d/*.conf /etc/chrony/sources.d/*.sources 2>/dev/null'
+section chrony_conf sh -c 'cat /etc/chrony/chrony.conf /etc/chrony/conf.d/*.conf /etc/chrony/sources.d/*.sources 2>/dev/null'  # @shared
 section timedatectl timedatectl show
 section stat sh -c 'stat -c "%n %a %U %G %F" /etc/shadow /etc/gshadow /etc/passwd /etc/ssh/ssh_host_*_key /etc/asterisk /etc/kamailio /etc/freeswitch 2>/dev/null; for d in /etc/asterisk /etc/kamailio /etc/freeswitch; do [ -d "$d" ] && find "$d" -maxdepth 3 -perm /o+rwx -printf "%p %m %u %g world\n" 2>/dev/null; done; true'
 section listening ss -Htlnup

@@ -226,13 +226,26 @@ CONF_TREES: dict[str, str] = {
 }
 
 
+#: Facts sections that are config files as ``cat`` prints them: section -> (the snapshot
+#: tree, relative to ``/``, that holds them; the files in ``cat``'s order). Beside a
+#: snapshot of that tree the facts task leaves them out and they are rebuilt from the
+#: snapshot's files (:func:`file_section`), so each file is read once.
+FILE_SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "audit_rules": ("etc/audit", ("/etc/audit/rules.d/*.rules", "/etc/audit/audit.rules")),
+    "chrony_conf": (
+        "etc/chrony",
+        ("/etc/chrony/chrony.conf", "/etc/chrony/conf.d/*.conf", "/etc/chrony/sources.d/*.sources"),
+    ),
+}
+
+
 class FactsTask(BaseModel):
     """The fact-gathering host task (``gather.sh``): one section per command.
 
     ``shared`` lists what a snapshot composed into the same script already reads
-    (CONF_FILES trees, and ``sshd_t``): the facts task leaves those out and
-    :func:`parse_facts` takes them from the snapshot's records, so the files are read
-    once. Example::
+    (CONF_FILES trees, FILE_SECTIONS, ``sshd_t`` and ``packages``): the facts task
+    leaves those out and :func:`parse_facts` takes them from the snapshot's records, so
+    the files are read once. Example::
 
         run = run_tasks(targets, [FactsTask()])[0]
         facts = parse_facts(run.output("facts"))
@@ -286,6 +299,18 @@ def conf_files(tree: str, members: dict[str, bytes]) -> dict[str, str]:
         for path, data in sorted(members.items())
         if any(_conf_match(path, p) for p in CONF_FILES[tree])
     }
+
+
+def file_section(name: str, members: dict[str, bytes]) -> Section:
+    """A FILE_SECTIONS section rebuilt from a snapshot's tar members, as the facts task's
+    ``cat`` would have printed it (globs in sorted order, pure)."""
+    _tree, patterns = FILE_SECTIONS[name]
+    text = "".join(
+        members[path].decode("utf-8", "replace")
+        for pattern in patterns
+        for path in sorted(p for p in members if _conf_match(p, pattern))
+    )
+    return Section(rc=0, text=text)
 
 
 def sections_of(out: TaskOutput) -> dict[str, Section]:
@@ -351,7 +376,7 @@ def parse_packages(text: str) -> dict[str, str]:
     for line in text.splitlines():
         parts = line.split("\t")
         if len(parts) >= 3 and parts[2].strip().startswith("ii"):
-            out[parts[0]] = parts[1]
+            out[parts[0].split(":", 1)[0]] = parts[1]  # a snapshot's list says pkg:arch
     return out
 
 
@@ -451,14 +476,20 @@ def parse_listening(text: str) -> list[Listener]:
 
 
 def parse_facts(
-    out: TaskOutput, snapshot_files: dict[str, bytes] | None = None, sshd_t: Section | None = None
+    out: TaskOutput,
+    snapshot_files: dict[str, bytes] | None = None,
+    shared: dict[str, Section] | None = None,
 ) -> ServerFacts:
     """The ``facts`` task's records into :class:`ServerFacts` (pure). With a snapshot in
-    the same script, ``snapshot_files`` (its tar members) and ``sshd_t`` (its ``sshd -T``)
-    stand in for what the facts task left out."""
+    the same script, ``snapshot_files`` (its tar members) and ``shared`` (its generated
+    sections: ``sshd_t``, ``packages``) stand in for what the facts task left out."""
     s = sections_of(out)
-    if sshd_t is not None and "sshd_t" not in s:
-        s["sshd_t"] = sshd_t
+    for name, section in (shared or {}).items():
+        s.setdefault(name, section)
+    if snapshot_files is not None:
+        for name in FILE_SECTIONS:
+            if name not in s:
+                s[name] = file_section(name, snapshot_files)
     facts: dict[str, object] = {}
     if (text := _ok(s, "os_release")) is not None:
         osr = parse_os_release(text)

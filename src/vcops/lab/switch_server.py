@@ -135,6 +135,7 @@ def _processors(grammar: ModuleType, store: Any, on_config_done: Any) -> Any:
             end = len(body) - 1 - body[::-1].index("end")
             extra = store.running_lines()
             body = [*body[:end], *extra, *(["!"] if extra else []), *body[end:]]
+            logging.info("running config served")  # tests count fetches with this line
             self.write_line("Building configuration...")
             self.write_line("")
             self.write_line(f"Current configuration : {len(chr(10).join(body)) + 1} bytes")

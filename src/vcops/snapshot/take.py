@@ -295,11 +295,14 @@ def take_with(
     extra: ExtraTasks | None = None,
     checksums: bool = False,
     since: Mapping[str, Since] | None = None,
+    on_device: Callable[[DeviceCollection], None] | None = None,
 ) -> tuple[TakeReport, dict[str, HostRun]]:
     """Snapshot every target with ``extra`` tasks in each server's script; the report
     and each server's whole run (for the other tasks' records). ``checksums`` and
     ``since``: see :func:`collect_servers` (a server collected incrementally is built
-    with :func:`~vcops.snapshot.build.apply_delta`)."""
+    with :func:`~vcops.snapshot.build.apply_delta`). ``on_device`` gets each device's
+    fetch (configs NOT masked: in memory only), so a scan taken with the snapshot reads
+    the same fetch instead of logging in again."""
     ctx.repo.ensure()
     with ctx.repo.lock():
         ctx.repo.check_clean()  # fail before connecting anywhere, not after
@@ -316,6 +319,9 @@ def take_with(
             ctx, servers, on_result, extra, checksums=checksums, since=since
         )
         devices_done = [f.result() for f in device_results]
+    if on_device is not None:
+        for dcoll in devices_done:
+            on_device(dcoll)
     rows: dict[str, HostTakeResult] = {}
     snapshots: list[HostSnapshot] = []
     failed: dict[str, str] = {}
