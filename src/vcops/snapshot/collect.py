@@ -77,14 +77,21 @@ emit meta 0 "$t/meta"
 """
 #: Changed content (after the 64-digit hash and two spaces), changed mode or owner
 #: (after three fields), and every symlink (its target is not in either list).
+#: Without NUL-separated comm/cut (not GNU coreutils), every file is sent: the
+#: missing ``delta`` record tells the controller it is a full collection.
 _DELTA = r"""printf '%s' @@KSUMS@@ | base64 -d >"$t/ksums"
 printf '%s' @@KMETA@@ | base64 -d >"$t/kmeta"
-{ comm -z -13 "$t/ksums" "$t/sums" | cut -z -c67-
-  comm -z -13 "$t/kmeta" "$t/meta" | cut -z -d' ' -f4-
-  find "$@" -xdev -type l ! -name 'ssh_host_*_key' -print0 2>/dev/null
-} | sort -zu >"$t/send"
-: >"$t/delta"
-emit delta 0 "$t/delta"
+if printf 'a\0' | comm -z -13 /dev/null - 2>/dev/null | cut -z -c1- 2>/dev/null | grep -q a
+then
+    { comm -z -13 "$t/ksums" "$t/sums" | cut -z -c67-
+      comm -z -13 "$t/kmeta" "$t/meta" | cut -z -d' ' -f4-
+      find "$@" -xdev -type l ! -name 'ssh_host_*_key' -print0 2>/dev/null
+    } | sort -zu >"$t/send"
+    : >"$t/delta"
+    emit delta 0 "$t/delta"
+else
+    cp "$t/list" "$t/send"
+fi
 """
 
 

@@ -338,6 +338,8 @@ def take_with(
             failed[server.name] = coll.status
             continue
         earlier = (since or {}).get(server.name)
+        if "delta" not in coll.sections:  # the host sent every file: a full collection
+            earlier = None
         built = read_host(
             partial(apply_delta, server.name, earlier.files, coll.sections, coll.roots, ctx.key)
             if earlier is not None
