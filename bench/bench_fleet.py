@@ -200,7 +200,13 @@ def bench(count: int, work: Path, broker: str) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [200, 1000, 2000]
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "sizes", nargs="*", type=int, default=[200, 1000, 2000], help="fleet sizes to measure"
+    )
+    sizes = parser.parse_args().sizes
     if not shutil.which("redis-server"):
         raise SystemExit("apt-get install redis-server")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
