@@ -255,8 +255,8 @@ def window_summary(
         "quorum": quorum,
         "scheduled": {"start": w.start.isoformat(), "end": w.end.isoformat()},
         "ran": {
-            "first_start": min(started, default=None),
-            "last_finish": max(finished, default=None),
+            "first_start": min(started, key=datetime.fromisoformat, default=None),
+            "last_finish": max(finished, key=datetime.fromisoformat, default=None),
         },
         "counts": {
             s: sum(h.state == s for h in hosts)

@@ -150,7 +150,7 @@ def rollup(findings: list[FindingView]) -> list[ControlRollup]:
                 title=first.title,
                 hosts=sorted({f.target for f in group}),
                 waived=sum(f.status == "waived" for f in group),
-                since=min(f.first_seen for f in group),
+                since=min((f.first_seen for f in group), key=datetime.fromisoformat),
                 actual=actual,
                 actual_hosts=actual_hosts,
             )
