@@ -11,7 +11,7 @@ from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vcops.dbtime import UtcDateTime
-from vcops.store import Base
+from vcops.orm import Base
 
 
 class ScanRow(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from vcops.store import Base
+from vcops.orm import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only when someone runs `alembic` by hand
