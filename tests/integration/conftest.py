@@ -1,4 +1,19 @@
-"""The lab, brought up once per test session and torn down at the end."""
+"""The lab, brought up once per test session and torn down at the end.
+
+The session lab is managed as a real fleet is: its inventory logs in as ``vcops`` and
+gains root through sudo (``settings.ssh.become`` defaults to ``sudo`` for a login
+that is not root). Tests that read or change host files for their own verification
+get root the same way, through one helper: ``run_one(SshTarget.from_inventory(lab,
+server), script)`` (:func:`vcops.connectors.ssh.run_one`), which runs the script
+under the inventory's ``sudo -n``. Root's own SSH login is never used by the tests'
+plumbing; the baseline turns it off (``PermitRootLogin no``) on every host a test
+hardens, and ``vcops lab reset`` gives the host back stock.
+
+A test that brings up a lab of its own from inside a session asks for
+:func:`lab_free` (the machine's lab lock, with no lab up);
+:func:`pytest_collection_modifyitems` runs such tests, and the rest of their module,
+before the first test that uses the session lab.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +28,7 @@ from contextlib import contextmanager
 import pytest
 
 from vcops.inventory import Inventory, load_inventory
+from vcops.lab.layout import STATE_DIR
 
 VCOPS = [sys.executable, "-m", "vcops.cli"]
 
@@ -47,6 +63,39 @@ def machine_lab_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@pytest.fixture
+def lab_free() -> Iterator[None]:
+    """The machine's lab lock, with no lab up, for one test that brings up (and takes
+    down) a lab of its own. Such tests run before this session's shared lab comes up
+    (see :func:`pytest_collection_modifyitems`); a lab that is up anyway is left alone."""
+    reason = lab_available()
+    if reason:
+        pytest.skip(reason)
+    with machine_lab_lock():
+        if STATE_DIR.exists():
+            pytest.skip(f"a lab is up on this machine ({STATE_DIR}); run `vcops lab down`")
+        yield
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that need :func:`lab_free` (and the rest of their modules) just
+    before the first test that uses the session lab, so no lab is up when they start."""
+    needs_free = [i for i in items if "lab_free" in getattr(i, "fixturenames", ())]
+    if not needs_free:
+        return
+    free_ids = {id(i) for i in needs_free}
+    modules = {i.nodeid.split("::")[0] for i in needs_free}
+    moved = needs_free + [
+        i for i in items if i.nodeid.split("::")[0] in modules and id(i) not in free_ids
+    ]
+    moved_ids = {id(i) for i in moved}
+    rest = [i for i in items if id(i) not in moved_ids]
+    first_lab = next(
+        (n for n, i in enumerate(rest) if "lab" in getattr(i, "fixturenames", ())), len(rest)
+    )
+    items[:] = rest[:first_lab] + moved + rest[first_lab:]
+
+
 def reset_lab_hosts(names: list[str]) -> None:
     """Give lab hosts back stock (``vcops lab reset``): a module that hardens or breaks
     a host calls this when it is done, so modules run in any order."""
@@ -63,7 +112,8 @@ def reset_lab_hosts(names: list[str]) -> None:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inventory]:
-    """A lab of 6 hosts (one per role) and 2 switches (napalm and netmiko)."""
+    """A lab of 6 hosts (one per role) and 2 switches (napalm and netmiko), managed as
+    ``vcops`` through sudo (``lab up``'s default login)."""
     reason = lab_available()
     if reason:
         pytest.skip(reason)

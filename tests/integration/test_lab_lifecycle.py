@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import smtplib
 import stat
@@ -91,7 +92,9 @@ def state_pids() -> list[int]:
 def ssh(
     inventory: Path, address: str, *command: str, known_hosts: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command on a lab host as root, verifying its host key strictly."""
+    """Run a command on a lab host as root, verifying its host key strictly: logged in
+    as the inventory's ``vcops``, through its sudo rule (``sudo -n``: never a prompt)."""
+    remote = f"sudo -n -- sh -c {shlex.quote(' '.join(command))}"
     return subprocess.run(
         [
             "ssh",
@@ -111,8 +114,8 @@ def ssh(
             "GlobalKnownHostsFile=/dev/null",
             "-o",
             "ConnectTimeout=10",
-            f"root@{address}",
-            *command,
+            f"vcops@{address}",
+            remote,
         ],
         capture_output=True,
         text=True,
@@ -269,7 +272,7 @@ def test_inventory_is_written_with_private_files_private(lab: tuple[LabStatus, P
     _status, inventory = lab
     document = yaml.safe_load((inventory / "lab.yml").read_text())
     assert document["settings"]["ssh"] == {
-        "user": "root",
+        "user": "vcops",  # managed as a real fleet: an unprivileged login with sudo
         "port": 22,
         "key_file": "lab_key",
         "known_hosts_file": "known_hosts",

@@ -54,13 +54,17 @@ def stdout(run: HostRun) -> str:
 
 def test_ssh_round_to_every_host(lab: Inventory) -> None:
     targets = [SshTarget.from_inventory(lab, s) for s in lab.servers]
-    script = "set -e; cat /etc/machine-id; hostname; systemctl is-active ssh; id -un\n"
+    script = (
+        "set -e; cat /etc/machine-id; hostname; systemctl is-active ssh; id -un; "
+        "echo ${SUDO_USER:-none}\n"
+    )
     results = run_on_hosts(targets, script)
     assert [r.status for r in results] == ["ok"] * len(lab.servers), [r.error for r in results]
     machine_ids = set()
     for server, result in zip(lab.servers, results, strict=True):
-        machine_id, hostname, ssh_state, user = stdout(result).split()
-        assert (hostname, ssh_state, user) == (server.name, "active", "root")
+        machine_id, hostname, ssh_state, user, login = stdout(result).split()
+        # root for the script, reached from the vcops login through sudo
+        assert (hostname, ssh_state, user, login) == (server.name, "active", "root", "vcops")
         machine_ids.add(machine_id)
     assert len(machine_ids) == len(lab.servers)  # every host has its own machine-id
 

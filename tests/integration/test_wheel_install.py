@@ -3,7 +3,12 @@ virtualenv in a temporary directory, run from outside the checkout.
 
 ``vcops init``, ``inventory check`` and ``info`` run without the lab; a scan and an
 apply with each engine run against the session lab, with templates, deploys and roles
-found inside the installed package. The checkout's ``git status`` does not change.
+found inside the installed package. The wheel is installed without the ``lab`` extra
+(the switch simulators' dependencies): ``vcops lab up --switches 0`` brings up a lab
+of its own from it (before the session lab comes up: ``lab_free``), scans it through
+the ``vcops`` login and sudo, and takes it down; asking that install for a switch
+fails with one line naming ``pip install 'vcops[lab]'``. The checkout's ``git status``
+does not change.
 
 Dependencies come from a wheelhouse (``/var/cache/vcops/wheels``, filled once with
 ``pip wheel``), installed with ``--no-index``, so the install takes seconds and needs
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
 from tests.integration.conftest import reset_lab_hosts
@@ -205,3 +211,48 @@ def test_scan_and_apply_with_both_engines_from_the_wheel(
     finally:
         reset_lab_hosts([HOST])
     shutil.rmtree(ops, ignore_errors=True)
+
+
+def test_lab_up_without_the_lab_extra_runs_a_lab_without_switches(
+    installed: Installed, lab_free: None
+) -> None:
+    ops = installed.home / "bare-ops"
+    init = installed.vcops("init", str(ops))
+    assert init.returncode == 0, init.stderr
+    lab_dir = installed.home / "bare-lab"
+    config = ("-c", str(ops / "vcops.toml"))
+    up_args = ("lab", "up", "--hosts", "1", "--dir", str(lab_dir))
+
+    refused = installed.vcops(*config, *up_args, "--switches", "1")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        "vcops: error: fake-switches is not installed in this Python: "
+        "pip install 'vcops[lab]' && pip install --no-deps 'fake-switches==1.5.0' "
+        "(or lab up --switches 0)"
+    ]
+    assert not lab_dir.exists()  # refused before anything was made
+
+    try:
+        started = time.monotonic()
+        up = installed.vcops(*config, *up_args, "--switches", "0")
+        installed.timings["lab up --hosts 1 --switches 0"] = time.monotonic() - started
+        assert up.returncode == 0, up.stderr[-3000:]
+        ssh = yaml.safe_load((lab_dir / "lab.yml").read_text())["settings"]["ssh"]
+        assert ssh["user"] == "vcops"  # the default: managed through sudo, as a real fleet
+        scan = installed.vcops(*config, "-i", str(lab_dir), "scan", "--json")
+        assert scan.returncode == 1, scan.stderr  # a stock host drifts
+        [outcome] = json.loads(scan.stdout)["outcomes"]
+        assert outcome["status"] == "scanned", outcome
+        results = {r["control_id"]: r for r in outcome["results"]}
+        assert results["VC-SSH-002"]["expected"] == "permitrootlogin no"  # login is not root
+        assert results["VC-FILE-001"]["status"] != "unknown"  # /etc/shadow, read through sudo
+    finally:
+        down = installed.vcops(*config, "lab", "down")
+    assert down.returncode == 0, down.stderr
+    assert "lab down: removed" in down.stdout
+    audit = installed.vcops(*config, "audit", "log", "--json")
+    assert audit.returncode == 0, audit.stderr
+    assert [e["action"] for e in json.loads(audit.stdout) if e["action"].startswith("lab.")] == [
+        "lab.up",
+        "lab.down",
+    ]  # recorded in the operator's own state directory, not the checkout's

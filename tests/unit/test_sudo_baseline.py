@@ -65,7 +65,7 @@ def test_the_ansible_role_installs_the_same_drop_in_validated() -> None:
     assert (REPO / "roles/vcops_ssh/templates/sudoers.j2").is_file()
 
 
-def test_the_lab_inventory_can_log_in_as_vcops(tmp_path: Path) -> None:
+def test_the_lab_inventory_logs_in_as_vcops_by_default(tmp_path: Path) -> None:
     from vcops.lab.inventory import render_lab_yml
     from vcops.lab.plan import plan_hosts, plan_switches
 
@@ -77,7 +77,7 @@ def test_the_lab_inventory_can_log_in_as_vcops(tmp_path: Path) -> None:
     root = tmp_path / "lab"
     root.mkdir()
     (root / "lab.yml").write_text(
-        render_lab_yml(plan_hosts(2), plan_switches(0), board, user="vcops")  # type: ignore[list-item]
+        render_lab_yml(plan_hosts(2), plan_switches(0), board)  # type: ignore[arg-type]
     )
     inv = load_inventory(root)
     assert inv.settings.ssh.user == "vcops"
@@ -86,5 +86,6 @@ def test_the_lab_inventory_can_log_in_as_vcops(tmp_path: Path) -> None:
         variables = role_vars(inv, server, controller_address=None)
         assert variables["vcops_ssh_sudo_user"] == "vcops"
         assert variables["vcops_ssh_permit_root_login"] == "no"
-    default = yaml.safe_load(render_lab_yml(plan_hosts(1), plan_switches(0), board))  # type: ignore[arg-type]
-    assert default["settings"]["ssh"]["user"] == "root"
+    as_root = yaml.safe_load(render_lab_yml(plan_hosts(1), plan_switches(0), board, user="root"))  # type: ignore[arg-type]
+    assert as_root["settings"]["ssh"]["user"] == "root"  # opt-in: lab up --user root
+    assert [s["user"] for s in as_root["servers"]] == ["root"]

@@ -56,10 +56,10 @@ def _say(app: App) -> Callable[[str], None]:
 @click.option(
     "--user",
     type=click.Choice(["root", "vcops"]),
-    default="root",
+    default="vcops",
     show_default=True,
     help="The login the lab inventory uses: vcops manages the hosts through sudo, as a "
-    "real fleet (every host has both).",
+    "real fleet; root (opt-in) logs in as root (every host has both).",
 )
 @json_option
 @click.pass_obj

@@ -25,7 +25,7 @@ from pathlib import Path
 from vcops.errors import LabError
 from vcops.lab.aptrepo import point_apt_at_repo
 from vcops.lab.cgroups import joiner
-from vcops.lab.layout import HOSTS_DIR
+from vcops.lab.layout import HOSTS_DIR, LAB_USER
 from vcops.lab.network import netns_path
 from vcops.lab.plan import HostSpec
 from vcops.lab.state import HostState
@@ -41,8 +41,6 @@ PINNED_KEY_TYPE = "ed25519"
 """The host key written to known_hosts (OpenSSH and Paramiko prefer a pinned type)."""
 
 NSPAWN_ENV = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
-LAB_USER = "vcops"
-"""The unprivileged management login every lab host has (with the lab key and sudo)."""
 
 
 def new_host_state(spec: HostSpec) -> HostState:

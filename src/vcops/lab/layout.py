@@ -44,4 +44,7 @@ SMTP_PORT = 2525
 SMTP_FROM = "vcops@lab.invalid"
 
 SSH_PORT = 22
+LAB_USER = "vcops"
+"""The unprivileged management login every lab host has (the lab key, a sudo rule) and
+the lab inventory logs in as by default; root's own login is opt-in (``lab up --user root``)."""
 SIP_PORT = 5060

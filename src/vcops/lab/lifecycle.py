@@ -38,6 +38,7 @@ from vcops.lab.inventory import (
 from vcops.lab.layout import (
     BRIDGE,
     GATEWAY,
+    LAB_USER,
     LOCK_FILE,
     NETNS_DIR_MARKER,
     SMTP_PORT,
@@ -103,7 +104,7 @@ def lab_up(
     switches: int = 2,
     *,
     on_step: Step | None = None,
-    user: str = "root",
+    user: str = LAB_USER,
 ) -> LabStatus:
     """Build and start the lab, write its inventory into ``inventory_dir``, return status.
 
@@ -115,9 +116,9 @@ def lab_up(
         hosts: number of Debian hosts (roles round-robin: kamailio, asterisk, ...).
         switches: number of switch simulators.
         on_step: called with one human-readable line per step.
-        user: the login the lab inventory names: ``root``, or ``vcops`` (every host has
-            it, with the lab key and a sudo rule) to manage the lab as a real fleet is
-            managed, through sudo.
+        user: the login the lab inventory names: ``vcops`` (every host has it, with the
+            lab key and a sudo rule), so the lab is managed as a real fleet is, through
+            sudo; or ``root`` (opt-in: root's own SSH login, which the baseline keeps).
 
     Raises:
         LabError: prerequisites missing, a lab already up, or a step failed (whatever
@@ -205,7 +206,7 @@ def _create(
     switches: list[SwitchSpec],
     lower: Path,
     step: Step,
-    user: str = "root",
+    user: str = LAB_USER,
 ) -> None:
     """Create every resource, recording each in ``state`` before creating it."""
     STATE_DIR.mkdir(mode=0o700, parents=True)
