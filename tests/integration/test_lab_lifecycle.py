@@ -279,7 +279,11 @@ def test_inventory_is_written_with_private_files_private(lab: tuple[LabStatus, P
         "connect_timeout": 10,
     }
     assert [s["name"] for s in document["servers"]] == ["lab-kamailio-01", "lab-asterisk-01"]
-    assert [g["name"] for g in document["redundancy_groups"]] == ["lab-kamailio", "lab-asterisk"]
+    assert [g["name"] for g in document["redundancy_groups"]] == [
+        "lab-kamailio",
+        "lab-asterisk",
+        "lab-switches",  # the switches' group: a window never takes both at once
+    ]
     assert document["devices"][0]["credentials"] == {
         "username": "admin",
         "password_file": "secrets/lab-sw-01.password",
