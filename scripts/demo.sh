@@ -32,7 +32,7 @@ unset VCOPS_DATABASE_URL
 cleanup() { step "lab down"; "$VCOPS" lab down || true; }
 trap cleanup EXIT
 
-step "lab up: 6 Debian 12 hosts (one per VoIP role), 2 switch simulators, an SMTP server"
+step "lab up: 6 Debian 12 hosts (one per VoIP role, managed as vcops through sudo), 2 switch simulators, an SMTP server"
 "$VCOPS" lab down >/dev/null 2>&1 || true
 time "$VCOPS" lab up --hosts 6 --switches 2 --dir "$LAB"
 
@@ -56,10 +56,17 @@ step "the section 3.2 baseline: $("$VCOPS" baseline list --json | python3 -c 'im
 step "drift scan of the stock lab (exit 1: drift found)"
 time "$VCOPS" -i "$LAB" scan || test $? -eq 1
 
-step "fix one thing by hand over SSH (key-only SSH on the kamailio host), scan again: its finding resolves"
-ssh -i "$LAB/lab_key" -o UserKnownHostsFile="$LAB/known_hosts" -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes \
-    root@"$("$VCOPS" -i "$LAB" inventory show --json -l role:kamailio | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')" \
-    "printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\n' > /etc/ssh/sshd_config.d/50-demo.conf && sshd -t && systemctl reload ssh"
+# By hand, as vcops does: log in as the hosts' vcops user and become root with sudo -n.
+as_root() {  # as_root HOST-ADDRESS < script
+    ssh -i "$LAB/lab_key" -o UserKnownHostsFile="$LAB/known_hosts" -o StrictHostKeyChecking=yes \
+        -o IdentitiesOnly=yes -o BatchMode=yes vcops@"$1" sudo -n sh -s
+}
+address() { "$VCOPS" -i "$LAB" inventory show --json -l "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])'; }
+
+step "fix one thing by hand over SSH (key-only SSH on the kamailio host, as vcops with sudo), scan again: its finding resolves"
+as_root "$(address role:kamailio)" <<'SH'
+printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\n' > /etc/ssh/sshd_config.d/50-demo.conf && sshd -t && systemctl reload ssh
+SH
 "$VCOPS" -i "$LAB" scan --limit role:kamailio >/dev/null || test $? -eq 1
 "$VCOPS" -i "$LAB" findings --status resolved
 
@@ -83,6 +90,13 @@ time "$VCOPS" -i "$LAB" apply --limit "$KAM"
 step "a second apply changes nothing"
 "$VCOPS" -i "$LAB" apply --limit "$KAM"
 
+step "root's own SSH login is now refused on $KAM (PermitRootLogin no); vcops goes on through sudo"
+if ssh -i "$LAB/lab_key" -o UserKnownHostsFile="$LAB/known_hosts" -o StrictHostKeyChecking=yes \
+    -o IdentitiesOnly=yes -o BatchMode=yes root@"$(address "$KAM")" true 2>.vcops/demo/root-login.txt; then
+    echo "root could still log in to $KAM" >&2; exit 1
+fi
+tail -1 .vcops/demo/root-login.txt
+
 step "snapshot again and diff: what the hardening changed on $KAM"
 "$VCOPS" -i "$LAB" snapshot take --limit "$KAM" --reason "after the demo hardening"
 "$VCOPS" -i "$LAB" snapshot diff "$KAM" > .vcops/demo/diff.txt
@@ -99,10 +113,10 @@ deb() {  # deb VERSION -> .vcops/demo/vcops-demo_VERSION_all.deb
 publish() { .venv/bin/python -c 'import sys; from pathlib import Path; from vcops.lab.aptrepo import add_debs; print("published", *add_debs(Path(p) for p in sys.argv[1:]))' "$@"; }
 WINDOW_HOSTS="$KAM,lab-sbc-01"
 deb 1.0 && deb 1.1 && publish .vcops/demo/vcops-demo_1.0_all.deb
-for host in ${WINDOW_HOSTS//,/ }; do
-    addr=$("$VCOPS" -i "$LAB" inventory show --json -l "$host" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
-    ssh -i "$LAB/lab_key" -o UserKnownHostsFile="$LAB/known_hosts" -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes root@"$addr" \
-        "apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q vcops-demo=1.0 >/dev/null && echo $host: vcops-demo 1.0"
+for host in ${WINDOW_HOSTS//,/ }; do  # $KAM refuses root's own login now: vcops + sudo
+    as_root "$(address "$host")" <<SH
+apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q vcops-demo=1.0 >/dev/null && echo $host: vcops-demo 1.0
+SH
 done
 publish .vcops/demo/vcops-demo_1.1_all.deb
 
