@@ -12,8 +12,9 @@ from vcops.inventory.models import Server
 
 def sshd_logins(lab: Inventory, host: Server, user: str) -> list[float]:
     """When ``user`` logged in over SSH on the host (epoch seconds, one per session, from
-    sshd's journal), oldest first. Read through the lab's root login, which is itself a
-    session: count ``root`` logins between two known moments, not in total."""
+    sshd's journal), oldest first. Read through the lab inventory's own login (``vcops``,
+    root through sudo), which is itself a session: count that login's sessions between
+    two known moments, not in total."""
     pattern = shlex.quote(f"Accepted publickey for {user} ")
     out = run_one(
         SshTarget.from_inventory(lab, host),

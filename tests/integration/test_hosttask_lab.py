@@ -3,8 +3,8 @@ rule on every host but one; ping, `scan --snapshot` (one SSH session per host, c
 in each host's sshd journal) and snapshot take/restore run through sudo; the host whose
 login has no sudo rule fails with the sudoers fix and the others go on.
 
-The users and rules are made through the lab's own root login (run_one as root) and
-removed at the end."""
+The users and rules are made through the lab inventory's own login (run_one: vcops,
+root through sudo) and removed at the end."""
 
 from __future__ import annotations
 

@@ -556,7 +556,8 @@ def test_the_precheck_and_the_before_snapshot_share_one_ssh_session_per_host(sit
         [prechecked] = site.audit_times("window.host.precheck", host.name, window_id)
         [before] = site.audit_times("window.host.snapshot", host.name, window_id)[:1]
         assert started < before < prechecked
-        logins = [t for t in sshd_logins(site.inv, host, "root") if started <= t <= prechecked]
+        login = site.inv.ssh_user(host)  # the window's own login: vcops, root through sudo
+        logins = [t for t in sshd_logins(site.inv, host, login) if started <= t <= prechecked]
         assert len(logins) == 1, (host.name, logins)
         h = report[host.name]
         assert h["state"] == "done" and h["batch"] == 1, h
