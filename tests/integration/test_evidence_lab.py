@@ -36,6 +36,7 @@ from lxml import html as lxml_html
 from tests.integration.conftest import reset_lab_hosts
 from tests.integration.test_window_run_lab import build_deb
 from vcops.connectors.ssh import SshTarget, run_one
+from vcops.dbtime import parse_stored, stored_text
 from vcops.inventory import Inventory
 from vcops.lab.aptrepo import REPO_DIR, REPO_URL, write_index
 
@@ -167,13 +168,17 @@ def test_evidence_pack_after_scan_apply_window_and_waiver(
 
     db = sqlite3.connect(db_path)
     with db:  # first sightings moved back (see the module docstring)
-        db.execute(
-            "UPDATE package_sightings SET first_seen = first_seen - ?",
-            (int(SIGHTING_AGE * 86400),),
-        )
+        for rowid, first in db.execute(
+            "SELECT rowid, first_seen FROM package_sightings"
+        ).fetchall():
+            moved = parse_stored(first) - timedelta(days=SIGHTING_AGE)
+            db.execute(
+                "UPDATE package_sightings SET first_seen = ? WHERE rowid = ?",
+                (stored_text(moved), rowid),
+            )
         for fid, first in db.execute("SELECT id, first_seen FROM findings").fetchall():
-            moved = datetime.fromisoformat(first) - timedelta(days=FINDING_AGE)
-            db.execute("UPDATE findings SET first_seen = ? WHERE id = ?", (moved.isoformat(), fid))
+            moved = parse_stored(first) - timedelta(days=FINDING_AGE)
+            db.execute("UPDATE findings SET first_seen = ? WHERE id = ?", (stored_text(moved), fid))
     rescan = vcops("scan", "--limit", HOST, "--json")
     assert rescan.returncode in (0, 1), rescan.stderr
 
@@ -230,7 +235,7 @@ def test_evidence_pack_after_scan_apply_window_and_waiver(
     ).fetchall()
     seen_installed = datetime.fromisoformat(scans[1][2])
     seen_installed = seen_installed if seen_installed.tzinfo else seen_installed.replace(tzinfo=UTC)
-    expected = round((seen_installed.timestamp() - first_seen) / 86400, 2)
+    expected = round((seen_installed.timestamp() - parse_stored(first_seen).timestamp()) / 86400, 2)
     assert SIGHTING_AGE <= expected < SIGHTING_AGE + 0.05
     latency = data["patch_latency"]
     sighted = db.execute("SELECT count(*) FROM package_sightings").fetchone()[0]
@@ -245,7 +250,7 @@ def test_evidence_pack_after_scan_apply_window_and_waiver(
     )
     assert int(figure(f"latency-{HOST}-installed")) == 1
     assert float(figure(f"latency-{HOST}-mean")) == expected
-    assert last_seen < seen_installed.timestamp()
+    assert parse_stored(last_seen) < seen_installed
 
     # the window: finished, its verified approval, what it installed
     [window] = data["windows"]
