@@ -45,6 +45,8 @@ def lab_available() -> str | None:
 LAB_LOCK = "/run/vcops-lab-tests.lock"
 _held_here: list[bool] = []
 """True while this process holds :data:`LAB_LOCK` for the session lab."""
+_depth: list[bool] = []
+"""One entry per :func:`machine_lab_lock` this process is inside (it holds the lock)."""
 
 
 @contextmanager
@@ -55,11 +57,20 @@ def machine_lab_lock() -> Iterator[None]:
     process holds the session lab: it is skipped then (``make test`` runs it alone)."""
     if _held_here:
         pytest.skip("this pytest session runs the shared lab: run this module on its own")
-    with open(LAB_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    if _depth:  # this process holds it already (a module fixture): flock would deadlock
+        _depth.append(True)
         try:
             yield
         finally:
+            _depth.pop()
+        return
+    with open(LAB_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _depth.append(True)
+        try:
+            yield
+        finally:
+            _depth.pop()
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
