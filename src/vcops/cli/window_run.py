@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import click
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from vcops import dashboard
 from vcops.cli.app import App, json_option
+from vcops.cli.progress import progress_for
 from vcops.cli.text import plain, styled
 from vcops.cli.window_notify import notifier
 from vcops.errors import WindowError
@@ -39,6 +41,14 @@ def _context(app: App) -> RunContext:
         notify=notifier(app),
         max_parallel=cfg.run.max_parallel,
     )
+
+
+def _run_one(app: App, ctx: RunContext, window_id: str, *, lock: bool = True) -> RunReport:
+    """Run one window with a per-host progress bar on a terminal (hosts still to run)."""
+    window = load_window(ctx.store, window_id)
+    left = sum(r.state in ("pending", "running") for r in progress_of(ctx.store, window))
+    with progress_for(app, f"window {window_id}", left) as advance:
+        return run_window(replace(ctx, host_done=advance), window_id, lock=lock)
 
 
 def _render_run(console: Console, report: RunReport) -> None:
@@ -71,7 +81,7 @@ def run(app: App, window_id: str | None, due: bool) -> int:
         raise click.UsageError("give a WINDOW_ID or --due (not both)")
     ctx = _context(app)
     if window_id:
-        report = run_window(ctx, window_id)
+        report = _run_one(app, ctx, window_id)
         app.emit(report.model_dump(mode="json"), lambda c: _render_run(c, report))
         return report.exit_code
     reports: list[RunReport] = []
@@ -85,7 +95,7 @@ def run(app: App, window_id: str | None, due: bool) -> int:
             ctx.say(f"window {w.id} expired: {reason}")
         for w in due_now:
             try:
-                reports.append(run_window(ctx, w.id, lock=False))
+                reports.append(_run_one(app, ctx, w.id, lock=False))
             except WindowError as exc:
                 refused.append({"window": w.id, "reason": str(exc)})
                 ctx.say(f"window {w.id} not run: {exc}")

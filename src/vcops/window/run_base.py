@@ -59,6 +59,9 @@ class RunContext:
     notify: Notify | None = None
     max_parallel: int = 50
     actor: str = ""
+    #: Called with a host's name when it reaches its end state in this run (a progress
+    #: bar's advance; from the batch's threads).
+    host_done: Callable[[str], None] = lambda _name: None
 
 
 @dataclass
@@ -128,6 +131,7 @@ class RunnerBase:
             host.record.finished_at = iso_seconds(self.ctx.now())
             self.save(host, state, summary=summary)
             self.say(f"  {host.record.target}: {state}: {summary}")
+        self.ctx.host_done(host.record.target)
 
     def records(self) -> list[HostRecord]:
         return progress_of(self.ctx.store, self.window)

@@ -184,6 +184,7 @@ class WindowRunner(HealthPhases, ChangePhases):
                 save_progress(self.ctx.store, self.window.id, record)
                 self.audit(f"window.host.{record.state}", name, {"summary": record.summary})
                 self.say(f"  {name}: {record.state}: {record.summary}")
+                self.ctx.host_done(name)
                 continue
             server = self.server(name)
             if server is None:
@@ -191,6 +192,7 @@ class WindowRunner(HealthPhases, ChangePhases):
                 record.summary = "no longer in the inventory: not touched"
                 save_progress(self.ctx.store, self.window.id, record)
                 self.audit("window.host.failed", name, {"summary": record.summary})
+                self.ctx.host_done(name)
                 continue
             host = BatchHost(
                 server=server,
