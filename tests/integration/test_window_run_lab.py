@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import sqlite3
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
@@ -104,6 +105,7 @@ class Site:
     db: Path
     work: Path
     outputs: list[str]
+    published: dict[str, int] = field(default_factory=dict)
 
     @property
     def hosts(self) -> list[Server]:
@@ -142,6 +144,15 @@ class Site:
 
     def publish(self, package: str, version: str, *, service: bool = True) -> None:
         add_debs([build_deb(self.work, package, version, service=service)])
+
+    def publish_newer(self, package: str, *, service: bool = True) -> str:
+        """Publish a version of ``package`` newer than any this module published (1.1,
+        1.2, ...), so each test upgrades whatever ran before it, in any order."""
+        n = self.published.get(package, 0) + 1
+        self.published[package] = n
+        version = f"1.{n}"
+        self.publish(package, version, service=service)
+        return version
 
     def open_window(
         self,
@@ -266,14 +277,18 @@ def site(lab: Inventory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 
 def test_happy_path_two_pairs_never_in_one_batch(site: Site) -> None:
-    site.publish("vcops-testpkg", "1.1")
+    current = {h.name: site.version(h, "vcops-testpkg") for h in site.hosts}
+    new = site.publish_newer("vcops-testpkg")
     window_id = site.open_window("happy path", concurrency="2")
-    site.publish("vcops-testextra", "1.1", service=False)  # pending, but never approved
+    extra = site.version(site.hosts[0], "vcops-testextra")
+    pending = site.publish_newer("vcops-testextra", service=False)  # never approved
     shown = json.loads(site.vcops("window", "show", window_id, "--json").stdout)
     for host in shown["plan"]["hosts"]:
-        assert {"package": "vcops-testpkg", "current": "1.0", "target": "1.1"}.items() <= next(
-            p for p in host["packages"] if p["package"] == "vcops-testpkg"
-        ).items()
+        wanted = {"package": "vcops-testpkg", "current": current[host["target"]], "target": new}
+        assert (
+            wanted.items()
+            <= next(p for p in host["packages"] if p["package"] == "vcops-testpkg").items()
+        )
 
     run = site.vcops("window", "run", "--due", "--json")
     assert run.returncode == 0, run.stderr
@@ -287,8 +302,8 @@ def test_happy_path_two_pairs_never_in_one_batch(site: Site) -> None:
     for name, h in hosts.items():
         assert h["state"] == "done", h
         batches.setdefault(int(h["batch"]), []).append(name)  # type: ignore[call-overload]
-        assert h["installed"]["vcops-testpkg"] == "1.1"  # type: ignore[index]
-        assert h["not_approved"] == {"vcops-testextra": "1.1"}, h
+        assert h["installed"]["vcops-testpkg"] == new  # type: ignore[index]
+        assert h["not_approved"] == {"vcops-testextra": pending}, h
         assert "vcops-testpkg.service" in h["restarted"]  # type: ignore[operator]
         assert h["before_rev"] and h["after_rev"] and h["before_rev"] != h["after_rev"]
         assert any("passed" in g for g in h["gate"])  # type: ignore[union-attr]
@@ -296,8 +311,8 @@ def test_happy_path_two_pairs_never_in_one_batch(site: Site) -> None:
     for members in batches.values():
         assert len({PAIRS[m] for m in members}) == len(members), batches
     for host in site.hosts:
-        assert site.version(host, "vcops-testpkg") == "1.1"
-        assert site.version(host, "vcops-testextra") == "1.0"  # not approved: not installed
+        assert site.version(host, "vcops-testpkg") == new
+        assert site.version(host, "vcops-testextra") == extra  # not approved: not installed
     assert (sip_options(site.host("lab-kamailio-01").address, timeout=2.0) or "").startswith(
         "SIP/2.0"
     )
@@ -321,7 +336,7 @@ def test_a_failed_gate_rolls_back_and_max_errors_halts(site: Site) -> None:
     kam = site.host("lab-kamailio-01")
     good_cfg = site.sh(kam, f"cat {KAMAILIO_CFG}\n")
     asterisk_version = site.version(site.host("lab-asterisk-01"), "vcops-testpkg")
-    site.publish("vcops-testpkg", "1.2")
+    site.publish_newer("vcops-testpkg")
     site.sh(kam, "touch /etc/vcops-test/break-kamailio\n")
     try:
         window_id = site.open_window("breaks kamailio", concurrency="2")
@@ -355,7 +370,7 @@ def test_a_failed_gate_rolls_back_and_max_errors_halts(site: Site) -> None:
 
 
 def test_kill_9_then_resume_does_not_redo_finished_hosts(site: Site) -> None:
-    site.publish("vcops-testpkg", "1.3")
+    new = site.publish_newer("vcops-testpkg")
     for host in site.hosts:
         site.sh(host, "touch /etc/vcops-test/slow\n")
     try:
@@ -406,19 +421,27 @@ def test_kill_9_then_resume_does_not_redo_finished_hosts(site: Site) -> None:
     assert site.audit("window.host.precheck", redone, window_id) == 1
     assert site.audit("window.run.resume", window_id, window_id) == 1
     for host in site.hosts:
-        assert site.version(host, "vcops-testpkg") == "1.3"
+        assert site.version(host, "vcops-testpkg") == new
 
 
 def test_reboot_always_brings_the_hosts_back_before_the_gate(site: Site) -> None:
     names = ["lab-asterisk-01", "lab-rtpengine-01"]
     boot = "cat /proc/sys/kernel/random/boot_id\n"
     before = {n: site.sh(site.host(n), boot) for n in names}
-    site.publish("vcops-testpkg", "1.4")
+    new = site.publish_newer("vcops-testpkg")
     window_id = site.open_window(
         "reboot always", concurrency="2", targets=",".join(names), reboot="always"
     )
-    run = site.vcops("window", "run", window_id, "--json")
-    assert run.returncode == 0, run.stderr + run.stdout[-2000:]
+    # on a terminal (a pty from script(1)): a progress bar counts the hosts as they end
+    command = shlex.join([str(BIN / "vcops"), "-i", str(site.root), "window", "run", window_id])
+    run = subprocess.run(
+        ["script", "-qefc", command, "/dev/null"],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**site.env(), "TERM": "xterm-256color"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Traceback" not in run.stdout
+    assert re.search(rf"window {window_id}.*2/2", run.stdout), run.stdout[-3000:]
     hosts = hosts_of(site.report(window_id))
     for name in names:
         h = hosts[name]
@@ -426,7 +449,7 @@ def test_reboot_always_brings_the_hosts_back_before_the_gate(site: Site) -> None
         assert "rebooted" in str(h["summary"])
         host = site.host(name)
         assert site.sh(host, boot) != before[name]  # a new boot, really
-        assert site.version(host, "vcops-testpkg") == "1.4"
+        assert site.version(host, "vcops-testpkg") == new
         assert (
             site.sh(host, "systemctl is-active vcops-testpkg.service || true\n").strip() == "active"
         )
@@ -448,7 +471,7 @@ def test_a_member_never_starts_while_its_peer_is_unhealthy(site: Site) -> None:
     try:
         assert site.sh(sbc, "systemctl is-failed vcops-peer.service || true\n").strip() == "failed"
         version = site.version(rtp, "vcops-testpkg")
-        site.publish("vcops-testpkg", "1.5")
+        site.publish_newer("vcops-testpkg")
         window_id = site.open_window("peer down", concurrency="1", targets="lab-rtpengine-01")
         run = site.vcops("window", "run", window_id)
     finally:
@@ -478,7 +501,7 @@ def test_a_host_still_carrying_calls_is_skipped_unchanged(site: Site) -> None:
     )
     try:
         version = site.version(kam, "vcops-testpkg")
-        site.publish("vcops-testpkg", "1.6")
+        site.publish_newer("vcops-testpkg")
         window_id = site.open_window("busy", concurrency="1", targets="lab-kamailio-01")
         run = site.vcops("window", "run", window_id)
     finally:
@@ -507,7 +530,7 @@ def test_an_sbc_is_drained_on_its_kamailio_call_count_and_gated_on_kamailio(site
         "touch /etc/vcops-test/break-kamailio\n",
     )
     try:
-        site.publish("vcops-testpkg", "1.7")
+        site.publish_newer("vcops-testpkg")
         window_id = site.open_window(
             "sbc pair", concurrency="1", targets="lab-sbc-01,lab-rtpengine-01"
         )
