@@ -61,3 +61,13 @@ def inventory_copy(lab: Inventory, tmp_path: Path, host: str, changes: dict[str,
             server.update(changes)
     (copy / "lab.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return copy
+
+
+def ssh_as(root: Path, address: str, user: str, command: str) -> subprocess.CompletedProcess[str]:
+    """OpenSSH as ``user`` with the inventory's key and pinned known_hosts (strict)."""
+    return subprocess.run(
+        ["ssh", "-i", str(root / "lab_key"), "-o", f"UserKnownHostsFile={root / 'known_hosts'}",
+         "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+         "-o", "ConnectTimeout=10", f"{user}@{address}", command],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.apply_helpers import ssh_as
 from tests.integration.conftest import reset_lab_hosts
 from vcops.inventory import Inventory
 from vcops.lab.probe import sip_options
@@ -64,12 +65,7 @@ def address(root: Path) -> str:
 
 
 def ssh(root: Path, user: str, command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ssh", "-i", str(root / "lab_key"), "-o", f"UserKnownHostsFile={root / 'known_hosts'}",
-         "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-         "-o", "ConnectTimeout=10", f"{user}@{address(root)}", command],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    return ssh_as(root, address(root), user, command)
 
 
 def _results(scan: dict[str, object]) -> dict[str, dict[str, object]]:
