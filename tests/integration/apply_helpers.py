@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -34,6 +35,29 @@ def vcops(
     )
     data = json.loads(proc.stdout) if proc.stdout.strip() else {}
     return proc.returncode, data, proc.stderr
+
+
+def inventory_cli(root: Path, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``vcops -i ROOT ARGS`` as an operator runs it from an inventory copy: its own
+    ``vcops.toml``, a database and state directory under ``tmp_path``, actor
+    ``ops-oncall``. Each call returns the finished process and fails on a traceback."""
+    env = {
+        **os.environ,
+        "VCOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'vcops.db'}",
+        "VCOPS_CONFIG": str(root / "vcops.toml"),
+        "VCOPS_STATE_DIR": str(tmp_path / "state"),
+        "VCOPS_ACTOR": "ops-oncall",
+    }
+
+    def vcops(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(BIN / "vcops"), "-i", str(root), *args],
+            capture_output=True, text=True, timeout=600, check=False, env=env,
+        )  # fmt: skip
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    return vcops
 
 
 def target(lab: Inventory, name: str) -> SshTarget:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.integration.apply_helpers import inventory_cli
 from vcops.connectors.netdev import DeviceTarget, fetch_running_config
 from vcops.inventory import Inventory
 from vcops.lab.layout import SWITCHES_DIR
@@ -228,21 +229,7 @@ def test_a_baseline_window_takes_the_two_switches_in_separate_batches(
 ) -> None:
     root = tmp_path / "inventory"
     shutil.copytree(stock.root, root)
-    env = {
-        **os.environ,
-        "VCOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'vcops.db'}",
-        "VCOPS_CONFIG": str(root / "vcops.toml"),
-        "VCOPS_STATE_DIR": str(tmp_path / "state"),
-        "VCOPS_ACTOR": "ops-oncall",
-    }
-
-    def vcops(*args: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(BIN / "vcops"), "-i", str(root), *args],
-            capture_output=True, text=True, timeout=600, check=False, env=env,
-        )  # fmt: skip
-        assert "Traceback" not in proc.stderr, proc.stderr
-        return proc
+    vcops = inventory_cli(root, tmp_path)
 
     names = sorted(d.name for d in stock.devices)
     assert {d.redundancy_group for d in stock.devices} == {"lab-switches"}

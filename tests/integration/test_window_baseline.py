@@ -8,10 +8,7 @@ afterwards (``vcops lab reset``), so it runs in any order.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.apply_helpers import inventory_cli
 from tests.integration.conftest import reset_lab_hosts
 from vcops.connectors.ssh import SshTarget, run_one
 from vcops.inventory import Inventory
 
 pytestmark = pytest.mark.lab
-BIN = Path(sys.executable).parent
 HOST = "lab-kamailio-01"
 
 
@@ -37,21 +34,7 @@ def _stock_afterwards(lab: Inventory) -> Iterator[None]:
 def test_a_baseline_window_fixes_the_drift_a_scan_found(lab: Inventory, tmp_path: Path) -> None:
     root = tmp_path / "inventory"
     shutil.copytree(lab.root, root)
-    env = {
-        **os.environ,
-        "VCOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'vcops.db'}",
-        "VCOPS_CONFIG": str(root / "vcops.toml"),
-        "VCOPS_STATE_DIR": str(tmp_path / "state"),
-        "VCOPS_ACTOR": "ops-oncall",
-    }
-
-    def vcops(*args: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(BIN / "vcops"), "-i", str(root), *args],
-            capture_output=True, text=True, timeout=600, check=False, env=env,
-        )  # fmt: skip
-        assert "Traceback" not in proc.stderr, proc.stderr
-        return proc
+    vcops = inventory_cli(root, tmp_path)
 
     server = next(s for s in lab.servers if s.name == HOST)
     target = SshTarget.from_inventory(lab, server)
