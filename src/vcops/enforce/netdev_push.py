@@ -10,17 +10,22 @@ otherwise; verify from a fresh login; roll back on failure (I/O edge of device a
 - **Netmiko** (ios on either transport: NAPALM's ios driver has no commit-confirm and
   its merge needs SCP): ``send_config_set`` stopping at the first ``% Invalid input``;
   on a rejected line or a failed verify the plan's rollback lines are pushed from a new
-  session, retried while the device does not answer.
+  session, retried while the device does not answer. Each line waits for its echo and
+  the next prompt (``cmd_verify``), so a line costs a round trip, not Netmiko's two
+  seconds of silence per line without it; only a banner block (no prompt until its
+  closing delimiter) is sent without, and waits for the silence once
+  (:func:`config_blocks`).
 
 Nothing here prints: errors come back masked, as data.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from vcops.connectors.netdev import DeviceTarget, netmiko_session, translate_error
 from vcops.enforce.netdev_plan import DevicePlan, mask_line
@@ -105,6 +110,75 @@ def merge_with_confirm(
         conn.close()
 
 
+@dataclass(frozen=True)
+class ConfigBlock:
+    """Lines sent together: ``verified`` ones one at a time, each echo and prompt awaited;
+    otherwise a banner, whose body lines get no prompt until the closing delimiter."""
+
+    lines: tuple[str, ...]
+    verified: bool
+
+
+_BANNER_START = re.compile(r"banner (?:login|motd|exec|incoming)(?: (\^C|[^\s\w]))?(.*)$")
+
+
+def config_blocks(platform: str, lines: Sequence[str]) -> list[ConfigBlock]:
+    """Split configuration lines into runs Netmiko can check line by line and banner
+    blocks (``banner login ^C`` .. the line holding ``^C``; EOS: .. ``EOF``).
+
+    Example::
+
+        >>> [(b.verified, b.lines) for b in config_blocks(
+        ...     "ios", ["ip ssh version 2", "banner login ^C", "Hi", "^C", "cdp run"])]
+        [(True, ('ip ssh version 2',)), (False, ('banner login ^C', 'Hi', '^C')), (True, ('cdp run',))]
+    """
+    out: list[ConfigBlock] = []
+    run: list[str] = []
+    rest = list(lines)
+    while rest:
+        line = rest.pop(0)
+        start = _BANNER_START.match(line.strip())
+        if start is None:
+            run.append(line)
+            continue
+        if run:
+            out.append(ConfigBlock(tuple(run), True))
+            run = []
+        delim = start[1] or ("EOF" if platform == "eos" else "")
+        block = [line]
+        if delim and delim not in start[2]:
+            while rest:
+                block.append(rest.pop(0))
+                if delim in block[-1]:
+                    break
+        out.append(ConfigBlock(tuple(block), False))
+    if run:
+        out.append(ConfigBlock(tuple(run), True))
+    return out
+
+
+def _send_blocks(conn: Any, platform: str, lines: Sequence[str]) -> None:
+    """Send ``lines`` in configuration mode (entered already), block by block.
+
+    Raises:
+        ConfigRejected: the device answered a line with an error.
+    """
+    from netmiko.exceptions import ConfigInvalidException
+
+    for block in config_blocks(platform, lines):
+        common = {"enter_config_mode": False, "exit_config_mode": False}
+        if block.verified:
+            try:
+                conn.send_config_set(list(block.lines), error_pattern=ERROR_PATTERN, **common)
+            except ConfigInvalidException as exc:
+                text = str(exc).split("at command: ", 1)[-1].split(", matched error", 1)[0]
+                raise ConfigRejected(text) from exc
+            continue
+        output = str(conn.send_config_set(list(block.lines), cmd_verify=False, **common))
+        if re.search(ERROR_PATTERN, output, flags=re.M):
+            raise ConfigRejected(block.lines[0])
+
+
 def _send(target: DeviceTarget, lines: Sequence[str]) -> None:
     """One Netmiko session: enable, config mode, the lines, ``end``.
 
@@ -112,16 +186,13 @@ def _send(target: DeviceTarget, lines: Sequence[str]) -> None:
         ConfigRejected: the device answered a line with an error.
         ConnectError: it could not be reached or logged in to.
     """
-    from netmiko.exceptions import ConfigInvalidException
-
     try:
         with netmiko_session(target) as conn:
+            conn.config_mode()
             try:
-                conn.send_config_set(list(lines), error_pattern=ERROR_PATTERN, cmd_verify=False)
-            except ConfigInvalidException as exc:
-                conn.send_command_timing("end")
-                line = str(exc).split("at command: ", 1)[-1].split(", matched error", 1)[0]
-                raise ConfigRejected(line) from exc
+                _send_blocks(conn, target.platform, lines)
+            finally:
+                conn.exit_config_mode()
     except (ConfigRejected, InventoryError, ConnectError):
         raise
     except Exception as exc:
