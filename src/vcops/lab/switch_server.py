@@ -13,6 +13,9 @@ like a real device:
   password as bytes against a str, so only an empty secret works otherwise);
 - each switch has its own RSA host key instead of the key built into fake-switches.
 
+- a global command typed in a sub-mode (``line vty``, an ACL) leaves it and is answered
+  before the next prompt, as on IOS (fake-switches printed a prompt first, so a client
+  waiting for the prompt missed a ``% Invalid input``);
 - configuration mode accepts the hardening commands of
   :mod:`vcops.lab.ios_grammar` (loaded by path: the one list of what the lab's IOS
   takes) and their ``no`` forms, shows them in ``show running-config``, and answers
@@ -101,6 +104,19 @@ def _processors(grammar: ModuleType, store: Any, on_config_done: Any) -> Any:
             return False
 
     class Config(ConfigCommandProcessor):  # type: ignore[misc]
+        sub_processor: Any
+
+        def delegate_to_sub_processor(self, line: str) -> bool:
+            # A line that leaves a sub-mode (a global command, `end`) runs here next; IOS
+            # prints its answer, then one prompt. fake-switches would print the config
+            # prompt first, so a client reading up to the prompt missed the answer.
+            processed = bool(self.sub_processor.process_command(line))
+            if self.sub_processor.is_done:
+                self.sub_processor = None
+                if processed:  # `exit`: the sub-mode ended on its own line
+                    self.show_prompt()
+            return processed
+
         def parse_and_execute_command(self, line: str) -> bool:
             if store.in_banner:
                 store.feed_banner(line)
