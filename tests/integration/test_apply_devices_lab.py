@@ -117,14 +117,9 @@ def test_stock_switches_are_brought_to_zero_enforceable_drift(
     before = {name: running(stock, name) for name in names}
     assert all("ip ssh version" not in text for text in before.values())  # check changed nothing
 
-    started = time.monotonic()
     code, applied, out = run(stock, tmp_path, "apply", "--limit", "kind:device")
-    took = time.monotonic() - started
     said.append(out)
     assert code == 0, out[-3000:]
-    # ~36 lines a switch: each waits for its echo and prompt (about 9 s for the whole
-    # apply in the lab); Netmiko's two seconds of silence per line would be over 72 s.
-    assert took < 60, f"apply took {took:.0f} s"
     for name in names:
         assert hosts(applied)[name]["status"] == "changed", hosts(applied)[name]
         assert "verified from a fresh login" in str(hosts(applied)[name]["reason"])
