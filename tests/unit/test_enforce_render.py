@@ -15,6 +15,7 @@ import pytest
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.enforce.apply import plan_host
 from vcops.enforce.render import (
+    BANNER_FILES,
     HostState,
     LiveFile,
     desired_files,
@@ -42,6 +43,9 @@ def _vars(
 @pytest.mark.parametrize("role", ROLES)
 def test_every_file_starts_with_the_managed_header(role: str) -> None:
     for f in desired_files(_vars(role), HostState()):
+        if f.path in BANNER_FILES:  # shown verbatim at login: exactly the banner text
+            assert f.content == DEFAULT_SETTINGS.banner_text + "\n", f.path
+            continue
         assert MANAGED_HEADER in "\n".join(f.content.splitlines()[:3]), f.path
 
 
@@ -82,11 +86,33 @@ def test_sshd_config_carries_the_settings_and_only_supported_kex() -> None:
     assert supported_kex(["a", "b"], "") == ["a", "b"]
 
 
+def test_sshd_config_offers_ed25519_only_and_the_session_settings() -> None:
+    v = _vars("generic")
+    files = {f.path: f for f in desired_files(v, HostState())}
+    sshd = files["/etc/ssh/sshd_config"].content
+    assert re.findall(r"^HostKey (\S+)$", sshd, re.M) == ["/etc/ssh/ssh_host_ed25519_key"]
+    for line in ("ClientAliveInterval 300", "ClientAliveCountMax 2", "MaxSessions 4",
+                 "TCPKeepAlive no", "Banner /etc/issue.net"):  # fmt: skip
+        assert f"\n{line}\n" in sshd, line
+    kex = re.search(r"^KexAlgorithms (\S+)$", sshd, re.M)
+    assert kex and kex[1].startswith("mlkem768x25519-sha256,") and "group-exchange" not in kex[1]
+    settings = DEFAULT_SETTINGS.model_copy(
+        update={"ssh_rsa_host_key": True, "banner_text": "Property of Example Telecom."}
+    )
+    v = vars_from_settings(settings, ["generic"], ["10.213.0.0/24"], None, "h")
+    files = {f.path: f for f in desired_files(v, HostState())}
+    assert "HostKey /etc/ssh/ssh_host_rsa_key\n" in files["/etc/ssh/sshd_config"].content
+    assert "ecdsa" not in files["/etc/ssh/sshd_config"].content
+    assert [files[p].content for p in BANNER_FILES] == ["Property of Example Telecom.\n"] * 2
+    assert list(files).index("/etc/issue.net") < list(files).index("/etc/ssh/sshd_config")
+
+
 def test_fail2ban_jails_follow_the_role() -> None:
     kam = render_template("fail2ban/vcops.conf.j2", _vars("kamailio"))
     gen = render_template("fail2ban/vcops.conf.j2", _vars("generic"))
     assert "backend = systemd" in kam and "[sshd]" in kam and "[kamailio]" in kam
     assert "filter = vcops-kamailio" in kam and "[kamailio]" not in gen
+    assert "\nbantime.increment = true\n" in kam  # VC-F2B-002, in [DEFAULT] of the jail.d file
     paths = {f.path for f in desired_files(_vars("kamailio"), HostState())}
     assert "/etc/fail2ban/filter.d/vcops-kamailio.conf" in paths
 

@@ -50,7 +50,11 @@ def test_a_root_managed_host_gets_no_drop_in(tmp_path: Path) -> None:
     variables = role_vars(inv, inv.servers[0], controller_address=None)
     assert variables["vcops_ssh_sudo_user"] == ""
     assert variables["vcops_ssh_permit_root_login"] == "prohibit-password"
-    assert [f.path for f in area_files("ssh", variables, HostState())] == ["/etc/ssh/sshd_config"]
+    assert [f.path for f in area_files("ssh", variables, HostState())] == [
+        "/etc/issue",
+        "/etc/issue.net",
+        "/etc/ssh/sshd_config",
+    ]  # the banners and sshd_config, no sudoers drop-in
 
 
 def test_the_ansible_role_installs_the_same_drop_in_validated() -> None:

@@ -80,6 +80,8 @@ def check_key_only(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
     ]
     if bad:
         return failed(expected, ", ".join(bad))
+    if missing := [k for k, v in actual.items() if v is None]:
+        return unknown(expected, f"sshd -T printed no {', '.join(missing)}")
     return passed(expected, ", ".join(f"{k} {v}" for k, v in actual.items() if v))
 
 
@@ -122,7 +124,11 @@ def check_no_forwarding(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
         for k in ("allowtcpforwarding", "allowagentforwarding", "x11forwarding", "permittunnel")
     }
     bad = [f"{k} {v}" for k, v in values.items() if v is not None and v != "no"]
-    return (failed if bad else passed)(expected, ", ".join(bad) if bad else "all off")
+    if bad:
+        return failed(expected, ", ".join(bad))
+    if missing := [k for k, v in values.items() if v is None]:
+        return unknown(expected, f"sshd -T printed no {', '.join(missing)}")
+    return passed(expected, "all off")
 
 
 # --- firewall ------------------------------------------------------------------

@@ -33,8 +33,16 @@ MODERN_KEX = [
     "curve25519-sha256@libssh.org",
     "diffie-hellman-group16-sha512",
     "diffie-hellman-group18-sha512",
-    "diffie-hellman-group-exchange-sha256",
 ]
+"""Post-quantum hybrids first (sshd takes the first both sides know); no DH group
+exchange (VC-SSH-010: its moduli would need pruning to >= 3072 bits)."""
+PQ_KEX = (
+    "mlkem768x25519-sha256",
+    "sntrup761x25519-sha512",
+    "sntrup761x25519-sha512@openssh.com",
+)
+"""The post-quantum hybrid key exchanges OpenSSH knows (VC-SSH-014)."""
+BANNER_TEXT = "Authorised access only. Activity is logged and monitored."
 MODERN_CIPHERS = [
     "chacha20-poly1305@openssh.com",
     "aes256-gcm@openssh.com",
@@ -129,6 +137,20 @@ class BaselineSettings(BaseModel):
     ssh_ciphers: list[str] = MODERN_CIPHERS
     ssh_macs: list[str] = MODERN_MACS
     ssh_login_grace_time: int = Field(30, ge=5, le=600)
+    # SSH host keys, sessions and banner (VC-SSH-009..015)
+    #: Offer an RSA host key too (only for old clients that lack ed25519), of this size.
+    ssh_rsa_host_key: bool = False
+    ssh_rsa_min_bits: int = Field(3072, ge=3072, le=16384)
+    #: /etc/ssh/moduli's smallest group when DH group exchange is offered at all.
+    ssh_moduli_min_bits: int = Field(3072, ge=3072, le=8192)
+    ssh_client_alive_interval: int = Field(300, ge=1, le=3600)
+    ssh_client_alive_count_max: int = Field(2, ge=1, le=10)
+    ssh_max_sessions: int = Field(4, ge=1, le=10)
+    #: The one text of /etc/issue, /etc/issue.net and the SSH banner: no backslash (getty
+    #: escapes such as \r or \v print the kernel and OS version) and no control bytes.
+    banner_text: str = Field(
+        BANNER_TEXT, min_length=1, max_length=1000, pattern=r"^[^\\\x00-\x09\x0b-\x1f\x7f]+$"
+    )
 
     # Firewall (nftables)
     sip_ports: list[int] = [5060, 5061]

@@ -25,6 +25,8 @@ from vcops.templating import render_config
 SSHD = ["/usr/sbin/sshd", "-t", "-f", "%s"]
 VISUDO = ["/usr/sbin/visudo", "-c", "-q", "-f", "%s"]
 SUDOERS_DROP_IN = "/etc/sudoers.d/vcops"
+BANNER_FILES = ("/etc/issue", "/etc/issue.net")
+"""The login banners (``templates/ssh/issue.j2``); sshd's ``Banner`` is the second."""
 NFT = ["nft", "-c", "-f", "%s"]
 XML_CHECK = ["python3", "-c", "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])", "%s"]
 FS_PROFILES = "/etc/freeswitch/sip_profiles/*.xml"
@@ -208,7 +210,11 @@ def area_files(area: str, variables: Vars, state: HostState) -> list[ManagedFile
         )
         v["vcops_ssh_kex_algorithms"] = kex
         content = render_template("ssh/sshd_config.j2", v)
-        files = [ManagedFile(area, "/etc/ssh/sshd_config", content, "0600", validate=tuple(SSHD))]
+        banner = render_template("ssh/issue.j2", v)  # shown verbatim: no managed header
+        files = [ManagedFile(area, path, banner) for path in BANNER_FILES]
+        files.append(
+            ManagedFile(area, "/etc/ssh/sshd_config", content, "0600", validate=tuple(SSHD))
+        )
         if variables.get("vcops_ssh_sudo_user"):  # managed through a non-root login
             sudoers = render_template("ssh/sudoers.j2", v)
             files.append(

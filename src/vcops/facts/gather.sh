@@ -30,3 +30,7 @@ section timedatectl timedatectl show
 section stat sh -c 'stat -c "%n %a %U %G %F" /etc/shadow /etc/gshadow /etc/passwd /etc/ssh/ssh_host_*_key /etc/asterisk /etc/kamailio /etc/freeswitch 2>/dev/null; for d in /etc/asterisk /etc/kamailio /etc/freeswitch; do [ -d "$d" ] && find "$d" -maxdepth 3 -perm /o+rwx -printf "%p %m %u %g world\n" 2>/dev/null; done; true'
 section listening ss -Htlnup
 section asterisk_version sh -c 'dpkg-query -W -f="\${Version}" asterisk 2>/dev/null || (asterisk -V 2>/dev/null) || true'
+section host_keys sh -c 'for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf "%s %s\n" "$f" "$(ssh-keygen -l -f "$f" 2>&1 | head -n 1)"; done; true'
+section moduli sh -c 'if [ -e /etc/ssh/moduli ]; then awk "\$1 !~ /^#/ && NF >= 7 {print \$5}" /etc/ssh/moduli | sort -n | uniq -c; else echo missing; fi'
+section fail2ban_increment sh -c 'for j in $(fail2ban-client status 2>/dev/null | sed -n "s/.*Jail list:[[:space:]]*//p" | tr "," " "); do printf "%s %s\n" "$j" "$(fail2ban-client get "$j" bantime.increment 2>&1 | head -n 1)"; done'
+tarfiles banners /etc/issue /etc/issue.net

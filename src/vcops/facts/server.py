@@ -27,6 +27,7 @@ from importlib import resources
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from vcops.connectors.hosttask import TaskOutput, tar_members
+from vcops.facts.access import HostKey, parse_access
 from vcops.facts.nft import Ruleset, parse_ruleset
 
 #: A pending-upgrades fingerprint (see ``upgrades.sh``): a sha256 in hex.
@@ -128,6 +129,11 @@ class ServerFacts(BaseModel):
     freeswitch_files: dict[str, str] = {}
     #: Filled by the scan from history: when each pending security update was first seen.
     security_first_seen: dict[str, int] = {}
+    # access (vcops.facts.access): host keys sshd offers, moduli sizes, banners, f2b
+    host_keys: dict[str, HostKey] | None = None
+    moduli_bits: dict[int, int] | None = None
+    banners: dict[str, str] | None = None
+    fail2ban_increment: dict[str, str] | None = None
 
     @property
     def in_container(self) -> bool:
@@ -591,4 +597,11 @@ def parse_facts(
             facts[f"{tree}_files"] = conf_files(tree, tar_members(record.data))
         elif snapshot_files is not None:
             facts[f"{tree}_files"] = conf_files(tree, snapshot_files)
+    banners = out.get("banners")
+    facts.update(
+        parse_access(
+            {n: _ok(s, n) for n in ("host_keys", "moduli", "fail2ban_increment")},
+            tar_members(banners.data) if banners is not None and banners.rc == 0 else None,
+        )
+    )
     return ServerFacts.model_validate(facts)
