@@ -241,3 +241,39 @@ def test_rendered_sshd_config_passes_sshd_t(tmp_path: Path) -> None:
         [sshd, "-t", "-f", str(conf)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+MODULI_SAMPLE = """#    $OpenBSD: moduli,v 1.33 2023/03/28 $
+# Time Type Tests Tries Size Generator Modulus
+20230111 2 6 100 2047 5 DE2E6B
+20230111 2 6 100 3071 2 F5A1C3
+20230111 2 6 100 4095 5 C0FFEE
+garbage line
+20230111 2 6 100 20x47 5 BAD
+"""
+
+
+def test_moduli_pruned_only_with_group_exchange_and_like_the_roles_awk(tmp_path: Path) -> None:
+    assert not any(
+        f.path == "/etc/ssh/moduli" for f in desired_files(_vars("generic"), HostState())
+    )
+    settings = DEFAULT_SETTINGS.model_copy(
+        update={"ssh_kex_algorithms": ["curve25519-sha256", "diffie-hellman-group-exchange-sha256"]}
+    )
+    v = vars_from_settings(settings, ["generic"], ["10.213.0.0/24"], None, "h")
+    listed = [f.path for f in desired_files(v, HostState())]  # first pass: read it
+    assert "/etc/ssh/moduli" in listed
+    live = HostState(
+        files={"/etc/ssh/moduli": LiveFile(True, MODULI_SAMPLE, "0644", "root", "root")}
+    )
+    [moduli] = [f for f in desired_files(v, live) if f.path == "/etc/ssh/moduli"]
+    assert "2047" not in moduli.content and "3071" in moduli.content and "# Time" in moduli.content
+    source = tmp_path / "moduli"
+    source.write_text(MODULI_SAMPLE)
+    awk = subprocess.run(
+        ["awk", "-v", "min=3072", "$0 ~ /^#/ || NF < 7 || $5 + 1 >= min", str(source)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert moduli.content == awk.stdout  # both engines write the same bytes
+    gone = HostState(files={"/etc/ssh/moduli": LiveFile(False)})
+    assert not any(f.path == "/etc/ssh/moduli" for f in desired_files(v, gone))

@@ -34,6 +34,7 @@ from vcops.connectors.ssh import SshTarget
 from vcops.enforce.ansible import run_ansible, run_ansible_devices
 from vcops.enforce.ansible_events import AnsibleHost
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
+from vcops.enforce.hostkeys import lockout_problems
 from vcops.enforce.netdev_apply import DeviceOutcome, run_devices
 from vcops.enforce.pyinfra_run import CONDITIONAL, PyinfraHost, controller_address, run_pyinfra
 from vcops.enforce.render import HostState, desired_files, file_changed, parse_state
@@ -334,12 +335,15 @@ def run_apply(
     returns the snapshot commit (None when nothing changed); both land in the audit log.
     ``mask_key`` (the snapshot masking key) masks device plans; needed with devices
     (``mask_key_file``, where it lives, too with ``engine="ansible"``).
-        InventoryError: the selection is bad or a baseline override is invalid.
+        InventoryError: the selection is bad, a baseline override is invalid, or a
+            server's pinned host key is one the ssh baseline stops offering.
         ApprovalError: production hosts without an emergency reason or the ``lease``
             of a window that covers them (the policy gate).
     """
     step = on_step or (lambda _m: None)
     servers, devices = select_apply_targets(inventory, limit)
+    if lockout := lockout_problems(inventory, servers):  # before anything changes
+        raise InventoryError(lockout)
     selection = limit or "all"
     started = time.monotonic()
     key = mask_key if mask_key is not None else b""

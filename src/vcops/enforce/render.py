@@ -26,6 +26,8 @@ SSHD = ["/usr/sbin/sshd", "-t", "-f", "%s"]
 VISUDO = ["/usr/sbin/visudo", "-c", "-q", "-f", "%s"]
 SUDOERS_DROP_IN = "/etc/sudoers.d/vcops"
 BANNER_FILES = ("/etc/issue", "/etc/issue.net")
+MODULI = "/etc/ssh/moduli"
+GEX_PREFIX = "diffie-hellman-group-exchange-"
 """The login banners (``templates/ssh/issue.j2``); sshd's ``Banner`` is the second."""
 NFT = ["nft", "-c", "-f", "%s"]
 XML_CHECK = ["python3", "-c", "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])", "%s"]
@@ -149,6 +151,41 @@ def supported_kex(wanted: list[str], offered: str) -> list[str]:
     return [a for a in wanted if a in known] if known else list(wanted)
 
 
+def prune_moduli(text: str, min_bits: int) -> str:
+    """/etc/ssh/moduli without the groups smaller than ``min_bits`` (pure; the same lines
+    the Ansible role's ``awk '$0 ~ /^#/ || NF < 7 || $5 + 1 >= min'`` keeps: moduli(5)
+    stores the size minus one in field 5).
+
+    >>> prune_moduli("# c\\n1 2 6 100 2047 2 F\\n1 2 6 100 3071 2 F\\n", 3072)
+    '# c\\n1 2 6 100 3071 2 F\\n'
+    """
+    kept = []
+    for line in text.splitlines(keepends=True):
+        fields = line.split()
+        if line.startswith("#") or len(fields) < 7:
+            kept.append(line)
+            continue
+        size = fields[4]
+        if size.isascii() and size.isdigit() and len(size) < 7 and int(size) + 1 >= min_bits:
+            kept.append(line)
+    return "".join(kept)
+
+
+def _moduli_file(v: dict[str, JsonValue], state: HostState) -> list[ManagedFile]:
+    """/etc/ssh/moduli pruned to ``vcops_ssh_moduli_min_bits``, only while sshd offers DH
+    group exchange (VC-SSH-010). Without a state yet it is listed so its content is read;
+    a host without the file gets none."""
+    if not any(a.startswith(GEX_PREFIX) for a in _strs(v, "vcops_ssh_kex_algorithms")):
+        return []
+    live = state.files.get(MODULI)
+    if live is not None and (not live.exists or live.content is None):
+        return []
+    floor = v["vcops_ssh_moduli_min_bits"]
+    assert isinstance(floor, int)
+    content = prune_moduli(live.content, floor) if live is not None and live.content else ""
+    return [ManagedFile("ssh", MODULI, content)]
+
+
 def edit_vars_xml(text: str, ref: str) -> str:
     """Set FreeSWITCH's ``default_password`` pre-process variable to ``ref`` (pure)."""
     line = f'<X-PRE-PROCESS cmd="set" data="default_password={ref}"/>'
@@ -212,6 +249,7 @@ def area_files(area: str, variables: Vars, state: HostState) -> list[ManagedFile
         content = render_template("ssh/sshd_config.j2", v)
         banner = render_template("ssh/issue.j2", v)  # shown verbatim: no managed header
         files = [ManagedFile(area, path, banner) for path in BANNER_FILES]
+        files += _moduli_file(v, state)
         files.append(
             ManagedFile(area, "/etc/ssh/sshd_config", content, "0600", validate=tuple(SSHD))
         )

@@ -152,6 +152,7 @@ def vars_from_settings(
         "vcops_ssh_macs": list(settings.ssh_macs),
         "vcops_ssh_login_grace_time": settings.ssh_login_grace_time,
         "vcops_ssh_rsa_host_key": settings.ssh_rsa_host_key,
+        "vcops_ssh_moduli_min_bits": settings.ssh_moduli_min_bits,
         "vcops_ssh_client_alive_interval": settings.ssh_client_alive_interval,
         "vcops_ssh_client_alive_count_max": settings.ssh_client_alive_count_max,
         "vcops_ssh_max_sessions": settings.ssh_max_sessions,
