@@ -191,8 +191,10 @@ def _send(target: DeviceTarget, lines: Sequence[str]) -> None:
             conn.config_mode()
             try:
                 _send_blocks(conn, target.platform, lines)
-            finally:
+            except ConfigRejected:
                 conn.exit_config_mode()
+                raise
+            conn.exit_config_mode()  # not after a lost session: its own error would hide why
     except (ConfigRejected, InventoryError, ConnectError):
         raise
     except Exception as exc:
