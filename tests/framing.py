@@ -15,7 +15,9 @@ import re
 import tarfile
 
 FIXTURE_NONCE = "0123456789abcdef"
-TAR_SECTIONS = frozenset({"asterisk_conf", "kamailio_conf", "freeswitch_conf", "banners"})
+TAR_SECTIONS = frozenset(
+    {"asterisk_conf", "kamailio_conf", "freeswitch_conf", "banners", "apt_sources"}
+)
 
 
 def _tar(files: dict[str, str]) -> bytes:

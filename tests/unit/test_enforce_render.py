@@ -171,7 +171,8 @@ def test_plan_is_empty_when_the_host_already_matches() -> None:
     v = _vars("kamailio")
     state = HostState(groups=frozenset({"kamailio"}), packages=frozenset(
         {"openssh-server", "nftables", "fail2ban", "python3-systemd", "procps", "auditd",
-         "chrony", "unattended-upgrades", "kamailio-tls-modules", "openssl"}))  # fmt: skip
+         "chrony", "unattended-upgrades", "kamailio-tls-modules", "openssl",
+         "needrestart"}))  # fmt: skip
     files = {
         f.path: LiveFile(True, f.content, f.mode, f.owner, f.group) for f in desired_files(v, state)
     }

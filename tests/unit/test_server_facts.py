@@ -155,7 +155,7 @@ def test_overdue_security_updates_use_first_seen_history() -> None:
         ),
         Upgrade(package="tzdata", version="2025a", current="2024b", suites=["bookworm-updates"]),
     ]
-    f = facts("stock_kamailio").model_copy(update={"upgradable": upgrades})
+    f = facts("hardened_kamailio").model_copy(update={"upgradable": upgrades})
     ctx = ServerContext(
         settings=DEFAULT_SETTINGS, roles=frozenset({"generic"}), management_networks=MGMT, now=NOW
     )

@@ -20,6 +20,7 @@ from vcops.baseline.model import (
     passed,
     unknown,
 )
+from vcops.baseline.server_patch import patch_gate
 from vcops.facts import nft
 from vcops.facts.server import ServerFacts, to_int
 from vcops.roles import VOIP_ROLES
@@ -410,6 +411,8 @@ def check_unattended_upgrades(facts: ServerFacts, ctx: ServerContext) -> CheckRe
         return unknown(expected, "dpkg-query or apt-config did not run")
     if "unattended-upgrades" not in facts.packages:
         return failed(expected, "unattended-upgrades is not installed")
+    if (gate := patch_gate(facts, ctx, expected)) is not None:
+        return gate
     cfg = facts.apt_config
     bad = []
     if cfg.get("APT::Periodic::Unattended-Upgrade", "0") == "0":
@@ -429,6 +432,8 @@ def check_security_updates(facts: ServerFacts, ctx: ServerContext) -> CheckResul
     expected = f"no security update pending longer than {days} days"
     if facts.upgradable is None:
         return unknown(expected, "apt list --upgradable did not run")
+    if (gate := patch_gate(facts, ctx, expected)) is not None:
+        return gate
     now = int(ctx.now.timestamp())
     pending = [u for u in facts.upgradable if u.security]
     overdue = [

@@ -44,6 +44,12 @@ from vcops.baseline.server_access import (
     check_max_sessions,
     check_pq_kex_first,
 )
+from vcops.baseline.server_patch import (
+    check_apt_lists_fresh,
+    check_needrestart,
+    check_outdated_services,
+    check_security_sources,
+)
 from vcops.facts.server import ServerFacts
 from vcops.roles import role_config_dirs
 
@@ -385,5 +391,43 @@ SERVER_CONTROLS: list[ServerControl] = [
         "fail2ban bans repeat offenders for longer (bantime.increment)",
         "SIP and SSH brute force comes back when a fixed ban ends; escalating bans wear it down.",
         check_fail2ban_increment,
+    ),
+    _c(
+        "VC-PATCH-005",
+        "3.2.2",
+        "high",
+        ALL,
+        "Security suite in the apt sources",
+        "Without <codename>-security (or a mirror of it) no security fix can ever arrive, "
+        "and 'nothing pending' means nothing.",
+        check_security_sources,
+    ),
+    _c(
+        "VC-PATCH-006",
+        "3.2.2",
+        "medium",
+        ALL,
+        "apt lists refreshed recently",
+        "Stale lists hide pending security updates: apt-get update must keep succeeding.",
+        check_apt_lists_fresh,
+    ),
+    _c(
+        "VC-PATCH-007",
+        "3.2.2",
+        "medium",
+        ALL,
+        "needrestart installed, list mode",
+        "A patched library protects nothing while services still map the old copy; "
+        "needrestart names them without restarting anything behind the window's back.",
+        check_needrestart,
+    ),
+    _c(
+        "VC-PATCH-008",
+        "3.2.2",
+        "medium",
+        ALL,
+        "No service running outdated libraries",
+        "A service that still maps a replaced library keeps the vulnerability it fixed.",
+        check_outdated_services,
     ),
 ]

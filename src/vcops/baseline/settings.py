@@ -183,6 +183,13 @@ class BaselineSettings(BaseModel):
     # Updates (3.2.2)
     security_update_max_age_days: int = Field(7, ge=0, le=365)
     reboot_required_max_days: int = Field(7, ge=0, le=365)
+    # Patch sources (VC-PATCH-005..): a mirror that carries the security suite stands in
+    # for `<codename>-security` + `-updates`; its suite ("" = `<codename>-security`,
+    # "./" = a flat repository) and whether it is trusted without a signature (a lab).
+    apt_security_mirror: str = Field("", max_length=300, pattern=r"^(https?://[^\s\"'#]+)?$")
+    apt_security_mirror_suite: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9./_-]*$")
+    apt_security_mirror_trusted: bool = False
+    apt_lists_max_age_days: int = Field(2, ge=1, le=365)
     supported_releases: dict[str, str] = {
         "debian 12": "2028-06-30",
         "debian 13": "2030-06-30",

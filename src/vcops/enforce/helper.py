@@ -24,7 +24,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "kernel": ("procps",),
     "audit": ("auditd",),
     "time": ("chrony",),
-    "updates": ("unattended-upgrades",),
+    "updates": ("unattended-upgrades", "needrestart"),
     **{d.area: d.area_packages for d in DAEMONS.values() if d.area},
 }
 """Packages each area installs (all of them are in the lab's apt repository)."""
@@ -35,6 +35,12 @@ CONFIG_DIRS: dict[str, tuple[str, str]] = {
     if d.area and d.config_dir
 }
 """VoIP areas -> (variable naming the config dir, the group that must read it)."""
+
+
+@lru_cache(maxsize=1)
+def aptsources_source() -> str:
+    """The apt sources probe's source text (:mod:`vcops.facts.aptsources`)."""
+    return resources.files("vcops.facts").joinpath("aptsources.py").read_text()
 
 
 @lru_cache(maxsize=1)
@@ -103,6 +109,10 @@ def state_spec(variables: Vars, paths: list[str]) -> dict[str, object]:
         wanted.append(FS_VARS)
         globs.append(FS_PROFILES)
     packages = sorted({p for a in areas(variables) for p in PACKAGES.get(a, ())})
+    probes: dict[str, list[str]] = {}
+    if "updates" in areas(variables):
+        mirror = str(variables.get("vcops_updates_security_mirror") or "")
+        probes["apt_security"] = ["python3", "-c", aptsources_source(), mirror]
     return {
         "paths": wanted,
         "globs": globs,
@@ -119,5 +129,6 @@ def state_spec(variables: Vars, paths: list[str]) -> dict[str, object]:
                 *dict.fromkeys(d.group for d in DAEMONS.values() if d.group),
             ],
             "packages": ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n", *packages],
+            **probes,
         },
     }

@@ -37,12 +37,16 @@ from vcops.enforce.helper import (
     state_spec,
 )
 from vcops.enforce.render import (
+    SECURITY_SOURCES,
     HostState,
+    LiveFile,
     ManagedFile,
     area_files,
     desired_files,
     file_changed,
+    lists_stale,
     parse_state,
+    security_sources_file,
 )
 from vcops.enforce.sysctl import sysctl_argv, sysctl_drift
 
@@ -116,7 +120,8 @@ def _packages(area: str, state: HostState) -> None:
 def _files(area: str, variables: dict[str, Any], state: HostState) -> list[Any]:
     ops = []
     for f in area_files(area, variables, state):
-        ops.append(_file_op(f, state))
+        if f.path != SECURITY_SOURCES:  # written first, by security_sources()
+            ops.append(_file_op(f, state))
     return ops
 
 
@@ -208,8 +213,29 @@ def time(variables: dict[str, Any], state: HostState) -> None:
     )  # fmt: skip
 
 
+def security_sources(variables: dict[str, Any], state: HostState) -> tuple[HostState, bool]:
+    """Write the updates area's sources file first (when the host lacks the security
+    suite), so every install of the run already sees security fixes; the returned state
+    holds it as live, so the area itself does not write it again."""
+    f = security_sources_file(variables, state)
+    if f is None:
+        noop(name="updates: security suite", reason="the host's apt sources carry it")
+        return state, False
+    changed = file_changed(f, state.files.get(f.path))
+    _file_op(f, state)
+    live = LiveFile(True, f.content, f.mode, f.owner, f.group)
+    return replace(state, files={**state.files, f.path: live}), changed
+
+
 def updates(variables: dict[str, Any], state: HostState) -> None:
-    _packages("updates", state)
+    state, changed = security_sources(variables, state)
+    missing = [p for p in PACKAGES["updates"] if p not in state.packages]
+    if missing:
+        name = f"updates: install {', '.join(missing)}"
+        with keyed(name):
+            apt.packages(name=name, packages=missing, update=True, no_recommends=True)
+    elif changed or lists_stale(variables, state):
+        apt.update(name="updates: apt-get update (new sources, or stale lists)")
     _files("updates", variables, state)
 
 
@@ -315,6 +341,10 @@ def run_baseline() -> None:
     for every package they need (one ``apt-get update`` at most, not one per area)."""
     variables = host_vars()
     state = host_state(variables)
+    refresh = False  # new security sources, or lists older than the limit (VC-PATCH-006)
+    if "updates" in areas(variables):
+        state, refresh = security_sources(variables, state)
+        refresh = refresh or lists_stale(variables, state)
     wanted = list(
         dict.fromkeys(
             p for a in areas(variables) for p in PACKAGES.get(a, ()) if p not in state.packages
@@ -327,9 +357,14 @@ def run_baseline() -> None:
                 name=name,
                 packages=wanted,
                 update=True,
-                cache_time=APT_CACHE_SECONDS,
+                cache_time=None if refresh else APT_CACHE_SECONDS,
                 no_recommends=True,
             )
         state = replace(state, packages=state.packages | frozenset(wanted))
+    elif refresh:
+        apt.update(name="baseline: apt-get update (new sources, or stale lists)")
     for area in areas(variables):
+        if area == "updates":
+            _files("updates", variables, state)
+            continue
         AREA_DEPLOYS[area](variables, state)

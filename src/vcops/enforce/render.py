@@ -13,12 +13,14 @@ host resolves them at install time and masks them again when it reports a file, 
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vcops.enforce.vars import SECRET_DIR, SECRETS, secret_ref
+from vcops.facts.aptsources import OWN_FILE
 from vcops.inventory.export import JsonValue
 from vcops.templating import render_config
 
@@ -33,6 +35,8 @@ NFT = ["nft", "-c", "-f", "%s"]
 XML_CHECK = ["python3", "-c", "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])", "%s"]
 FS_PROFILES = "/etc/freeswitch/sip_profiles/*.xml"
 FS_VARS = "/etc/freeswitch/vars.xml"
+SECURITY_SOURCES = OWN_FILE
+NEEDRESTART_CONF = "/etc/needrestart/conf.d/vcops.conf"
 Vars = Mapping[str, JsonValue]
 
 
@@ -295,7 +299,9 @@ def area_files(area: str, variables: Vars, state: HostState) -> list[ManagedFile
         return [ManagedFile(area, "/etc/chrony/chrony.conf", content, validate=check)]
     if area == "updates":
         check = ("apt-config", "-c", "%s", "dump")
+        sources = security_sources_file(variables, state)
         return [
+            *([sources] if sources is not None else []),
             ManagedFile(
                 area,
                 "/etc/apt/apt.conf.d/20auto-upgrades",
@@ -307,6 +313,12 @@ def area_files(area: str, variables: Vars, state: HostState) -> list[ManagedFile
                 "/etc/apt/apt.conf.d/52vcops-unattended-upgrades",
                 render_template("updates/52vcops-unattended-upgrades.j2", v),
                 validate=check,
+            ),
+            ManagedFile(
+                area,
+                NEEDRESTART_CONF,
+                render_template("updates/vcops-needrestart.conf.j2", v),
+                validate=("perl", "-c", "%s"),
             ),
         ]
     if area == "kamailio":
@@ -390,6 +402,38 @@ def _freeswitch_files(v: dict[str, JsonValue], state: HostState) -> list[Managed
                 )
             )
     return files
+
+
+def security_sources_file(variables: Vars, state: HostState) -> ManagedFile | None:
+    """The updates area's sources file, when the host's own sources lack the security
+    suite (or the mirror). The ``apt_security`` probe (:mod:`vcops.facts.aptsources`
+    run on the host) decides; without a probe (planning the paths to read) it is listed.
+    """
+    raw = state.probes.get("apt_security")
+    codename, missing = "", ["unprobed"]
+    if raw is not None:
+        try:
+            data = json.loads(raw)
+            codename, missing = str(data["codename"]), [str(m) for m in data["missing"]]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not missing or not codename:
+            return None
+    v = dict(variables)
+    v["vcops_updates_codename"] = codename or "bookworm"
+    content = render_template("updates/vcops-security.sources.j2", v)
+    return ManagedFile("updates", SECURITY_SOURCES, content)
+
+
+def lists_stale(variables: Vars, state: HostState) -> bool:
+    """Whether the host's apt lists are older than ``vcops_updates_lists_max_age_days``
+    (or absent), by the ``apt_security`` probe and the host's clock (VC-PATCH-006)."""
+    days = variables.get("vcops_updates_lists_max_age_days", 2)
+    try:
+        age = int(json.loads(state.probes.get("apt_security", ""))["lists_age"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(days, int) and (age < 0 or age > days * 86400)
 
 
 def desired_files(variables: Vars, state: HostState) -> list[ManagedFile]:

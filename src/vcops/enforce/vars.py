@@ -178,6 +178,10 @@ def vars_from_settings(
         "vcops_time_ntp_servers": list(settings.ntp_servers),
         # updates
         "vcops_updates_origins": list(UPDATE_ORIGINS),
+        "vcops_updates_security_mirror": settings.apt_security_mirror,
+        "vcops_updates_security_mirror_suite": settings.apt_security_mirror_suite,
+        "vcops_updates_security_mirror_trusted": settings.apt_security_mirror_trusted,
+        "vcops_updates_lists_max_age_days": settings.apt_lists_max_age_days,
         # kamailio (kamailio and sbc roles)
         "vcops_kamailio_defines": ["WITH_ANTIFLOOD", "WITH_TLS"],
         "vcops_kamailio_config_dir": settings.voip_config_dirs.get("kamailio", "/etc/kamailio"),

@@ -34,3 +34,7 @@ section host_keys sh -c 'for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && pri
 section moduli sh -c 'if [ -e /etc/ssh/moduli ]; then awk "\$1 !~ /^#/ && NF >= 7 {print \$5}" /etc/ssh/moduli | sort -n | uniq -c; else echo missing; fi'
 section fail2ban_increment sh -c 'for j in $(fail2ban-client status 2>/dev/null | sed -n "s/.*Jail list:[[:space:]]*//p" | tr "," " "); do printf "%s %s\n" "$j" "$(fail2ban-client get "$j" bantime.increment 2>&1 | head -n 1)"; done'
 tarfiles banners /etc/issue /etc/issue.net
+tarfiles apt_sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources
+section apt_lists find /var/lib/apt/lists -maxdepth 1 ! -name lock ! -name partial ! -name auxfiles -printf '%d %T@\n'
+section needrestart sh -c 'command -v needrestart >/dev/null || { echo "needrestart is not installed"; exit 127; }; needrestart -b -r l'
+section needrestart_conf sh -c 'cat /etc/needrestart/conf.d/*.conf 2>/dev/null; true'

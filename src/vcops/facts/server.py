@@ -28,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from vcops.connectors.hosttask import TaskOutput, tar_members
 from vcops.facts.access import HostKey, parse_access
+from vcops.facts.aptsources import AptSource
 from vcops.facts.nft import Ruleset, parse_ruleset
+from vcops.facts.patch import parse_patch
 
 #: A pending-upgrades fingerprint (see ``upgrades.sh``): a sha256 in hex.
 FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
@@ -134,6 +136,15 @@ class ServerFacts(BaseModel):
     moduli_bits: dict[int, int] | None = None
     banners: dict[str, str] | None = None
     fail2ban_increment: dict[str, str] | None = None
+    # Patch sources (vcops.facts.patch)
+    os_codename: str | None = None
+    apt_sources: list[AptSource] | None = None
+    apt_sources_notes: list[str] = []
+    #: Newest mtime under /var/lib/apt/lists (host clock); 0 = no lists at all.
+    apt_lists_mtime: int | None = None
+    needrestart_services: list[str] | None = None
+    needrestart_error: str | None = None
+    needrestart_conf: list[str] | None = None
 
     @property
     def in_container(self) -> bool:
@@ -604,4 +615,5 @@ def parse_facts(
             tar_members(banners.data) if banners is not None and banners.rc == 0 else None,
         )
     )
+    facts.update(parse_patch({n: (x.rc, x.text) for n, x in s.items()}, out))
     return ServerFacts.model_validate(facts)

@@ -46,6 +46,7 @@ REPO_PACKAGES: tuple[str, ...] = (
     "unattended-upgrades",
     "kamailio-tls-modules",
     "openssl",
+    "needrestart",
 )
 """What the baseline deploys install (dependencies are resolved against the image)."""
 

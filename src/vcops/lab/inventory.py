@@ -21,6 +21,7 @@ from typing import TypedDict
 
 import yaml
 
+from vcops.lab.aptrepo import REPO_URL
 from vcops.lab.layout import (
     GATEWAY,
     LAB_USER,
@@ -166,6 +167,16 @@ SWITCH_VARS: dict[str, object] = {
 }
 
 
+SERVER_GROUP = "lab-servers"
+#: Baseline settings for the lab's servers (group lab-servers): the lab's local repository is their Debian
+#: mirror (hosts have no route out), so it stands in for the security suite (VC-PATCH-005).
+SERVER_VARS: dict[str, object] = {
+    "baseline_apt_security_mirror": REPO_URL,
+    "baseline_apt_security_mirror_suite": "./",
+    "baseline_apt_security_mirror_trusted": True,
+}
+
+
 def write_device_secrets(inventory_dir: Path) -> None:
     """Write fresh random values for :data:`DEVICE_SECRETS` (mode 0600)."""
     directory = inventory_dir / "secrets"
@@ -235,6 +246,7 @@ def render_lab_yml(
         ],
         "groups": [
             {"name": "lab-voip", "description": "lab hosts with a VoIP role", "vars": {}},
+            {"name": SERVER_GROUP, "description": "every lab server", "vars": SERVER_VARS},
             {"name": "lab-switches", "description": "the lab's switches", "vars": SWITCH_VARS},
         ],
         "servers": [
@@ -248,7 +260,7 @@ def render_lab_yml(
                 "redundancy_group": h.redundancy_group,
                 "patch_group": h.patch_group,
                 "environment": "lab",
-                "groups": h.groups,
+                "groups": [SERVER_GROUP, *h.groups],
                 "vars": {},
             }
             for h in hosts

@@ -1,0 +1,1 @@
+../../../src/vcops/facts/aptsources.py
