@@ -22,7 +22,7 @@ def test_defaults_flow_into_role_variables() -> None:
     assert v["vcops_time_ntp_servers"] == DEFAULT_SETTINGS.ntp_servers
     assert v["vcops_fail2ban_jails"] == ["sshd", "kamailio"]
     assert v["vcops_firewall_voip"] is True
-    assert v["vcops_areas"][-1] == "kamailio"
+    assert v["vcops_areas"][-2:] == ["kamailio", "integrity"]  # AIDE last
     # the controller is inside the management network: not listed twice
     assert v["vcops_firewall_ssh_sources_v4"] == ["10.0.0.0/8"]
 
@@ -47,8 +47,8 @@ def test_controller_outside_management_networks_is_always_allowed() -> None:
     ],
 )
 def test_areas_by_role(roles: list[str], areas: list[str]) -> None:
-    common = ["ssh", "firewall", "fail2ban", "kernel", "audit", "time", "updates"]
-    assert areas_for(roles) == common + areas
+    common = ["ssh", "firewall", "fail2ban", "kernel", "audit", "time", "updates", "logging"]
+    assert areas_for(roles) == common + areas + ["integrity"]
 
 
 def test_forwarding_only_for_documented_roles() -> None:
@@ -70,7 +70,7 @@ def test_inventory_overrides_reach_the_variables(make_inventory: Callable[..., P
     kam = next(s for s in inv.servers if s.name == "kam-01")
     assert role_vars(inv, ast)["vcops_ssh_max_auth_tries"] == 2  # host var
     assert role_vars(inv, kam)["vcops_ssh_max_auth_tries"] == 4  # later group wins
-    assert role_vars(inv, ast)["vcops_areas"][-1] == "asterisk"
+    assert role_vars(inv, ast)["vcops_areas"][-2] == "asterisk"
 
 
 def test_an_invalid_override_is_an_inventory_error(make_inventory: Callable[..., Path]) -> None:

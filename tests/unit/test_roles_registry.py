@@ -22,7 +22,13 @@ from vcops.baseline.catalog import SERVER_CATALOG
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.enforce.helper import CONFIG_DIRS, PACKAGES, certificates
 from vcops.enforce.pyinfra_deploy import AREA_DEPLOYS
-from vcops.enforce.vars import ALL_AREAS, COMMON_AREAS, areas_for, vars_from_settings
+from vcops.enforce.vars import (
+    ALL_AREAS,
+    COMMON_AREAS,
+    LAST_AREAS,
+    areas_for,
+    vars_from_settings,
+)
 from vcops.inventory.models import Role, Server
 from vcops.lab.image import IMAGE_PACKAGES, image_dir, rootfs
 from vcops.lab.lifecycle import KAMAILIO_ROLES
@@ -54,7 +60,7 @@ def test_every_consumer_reads_the_role_from_the_registry(name: str) -> None:
     role = registry.ROLES[name]
     daemons = registry.daemons_of([name])
     # baseline areas: both engines' variables
-    assert areas_for([name]) == [*COMMON_AREAS, *(d.area for d in daemons if d.area)]
+    assert areas_for([name]) == [*COMMON_AREAS, *(d.area for d in daemons if d.area), *LAST_AREAS]
     # snapshot trees
     trees = paths_for_roles([name])
     assert all(t in trees for d in daemons for t in d.config_trees)

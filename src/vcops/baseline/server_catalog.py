@@ -44,6 +44,15 @@ from vcops.baseline.server_access import (
     check_max_sessions,
     check_pq_kex_first,
 )
+from vcops.baseline.server_integ import (
+    check_aide_installed,
+    check_aide_report,
+    check_aide_timer,
+    check_audit_coverage,
+    check_journald,
+    check_rsyslog,
+    check_syslog_forwarding,
+)
 from vcops.baseline.server_patch import (
     check_apt_lists_fresh,
     check_needrestart,
@@ -429,5 +438,72 @@ SERVER_CONTROLS: list[ServerControl] = [
         "No service running outdated libraries",
         "A service that still maps a replaced library keeps the vulnerability it fixed.",
         check_outdated_services,
+    ),
+    _c(
+        "VC-AUD-003",
+        "3.2.1",
+        "medium",
+        ALL,
+        "Audit rules cover privileged commands, time, modules, mounts and permissions",
+        "sudo/su/passwd/chsh use, clock changes, kernel module loads, mounts and permission "
+        "changes are what an intruder does first; immutable rules (opt-in) stop them being "
+        "switched off.",
+        check_audit_coverage,
+    ),
+    _c(
+        "VC-AIDE-001",
+        "3.2.1",
+        "medium",
+        ALL,
+        "AIDE and debsums installed, AIDE database built",
+        "A database of hashes taken after hardening is the reference that shows a replaced "
+        "binary or a planted config; debsums checks files against their packages.",
+        check_aide_installed,
+    ),
+    _c(
+        "VC-AIDE-002",
+        "3.2.1",
+        "low",
+        ALL,
+        "Daily AIDE check scheduled",
+        "An integrity database nobody compares against detects nothing.",
+        check_aide_timer,
+    ),
+    _c(
+        "VC-AIDE-003",
+        "3.2.1",
+        "medium",
+        ALL,
+        "Last AIDE check recent and clean",
+        "Files that changed outside an apply or an update are either drift or an intrusion.",
+        check_aide_report,
+    ),
+    _c(
+        "VC-LOG-001",
+        "3.2.1",
+        "medium",
+        ALL,
+        "rsyslog installed and running",
+        "A syslog daemon keeps text logs and forwards them off the host, where an intruder "
+        "cannot erase them.",
+        check_rsyslog,
+    ),
+    _c(
+        "VC-LOG-002",
+        "3.2.1",
+        "medium",
+        ALL,
+        "Remote syslog targets as the inventory names them (TLS where set)",
+        "Logs kept only on a compromised host can be rewritten; logs sent anywhere else leak.",
+        check_syslog_forwarding,
+    ),
+    _c(
+        "VC-LOG-003",
+        "3.2.1",
+        "low",
+        ALL,
+        "journald persistent with a size limit",
+        "A volatile journal is gone after a reboot; an unbounded one fills the disk.",
+        check_journald,
     ),
 ]

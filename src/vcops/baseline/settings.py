@@ -16,9 +16,9 @@ roles (as ``vcops_<area>_<name>`` role variables), so the three can never disagr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from vcops import roles as registry
 from vcops.errors import InventoryError, Problem
@@ -122,6 +122,58 @@ class Snmpv3User(BaseModel):
     priv: SecretRef
 
 
+class SyslogServer(BaseModel):
+    """A remote syslog target: ``{"address": "10.0.0.5", "protocol": "tls", "port": 6514,
+    "permitted_peer": "logs.example.net"}`` (TLS: rsyslog's gtls driver, the peer's
+    certificate checked against ``ca_file`` and its name against ``permitted_peer``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str = Field(pattern=r"^[A-Za-z0-9:.-]{1,253}$")
+    port: int = Field(514, ge=1, le=65535)
+    protocol: Literal["udp", "tcp", "tls"] = "udp"
+    permitted_peer: str | None = Field(None, pattern=r"^[A-Za-z0-9*.-]{1,253}$")
+    ca_file: str = Field("/etc/ssl/certs/ca-certificates.crt", pattern=r"^/[A-Za-z0-9_./-]{1,250}$")
+
+
+AidePath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./*+-]{0,200}$")]
+"""An absolute path or AIDE regex (no quotes or spaces: it goes into a shell script too)."""
+AIDE_PATHS: list[str] = ["/etc", "/usr", "/boot", "/opt", "/root/.ssh"]
+"""What AIDE watches: configuration, programs, libraries, the boot files, root's keys."""
+AIDE_EXCLUDE: list[str] = [
+    # vcops's own state (secrets generated at apply time) and what the clock rewrites
+    "/etc/vcops",
+    "/etc/adjtime",
+    # byte-code Python writes beside a module the first time root imports it
+    "/usr/.*/__pycache__",
+    # never watched (outside AIDE_PATHS), named so a wider aide_paths keeps them out
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/tmp",  # noqa: S108 - excluded from AIDE, not used
+    "/var/tmp",  # noqa: S108 - excluded from AIDE, not used
+    "/var/log",
+    "/var/lib/apt",
+    "/var/lib/dpkg",
+    "/var/lib/aide",
+    "/var/cache",
+    # the VoIP daemons' spools and state
+    "/var/spool/asterisk",
+    "/var/lib/asterisk",
+    "/var/lib/kamailio",
+    "/var/lib/freeswitch",
+    "/var/lib/rtpengine",
+]
+"""AIDE regexes (``!`` lines) that are never watched."""
+AUDIT_PRIVILEGED_COMMANDS: list[str] = [
+    "/usr/bin/sudo",
+    "/usr/bin/su",
+    "/usr/bin/passwd",
+    "/usr/bin/chsh",
+]
+
+
 class BaselineSettings(BaseModel):
     """Every desired value, with the operator-wide default. Field names are the var names
     without the ``baseline_`` prefix."""
@@ -176,6 +228,21 @@ class BaselineSettings(BaseModel):
         "/etc/ssh/sshd_config": "sshd_config",
         "/etc/ssh/sshd_config.d": "sshd_config",
     }
+    # Audit: privileged commands, time, modules, mounts and permission changes
+    # (VC-AUD-003); `-e 2` makes the loaded rules immutable until the next reboot.
+    audit_privileged_commands: list[AidePath] = AUDIT_PRIVILEGED_COMMANDS
+    audit_immutable: bool = False
+
+    # Integrity (AIDE; paths and excludes are AIDE regexes)
+    aide_paths: list[AidePath] = AIDE_PATHS
+    aide_exclude: list[AidePath] = AIDE_EXCLUDE
+    aide_check_max_age_days: int = Field(2, ge=1, le=365)
+
+    # Logging: rsyslog forwarding (empty: local only) and journald's persistent store
+    syslog_servers: list[SyslogServer] = []
+    journald_system_max_use: str = Field("512M", pattern=r"^[1-9][0-9]{0,5}[KMG]$")
+    journald_system_keep_free: str = Field("1G", pattern=r"^[1-9][0-9]{0,5}[KMG]$")
+    journald_max_retention: str = Field("3month", pattern=r"^[1-9][0-9]{0,4}(day|week|month|year)$")
 
     # Time
     ntp_servers: list[str] = ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org"]

@@ -25,6 +25,8 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "audit": ("auditd",),
     "time": ("chrony",),
     "updates": ("unattended-upgrades", "needrestart"),
+    "logging": ("rsyslog", "rsyslog-gnutls"),
+    "integrity": ("aide", "debsums"),
     **{d.area: d.area_packages for d in DAEMONS.values() if d.area},
 }
 """Packages each area installs (all of them are in the lab's apt repository)."""
@@ -128,6 +130,8 @@ def state_spec(variables: Vars, paths: list[str]) -> dict[str, object]:
                 "group",
                 *dict.fromkeys(d.group for d in DAEMONS.values() if d.group),
             ],
+            "aide_db": ["stat", "-c", "%Y", "/var/lib/aide/vcops.db"],
+            "audit_status": ["auditctl", "-s"],
             "packages": ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n", *packages],
             **probes,
         },

@@ -37,6 +37,10 @@ from vcops.enforce.helper import (
     state_spec,
 )
 from vcops.enforce.render import (
+    AIDE_CHECK_UNIT,
+    AIDE_UPDATE,
+    JOURNALD_DROP_IN,
+    RSYSLOG_DROP_IN,
     SECURITY_SOURCES,
     HostState,
     LiveFile,
@@ -192,8 +196,58 @@ def audit(variables: dict[str, Any], state: HostState) -> None:
         )
         return
     systemd.service(name="audit: auditd running", service="auditd", running=True, enabled=True)
+    if audit_immutable(state.probes.get("audit_status", "")):
+        noop(
+            name="audit: load rules",
+            reason="the loaded audit rules are immutable (-e 2): the new rules load at the next reboot",
+        )
+        return
     server.shell(
         name="audit: load rules", commands=["augenrules --load"], _if=any_changed(*changed)
+    )
+
+
+def audit_immutable(status: str) -> bool:
+    """Whether ``auditctl -s`` says the loaded rules are locked until reboot (pure).
+
+    >>> audit_immutable("enabled 2\nfailure 1\n")
+    True
+    """
+    return any(line.split() == ["enabled", "2"] for line in status.splitlines())
+
+
+def logging(variables: dict[str, Any], state: HostState) -> None:
+    _packages("logging", state)
+    files = {f.path: _file_op(f, state) for f in area_files("logging", variables, state)}
+    systemd.service(name="logging: rsyslog running", service="rsyslog", running=True, enabled=True)
+    systemd.service(
+        name="logging: restart rsyslog", service="rsyslog", running=True, restarted=True,
+        _if=any_changed(files[RSYSLOG_DROP_IN]),
+    )  # fmt: skip
+    systemd.service(
+        name="logging: restart journald", service="systemd-journald", running=True,
+        restarted=True, _if=any_changed(files[JOURNALD_DROP_IN]),
+    )  # fmt: skip
+
+
+def integrity(variables: dict[str, Any], state: HostState) -> None:
+    """AIDE, last: its database is rebuilt when it is missing or anything else in this
+    run changed the host (the script also skips the build when nothing it watches is
+    newer than the database), so a daily check after the apply is clean."""
+    earlier = [data.operation_meta for data in host.state.ops[host].values()]
+    _packages("integrity", state)
+    changed = _files("integrity", variables, state)
+    systemd.daemon_reload(name="integrity: reload the units", _if=any_changed(*changed))
+    systemd.service(
+        name="integrity: daily AIDE check timer", service=f"{AIDE_CHECK_UNIT}.timer",
+        running=True, enabled=True,
+    )  # fmt: skip
+    missing = not state.probes.get("aide_db", "").strip()
+    ops = [*earlier, *changed]
+    server.shell(
+        name="integrity: build the AIDE database",
+        commands=[AIDE_UPDATE],
+        _if=lambda: missing or any(op.did_change() for op in ops),
     )
 
 
@@ -321,6 +375,8 @@ AREA_DEPLOYS = {
     "kamailio": kamailio,
     "asterisk": asterisk,
     "freeswitch": freeswitch,
+    "logging": logging,
+    "integrity": integrity,
 }
 
 

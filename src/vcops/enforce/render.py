@@ -357,7 +357,65 @@ def area_files(area: str, variables: Vars, state: HostState) -> list[ManagedFile
         ]
     if area == "freeswitch":
         return _freeswitch_files(v, state)
+    if area == "integrity":
+        return _integrity_files(v)
+    if area == "logging":
+        return _logging_files(v)
     return []
+
+
+AIDE_CONF = "/etc/aide/vcops.conf"
+AIDE_UPDATE = "/usr/local/sbin/vcops-aide-update"
+AIDE_CHECK_UNIT = "vcops-aide-check"
+
+
+def _integrity_files(v: dict[str, JsonValue]) -> list[ManagedFile]:
+    unit = f"/etc/systemd/system/{AIDE_CHECK_UNIT}"
+    return [
+        ManagedFile(
+            "integrity",
+            AIDE_CONF,
+            render_template("integrity/vcops-aide.conf.j2", v),
+            "0600",
+            validate=("aide", "--config-check", "--config=%s"),
+        ),
+        ManagedFile(
+            "integrity",
+            AIDE_UPDATE,
+            render_template("integrity/vcops-aide-update.j2", v),
+            "0750",
+            validate=("sh", "-n", "%s"),
+        ),
+        ManagedFile(
+            "integrity",
+            f"{unit}.service",
+            render_template("integrity/vcops-aide-check.service.j2", v),
+        ),
+        ManagedFile(
+            "integrity",
+            f"{unit}.timer",
+            render_template("integrity/vcops-aide-check.timer.j2", v),
+        ),
+    ]
+
+
+RSYSLOG_DROP_IN = "/etc/rsyslog.d/90-vcops.conf"
+JOURNALD_DROP_IN = "/etc/systemd/journald.conf.d/90-vcops.conf"
+
+
+def _logging_files(v: dict[str, JsonValue]) -> list[ManagedFile]:
+    # A drop-in without targets is comments only, which `rsyslogd -N1` refuses as a
+    # config of its own ("no active actions"): it is validated when it forwards.
+    forwards = bool(v["vcops_logging_syslog_servers"])
+    return [
+        ManagedFile(
+            "logging",
+            RSYSLOG_DROP_IN,
+            render_template("logging/90-vcops.conf.j2", v),
+            validate=("rsyslogd", "-N1", "-f", "%s") if forwards else None,
+        ),
+        ManagedFile("logging", JOURNALD_DROP_IN, render_template("logging/journald.conf.j2", v)),
+    ]
 
 
 def _freeswitch_files(v: dict[str, JsonValue], state: HostState) -> list[ManagedFile]:

@@ -34,8 +34,11 @@ COMMON_AREAS: tuple[str, ...] = (
     "audit",
     "time",
     "updates",
+    "logging",
 )
-ALL_AREAS: tuple[str, ...] = (*COMMON_AREAS, *daemon_areas())
+LAST_AREAS: tuple[str, ...] = ("integrity",)
+"""Areas that run after every other one: the AIDE database is built from the hardened host."""
+ALL_AREAS: tuple[str, ...] = (*COMMON_AREAS, *daemon_areas(), *LAST_AREAS)
 SECRET_DIR = "/etc/vcops/secrets"  # noqa: S105 - a directory, not a secret
 SECRETS: dict[str, str] = {
     "asterisk_ami": "vcops_asterisk_ami_secret",
@@ -63,10 +66,10 @@ def secret_ref(name: str) -> str:
 def areas_for(roles: list[str]) -> list[str]:
     """The baseline areas a server with ``roles`` gets, in apply order (pure).
 
-    >>> areas_for(["sbc"])[-1]
-    'kamailio'
+    >>> areas_for(["sbc"])[-2:]
+    ['kamailio', 'integrity']
     """
-    return list(dict.fromkeys((*COMMON_AREAS, *role_areas(roles))))
+    return list(dict.fromkeys((*COMMON_AREAS, *role_areas(roles), *LAST_AREAS)))
 
 
 def _jails(settings: BaselineSettings, roles: list[str]) -> list[str]:
@@ -174,6 +177,18 @@ def vars_from_settings(
         "vcops_kernel_forwarding": forwarding,
         # audit
         "vcops_audit_watches": dict(settings.audit_watches),
+        "vcops_audit_privileged_commands": list(settings.audit_privileged_commands),
+        "vcops_audit_immutable": settings.audit_immutable,
+        # integrity (AIDE)
+        "vcops_integrity_aide_paths": list(settings.aide_paths),
+        "vcops_integrity_aide_exclude": list(settings.aide_exclude),
+        # logging
+        "vcops_logging_syslog_servers": [
+            s.model_dump(mode="json") for s in settings.syslog_servers
+        ],
+        "vcops_logging_journald_system_max_use": settings.journald_system_max_use,
+        "vcops_logging_journald_system_keep_free": settings.journald_system_keep_free,
+        "vcops_logging_journald_max_retention": settings.journald_max_retention,
         # time
         "vcops_time_ntp_servers": list(settings.ntp_servers),
         # updates

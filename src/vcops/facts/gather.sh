@@ -38,3 +38,7 @@ tarfiles apt_sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/a
 section apt_lists find /var/lib/apt/lists -maxdepth 1 ! -name lock ! -name partial ! -name auxfiles -printf '%d %T@\n'
 section needrestart sh -c 'command -v needrestart >/dev/null || { echo "needrestart is not installed"; exit 127; }; needrestart -b -r l'
 section needrestart_conf sh -c 'cat /etc/needrestart/conf.d/*.conf 2>/dev/null; true'
+section aide sh -c 'for f in db:/var/lib/aide/vcops.db report:/var/log/aide/vcops-check.log; do printf "%s " "${f%%:*}"; stat -c %Y "${f#*:}" 2>/dev/null || echo none; done; sed -n "1,40p" /var/log/aide/vcops-check.log 2>/dev/null; true'
+section integ_services systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,UnitFileState vcops-aide-check.timer rsyslog.service systemd-journald.service
+section journald systemd-analyze cat-config systemd/journald.conf
+section rsyslog_conf sh -c 'if [ -f /etc/rsyslog.conf ]; then cat /etc/rsyslog.conf; for f in /etc/rsyslog.d/*.conf; do [ -f "$f" ] && cat "$f"; done; true; else echo "no /etc/rsyslog.conf"; exit 3; fi'

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from vcops.connectors.hosttask import TaskOutput, tar_members
 from vcops.facts.access import HostKey, parse_access
 from vcops.facts.aptsources import AptSource
+from vcops.facts.integ import AideState, SyslogTarget, integ_facts
 from vcops.facts.nft import Ruleset, parse_ruleset
 from vcops.facts.patch import parse_patch
 
@@ -145,6 +146,11 @@ class ServerFacts(BaseModel):
     needrestart_services: list[str] | None = None
     needrestart_error: str | None = None
     needrestart_conf: list[str] | None = None
+    # integrity and logging (vcops.facts.integ)
+    aide: AideState | None = None
+    journald: dict[str, str] | None = None
+    rsyslog_configured: bool | None = None
+    rsyslog_targets: list[SyslogTarget] | None = None
 
     @property
     def in_container(self) -> bool:
@@ -548,6 +554,9 @@ def parse_facts(
             facts["nft_error"] = (s["nft"].text.strip().splitlines() or ["nft failed"])[-1][:200]
     if (text := _ok(s, "services")) is not None:
         facts["services"] = parse_services(text)
+    if (text := _ok(s, "integ_services")) is not None:
+        known = facts.get("services")
+        facts["services"] = {**(known if isinstance(known, dict) else {}), **parse_services(text)}
     if (text := _ok(s, "packages")) is not None:
         facts["packages"] = parse_packages(text)
     if (text := _ok(s, "upgradable")) is not None:
@@ -602,6 +611,7 @@ def parse_facts(
         facts["listening"] = parse_listening(text)
     if "asterisk_version" in s and s["asterisk_version"].text.strip():
         facts["asterisk_version"] = s["asterisk_version"].text.strip().splitlines()[0]
+    facts.update(integ_facts({name: (sec.rc, sec.text) for name, sec in s.items()}))
     for tree in CONF_FILES:
         record = out.get(f"{tree}_conf")
         if record is not None:

@@ -47,6 +47,10 @@ REPO_PACKAGES: tuple[str, ...] = (
     "kamailio-tls-modules",
     "openssl",
     "needrestart",
+    "aide",
+    "debsums",
+    "rsyslog",
+    "rsyslog-gnutls",
 )
 """What the baseline deploys install (dependencies are resolved against the image)."""
 
