@@ -18,6 +18,7 @@ import pytest
 from tests.integration.apply_helpers import host_status, target, vcops
 from tests.integration.conftest import reset_lab_hosts
 from vcops.connectors.ssh import run_one
+from vcops.enforce.pyinfra_run import CONDITIONAL
 from vcops.inventory import Inventory
 from vcops.lab.probe import sip_options
 
@@ -80,11 +81,21 @@ def test_apply_hardens_then_changes_nothing_and_aide_checks_clean(
     lab: Inventory, db: Path, engine: str
 ) -> None:
     host = ENGINES[engine]
+    planned: set[str] = set()
+    if engine == "pyinfra":  # pyinfra's dry run lists what the apply then does
+        code, check, err = vcops(lab.root, db, "apply", "--check", "--limit", host)
+        assert code == 0, err
+        changes = host_status(check)[host]["changes"]
+        planned = {str(c).removesuffix(CONDITIONAL) for c in changes}  # type: ignore[union-attr]
+        assert "integrity: build the AIDE database" in planned, planned
     started = time.monotonic()
     code, report, err = vcops(lab.root, db, "apply", "--engine", engine, "--limit", host)
     FIGURES[f"{engine} first apply s"] = round(time.monotonic() - started, 1)
     assert code == 0, (report, err[-3000:])
     assert host_status(report)[host]["status"] == "changed"
+    if planned:
+        done = host_status(report)[host]["changes"]
+        assert [c for c in done if c not in planned] == [], done  # type: ignore[union-attr]
     code, scan, err = vcops(lab.root, db, "scan", "--limit", host)
     results = _results(scan, host)
     failing = {c: r["actual"] for c, r in results.items() if r["status"] == "fail"}
