@@ -272,6 +272,9 @@ def test_integrity_files_are_validated_and_exclude_what_changes() -> None:
     assert "OnCalendar=daily" in files["/etc/systemd/system/vcops-aide-check.timer"].content
     service = files["/etc/systemd/system/vcops-aide-check.service"].content
     assert "SuccessExitStatus=1 2 3 4 5 6 7" in service
+    # only a check writes the report the scan reads: a build must not replace it
+    assert "report_url=file" not in conf.content
+    assert "--check --after=report_url=file:/var/log/aide/vcops-check.log" in service
 
 
 def test_logging_files_forward_only_to_inventory_targets() -> None:
