@@ -133,6 +133,8 @@ def test_validated_installs_for_every_config_a_daemon_reads() -> None:
         "time": "chronyd -p -f %s",
         "updates": "apt-config -c %s dump",
         "kamailio": "kamailio -c -f",
+        "logging": "rsyslogd -N1 -f %s",
+        "integrity": "aide --config-check --config=%s",
     }
     for area, needle in want.items():
         text = "".join(p.read_text() for p in _task_files(area))
