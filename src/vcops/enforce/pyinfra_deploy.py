@@ -210,7 +210,7 @@ def audit(variables: dict[str, Any], state: HostState) -> None:
 def audit_immutable(status: str) -> bool:
     """Whether ``auditctl -s`` says the loaded rules are locked until reboot (pure).
 
-    >>> audit_immutable("enabled 2\nfailure 1\n")
+    >>> audit_immutable("enabled 2\\nfailure 1\\n")
     True
     """
     return any(line.split() == ["enabled", "2"] for line in status.splitlines())
