@@ -1,6 +1,6 @@
 """pyinfra deploy: the whole vcops baseline, areas picked by each host's roles.
 
-ssh, firewall, fail2ban, kernel, audit, time, updates and logging on every server; asterisk,
+ssh, firewall, fail2ban, kernel, audit, time, updates, logging and accounts on every server; asterisk,
 kamailio (kamailio and sbc roles) and freeswitch by role; integrity (AIDE) last of all.
 `vcops apply --engine pyinfra` runs this file with an inventory carrying the vcops_*
 role variables.

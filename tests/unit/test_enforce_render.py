@@ -172,7 +172,8 @@ def test_plan_is_empty_when_the_host_already_matches() -> None:
     state = HostState(groups=frozenset({"kamailio"}), packages=frozenset(
         {"openssh-server", "nftables", "fail2ban", "python3-systemd", "procps", "auditd",
          "chrony", "unattended-upgrades", "kamailio-tls-modules", "openssl",
-         "needrestart", "rsyslog", "rsyslog-gnutls", "aide", "debsums"}))  # fmt: skip
+         "needrestart", "rsyslog", "rsyslog-gnutls", "aide", "debsums",
+         "libpam-pwquality", "libpam-tmpdir", "cron"}))  # fmt: skip
     files = {
         f.path: LiveFile(True, f.content, f.mode, f.owner, f.group) for f in desired_files(v, state)
     }

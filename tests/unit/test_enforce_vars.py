@@ -47,7 +47,17 @@ def test_controller_outside_management_networks_is_always_allowed() -> None:
     ],
 )
 def test_areas_by_role(roles: list[str], areas: list[str]) -> None:
-    common = ["ssh", "firewall", "fail2ban", "kernel", "audit", "time", "updates", "logging"]
+    common = [
+        "ssh",
+        "firewall",
+        "fail2ban",
+        "kernel",
+        "audit",
+        "time",
+        "updates",
+        "logging",
+        "accounts",
+    ]
     assert areas_for(roles) == common + areas + ["integrity"]
 
 

@@ -264,6 +264,26 @@ class BaselineSettings(BaseModel):
         "ubuntu 24.04": "2029-06-30",
     }
 
+    # Accounts, PAM, sudo, cron (area `accounts`)
+    pwquality_minlen: int = Field(14, ge=8, le=128)
+    pwquality_minclass: int = Field(4, ge=1, le=4)
+    pwquality_retry: int = Field(3, ge=1, le=10)
+    faillock_deny: int = Field(5, ge=1, le=100)
+    faillock_fail_interval: int = Field(900, ge=60, le=86400)
+    faillock_unlock_time: int = Field(900, ge=0, le=604800)
+    pwhistory_remember: int = Field(24, ge=1, le=400)
+    login_encrypt_method: Literal["YESCRYPT", "SHA512"] = "YESCRYPT"
+    yescrypt_cost_factor: int = Field(7, ge=6, le=11)
+    sha_crypt_rounds: int = Field(65536, ge=5001, le=999999999)
+    pass_max_days: int = Field(365, ge=1, le=99999)
+    pass_min_days: int = Field(1, ge=0, le=99999)
+    pass_warn_age: int = Field(14, ge=0, le=99999)
+    login_umask: str = Field("027", pattern=r"^0?[0-7]{3}$")
+    root_password_max_days: int = Field(365, ge=1, le=99999)
+    shell_timeout: int = Field(900, ge=60, le=86400)
+    sudo_logfile: str = Field("/var/log/sudo.log", pattern=r"^/[A-Za-z0-9_./-]{1,200}$")
+    sudo_umask: str = Field("0027", pattern=r"^0?[0-7]{3}$")
+
     # File modes (octal strings: the most permissive allowed)
     file_modes: dict[str, str] = {
         "/etc/shadow": "0640",

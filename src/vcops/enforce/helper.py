@@ -13,6 +13,7 @@ import shlex
 from functools import lru_cache
 from importlib import resources
 
+from vcops.enforce.accounts import ACCOUNTS_PROBES
 from vcops.enforce.render import FS_PROFILES, FS_VARS, ManagedFile, Vars, secret_files
 from vcops.enforce.vars import SECRETS
 from vcops.roles import DAEMONS
@@ -27,6 +28,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "updates": ("unattended-upgrades", "needrestart"),
     "logging": ("rsyslog", "rsyslog-gnutls"),
     "integrity": ("aide", "debsums"),
+    "accounts": ("libpam-pwquality", "libpam-tmpdir", "cron"),
     **{d.area: d.area_packages for d in DAEMONS.values() if d.area},
 }
 """Packages each area installs (all of them are in the lab's apt repository)."""
@@ -134,5 +136,6 @@ def state_spec(variables: Vars, paths: list[str]) -> dict[str, object]:
             "audit_status": ["auditctl", "-s"],
             "packages": ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n", *packages],
             **probes,
+            **(ACCOUNTS_PROBES if "accounts" in areas(variables) else {}),
         },
     }

@@ -27,6 +27,13 @@ from pyinfra.facts.server import Sysctl
 from pyinfra.operations import apt, server, systemd
 from pyinfra.operations.util import any_changed
 
+from vcops.enforce.accounts import (
+    PAM_AUTH_UPDATE,
+    mode_fixes,
+    pam_current,
+    root_age_command,
+    root_age_needed,
+)
 from vcops.enforce.helper import (
     PACKAGES,
     areas,
@@ -40,6 +47,7 @@ from vcops.enforce.render import (
     AIDE_CHECK_UNIT,
     AIDE_UPDATE,
     JOURNALD_DROP_IN,
+    PAM_CONFIGS,
     RSYSLOG_DROP_IN,
     SECURITY_SOURCES,
     HostState,
@@ -293,6 +301,29 @@ def updates(variables: dict[str, Any], state: HostState) -> None:
     _files("updates", variables, state)
 
 
+def accounts(variables: dict[str, Any], state: HostState) -> None:
+    _packages("accounts", state)
+    changed = _files("accounts", variables, state)
+    profiles = [op for f, op in zip(area_files("accounts", variables, state), changed, strict=True)
+                if f.path.startswith(PAM_CONFIGS)]  # fmt: skip
+    current = pam_current(variables, state.probes.get("acc_pam", ""))
+    server.shell(
+        name="accounts: pam-auth-update (vcops profiles)",
+        commands=[PAM_AUTH_UPDATE],
+        _if=any_changed(*profiles) if current else None,
+    )
+    fixes = mode_fixes(state.probes.get("acc_stat", ""))
+    if fixes:
+        server.shell(name="accounts: sudoers.d and cron modes, no deny files", commands=fixes)
+    else:
+        noop(name="accounts: sudoers.d and cron modes, no deny files", reason="modes are right")
+    if root_age_needed(variables, state.probes.get("acc_root", "")):
+        server.shell(name="accounts: root password max age", commands=[root_age_command(variables)])
+    else:
+        noop(name="accounts: root password max age", reason="root's max age is set")
+    systemd.service(name="accounts: cron running", service="cron", running=True, enabled=True)
+
+
 def _voip_common(area: str, variables: dict[str, Any], state: HostState) -> list[Any]:
     _packages(area, state)
     cert = certificates(variables).get(area)
@@ -372,6 +403,7 @@ AREA_DEPLOYS = {
     "audit": audit,
     "time": time,
     "updates": updates,
+    "accounts": accounts,
     "kamailio": kamailio,
     "asterisk": asterisk,
     "freeswitch": freeswitch,

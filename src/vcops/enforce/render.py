@@ -31,6 +31,21 @@ BANNER_FILES = ("/etc/issue", "/etc/issue.net")
 MODULI = "/etc/ssh/moduli"
 GEX_PREFIX = "diffie-hellman-group-exchange-"
 """The login banners (``templates/ssh/issue.j2``); sshd's ``Banner`` is the second."""
+PAM_CONFIGS = "/usr/share/pam-configs"
+ACCOUNT_FILES: tuple[tuple[str, str, str, tuple[str, ...] | None], ...] = (
+    (f"{PAM_CONFIGS}/vcops-faillock", "pam-faillock.j2", "0644", None),
+    (f"{PAM_CONFIGS}/vcops-faillock-notify", "pam-faillock-notify.j2", "0644", None),
+    (f"{PAM_CONFIGS}/vcops-pwquality", "pam-pwquality.j2", "0644", None),
+    (f"{PAM_CONFIGS}/vcops-pwhistory", "pam-pwhistory.j2", "0644", None),
+    ("/etc/login.defs", "login.defs.j2", "0644", None),
+    ("/etc/profile.d/vcops-tmout.sh", "tmout.sh.j2", "0644", ("sh", "-n", "%s")),
+    ("/etc/sudoers.d/vcops-defaults", "sudoers.j2", "0440", tuple(VISUDO)),
+    ("/etc/cron.allow", "allow.j2", "0640", None),
+    ("/etc/at.allow", "allow.j2", "0640", None),
+)
+"""The accounts area's files: path, template in ``templates/accounts/``, mode, validator.
+The PAM profiles take effect through ``pam-auth-update`` (:mod:`vcops.enforce.accounts`);
+the common-* files it writes are never edited by hand."""
 NFT = ["nft", "-c", "-f", "%s"]
 XML_CHECK = ["python3", "-c", "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])", "%s"]
 FS_PROFILES = "/etc/freeswitch/sip_profiles/*.xml"
@@ -320,6 +335,21 @@ def area_files(area: str, variables: Vars, state: HostState) -> list[ManagedFile
                 render_template("updates/vcops-needrestart.conf.j2", v),
                 validate=("perl", "-c", "%s"),
             ),
+        ]
+    if area == "accounts":
+        rendered = {
+            "pam-faillock.j2": render_template("accounts/pam-faillock.j2", v),
+            "pam-faillock-notify.j2": render_template("accounts/pam-faillock-notify.j2", v),
+            "pam-pwquality.j2": render_template("accounts/pam-pwquality.j2", v),
+            "pam-pwhistory.j2": render_template("accounts/pam-pwhistory.j2", v),
+            "login.defs.j2": render_template("accounts/login.defs.j2", v),
+            "tmout.sh.j2": render_template("accounts/tmout.sh.j2", v),
+            "sudoers.j2": render_template("accounts/sudoers.j2", v),
+            "allow.j2": render_template("accounts/allow.j2", v),
+        }
+        return [
+            ManagedFile(area, path, rendered[name], mode, validate=check)
+            for path, name, mode, check in ACCOUNT_FILES
         ]
     if area == "kamailio":
         group = _group(state, "kamailio")

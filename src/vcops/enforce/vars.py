@@ -35,6 +35,7 @@ COMMON_AREAS: tuple[str, ...] = (
     "time",
     "updates",
     "logging",
+    "accounts",
 )
 LAST_AREAS: tuple[str, ...] = ("integrity",)
 """Areas that run after every other one: the AIDE database is built from the hardened host."""
@@ -197,6 +198,25 @@ def vars_from_settings(
         "vcops_updates_security_mirror_suite": settings.apt_security_mirror_suite,
         "vcops_updates_security_mirror_trusted": settings.apt_security_mirror_trusted,
         "vcops_updates_lists_max_age_days": settings.apt_lists_max_age_days,
+        # accounts (PAM, login.defs, root's age, TMOUT, sudo Defaults, cron/at)
+        "vcops_accounts_pwquality_minlen": settings.pwquality_minlen,
+        "vcops_accounts_pwquality_minclass": settings.pwquality_minclass,
+        "vcops_accounts_pwquality_retry": settings.pwquality_retry,
+        "vcops_accounts_faillock_deny": settings.faillock_deny,
+        "vcops_accounts_faillock_fail_interval": settings.faillock_fail_interval,
+        "vcops_accounts_faillock_unlock_time": settings.faillock_unlock_time,
+        "vcops_accounts_pwhistory_remember": settings.pwhistory_remember,
+        "vcops_accounts_encrypt_method": settings.login_encrypt_method,
+        "vcops_accounts_yescrypt_cost_factor": settings.yescrypt_cost_factor,
+        "vcops_accounts_sha_crypt_rounds": settings.sha_crypt_rounds,
+        "vcops_accounts_pass_max_days": settings.pass_max_days,
+        "vcops_accounts_pass_min_days": settings.pass_min_days,
+        "vcops_accounts_pass_warn_age": settings.pass_warn_age,
+        "vcops_accounts_login_umask": settings.login_umask,
+        "vcops_accounts_root_password_max_days": settings.root_password_max_days,
+        "vcops_accounts_shell_timeout": settings.shell_timeout,
+        "vcops_accounts_sudo_logfile": settings.sudo_logfile,
+        "vcops_accounts_sudo_umask": settings.sudo_umask,
         # kamailio (kamailio and sbc roles)
         "vcops_kamailio_defines": ["WITH_ANTIFLOOD", "WITH_TLS"],
         "vcops_kamailio_config_dir": settings.voip_config_dirs.get("kamailio", "/etc/kamailio"),

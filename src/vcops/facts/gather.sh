@@ -42,3 +42,15 @@ section aide sh -c 'for f in db:/var/lib/aide/vcops.db report:/var/log/aide/vcop
 section integ_services systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,UnitFileState vcops-aide-check.timer rsyslog.service systemd-journald.service
 section journald systemd-analyze cat-config systemd/journald.conf
 section rsyslog_conf sh -c 'if [ -f /etc/rsyslog.conf ]; then cat /etc/rsyslog.conf; for f in /etc/rsyslog.d/*.conf; do [ -f "$f" ] && cat "$f"; done; true; else echo "no /etc/rsyslog.conf"; exit 3; fi'
+# accounts area (vcops.facts.accounts): PAM stack, login.defs, root's aging, TMOUT, sudo, cron
+section acc_pam grep -Hv '^[[:space:]]*\(#\|$\)' /etc/pam.d/common-auth /etc/pam.d/common-account /etc/pam.d/common-password /etc/pam.d/common-session
+section acc_pwquality sh -c 'cat /etc/security/pwquality.conf /etc/security/pwquality.conf.d/*.conf 2>/dev/null; true'
+section acc_faillock sh -c 'cat /etc/security/faillock.conf 2>/dev/null; true'
+section acc_login_defs cat /etc/login.defs
+section acc_root passwd -S root
+section acc_tmout sh -c 'grep -H "TMOUT" /etc/profile /etc/profile.d/*.sh /etc/bash.bashrc 2>/dev/null; true'
+section acc_sudoers sh -c 'grep -Hi "^[[:space:]]*Defaults" /etc/sudoers /etc/sudoers.d/* 2>/dev/null; true'
+section acc_visudo visudo -c
+section acc_stat sh -c 'stat -c "%n %a %U %G %F" /etc/sudoers.d /etc/crontab /etc/cron.d /etc/cron.daily /etc/cron.hourly /etc/cron.weekly /etc/cron.monthly /etc/cron.yearly /etc/cron.allow /etc/at.allow /etc/cron.deny /etc/at.deny 2>/dev/null; true'
+section acc_allow sh -c 'grep -H "" /etc/cron.allow /etc/at.allow 2>/dev/null; true'
+section acc_cron systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,UnitFileState cron.service

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from vcops.connectors.hosttask import TaskOutput, tar_members
 from vcops.facts.access import HostKey, parse_access
+from vcops.facts.accounts import AccountsFacts, parse_accounts
 from vcops.facts.aptsources import AptSource
 from vcops.facts.integ import AideState, SyslogTarget, integ_facts
 from vcops.facts.nft import Ruleset, parse_ruleset
@@ -151,6 +152,7 @@ class ServerFacts(BaseModel):
     journald: dict[str, str] | None = None
     rsyslog_configured: bool | None = None
     rsyslog_targets: list[SyslogTarget] | None = None
+    accounts: AccountsFacts | None = None
 
     @property
     def in_container(self) -> bool:
@@ -612,6 +614,9 @@ def parse_facts(
     if "asterisk_version" in s and s["asterisk_version"].text.strip():
         facts["asterisk_version"] = s["asterisk_version"].text.strip().splitlines()[0]
     facts.update(integ_facts({name: (sec.rc, sec.text) for name, sec in s.items()}))
+    facts["accounts"] = parse_accounts(
+        {n: (sec.rc, sec.text) for n, sec in s.items() if n.startswith("acc_")}
+    )
     for tree in CONF_FILES:
         record = out.get(f"{tree}_conf")
         if record is not None:

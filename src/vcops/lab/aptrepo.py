@@ -51,6 +51,9 @@ REPO_PACKAGES: tuple[str, ...] = (
     "debsums",
     "rsyslog",
     "rsyslog-gnutls",
+    "libpam-pwquality",
+    "libpam-tmpdir",
+    "cron",
 )
 """What the baseline deploys install (dependencies are resolved against the image)."""
 
