@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.apply_helpers import host_status, target, vcops
+from tests.integration.apply_helpers import host_status, inventory_copy, target, vcops
 from tests.integration.conftest import reset_lab_hosts
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.connectors.ssh import run_one
@@ -24,13 +24,14 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
 ENGINES = {"pyinfra": "lab-rtpengine-01", "ansible": "lab-generic-01"}
 DRIFT = ["VC-SSH-009", "VC-SSH-010", "VC-SSH-011", "VC-SSH-012", "VC-SSH-013", "VC-SSH-015",
          "VC-F2B-002"]  # fmt: skip
+GEX_HOST = "lab-sbc-01"
 MINE = [*DRIFT, "VC-SSH-014"]  # OpenSSH 9.2 already offers sntrup761 first: passes stock
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _stock_afterwards(lab: Inventory) -> Iterator[None]:
     yield
-    reset_lab_hosts(list(ENGINES.values()))
+    reset_lab_hosts([*ENGINES.values(), GEX_HOST])
 
 
 def _results(scan: dict[str, object], host: str) -> dict[str, dict[str, object]]:
@@ -97,3 +98,28 @@ def test_stock_host_fails_then_apply_fixes_and_vcops_still_gets_in(
         "True",
     ], out.stdout + out.stderr
     print(f"\n{engine} on {host}: first apply {first} s, second {second} s")
+
+
+def test_group_exchange_kept_prunes_moduli_the_same_in_both_engines(
+    lab: Inventory, tmp_path: Path
+) -> None:
+    """An inventory that keeps DH group exchange gets /etc/ssh/moduli pruned to >= 3072
+    bits by Ansible, and pyinfra's check then finds nothing to change (same bytes)."""
+    kex = ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256",
+           "diffie-hellman-group-exchange-sha256"]  # fmt: skip
+    inv = inventory_copy(lab, tmp_path, GEX_HOST, {"vars": {"baseline_ssh_kex_algorithms": kex}})
+    db = tmp_path / "vcops.db"
+    code, report, err = vcops(inv, db, "apply", "--engine", "ansible", "--limit", GEX_HOST)
+    assert code == 0, (report, err[-3000:])
+    code, scan, err = vcops(inv, db, "scan", "--limit", GEX_HOST)
+    result = _results(scan, GEX_HOST)["VC-SSH-010"]
+    assert result["status"] == "pass" and "3072" in str(result["actual"]), result
+    out = run_one(
+        target(lab, GEX_HOST),
+        "/usr/sbin/sshd -T | grep -c group-exchange; "
+        "awk '$1 !~ /^#/ && NF >= 7 {print $5}' /etc/ssh/moduli | sort -n | head -n 1\n",
+    )
+    assert out.stdout.split() == ["1", "3071"], out.stdout + out.stderr
+    code, check, err = vcops(inv, db, "apply", "--check", "--limit", GEX_HOST)
+    assert code == 0, err
+    assert host_status(check)[GEX_HOST]["status"] == "unchanged", check
