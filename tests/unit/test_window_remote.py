@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +165,59 @@ def test_a_host_with_nothing_approved_installs_nothing_but_reports_what_is_pendi
     assert "say pending" in script and "say install 0 -" in script
     proc = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_needrestart_services_are_restarted_once_and_reported(tmp_path: Path) -> None:
+    """The install script's needrestart step, run by sh with needrestart and systemctl
+    stand-ins on PATH (the lab test runs the real ones): every listed service is
+    reported as outdated; running ones are restarted, except those the package loop
+    already restarted and the session/bus units; hostile names are dropped."""
+    root = tmp_path
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "needrestart").write_text(
+        "#!/bin/sh\nprintf '%s\\n' 'NEEDRESTART-VER: 3.6' 'NEEDRESTART-SVC: vcops-lib.service' "
+        "'NEEDRESTART-SVC: kamailio.service' 'NEEDRESTART-SVC: dbus.service' "
+        "'NEEDRESTART-SVC: $(touch pwned).service' 'NEEDRESTART-SVC: cron'\n"
+    )
+    (bin_dir / "systemctl").write_text(
+        f'#!/bin/sh\necho "$*" >>{root}/calls\n'
+        'case "$1" in is-active) [ "$2" = --quiet ] || echo active ;; esac\nexit 0\n'
+    )
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    (root / "t").mkdir()
+    (root / "t" / "done").write_text("kamailio.service\n")
+    script = (
+        "say() { printf 'say %s\\n' \"$*\"; }\n"
+        f"t={root}/t\nPATH={bin_dir}:$PATH\n" + remote.OUTDATED_RESTART
+    )
+    proc = subprocess.run(
+        ["sh", "-c", script], text=True, capture_output=True, check=False, cwd=root
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [ln for ln in lines if ln.startswith("say outdated")] == [
+        "say outdated vcops-lib.service",
+        "say outdated kamailio.service",
+        "say outdated dbus.service",
+    ]
+    assert [ln for ln in lines if ln.startswith("say restart")] == [
+        "say restart vcops-lib.service 0 active"
+    ]
+    calls = (root / "calls").read_text()
+    assert "try-restart vcops-lib.service" in calls and "try-restart dbus" not in calls
+    assert "try-restart kamailio" not in calls and not (root / "pwned").exists()
+
+
+def test_install_result_reads_outdated_services() -> None:
+    out = said(
+        "install 0 -",
+        "outdated vcops-lib.service",
+        "outdated bad;name",
+        "restart vcops-lib.service 0 active",
+        "reboot-required no",
+    )
+    result = remote.install_result(answer_of(out))
+    assert result is not None
+    assert result.outdated == ["vcops-lib.service"] and result.restarted == ["vcops-lib.service"]

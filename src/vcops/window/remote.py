@@ -13,6 +13,8 @@ Example (install), the ``say`` records in order::
     after vcops-testpkg 1.1
     unit vcops-testpkg vcops-test.service
     restart vcops-test.service 0
+    outdated vcops-libuser.service
+    restart vcops-libuser.service 0 active
     reboot-required no
 """
 
@@ -187,10 +189,35 @@ def install_script(packages: Sequence[PackageChange]) -> str:
         'dpkg -L "$p" 2>/dev/null '
         "| grep -E '^/(usr/)?lib/systemd/system/[^/]+\\.service$' | while read -r f; do "
         'u=${f##*/}; say unit "$p" "$u"; '
-        'if [ "$a" != "$b" ] && systemctl is-active --quiet "$u"; then '
+        'if [ "$a" != "$b" ] && systemctl is-active --quiet "$u"; then echo "$u" >>"$t/done"; '
         'systemctl try-restart "$u" >"$t/r" 2>&1; say restart "$u" $? "$(systemctl is-active "$u")"; '
-        "fi; done; done\n" + _REBOOT_REQUIRED
+        "fi; done; done\n" + OUTDATED_RESTART + _REBOOT_REQUIRED
     )
+
+
+#: Units never restarted for needrestart (they end sessions or the machine's bus).
+NEEDRESTART_SKIP = (
+    "dbus.service|dbus-broker.service|systemd-logind.service|getty@*|serial-getty@*|user@*"
+)
+
+OUTDATED_RESTART = (
+    # services still mapping a replaced library (needrestart, list mode: it restarts
+    # nothing itself) are restarted too, even when their own package did not change;
+    # the gate then checks them like the upgraded ones
+    ': >>"$t/done"\n'
+    "if command -v needrestart >/dev/null 2>&1; then "
+    "needrestart -b -r l 2>/dev/null | sed -n 's/^NEEDRESTART-SVC: *//p' | head -n 200 "
+    "| while read -r u; do "
+    'case "$u" in *.service) ;; *) continue ;; esac; '
+    'case "$u" in *[!A-Za-z0-9@_.:-]*) continue ;; esac; '
+    'say outdated "$u"; '
+    f'case "$u" in {NEEDRESTART_SKIP}) continue ;; esac; '
+    'grep -qxF "$u" "$t/done" && continue; '
+    'if systemctl is-active --quiet "$u"; then '
+    'systemctl try-restart "$u" >"$t/r" 2>&1; say restart "$u" $? "$(systemctl is-active "$u")"; '
+    "fi; done; "
+    "else say note needrestart-missing; fi\n"
+)
 
 
 _REBOOT_REQUIRED = (
@@ -291,8 +318,11 @@ class InstallResult:
     units: dict[str, list[str]]
     reboot_required: bool
     notes: list[str]
-    #: Units the install script restarted (running units of the upgraded packages).
+    #: Units the install script restarted (running units of the upgraded packages, and
+    #: those needrestart named as running outdated libraries).
     restarted: list[str] = field(default_factory=list)
+    #: Units needrestart named as running outdated libraries after the install.
+    outdated: list[str] = field(default_factory=list)
 
 
 def _exit_status(text: str) -> int:
@@ -320,4 +350,5 @@ def install_result(answer: Answer) -> InstallResult | None:
         reboot_required=bool(reboot and reboot[0] == "yes"),
         notes=[a[0] for a in answer.all("note") if a],
         restarted=[a[0] for a in answer.all("restart") if a],
+        outdated=[a[0] for a in answer.all("outdated") if a and _UNIT.match(a[0])],
     )

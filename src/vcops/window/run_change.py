@@ -56,6 +56,7 @@ class ChangePhases(GatePhases):
             host.reboot_required = answer.reboot_required
             host.upgraded_units = sorted(
                 {u for p in host.record.installed for u in answer.units.get(p, [])}
+                | set(answer.restarted)  # with those needrestart named (outdated libraries)
             )
             host.record.restarted = answer.restarted
             self.save(
@@ -65,6 +66,7 @@ class ChangePhases(GatePhases):
                 not_approved=host.record.not_approved,
                 exit=answer.exit_status,
                 notes=answer.notes,
+                outdated=answer.outdated,
             )
             if answer.exit_status != 0:
                 self.fail_and_roll_back(host, f"apt-get failed: {answer.error}")
@@ -98,7 +100,7 @@ class ChangePhases(GatePhases):
 
     def restart(self, hosts: list[BatchHost]) -> None:
         """Record the restarts: the install script restarted the running units of the
-        upgraded packages in its own session."""
+        upgraded packages, and those needrestart named, in its own session."""
         for host in hosts:
             if host.upgraded_units:
                 self.save(host, "restart", units=host.record.restarted)

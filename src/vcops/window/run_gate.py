@@ -52,7 +52,10 @@ class GatePhases(RunnerBase):
             found.append(f"SSH does not answer: {error}")
         else:
             state = remote.unit_state(answer)
-            for unit in host.settings.units_for(host.server):
+            restarted = [
+                u for u in host.record.restarted if u not in host.settings.units_for(host.server)
+            ]
+            for unit in [*host.settings.units_for(host.server), *restarted]:
                 if unit in host.units_before and unit not in state.active:
                     found.append(f"{unit} is not running (it was before)")
             found += [f"{u} failed" for u in sorted(state.failed - host.failed_before)]
