@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -221,3 +222,36 @@ def test_install_result_reads_outdated_services() -> None:
     result = remote.install_result(answer_of(out))
     assert result is not None
     assert result.outdated == ["vcops-lib.service"] and result.restarted == ["vcops-lib.service"]
+
+
+@pytest.mark.parametrize(
+    ("prints", "status", "note"),
+    [
+        ("rebuilt: /usr/lib/x86_64-linux-gnu/libssl.so.3 changed", 0, "aide-database-rebuilt"),
+        ("up to date", 0, None),
+        ("aide: cannot open database", 17, "aide-database-not-rebuilt"),
+    ],
+)
+def test_an_approved_upgrade_rebuilds_the_aide_database(
+    tmp_path: Path, prints: str, status: int, note: str | None
+) -> None:
+    """The install step runs the integrity area's rebuild script when the host has it
+    (a stand-in here) and says what happened; a host without it skips the step."""
+    update = tmp_path / "vcops-aide-update"
+    update.write_text(f"#!/bin/sh\necho {shlex.quote(prints)}\nexit {status}\n")
+    update.chmod(0o755)
+    say = "say() { printf 'say %s\\n' \"$*\"; }\n"
+    run = subprocess.run(
+        ["sh", "-c", say + remote.aide_rebuild(str(update))],
+        text=True, capture_output=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ([f"say note {note}"] if note else [])
+    missing = subprocess.run(
+        ["sh", "-c", say + remote.aide_rebuild(str(tmp_path / "absent"))],
+        text=True, capture_output=True, check=False,
+    )  # fmt: skip
+    assert (missing.returncode, missing.stdout) == (0, "")  # no integrity area: skipped
+    assert remote.aide_rebuild() in remote.install_script(
+        [PackageChange(package="openssl", current="3.0.11", target="3.0.15", security=True)]
+    )

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vcops.connectors.hosttask import TaskOutput
+from vcops.enforce.render import AIDE_UPDATE
 from vcops.errors import InventoryError, Problem
 from vcops.facts.server import to_int
 from vcops.inventory.models import Server
@@ -191,7 +192,20 @@ def install_script(packages: Sequence[PackageChange]) -> str:
         'u=${f##*/}; say unit "$p" "$u"; '
         'if [ "$a" != "$b" ] && systemctl is-active --quiet "$u"; then echo "$u" >>"$t/done"; '
         'systemctl try-restart "$u" >"$t/r" 2>&1; say restart "$u" $? "$(systemctl is-active "$u")"; '
-        "fi; done; done\n" + OUTDATED_RESTART + _REBOOT_REQUIRED
+        "fi; done; done\n" + OUTDATED_RESTART + aide_rebuild() + _REBOOT_REQUIRED
+    )
+
+
+def aide_rebuild(script: str = AIDE_UPDATE) -> str:
+    """After an approved upgrade, the integrity area's script rebuilds AIDE's database
+    when a file it watches is newer (VC-AIDE-003 judges later changes against the
+    upgraded host, not the old packages); a host without the integrity area skips it."""
+    path = shlex.quote(script)
+    return (
+        f"if [ -x {path} ]; then "
+        f'case "$({path} 2>/dev/null | tail -n 1)" in '
+        "rebuilt*) say note aide-database-rebuilt ;; 'up to date') ;; "
+        "*) say note aide-database-not-rebuilt ;; esac; fi\n"
     )
 
 
