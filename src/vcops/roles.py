@@ -76,13 +76,32 @@ class Role:
             None: not customer-facing.
         forwards: the documented forwarding exception (it relays media, so
             ``net.ipv4.ip_forward`` may be on).
+        sysctl_exceptions: documented VoIP exceptions to the sysctl baseline (key ->
+            the value this role keeps); see :data:`MEDIA_RELAY_SYSCTLS`.
+        media: it relays calls' audio (process accounting is off by default here:
+            every forked helper and every packet path counts on a media host).
     """
 
     name: str
     daemons: tuple[str, ...]
     service_name: str | None
     forwards: bool = False
+    sysctl_exceptions: tuple[tuple[str, str], ...] = ()
+    media: bool = False
 
+
+MEDIA_RELAY_SYSCTLS: tuple[tuple[str, str], ...] = (
+    # Multi-homed: signalling and media on different interfaces with asymmetric return
+    # paths; strict reverse-path filtering drops legitimate RTP, loose mode (RFC 3704)
+    # still drops sources no route reaches.
+    ("net.ipv4.conf.all.rp_filter", "2"),
+    ("net.ipv4.conf.default.rp_filter", "2"),
+    # HA pairs move a virtual IP by gratuitous ARP (keepalived/VRRP): a host that drops
+    # them keeps sending media to the failed peer's MAC.
+    ("net.ipv4.conf.all.drop_gratuitous_arp", "0"),
+    ("net.ipv4.conf.default.drop_gratuitous_arp", "0"),
+)
+"""The sysctl exceptions of roles that relay media (SBC, rtpengine), with the reason."""
 
 _KAMAILIO = Daemon(
     name="kamailio",
@@ -157,10 +176,24 @@ ROLES: MappingProxyType[str, Role] = MappingProxyType(
         for r in (
             Role("kamailio", ("kamailio",), "SIP signalling"),
             # an SBC is Kamailio in front of rtpengine: hardened, drained and gated as both
-            Role("sbc", ("kamailio", "rtpengine"), "SIP trunking / session border", forwards=True),
+            Role(
+                "sbc",
+                ("kamailio", "rtpengine"),
+                "SIP trunking / session border",
+                forwards=True,
+                sysctl_exceptions=MEDIA_RELAY_SYSCTLS,
+                media=True,
+            ),
             Role("asterisk", ("asterisk",), "Hosted PBX"),
             Role("freeswitch", ("freeswitch",), "Conferencing and IVR"),
-            Role("rtpengine", ("rtpengine",), "Media relay (calls' audio)", forwards=True),
+            Role(
+                "rtpengine",
+                ("rtpengine",),
+                "Media relay (calls' audio)",
+                forwards=True,
+                sysctl_exceptions=MEDIA_RELAY_SYSCTLS,
+                media=True,
+            ),
             Role("generic", (), None),
         )
     }
@@ -250,6 +283,20 @@ def roles_running(daemon: str) -> frozenset[str]:
 def forwarding_roles() -> tuple[str, ...]:
     """Roles with the documented forwarding exception."""
     return tuple(r.name for r in ROLES.values() if r.forwards)
+
+
+def role_sysctl_exceptions() -> dict[str, dict[str, str]]:
+    """Role -> its documented sysctl exceptions (baseline default).
+
+    >>> role_sysctl_exceptions()["sbc"]["net.ipv4.conf.all.rp_filter"]
+    '2'
+    """
+    return {r.name: dict(r.sysctl_exceptions) for r in ROLES.values() if r.sysctl_exceptions}
+
+
+def media_roles() -> tuple[str, ...]:
+    """Roles that relay media (process accounting off by default)."""
+    return tuple(r.name for r in ROLES.values() if r.media)
 
 
 def role_jails() -> dict[str, list[str]]:

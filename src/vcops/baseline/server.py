@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import date
 
 from vcops.baseline.context import ServerContext
+from vcops.baseline.kernel_settings import sysctl_sets
 from vcops.baseline.model import (
     CheckResult,
     Control,
@@ -278,7 +279,7 @@ def _sysctl_diff(facts: ServerFacts, wanted: dict[str, str]) -> list[str]:
 
 
 def check_net_sysctls(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
-    wanted = ctx.settings.net_sysctls
+    wanted = sysctl_sets(ctx.settings, ctx.roles)["net"]  # with the roles' VoIP exceptions
     expected = f"{len(wanted)} network sysctls hardened"
     if facts.sysctl is None:
         return unknown(expected, "sysctl -a did not run")

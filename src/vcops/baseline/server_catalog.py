@@ -75,6 +75,15 @@ from vcops.baseline.server_patch import (
     check_outdated_services,
     check_security_sources,
 )
+from vcops.baseline.server_kernel import (
+    check_accounting,
+    check_core_limits,
+    check_coredump_storage,
+    check_kernel_protect_sysctls,
+    check_module_blacklist,
+    check_net_arp_sysctls,
+    check_net_ipv6_sysctls,
+)
 from vcops.facts.server import ServerFacts
 from vcops.roles import role_config_dirs
 
@@ -647,5 +656,71 @@ SERVER_CONTROLS: list[ServerControl] = [
         "Only root may use cron and at",
         "Every user able to schedule jobs is one more way to persist on the host.",
         check_cron_access,
+    ),
+    _c(
+        "VC-KRN-004",
+        "3.2.1",
+        "medium",
+        ALL,
+        "IPv4 ARP and local-routing sysctls hardened",
+        "No ARP answers for other interfaces' addresses, no martian local routing, shared-media "
+        "redirects off; SBC and rtpengine keep gratuitous ARP and loose rp_filter (HA, multi-homed).",
+        check_net_arp_sysctls,
+    ),
+    _c(
+        "VC-KRN-005",
+        "3.2.1",
+        "medium",
+        ALL,
+        "IPv6 router advertisements and autoconfiguration off",
+        "A rogue router advertisement must not give a server a default route or an address.",
+        check_net_ipv6_sysctls,
+    ),
+    _c(
+        "VC-KRN-006",
+        "3.2.1",
+        "medium",
+        ALL,
+        "Kernel self-protection sysctls set",
+        "No unprivileged BPF or perf, hardened BPF JIT, no kexec, protected FIFOs and files, "
+        "an oops reboots the host instead of running on corrupted.",
+        check_kernel_protect_sysctls,
+    ),
+    _c(
+        "VC-MOD-001",
+        "3.2.1",
+        "medium",
+        ALL,
+        "Unused kernel modules cannot load",
+        "USB storage, FireWire DMA, rare filesystems and rare protocols (DCCP, RDS, TIPC, SCTP "
+        "unless SIP runs over it) are attack surface a VoIP server never uses.",
+        check_module_blacklist,
+    ),
+    _c(
+        "VC-CORE-001",
+        "3.2.1",
+        "medium",
+        ALL,
+        "Core dumps off for users and setuid programs",
+        "A core dump of a SIP or PBX daemon holds credentials and call data.",
+        check_core_limits,
+    ),
+    _c(
+        "VC-CORE-002",
+        "3.2.1",
+        "medium",
+        ALL,
+        "systemd-coredump keeps nothing",
+        "Crashes are logged, but no process memory is written to disk.",
+        check_coredump_storage,
+    ),
+    _c(
+        "VC-ACCT-001",
+        "3.2.1",
+        "low",
+        ALL,
+        "Process accounting and sysstat on (off by default on media hosts)",
+        "Which commands ran and how loaded the host was, for reconstructing an incident.",
+        check_accounting,
     ),
 ]

@@ -89,6 +89,69 @@ KERNEL_SYSCTLS: dict[str, str] = {
     "fs.suid_dumpable": "0",
 }
 
+# VC-KRN-004: IPv4 ARP and local-routing sysctls (`all` and `default`), plus the
+# `default` half of two VC-KRN-001 keys. SBC and rtpengine keep gratuitous ARP (HA
+# virtual IPs) and loose rp_filter: see vcops.roles.MEDIA_RELAY_SYSCTLS.
+NET_ARP_SYSCTLS: dict[str, str] = {
+    f"net.ipv4.conf.{scope}.{key}": value
+    for scope in ("all", "default")
+    for key, value in (
+        ("accept_local", "0"),
+        ("arp_filter", "1"),
+        ("arp_ignore", "1"),
+        ("drop_gratuitous_arp", "1"),
+        ("route_localnet", "0"),
+        ("shared_media", "0"),
+    )
+} | {
+    "net.ipv4.conf.default.secure_redirects": "0",
+    "net.ipv4.conf.default.log_martians": "1",
+}
+# VC-KRN-005: IPv6 router advertisements and autoconfiguration off (`all`, `default`).
+NET_IPV6_SYSCTLS: dict[str, str] = {
+    f"net.ipv6.conf.{scope}.{key}": value
+    for scope in ("all", "default")
+    for key, value in (
+        ("accept_ra_defrtr", "0"),
+        ("accept_ra_pinfo", "0"),
+        ("accept_ra_rtr_pref", "0"),
+        ("autoconf", "0"),
+        ("max_addresses", "1"),
+        ("router_solicitations", "0"),
+    )
+} | {"net.ipv6.conf.default.accept_source_route": "0"}
+# VC-KRN-006: kernel self-protection. kernel.panic=10 goes with panic_on_oops=1, so an
+# oops reboots the host after 10 s instead of leaving it hung. net.core.bpf_jit_harden
+# exists only in the host's first network namespace (belongs to the container host).
+KERNEL_PROTECT_SYSCTLS: dict[str, str] = {
+    "kernel.perf_event_paranoid": "3",
+    "kernel.unprivileged_bpf_disabled": "1",
+    "kernel.panic_on_oops": "1",
+    "kernel.panic": "10",
+    "kernel.kexec_load_disabled": "1",
+    "fs.protected_fifos": "2",
+    "fs.protected_regular": "2",
+    "vm.mmap_min_addr": "65536",
+    "net.core.bpf_jit_harden": "2",
+}
+# VC-MOD-001: modules never loaded (`install X /bin/false` + `blacklist X`).
+BLACKLISTED_MODULES: list[str] = [
+    "usb-storage",
+    "firewire-core",
+    "firewire-ohci",
+    "firewire-sbp2",
+    "cramfs",
+    "freevxfs",
+    "jffs2",
+    "hfs",
+    "hfsplus",
+    "udf",
+    "dccp",
+    "rds",
+    "tipc",
+    "sctp",
+]
+
 
 class SecretRef(BaseModel):
     """A secret by reference: ``{"env": "VCOPS_NTP_KEY"}`` or ``{"file": "/etc/vcops/ntp.key"}``
@@ -217,6 +280,20 @@ class BaselineSettings(BaseModel):
     net_sysctls: dict[str, str] = NET_SYSCTLS
     kernel_sysctls: dict[str, str] = KERNEL_SYSCTLS
     forwarding_roles: list[str] = list(registry.forwarding_roles())
+    net_arp_sysctls: dict[str, str] = NET_ARP_SYSCTLS
+    net_ipv6_sysctls: dict[str, str] = NET_IPV6_SYSCTLS
+    kernel_protect_sysctls: dict[str, str] = KERNEL_PROTECT_SYSCTLS
+    # role -> key -> the value it keeps instead (documented VoIP exceptions)
+    sysctl_role_exceptions: dict[str, dict[str, str]] = registry.role_sysctl_exceptions()
+    # Kernel modules
+    blacklisted_modules: list[str] = BLACKLISTED_MODULES
+    # SIP signalling over SCTP: these roles, or a host/group setting
+    # `baseline_sctp_signalling: true`, keep the sctp module loadable.
+    sctp_roles: list[str] = []
+    sctp_signalling: bool = False
+    # Process accounting (acct) and sysstat: None = on except on media roles.
+    process_accounting: bool | None = None
+    process_accounting_off_roles: list[str] = list(registry.media_roles())
 
     # Audit
     audit_watches: dict[str, str] = {

@@ -32,6 +32,19 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     **{d.area: d.area_packages for d in DAEMONS.values() if d.area},
 }
 """Packages each area installs (all of them are in the lab's apt repository)."""
+ACCOUNTING_PACKAGES: tuple[str, ...] = ("acct", "sysstat")
+"""What the kernel area adds where ``vcops_kernel_process_accounting`` is on."""
+
+
+def area_packages(area: str, variables: Vars) -> tuple[str, ...]:
+    """The packages ``area`` installs on a host with these role variables."""
+    extra = (
+        ACCOUNTING_PACKAGES
+        if area == "kernel" and variables.get("vcops_kernel_process_accounting")
+        else ()
+    )
+    return (*PACKAGES.get(area, ()), *extra)
+
 
 CONFIG_DIRS: dict[str, tuple[str, str]] = {
     d.area: (f"vcops_{d.area}_config_dir", d.group or d.name)

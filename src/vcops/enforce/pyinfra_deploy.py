@@ -35,7 +35,7 @@ from vcops.enforce.accounts import (
     root_age_needed,
 )
 from vcops.enforce.helper import (
-    PACKAGES,
+    area_packages,
     areas,
     certificates,
     config_dirs,
@@ -121,8 +121,8 @@ def noop(reason: str) -> Any:
     yield from ()
 
 
-def _packages(area: str, state: HostState) -> None:
-    missing = [p for p in PACKAGES.get(area, ()) if p not in state.packages]
+def _packages(area: str, state: HostState, variables: dict[str, Any] | None = None) -> None:
+    missing = [p for p in area_packages(area, variables or {}) if p not in state.packages]
     if missing:
         name = f"{area}: install {', '.join(missing)}"
         with keyed(name):
@@ -182,7 +182,7 @@ def fail2ban(variables: dict[str, Any], state: HostState) -> None:
 
 
 def kernel(variables: dict[str, Any], state: HostState) -> None:
-    _packages("kernel", state)
+    _packages("kernel", state, variables)
     changed = _files("kernel", variables, state)
     wanted = sysctl_argv(variables, state.in_container)
     live = host.get_fact(Sysctl)
@@ -190,8 +190,15 @@ def kernel(variables: dict[str, Any], state: HostState) -> None:
     server.shell(
         name="kernel: apply sysctls",
         commands=[wanted],
-        _if=None if drift else any_changed(*changed),
+        _if=None if drift else any_changed(changed[0]),
     )
+    if not variables.get("vcops_kernel_process_accounting"):
+        noop(name="kernel: process accounting", reason="process accounting is off here")
+        return
+    # accton needs CAP_SYS_PACCT, which a container lacks: enabled there, not started
+    running = None if state.in_container else True
+    systemd.service(name="kernel: acct", service="acct", running=running, enabled=True)
+    systemd.service(name="kernel: sysstat", service="sysstat", running=True, enabled=True)
 
 
 def audit(variables: dict[str, Any], state: HostState) -> None:
@@ -435,7 +442,10 @@ def run_baseline() -> None:
         refresh = refresh or lists_stale(variables, state)
     wanted = list(
         dict.fromkeys(
-            p for a in areas(variables) for p in PACKAGES.get(a, ()) if p not in state.packages
+            p
+            for a in areas(variables)
+            for p in area_packages(a, variables)
+            if p not in state.packages
         )
     )
     if wanted:

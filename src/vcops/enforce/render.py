@@ -303,8 +303,7 @@ def area_files(area: str, variables: Vars, state: HostState) -> list[ManagedFile
             )
         return files
     if area == "kernel":
-        content = render_template("kernel/sysctl.conf.j2", v)
-        return [ManagedFile(area, "/etc/sysctl.d/90-vcops-hardening.conf", content)]
+        return _kernel_files(v)
     if area == "audit":
         content = render_template("audit/vcops.rules.j2", v)
         return [ManagedFile(area, "/etc/audit/rules.d/90-vcops.rules", content, "0640")]
@@ -446,6 +445,40 @@ def _logging_files(v: dict[str, JsonValue]) -> list[ManagedFile]:
         ),
         ManagedFile("logging", JOURNALD_DROP_IN, render_template("logging/journald.conf.j2", v)),
     ]
+
+
+SYSSTAT_DEFAULT = "/etc/default/sysstat"
+
+
+def _kernel_files(v: dict[str, JsonValue]) -> list[ManagedFile]:
+    """sysctls, module blacklist, core dumps off; /etc/default/sysstat with accounting."""
+    files = [
+        ManagedFile(
+            "kernel",
+            "/etc/sysctl.d/90-vcops-hardening.conf",
+            render_template("kernel/sysctl.conf.j2", v),
+        ),
+        ManagedFile(
+            "kernel",
+            "/etc/modprobe.d/vcops-blacklist.conf",
+            render_template("kernel/modprobe-blacklist.conf.j2", v),
+        ),
+        ManagedFile(
+            "kernel",
+            "/etc/security/limits.d/90-vcops-coredump.conf",
+            render_template("kernel/limits-coredump.conf.j2", v),
+        ),
+        ManagedFile(
+            "kernel",
+            "/etc/systemd/coredump.conf.d/90-vcops.conf",
+            render_template("kernel/coredump.conf.j2", v),
+        ),
+    ]
+    if v.get("vcops_kernel_process_accounting"):
+        files.append(
+            ManagedFile("kernel", SYSSTAT_DEFAULT, render_template("kernel/sysstat.j2", v))
+        )
+    return files
 
 
 def _freeswitch_files(v: dict[str, JsonValue], state: HostState) -> list[ManagedFile]:

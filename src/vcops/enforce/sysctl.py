@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from vcops.inventory.export import JsonValue
 
 FORWARDING_KEYS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
+NET_VARS = ("vcops_kernel_net_sysctls", "vcops_kernel_net_extra_sysctls")
+"""Per network namespace: applied on every host."""
+HOST_VARS = ("vcops_kernel_kernel_sysctls", "vcops_kernel_protect_sysctls")
+"""The container host's inside a container: written to the file, applied on real hosts."""
 
 
 def wanted_sysctls(variables: Mapping[str, JsonValue], in_container: bool) -> dict[str, str]:
@@ -23,15 +27,22 @@ def wanted_sysctls(variables: Mapping[str, JsonValue], in_container: bool) -> di
     >>> wanted_sysctls(v, in_container=True)
     {'net.a': '1'}
     """
-    net = variables["vcops_kernel_net_sysctls"]
-    kernel = variables["vcops_kernel_kernel_sysctls"]
-    assert isinstance(net, dict) and isinstance(kernel, dict)
-    wanted = {str(k): str(v) for k, v in net.items()}
+    wanted = {}
+    for name in NET_VARS:
+        wanted.update(_pairs(variables, name))
     if not variables["vcops_kernel_forwarding"]:
         wanted.update(dict.fromkeys(FORWARDING_KEYS, "0"))
     if not in_container:
-        wanted.update({str(k): str(v) for k, v in kernel.items()})
+        for name in HOST_VARS:
+            wanted.update(_pairs(variables, name))
     return wanted
+
+
+def _pairs(variables: Mapping[str, JsonValue], name: str) -> dict[str, str]:
+    """One sysctl variable as key -> value strings (absent: nothing)."""
+    value = variables.get(name) or {}
+    assert isinstance(value, dict)
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def sysctl_argv(variables: Mapping[str, JsonValue], in_container: bool) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from vcops.baseline.kernel_settings import accounting_on, blacklist_for, sysctl_sets
 from vcops.baseline.settings import BaselineSettings, server_settings
 from vcops.inventory.export import JsonValue
 from vcops.inventory.models import Inventory, Server
@@ -140,6 +141,7 @@ def vars_from_settings(
     voip = bool(set(roles) & VOIP_ROLES)
     forwarding = bool(set(roles) & set(settings.forwarding_roles))
     ignore = [*v4, *v6]
+    sysctls = sysctl_sets(settings, roles)
     data: dict[str, JsonValue] = {
         "inventory_hostname": hostname,
         "vcops_managed_header": MANAGED_HEADER,
@@ -173,9 +175,15 @@ def vars_from_settings(
         "vcops_fail2ban_jails": list(_jails(settings, roles)),
         "vcops_fail2ban_ignore_networks": list(ignore),
         # kernel
-        "vcops_kernel_net_sysctls": dict(settings.net_sysctls),
-        "vcops_kernel_kernel_sysctls": dict(settings.kernel_sysctls),
+        # net: per network namespace (applied everywhere); kernel and protect: the
+        # container host's inside a container (written, not applied there)
+        "vcops_kernel_net_sysctls": dict(sysctls["net"].items()),
+        "vcops_kernel_net_extra_sysctls": dict([*sysctls["arp"].items(), *sysctls["ipv6"].items()]),
+        "vcops_kernel_kernel_sysctls": dict(sysctls["kernel"].items()),
+        "vcops_kernel_protect_sysctls": dict(sysctls["protect"].items()),
         "vcops_kernel_forwarding": forwarding,
+        "vcops_kernel_blacklist": list(blacklist_for(settings, roles)),
+        "vcops_kernel_process_accounting": accounting_on(settings, roles),
         # audit
         "vcops_audit_watches": dict(settings.audit_watches),
         "vcops_audit_privileged_commands": list(settings.audit_privileged_commands),

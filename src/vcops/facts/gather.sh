@@ -16,7 +16,7 @@ section nft nft -j list ruleset
 section services systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,UnitFileState \
     ssh.service nftables.service fail2ban.service auditd.service chrony.service \
     unattended-upgrades.service kamailio.service asterisk.service freeswitch.service \
-    rtpengine-daemon.service apt-daily-upgrade.timer
+    rtpengine-daemon.service apt-daily-upgrade.timer acct.service sysstat.service
 section packages dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Abbrev}\n'  # @shared
 upgrades "$upgrades_since"  # see upgrades.sh
 section reboot_required sh -c 'if [ -f /var/run/reboot-required ]; then stat -c %Y /var/run/reboot-required; cat /var/run/reboot-required.pkgs 2>/dev/null; else echo none; fi'
@@ -54,3 +54,16 @@ section acc_visudo visudo -c
 section acc_stat sh -c 'stat -c "%n %a %U %G %F" /etc/sudoers.d /etc/crontab /etc/cron.d /etc/cron.daily /etc/cron.hourly /etc/cron.weekly /etc/cron.monthly /etc/cron.yearly /etc/cron.allow /etc/at.allow /etc/cron.deny /etc/at.deny 2>/dev/null; true'
 section acc_allow sh -c 'grep -H "" /etc/cron.allow /etc/at.allow 2>/dev/null; true'
 section acc_cron systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,UnitFileState cron.service
+# kernel area (vcops.facts.kernel): config files as their readers apply them, each line
+# prefixed with its path. conffiles DIR...: the *.conf files by name, the first DIR holding
+# a name wins (systemd, kmod and procps all read drop-in directories this way).
+conffiles() { for _n in $(for _d in "$@"; do ls -1 "$_d" 2>/dev/null; done | grep '\.conf$' | LC_ALL=C sort -u); do for _d in "$@"; do if [ -e "$_d/$_n" ]; then grep -H '' "$_d/$_n"; break; fi; done; done; true; }
+sysctlfiles() { conffiles /etc/sysctl.d /run/sysctl.d /usr/local/lib/sysctl.d /usr/lib/sysctl.d /lib/sysctl.d; grep -H '' /etc/sysctl.conf 2>/dev/null; true; }
+limitsfiles() { grep -H '' /etc/security/limits.conf 2>/dev/null; conffiles /etc/security/limits.d; }
+coredumpfiles() { grep -H '' /etc/systemd/coredump.conf 2>/dev/null; conffiles /etc/systemd/coredump.conf.d /run/systemd/coredump.conf.d /usr/local/lib/systemd/coredump.conf.d /usr/lib/systemd/coredump.conf.d; }
+section sysctl_files sysctlfiles
+section modprobe_files conffiles /etc/modprobe.d /run/modprobe.d /usr/local/lib/modprobe.d /usr/lib/modprobe.d /lib/modprobe.d
+section modules cat /proc/modules
+section limits_files limitsfiles
+section coredump_files coredumpfiles
+section sysstat_default sh -c 'cat /etc/default/sysstat 2>/dev/null; true'

@@ -31,6 +31,8 @@ from vcops.facts.access import HostKey, parse_access
 from vcops.facts.accounts import AccountsFacts, parse_accounts
 from vcops.facts.aptsources import AptSource
 from vcops.facts.integ import AideState, SyslogTarget, integ_facts
+from vcops.facts.kernel import SECTIONS as KERNEL_SECTIONS
+from vcops.facts.kernel import CoreLimit, Modprobe, kernel_facts
 from vcops.facts.nft import Ruleset, parse_ruleset
 from vcops.facts.patch import parse_patch
 
@@ -153,6 +155,13 @@ class ServerFacts(BaseModel):
     rsyslog_configured: bool | None = None
     rsyslog_targets: list[SyslogTarget] | None = None
     accounts: AccountsFacts | None = None
+    # kernel area (vcops.facts.kernel)
+    sysctl_files: dict[str, str] | None = None
+    modprobe: Modprobe | None = None
+    modules_loaded: list[str] | None = None
+    core_limits: list[CoreLimit] | None = None
+    coredump_conf: dict[str, str] | None = None
+    sysstat_default: dict[str, str] | None = None
 
     @property
     def in_container(self) -> bool:
@@ -617,6 +626,7 @@ def parse_facts(
     facts["accounts"] = parse_accounts(
         {n: (sec.rc, sec.text) for n, sec in s.items() if n.startswith("acc_")}
     )
+    facts.update(kernel_facts({n: _ok(s, n) for n in KERNEL_SECTIONS}))
     for tree in CONF_FILES:
         record = out.get(f"{tree}_conf")
         if record is not None:

@@ -54,6 +54,8 @@ REPO_PACKAGES: tuple[str, ...] = (
     "libpam-pwquality",
     "libpam-tmpdir",
     "cron",
+    "acct",
+    "sysstat",
 )
 """What the baseline deploys install (dependencies are resolved against the image)."""
 

@@ -1,0 +1,225 @@
+"""Kernel-area controls (VC-KRN-004..006, VC-MOD-001, VC-CORE-001/002, VC-ACCT-001) on
+compliant, non-compliant and missing-data facts, parsed from gather.sh-shaped text;
+the role exceptions and settings that both engines and the scanner share."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+
+import pytest
+
+from vcops.baseline.context import ServerContext
+from vcops.baseline.kernel_settings import accounting_on, blacklist_for, sysctl_sets
+from vcops.baseline.server_catalog import SERVER_CONTROLS
+from vcops.baseline.settings import DEFAULT_SETTINGS, BaselineSettings
+from vcops.enforce.render import HostState, area_files
+from vcops.enforce.sysctl import wanted_sysctls
+from vcops.enforce.vars import vars_from_settings
+from vcops.facts.kernel import kernel_facts, parse_modprobe, parse_sysctl_files
+from vcops.facts.server import ServerFacts, ServiceState
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+MGMT = (ipaddress.ip_network("10.213.0.0/24"),)
+IDS = ("VC-KRN-004", "VC-KRN-005", "VC-KRN-006", "VC-MOD-001", "VC-CORE-001", "VC-CORE-002")
+
+
+def ctx(*roles: str, settings: BaselineSettings = DEFAULT_SETTINGS) -> ServerContext:
+    return ServerContext(
+        settings=settings, roles=frozenset(roles), management_networks=MGMT, now=NOW
+    )
+
+
+def check(control_id: str, facts: ServerFacts, context: ServerContext) -> tuple[str, str]:
+    control = next(c for c in SERVER_CONTROLS if c.id == control_id)
+    result = control.check(facts, context)
+    return result.status, f"{result.actual} | {result.detail}"
+
+
+def hardened(
+    roles: tuple[str, ...] = ("generic",),
+    virt: str = "none",
+    settings: BaselineSettings = DEFAULT_SETTINGS,
+) -> ServerFacts:
+    """Facts of a host that both engines hardened: its files, as gather.sh prints them."""
+    v = vars_from_settings(settings, list(roles), [], None, "h")
+    files = {f.path: f.content for f in area_files("kernel", v, HostState())}
+
+    def prefixed(*paths: str) -> str:
+        return "".join(f"{p}:{line}\n" for p in paths for line in files[p].splitlines())
+
+    sections = {
+        "sysctl_files": prefixed("/etc/sysctl.d/90-vcops-hardening.conf"),
+        "modprobe_files": prefixed("/etc/modprobe.d/vcops-blacklist.conf"),
+        "modules": "nf_tables 1 0 - Live 0x0\n",
+        "limits_files": prefixed("/etc/security/limits.d/90-vcops-coredump.conf"),
+        "coredump_files": prefixed("/etc/systemd/coredump.conf.d/90-vcops.conf"),
+        "sysstat_default": files.get("/etc/default/sysstat", 'ENABLED="false"\n'),
+    }
+    live = wanted_sysctls(v, in_container=False)
+    up = ServiceState(load="loaded", active="active", sub="running", unit_file="enabled")
+    return ServerFacts.model_validate(
+        {
+            **kernel_facts(sections),
+            "virt": virt,
+            "sysctl": {**live, "kernel.pid_max": "4194304"},
+            "packages": {"acct": "6.6.4", "sysstat": "12.6.1"},
+            "services": {"acct.service": up, "sysstat.service": up},
+        }
+    )
+
+
+def test_a_hardened_host_passes_every_kernel_control() -> None:
+    for control_id in (*IDS, "VC-KRN-001", "VC-KRN-003", "VC-ACCT-001"):
+        assert check(control_id, hardened(), ctx("generic"))[0] == "pass", control_id
+
+
+def test_missing_data_is_unknown_never_pass() -> None:
+    for control_id in (*IDS, "VC-ACCT-001"):
+        assert check(control_id, ServerFacts(), ctx("generic"))[0] == "unknown", control_id
+    # the files read but `sysctl -a` failed: still unknown on a real host
+    no_live = hardened().model_copy(update={"sysctl": None})
+    for control_id in ("VC-KRN-004", "VC-KRN-005", "VC-KRN-006", "VC-CORE-001"):
+        assert check(control_id, no_live, ctx("generic"))[0] == "unknown", control_id
+
+
+def test_a_stock_host_fails_every_kernel_control() -> None:
+    stock = ServerFacts.model_validate(
+        {
+            **kernel_facts(
+                {
+                    "sysctl_files": "/usr/lib/sysctl.d/99-protect-links.conf:fs.protected_fifos = 1\n",
+                    "modprobe_files": "",
+                    "modules": "",
+                    "limits_files": "/etc/security/limits.conf:#*  soft  core  0\n",
+                    "coredump_files": "/etc/systemd/coredump.conf:[Coredump]\n",
+                    "sysstat_default": "",
+                }
+            ),
+            "virt": "none",
+            "sysctl": {"net.ipv4.conf.all.arp_ignore": "0", "kernel.kexec_load_disabled": "0"},
+            "packages": {},
+            "services": {},
+        }
+    )
+    for control_id in (*IDS, "VC-ACCT-001"):
+        assert check(control_id, stock, ctx("generic"))[0] == "fail", control_id
+    status, actual = check("VC-CORE-002", stock, ctx("generic"))
+    assert "Storage=external (default)" in actual
+
+
+def test_live_drift_fails_even_when_the_file_is_right() -> None:
+    facts = hardened()
+    assert facts.sysctl is not None
+    drifted = facts.model_copy(
+        update={"sysctl": {**facts.sysctl, "kernel.perf_event_paranoid": "2"}}
+    )
+    status, actual = check("VC-KRN-006", drifted, ctx("generic"))
+    assert status == "fail" and "kernel.perf_event_paranoid=2" in actual
+
+
+def test_in_a_container_the_file_is_judged_and_live_kernel_values_are_not_applicable() -> None:
+    good = hardened(virt="systemd-nspawn")
+    status, detail = check("VC-KRN-006", good, ctx("generic"))
+    assert status == "not_applicable" and "container" in detail
+    bad = good.model_copy(update={"sysctl_files": {}})
+    status, detail = check("VC-KRN-006", bad, ctx("generic"))
+    assert status == "fail" and "file kernel.kexec_load_disabled=unset" in detail
+    # net.* is per network namespace: judged live in a container too
+    assert good.sysctl is not None
+    live = good.model_copy(update={"sysctl": {**good.sysctl, "net.ipv6.conf.all.autoconf": "1"}})
+    assert check("VC-KRN-005", live, ctx("generic"))[0] == "fail"
+    # loaded modules are the container host's
+    loaded = good.model_copy(update={"modules_loaded": ["sctp"]})
+    assert check("VC-MOD-001", loaded, ctx("generic"))[0] == "pass"
+    assert (
+        check(
+            "VC-MOD-001", hardened().model_copy(update={"modules_loaded": ["sctp"]}), ctx("generic")
+        )[0]
+        == "fail"
+    )
+
+
+def test_media_roles_keep_gratuitous_arp_and_loose_rp_filter_documented() -> None:
+    sets = sysctl_sets(DEFAULT_SETTINGS, {"sbc"})
+    assert sets["arp"]["net.ipv4.conf.all.drop_gratuitous_arp"] == "0"
+    assert sets["net"]["net.ipv4.conf.all.rp_filter"] == "2"
+    assert sysctl_sets(DEFAULT_SETTINGS, {"kamailio"})["net"]["net.ipv4.conf.all.rp_filter"] == "1"
+    sbc = hardened(("sbc",))
+    status, detail = check("VC-KRN-004", sbc, ctx("sbc"))
+    assert status == "pass" and "drop_gratuitous_arp=0 (sbc)" in detail
+    # a generic host's values on an SBC are drift the other way: the exception is enforced
+    assert check("VC-KRN-004", hardened(), ctx("sbc"))[0] == "fail"
+
+
+def test_sctp_blacklisted_unless_sip_over_sctp_is_declared() -> None:
+    assert "sctp" in blacklist_for(DEFAULT_SETTINGS, {"kamailio"})
+    declared = DEFAULT_SETTINGS.model_copy(update={"sctp_signalling": True})
+    assert "sctp" not in blacklist_for(declared, {"kamailio"})
+    by_role = DEFAULT_SETTINGS.model_copy(update={"sctp_roles": ["sbc"]})
+    assert "sctp" not in blacklist_for(by_role, {"sbc"}) and "sctp" in blacklist_for(
+        by_role, {"generic"}
+    )
+    # a host declaring SCTP whose files still block it fails: SIP over SCTP would break
+    status, actual = check("VC-MOD-001", hardened(), ctx("kamailio", settings=declared))
+    assert status == "fail" and "sctp blocked" in actual
+    v = vars_from_settings(declared, ["kamailio"], [], None, "h")
+    blacklist = next(f for f in area_files("kernel", v, HostState()) if "modprobe" in f.path)
+    assert "sctp" not in blacklist.content and "install dccp /bin/false" in blacklist.content
+
+
+def test_module_config_is_read_as_kmod_reads_it() -> None:
+    text = (
+        "/etc/modprobe.d/a.conf:install usb-storage /bin/false\n"
+        "/etc/modprobe.d/b.conf:install usb_storage /sbin/modprobe --ignore-install usb_storage\n"
+        "/etc/modprobe.d/b.conf:blacklist   usb-storage\n"
+        "/etc/modprobe.d/b.conf:# blacklist dccp\n"
+    )
+    parsed = parse_modprobe(text)
+    assert parsed.install == {"usb_storage": "/bin/false"}  # the first install wins
+    assert parsed.blacklist == ["usb_storage"]
+    assert parse_sysctl_files("/a:kernel/sysrq=1\n/b:-kernel.sysrq = 0\n/c: ; x=1\n") == {
+        "kernel.sysrq": "0"
+    }
+
+
+def test_core_limits_need_root_named_and_no_larger_entry() -> None:
+    facts = hardened()
+    assert facts.core_limits is not None
+    no_root = facts.model_copy(
+        update={"core_limits": [e for e in facts.core_limits if e.domain != "root"]}
+    )
+    status, actual = check("VC-CORE-001", no_root, ctx("generic"))
+    assert status == "fail" and "no hard core 0 for root" in actual
+    extra = kernel_facts({"limits_files": "/etc/security/limits.d/z.conf:* soft core unlimited\n"})
+    more = facts.model_copy(update={"core_limits": [*facts.core_limits, *extra["core_limits"]]})  # type: ignore[misc]
+    assert check("VC-CORE-001", more, ctx("generic"))[0] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("roles", "setting", "on"),
+    [
+        (("generic",), None, True),
+        (("rtpengine",), None, False),
+        (("sbc",), True, True),
+        (("kamailio",), False, False),
+    ],
+)
+def test_process_accounting_follows_the_setting_and_media_roles(
+    roles: tuple[str, ...], setting: bool | None, on: bool
+) -> None:
+    settings = DEFAULT_SETTINGS.model_copy(update={"process_accounting": setting})
+    assert accounting_on(settings, set(roles)) is on
+    v = vars_from_settings(settings, list(roles), [], None, "h")
+    paths = {f.path for f in area_files("kernel", v, HostState())}
+    assert ("/etc/default/sysstat" in paths) is on
+    status, _ = check(
+        "VC-ACCT-001", hardened(roles, settings=settings), ctx(*roles, settings=settings)
+    )
+    assert status == ("pass" if on else "not_applicable")
+
+
+def test_accounting_off_in_sysstat_fails() -> None:
+    facts = hardened().model_copy(update={"sysstat_default": {"ENABLED": "false"}})
+    status, actual = check("VC-ACCT-001", facts, ctx("generic"))
+    assert status == "fail" and "sysstat ENABLED is not true" in actual
