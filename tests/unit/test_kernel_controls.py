@@ -104,7 +104,7 @@ def test_a_stock_host_fails_every_kernel_control() -> None:
     )
     for control_id in (*IDS, "VC-ACCT-001"):
         assert check(control_id, stock, ctx("generic"))[0] == "fail", control_id
-    status, actual = check("VC-CORE-002", stock, ctx("generic"))
+    _, actual = check("VC-CORE-002", stock, ctx("generic"))
     assert "Storage=external (default)" in actual
 
 
