@@ -221,6 +221,10 @@ COMMON_SNAPSHOT_TREES: tuple[str, ...] = (
     "etc/apt/preferences.d",
     "etc/apt/auth.conf",
     "etc/apt/auth.conf.d",
+    "etc/modprobe.d",
+    "etc/security/limits.d",
+    "etc/systemd/coredump.conf.d",
+    "etc/default/sysstat",
 )
 """Config trees every server has, relative to ``/``."""
 
