@@ -5,7 +5,9 @@ the role exceptions and settings that both engines and the scanner share."""
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 from datetime import UTC, datetime
+from importlib import resources
 
 import pytest
 
@@ -13,9 +15,11 @@ from vcops.baseline.context import ServerContext
 from vcops.baseline.kernel_settings import accounting_on, blacklist_for, sysctl_sets
 from vcops.baseline.server_catalog import SERVER_CONTROLS
 from vcops.baseline.settings import DEFAULT_SETTINGS, BaselineSettings
+from vcops.connectors.hosttask import compose, split
 from vcops.enforce.render import HostState, area_files
 from vcops.enforce.sysctl import wanted_sysctls
 from vcops.enforce.vars import vars_from_settings
+from vcops.facts.kernel import SECTIONS as KERNEL_SECTIONS
 from vcops.facts.kernel import kernel_facts, parse_modprobe, parse_sysctl_files
 from vcops.facts.server import ServerFacts, ServiceState
 
@@ -223,3 +227,29 @@ def test_accounting_off_in_sysstat_fails() -> None:
     facts = hardened().model_copy(update={"sysstat_default": {"ENABLED": "false"}})
     status, actual = check("VC-ACCT-001", facts, ctx("generic"))
     assert status == "fail" and "sysstat ENABLED is not true" in actual
+
+
+class _KernelSections:
+    """The kernel lines of gather.sh as a host task (what the facts task runs)."""
+
+    name = "facts"
+
+    def body(self) -> str:
+        text = resources.files("vcops.facts").joinpath("gather.sh").read_text()
+        return text[text.index("# kernel area") :]
+
+
+def test_gather_kernel_sections_run_under_sh_with_the_real_framing() -> None:
+    """Run locally (read-only: cat, ls, grep) under /bin/sh with hosttask's prelude: each
+    section keeps its own name (the helpers must not clobber `section`'s variables)."""
+    nonce = "0123456789abcdef"
+    script = compose([_KernelSections()], nonce)
+    done = subprocess.run(
+        ["/bin/sh"], input=script, capture_output=True, text=True, timeout=60, check=False
+    )
+    out = split(done.stdout, nonce).task("facts")
+    names = {r.name for r in out.records}
+    assert set(KERNEL_SECTIONS) <= names, names
+    for name in ("sysctl_files", "modprobe_files", "limits_files", "coredump_files"):
+        record = out.get(name)
+        assert record is not None and record.rc == 0, name

@@ -56,8 +56,9 @@ section acc_allow sh -c 'grep -H "" /etc/cron.allow /etc/at.allow 2>/dev/null; t
 section acc_cron systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,UnitFileState cron.service
 # kernel area (vcops.facts.kernel): config files as their readers apply them, each line
 # prefixed with its path. conffiles DIR...: the *.conf files by name, the first DIR holding
-# a name wins (systemd, kmod and procps all read drop-in directories this way).
-conffiles() { for _n in $(for _d in "$@"; do ls -1 "$_d" 2>/dev/null; done | grep '\.conf$' | LC_ALL=C sort -u); do for _d in "$@"; do if [ -e "$_d/$_n" ]; then grep -H '' "$_d/$_n"; break; fi; done; done; true; }
+# a name wins (systemd, kmod and procps all read drop-in directories this way). sh has no
+# locals: its variables must not reuse `section`'s _n.
+conffiles() { for _cfn in $(for _cfd in "$@"; do ls -1 "$_cfd" 2>/dev/null; done | grep '\.conf$' | LC_ALL=C sort -u); do for _cfd in "$@"; do if [ -e "$_cfd/$_cfn" ]; then grep -H '' "$_cfd/$_cfn"; break; fi; done; done; true; }
 sysctlfiles() { conffiles /etc/sysctl.d /run/sysctl.d /usr/local/lib/sysctl.d /usr/lib/sysctl.d /lib/sysctl.d; grep -H '' /etc/sysctl.conf 2>/dev/null; true; }
 limitsfiles() { grep -H '' /etc/security/limits.conf 2>/dev/null; conffiles /etc/security/limits.d; }
 coredumpfiles() { grep -H '' /etc/systemd/coredump.conf 2>/dev/null; conffiles /etc/systemd/coredump.conf.d /run/systemd/coredump.conf.d /usr/local/lib/systemd/coredump.conf.d /usr/lib/systemd/coredump.conf.d; }
