@@ -52,8 +52,10 @@ def hardened(
     def prefixed(*paths: str) -> str:
         return "".join(f"{p}:{line}\n" for p in paths for line in files[p].splitlines())
 
+    # systemd's own file (Debian 12), in the name order gather.sh prints the files in
+    vendor = "/usr/lib/sysctl.d/99-protect-links.conf:fs.protected_fifos = 1\n"
     sections = {
-        "sysctl_files": prefixed("/etc/sysctl.d/90-vcops-hardening.conf"),
+        "sysctl_files": vendor + prefixed("/etc/sysctl.d/99-vcops-hardening.conf"),
         "modprobe_files": prefixed("/etc/modprobe.d/vcops-blacklist.conf"),
         "modules": "nf_tables 1 0 - Live 0x0\n",
         "limits_files": prefixed("/etc/security/limits.d/90-vcops-coredump.conf"),
@@ -110,6 +112,19 @@ def test_a_stock_host_fails_every_kernel_control() -> None:
         assert check(control_id, stock, ctx("generic"))[0] == "fail", control_id
     _, actual = check("VC-CORE-002", stock, ctx("generic"))
     assert "Storage=external (default)" in actual
+
+
+def test_a_later_sysctl_file_overrides_ours() -> None:
+    """Files apply by name and the last value wins: a vendor file sorting after ours
+    (as 99-protect-links.conf did after a 90- file) is drift, though ours is right."""
+    facts = hardened(virt="systemd-nspawn")
+    assert facts.sysctl_files is not None
+    later = kernel_facts(
+        {"sysctl_files": "/usr/lib/sysctl.d/99-zz-vendor.conf:fs.protected_fifos = 1\n"}
+    )["sysctl_files"]
+    overridden = facts.model_copy(update={"sysctl_files": {**facts.sysctl_files, **later}})  # type: ignore[dict-item]
+    status, actual = check("VC-KRN-006", overridden, ctx("generic"))
+    assert status == "fail" and "file fs.protected_fifos=1" in actual
 
 
 def test_live_drift_fails_even_when_the_file_is_right() -> None:

@@ -453,9 +453,11 @@ SYSSTAT_DEFAULT = "/etc/default/sysstat"
 def _kernel_files(v: dict[str, JsonValue]) -> list[ManagedFile]:
     """sysctls, module blacklist, core dumps off; /etc/default/sysstat with accounting."""
     files = [
+        # 99-vcops sorts after systemd's 99-protect-links.conf (fs.protected_fifos=1) and
+        # 99-sysctl.conf: systemd-sysctl applies files by name, the last value wins.
         ManagedFile(
             "kernel",
-            "/etc/sysctl.d/90-vcops-hardening.conf",
+            "/etc/sysctl.d/99-vcops-hardening.conf",
             render_template("kernel/sysctl.conf.j2", v),
         ),
         ManagedFile(
