@@ -125,7 +125,7 @@ def state_spec(variables: Vars, paths: list[str]) -> dict[str, object]:
     if "freeswitch" in areas(variables):
         wanted.append(FS_VARS)
         globs.append(FS_PROFILES)
-    packages = sorted({p for a in areas(variables) for p in PACKAGES.get(a, ())})
+    packages = sorted({p for a in areas(variables) for p in area_packages(a, variables)})
     probes: dict[str, list[str]] = {}
     if "updates" in areas(variables):
         mirror = str(variables.get("vcops_updates_security_mirror") or "")
