@@ -69,12 +69,6 @@ from vcops.baseline.server_integ import (
     check_rsyslog,
     check_syslog_forwarding,
 )
-from vcops.baseline.server_patch import (
-    check_apt_lists_fresh,
-    check_needrestart,
-    check_outdated_services,
-    check_security_sources,
-)
 from vcops.baseline.server_kernel import (
     check_accounting,
     check_core_limits,
@@ -83,6 +77,12 @@ from vcops.baseline.server_kernel import (
     check_module_blacklist,
     check_net_arp_sysctls,
     check_net_ipv6_sysctls,
+)
+from vcops.baseline.server_patch import (
+    check_apt_lists_fresh,
+    check_needrestart,
+    check_outdated_services,
+    check_security_sources,
 )
 from vcops.facts.server import ServerFacts
 from vcops.roles import role_config_dirs

@@ -35,6 +35,7 @@ from vcops.enforce.accounts import (
     root_age_needed,
 )
 from vcops.enforce.helper import (
+    PACKAGES,
     area_packages,
     areas,
     certificates,
