@@ -133,3 +133,19 @@ def test_pyinfra_results_without_json_come_from_the_log(payload: None) -> None:
     kam, gen = parse_results(payload, ["kam-01", "gen-01"], STDERR)
     assert kam.failed == ["ssh: /etc/ssh/sshd_config"]
     assert gen.changed == ["ssh: /etc/ssh/sshd_config", "ssh: reload sshd"]
+
+
+def test_directories_the_install_creates_are_0755_whatever_the_login_umask(
+    tmp_path: Path,
+) -> None:
+    """Under sudo's ``Defaults umask=0027`` (VC-SUDO-001) a created parent directory came
+    out 0750 with pyinfra while Ansible's role asks for 0755: the engines disagreed on
+    every run (found by test_sudo_fleet_lab on /etc/aide)."""
+    owner, group = _me()
+    target = tmp_path / "etc" / "aide" / "vcops.conf"
+    f = ManagedFile("integrity", str(target), "x\n", "0600", owner, group)
+    done = _run("umask 0027; " + remote_command("install", install_spec(f)))
+    assert done.returncode == 0, done.stderr
+    for directory in (tmp_path / "etc", tmp_path / "etc" / "aide"):
+        assert oct(directory.stat().st_mode & 0o777) == "0o755", directory
+    assert oct(target.stat().st_mode & 0o777) == "0o600"

@@ -234,6 +234,10 @@ def cert(spec: dict[str, object]) -> int:
 
 
 def main(argv: list[str]) -> int:
+    # Every file's mode is set explicitly; directories this creates are 0755 whatever
+    # the login's umask (sudo's ``Defaults umask=0027`` would make them 0750, and the
+    # Ansible roles, which ask for 0755, would change them back on every run).
+    os.umask(0o022)
     action, payload = argv[1], argv[2]
     spec = json.loads(base64.b64decode(payload))
     if action == "state":
