@@ -8,7 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -95,3 +97,38 @@ def ssh_as(root: Path, address: str, user: str, command: str) -> subprocess.Comp
          "-o", "ConnectTimeout=10", f"{user}@{address}", command],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+
+
+@dataclass
+class Run:
+    """One vcops command's exit code, JSON and stderr, and its wall seconds."""
+
+    code: int
+    data: dict[str, object]
+    err: str
+    seconds: float = 0.0
+
+
+def run_vcops(lab: Inventory, db: Path, *args: str) -> Run:
+    """:func:`vcops` on the lab inventory, timed."""
+    started = time.monotonic()
+    code, data, err = vcops(lab.root, db, *args)
+    return Run(code, data, err, round(time.monotonic() - started, 1))
+
+
+@dataclass
+class Stock:
+    """An apply module's stock hosts: a scan and ``apply --check``."""
+
+    scan: Run
+    check: Run
+    sshd: tuple[str, str]  # sshd_config's hash before and after the check
+
+
+@dataclass
+class Hardened:
+    """An apply module's first apply and the scan after it."""
+
+    apply: Run
+    scan: Run
+    known: tuple[str | None, str | None]  # root's known_hosts digest around the apply

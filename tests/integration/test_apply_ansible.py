@@ -11,17 +11,19 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.integration.apply_helpers import (
+    Hardened,
+    Run,
+    Stock,
     host_status,
     inventory_copy,
     known_hosts_digest,
+    run_vcops,
     ssh_as,
     target,
     vcops,
@@ -59,44 +61,14 @@ def _failing(scan: dict[str, object]) -> list[tuple[str, str, str]]:
     ]
 
 
-@dataclass
-class Run:
-    """One vcops command's exit code, JSON and stderr, and its wall seconds."""
-
-    code: int
-    data: dict[str, object]
-    err: str
-    seconds: float = 0.0
-
-
-def _run(lab: Inventory, db: Path, *args: str) -> Run:
-    started = time.monotonic()
-    code, data, err = vcops(lab.root, db, *args)
-    return Run(code, data, err, round(time.monotonic() - started, 1))
-
-
-@dataclass
-class Stock:
-    scan: Run
-    check: Run
-    sshd: tuple[str, str]  # sshd_config's hash before and after the check
-
-
-@dataclass
-class Hardened:
-    apply: Run
-    scan: Run
-    known: tuple[str | None, str | None]  # root's known_hosts digest around the apply
-
-
 @pytest.fixture(scope="module")
 def stock(lab: Inventory, db: Path) -> Stock:
     """The stock hosts: a scan, ``apply --engine ansible --check`` and sshd_config's hash
     around it."""
     sshd = "sha256sum /etc/ssh/sshd_config\n"
     before = run_one(target(lab, "lab-generic-01"), sshd).stdout
-    scan = _run(lab, db, "scan", "--limit", HOSTS)
-    check = _run(lab, db, "apply", "--engine", "ansible", "--check", "--limit", HOSTS)
+    scan = run_vcops(lab, db, "scan", "--limit", HOSTS)
+    check = run_vcops(lab, db, "apply", "--engine", "ansible", "--check", "--limit", HOSTS)
     after = run_one(target(lab, "lab-generic-01"), sshd).stdout
     return Stock(scan, check, (before, after))
 
@@ -105,17 +77,19 @@ def stock(lab: Inventory, db: Path) -> Stock:
 def hardened(lab: Inventory, db: Path, stock: Stock) -> Hardened:
     """The first Ansible apply (after the stock checks), then a scan."""
     known_before = known_hosts_digest()
-    apply = _run(lab, db, "apply", "--engine", "ansible", "--limit", HOSTS)
+    apply = run_vcops(lab, db, "apply", "--engine", "ansible", "--limit", HOSTS)
     known_after = known_hosts_digest()
-    return Hardened(apply, _run(lab, db, "scan", "--limit", HOSTS), (known_before, known_after))
+    return Hardened(
+        apply, run_vcops(lab, db, "scan", "--limit", HOSTS), (known_before, known_after)
+    )
 
 
 @pytest.fixture(scope="module")
 def second(lab: Inventory, db: Path, hardened: Hardened) -> dict[str, Run]:
     """A second Ansible apply on the hardened hosts, then the pyinfra engine's check."""
     return {
-        "apply": _run(lab, db, "apply", "--engine", "ansible", "--limit", HOSTS),
-        "check": _run(lab, db, "apply", "--check", "--limit", HOSTS),
+        "apply": run_vcops(lab, db, "apply", "--engine", "ansible", "--limit", HOSTS),
+        "check": run_vcops(lab, db, "apply", "--check", "--limit", HOSTS),
     }
 
 

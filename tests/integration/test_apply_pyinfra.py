@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.integration.apply_helpers import (
+    Hardened,
+    Run,
+    Stock,
     host_status,
     inventory_copy,
     known_hosts_digest,
+    run_vcops,
     target,
     vcops,
 )
@@ -64,43 +66,13 @@ def test_lab_hosts_install_packages_from_the_local_repository(lab: Inventory) ->
     assert out.stdout == "install ok installed"
 
 
-@dataclass
-class Run:
-    """One vcops command's exit code, JSON and stderr, and its wall seconds."""
-
-    code: int
-    data: dict[str, object]
-    err: str
-    seconds: float = 0.0
-
-
-@dataclass
-class Stock:
-    scan: Run
-    check: Run
-    sshd: tuple[str, str]  # sshd_config's hash before and after the check
-
-
-@dataclass
-class Hardened:
-    apply: Run
-    scan: Run
-    known: tuple[str | None, str | None]  # root's known_hosts digest before and after the apply
-
-
-def _run(lab: Inventory, db: Path, *args: str) -> Run:
-    started = time.monotonic()
-    code, data, err = vcops(lab.root, db, *args)
-    return Run(code, data, err, round(time.monotonic() - started, 1))
-
-
 @pytest.fixture(scope="module")
 def stock(lab: Inventory, db: Path) -> Stock:
     """The stock hosts: a scan, ``apply --check``, and sshd_config's hash around it."""
     sshd = "sha256sum /etc/ssh/sshd_config\n"
     before = run_one(target(lab, "lab-kamailio-01"), sshd).stdout
-    scan = _run(lab, db, "scan", "--limit", HOSTS)
-    check = _run(lab, db, "apply", "--check", "--limit", HOSTS)
+    scan = run_vcops(lab, db, "scan", "--limit", HOSTS)
+    check = run_vcops(lab, db, "apply", "--check", "--limit", HOSTS)
     after = run_one(target(lab, "lab-kamailio-01"), sshd).stdout
     return Stock(scan, check, (before, after))
 
@@ -109,9 +81,9 @@ def stock(lab: Inventory, db: Path) -> Stock:
 def hardened(lab: Inventory, db: Path, stock: Stock) -> Hardened:
     """The first apply (after the stock checks), then a scan; root's known_hosts around it."""
     known_before = known_hosts_digest()
-    apply = _run(lab, db, "apply", "--engine", "pyinfra", "--limit", HOSTS)
+    apply = run_vcops(lab, db, "apply", "--engine", "pyinfra", "--limit", HOSTS)
     known_after = known_hosts_digest()
-    scan = _run(lab, db, "scan", "--limit", HOSTS)
+    scan = run_vcops(lab, db, "scan", "--limit", HOSTS)
     return Hardened(apply, scan, (known_before, known_after))
 
 
@@ -119,8 +91,8 @@ def hardened(lab: Inventory, db: Path, stock: Stock) -> Hardened:
 def second(lab: Inventory, db: Path, hardened: Hardened) -> dict[str, Run]:
     """A second apply on the hardened hosts, then ``apply --check``."""
     return {
-        "apply": _run(lab, db, "apply", "--limit", HOSTS),
-        "check": _run(lab, db, "apply", "--check", "--limit", HOSTS),
+        "apply": run_vcops(lab, db, "apply", "--limit", HOSTS),
+        "check": run_vcops(lab, db, "apply", "--check", "--limit", HOSTS),
     }
 
 
