@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from vcops.baseline.catalog_entry import expected_from
 from vcops.baseline.context import ServerContext
 from vcops.baseline.model import Clause, Control, Severity
 from vcops.baseline.server import Check
-from vcops.baseline.server_catalog import expected_from
 from vcops.baseline.voip import (
     check_ast_ami,
     check_ast_chan_sip,
