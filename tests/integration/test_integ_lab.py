@@ -68,8 +68,16 @@ def _measure(lab: Inventory, host: str, *argv: str) -> dict[str, object]:
     return result
 
 
-def test_stock_hosts_fail_every_integrity_and_logging_control(lab: Inventory, db: Path) -> None:
-    code, scan, err = vcops(lab.root, db, "scan", "--limit", ",".join(ENGINES.values()))
+@pytest.fixture(scope="module")
+def stock_scan(lab: Inventory, db: Path) -> tuple[int, dict[str, object], str]:
+    """Both hosts scanned stock, before either apply (the apply tests ask for it)."""
+    return vcops(lab.root, db, "scan", "--limit", ",".join(ENGINES.values()))
+
+
+def test_stock_hosts_fail_every_integrity_and_logging_control(
+    stock_scan: tuple[int, dict[str, object], str],
+) -> None:
+    code, scan, err = stock_scan
     assert code == 1, err
     for host in ENGINES.values():
         got = {c: r["status"] for c, r in _results(scan, host).items() if c in CONTROLS}
@@ -78,7 +86,7 @@ def test_stock_hosts_fail_every_integrity_and_logging_control(lab: Inventory, db
 
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_apply_hardens_then_changes_nothing_and_aide_checks_clean(
-    lab: Inventory, db: Path, engine: str
+    lab: Inventory, db: Path, engine: str, stock_scan: tuple[int, dict[str, object], str]
 ) -> None:
     host = ENGINES[engine]
     planned: set[str] = set()
