@@ -15,14 +15,8 @@ from vcops.connectors.hosttask import (
 )
 from vcops.connectors.ssh import SshTarget
 from vcops.evaluate import contained, evaluate_server, server_context
-from vcops.facts.server import (
-    CONF_TREES,
-    FILE_SECTIONS,
-    FactsTask,
-    Section,
-    ServerFacts,
-    parse_facts,
-)
+from vcops.facts.sections import Section
+from vcops.facts.server import CONF_TREES, FILE_SECTIONS, FactsTask, ServerFacts, parse_facts
 from vcops.facts.upgrades import UpgradeCache, read_upgrades
 from vcops.findings import (
     TargetOutcome,

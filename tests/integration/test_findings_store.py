@@ -102,7 +102,7 @@ def test_sightings_keep_their_first_seen_in_one_transaction(
 def test_the_upgrade_cache_is_stored_replaced_and_read_per_host(
     database_url: str, tmp_path: Path
 ) -> None:
-    from vcops.facts.server import Upgrade
+    from vcops.facts.sections import Upgrade
     from vcops.facts.upgrades import UpgradeCache
     from vcops.findings_store import load_upgrade_cache, save_upgrade_cache
 

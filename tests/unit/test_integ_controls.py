@@ -22,7 +22,8 @@ from vcops.facts.integ import (
     parse_journald,
     parse_syslog_targets,
 )
-from vcops.facts.server import ServerFacts, ServiceState
+from vcops.facts.sections import ServiceState
+from vcops.facts.server import ServerFacts
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 T = int(NOW.timestamp())

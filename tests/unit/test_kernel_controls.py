@@ -21,7 +21,8 @@ from vcops.enforce.sysctl import wanted_sysctls
 from vcops.enforce.vars import vars_from_settings
 from vcops.facts.kernel import SECTIONS as KERNEL_SECTIONS
 from vcops.facts.kernel import kernel_facts, parse_modprobe, parse_sysctl_files
-from vcops.facts.server import ServerFacts, ServiceState
+from vcops.facts.sections import ServiceState
+from vcops.facts.server import ServerFacts
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 MGMT = (ipaddress.ip_network("10.213.0.0/24"),)

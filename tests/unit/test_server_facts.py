@@ -16,12 +16,8 @@ from vcops.baseline.server_catalog import SERVER_CONTROLS
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.baseline.voip_catalog import VOIP_CONTROLS
 from vcops.connectors.hosttask import split
-from vcops.facts.server import (
-    FactsTask,
-    ServerFacts,
-    Upgrade,
-    parse_facts,
-)
+from vcops.facts.sections import Upgrade
+from vcops.facts.server import FactsTask, ServerFacts, parse_facts
 
 GATHER = FIXTURES / "facts" / "gather"
 NONCE = "0123456789abcdef"
@@ -91,7 +87,7 @@ def test_facts_beside_a_snapshot_read_its_files_and_sections() -> None:
     trees, the audit and chrony files, sshd -T, the package list) stands in for the
     facts task's own sections, and the facts come out the same."""
     from vcops.connectors.hosttask import tar_members
-    from vcops.facts.server import Section
+    from vcops.facts.sections import Section
 
     whole = facts("hardened_kamailio")  # audit rules and chrony sources present
     framed = split(frame((GATHER / "hardened_kamailio.txt").read_text()), NONCE)

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from vcops.connectors.hosttask import Record, ScriptTask, TaskOutput, compose, new_nonce, split
-from vcops.facts.server import FactsTask, Upgrade
+from vcops.facts.sections import Upgrade
+from vcops.facts.server import FactsTask
 from vcops.facts.upgrades import UpgradeCache, UpgradesRead, read_upgrades
 
 LIST = "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"

@@ -23,7 +23,8 @@ from vcops.baseline.model import (
 )
 from vcops.baseline.server_patch import patch_gate
 from vcops.facts import nft
-from vcops.facts.server import ServerFacts, to_int
+from vcops.facts.sections import to_int
+from vcops.facts.server import ServerFacts
 from vcops.roles import VOIP_ROLES
 
 ServerControl = Control[ServerFacts, ServerContext]

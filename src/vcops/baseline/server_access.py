@@ -15,7 +15,8 @@ from vcops.baseline.model import CheckResult, failed, not_applicable, passed, un
 from vcops.baseline.server import NO_SSHD, _sshd
 from vcops.baseline.settings import PQ_KEX
 from vcops.facts.access import BANNER_FILES, KEY_FILES
-from vcops.facts.server import ServerFacts, to_int
+from vcops.facts.sections import to_int
+from vcops.facts.server import ServerFacts
 
 BANNER_PATH = "/etc/issue.net"
 """The file sshd's ``Banner`` names (the same text as /etc/issue)."""

@@ -19,7 +19,8 @@ from vcops.baseline.model import (
     passed,
     unknown,
 )
-from vcops.facts.server import ServerFacts, to_int
+from vcops.facts.sections import to_int
+from vcops.facts.server import ServerFacts
 
 AST = "/etc/asterisk"
 LOCAL = {"127.0.0.1", "::1", "localhost", "[::1]"}

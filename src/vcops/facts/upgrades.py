@@ -24,7 +24,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from vcops.connectors.hosttask import TaskOutput
-from vcops.facts.server import FINGERPRINT_RE, Upgrade, parse_upgradable
+from vcops.facts.sections import Upgrade, parse_upgradable
+from vcops.facts.server import FINGERPRINT_RE
 
 
 class UpgradeCache(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from vcops.connectors.hosttask import ScriptTask, run_tasks
 from vcops.connectors.ssh import SshTarget
 from vcops.errors import WindowError
-from vcops.facts.server import parse_upgradable
+from vcops.facts.sections import parse_upgradable
 from vcops.findings_store import list_findings
 from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.store import Store

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vcops.connectors.hosttask import TaskOutput
 from vcops.enforce.render import AIDE_UPDATE
 from vcops.errors import InventoryError, Problem
-from vcops.facts.server import to_int
+from vcops.facts.sections import to_int
 from vcops.inventory.models import Server
 from vcops.roles import counters_for, units_for
 from vcops.window.model import PackageChange
