@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from vcops.enforce.files import ManagedFile, parse_state
 from vcops.enforce.helper import install_spec, remote_command
 from vcops.enforce.pyinfra_run import parse_results
-from vcops.enforce.render import ManagedFile, parse_state
 
 REF = "@@vcops-secret:test@@"
 

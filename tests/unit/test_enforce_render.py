@@ -14,14 +14,12 @@ import pytest
 
 from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.enforce.apply import plan_host
+from vcops.enforce.files import HostState, LiveFile, file_changed
 from vcops.enforce.render import (
     BANNER_FILES,
-    HostState,
-    LiveFile,
     desired_files,
     edit_sip_profile,
     edit_vars_xml,
-    file_changed,
     render_template,
     supported_kex,
 )

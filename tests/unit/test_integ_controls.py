@@ -11,8 +11,9 @@ from vcops.baseline.context import ServerContext
 from vcops.baseline.model import CheckResult
 from vcops.baseline.server_catalog import SERVER_CONTROLS
 from vcops.baseline.settings import DEFAULT_SETTINGS, BaselineSettings, SyslogServer
+from vcops.enforce.files import HostState
 from vcops.enforce.pyinfra_deploy import audit_immutable
-from vcops.enforce.render import HostState, area_files
+from vcops.enforce.render import area_files
 from vcops.enforce.vars import vars_from_settings
 from vcops.facts.integ import (
     AideState,

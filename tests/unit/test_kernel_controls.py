@@ -16,7 +16,8 @@ from vcops.baseline.kernel_settings import accounting_on, blacklist_for, sysctl_
 from vcops.baseline.server_catalog import SERVER_CONTROLS
 from vcops.baseline.settings import DEFAULT_SETTINGS, BaselineSettings
 from vcops.connectors.hosttask import compose, split
-from vcops.enforce.render import HostState, area_files
+from vcops.enforce.files import HostState
+from vcops.enforce.render import area_files
 from vcops.enforce.sysctl import wanted_sysctls
 from vcops.enforce.vars import vars_from_settings
 from vcops.facts.kernel import SECTIONS as KERNEL_SECTIONS

@@ -54,7 +54,7 @@ def test_a_file_op_is_one_operation_per_path_whatever_the_other_hosts_have() -> 
     from pyinfra.context import ctx_host, ctx_state
 
     from vcops.enforce import pyinfra_deploy
-    from vcops.enforce.render import HostState, ManagedFile
+    from vcops.enforce.files import HostState, ManagedFile
 
     files = {
         "kam": ["/etc/fail2ban/jail.d/vcops.conf", "/etc/fail2ban/filter.d/vcops-kamailio.conf"],

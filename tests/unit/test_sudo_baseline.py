@@ -10,7 +10,8 @@ import yaml
 
 from tests.conftest import REPO
 from vcops.baseline.settings import server_settings
-from vcops.enforce.render import SUDOERS_DROP_IN, HostState, area_files
+from vcops.enforce.files import HostState
+from vcops.enforce.render import SUDOERS_DROP_IN, area_files
 from vcops.enforce.vars import role_vars
 from vcops.inventory import load_inventory
 from vcops.scan import server_context

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from vcops.baseline.settings import DEFAULT_SETTINGS
-from vcops.enforce.render import HostState, desired_files
+from vcops.enforce.files import HostState
+from vcops.enforce.render import desired_files
 from vcops.enforce.vars import vars_from_settings
 from vcops.errors import ConfigError
 from vcops.paths import templates_dir

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 from vcops.baseline.settings import DEFAULT_SETTINGS
+from vcops.enforce.files import HostState
 from vcops.enforce.helper import aptsources_source, state_spec
 from vcops.enforce.render import (
     NEEDRESTART_CONF,
     SECURITY_SOURCES,
-    HostState,
     desired_files,
     lists_stale,
     security_sources_file,

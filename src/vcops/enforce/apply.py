@@ -33,11 +33,12 @@ from vcops.connectors.hosttask import HostTask, ScriptTask, run_tasks
 from vcops.connectors.ssh import SshTarget
 from vcops.enforce.ansible import run_ansible, run_ansible_devices
 from vcops.enforce.ansible_events import AnsibleHost
+from vcops.enforce.files import HostState, file_changed, parse_state
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
 from vcops.enforce.hostkeys import lockout_problems
 from vcops.enforce.netdev_apply import DeviceOutcome, run_devices
 from vcops.enforce.pyinfra_run import CONDITIONAL, PyinfraHost, controller_address, run_pyinfra
-from vcops.enforce.render import HostState, desired_files, file_changed, parse_state
+from vcops.enforce.render import desired_files
 from vcops.enforce.vars import role_vars
 from vcops.errors import InventoryError, Problem
 from vcops.inventory.export import JsonValue

@@ -14,7 +14,8 @@ from functools import lru_cache
 from importlib import resources
 
 from vcops.enforce.accounts import ACCOUNTS_PROBES
-from vcops.enforce.render import FS_PROFILES, FS_VARS, ManagedFile, Vars, secret_files
+from vcops.enforce.files import ManagedFile
+from vcops.enforce.render import FS_PROFILES, FS_VARS, Vars, secret_files
 from vcops.enforce.vars import SECRETS
 from vcops.roles import DAEMONS
 

@@ -34,6 +34,7 @@ from vcops.enforce.accounts import (
     root_age_command,
     root_age_needed,
 )
+from vcops.enforce.files import HostState, LiveFile, ManagedFile, file_changed, parse_state
 from vcops.enforce.helper import (
     PACKAGES,
     area_packages,
@@ -51,14 +52,9 @@ from vcops.enforce.render import (
     PAM_CONFIGS,
     RSYSLOG_DROP_IN,
     SECURITY_SOURCES,
-    HostState,
-    LiveFile,
-    ManagedFile,
     area_files,
     desired_files,
-    file_changed,
     lists_stale,
-    parse_state,
     security_sources_file,
 )
 from vcops.enforce.sysctl import sysctl_argv, sysctl_drift
