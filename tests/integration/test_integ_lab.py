@@ -151,15 +151,15 @@ def test_apply_hardens_then_changes_nothing_and_aide_checks_clean(
         # the rebuild log first, never silently absorbed.
         run_one(
             target(lab, host),
-            "sudo -n sh -c 'echo probe > /etc/vcops-aide-probe; echo edited >> /etc/issue.net'\n",
+            "sudo -n sh -c 'echo probe > /etc/probe-written-by-hand; echo edited >> /etc/issue.net'\n",
         )
         code, report, err = vcops(lab.root, db, "apply", "--engine", engine, "--limit", host)
         assert code == 0 and host_status(report)[host]["status"] == "changed", err[-2000:]
         log = run_one(
             target(lab, host),
-            "sudo -n cat /var/log/aide/vcops-rebuilds.log; sudo -n rm -f /etc/vcops-aide-probe\n",
+            "sudo -n cat /var/log/aide/vcops-rebuilds.log; sudo -n rm -f /etc/probe-written-by-hand\n",
         ).stdout
-        assert "rebuild (" in log and "/etc/vcops-aide-probe" in log, log[-3000:]
+        assert "rebuild (" in log and "/etc/probe-written-by-hand" in log, log[-3000:]
     if engine == "ansible":  # the VoIP host still answers SIP after the whole baseline
         answer = sip_options("10.213.0.11", timeout=2.0)
         assert answer is not None and answer.startswith("SIP/2.0 200"), answer
