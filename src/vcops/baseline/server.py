@@ -322,23 +322,30 @@ def check_kernel_sysctls(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
 # --- audit ---------------------------------------------------------------------
 
 
-def check_auditd_running(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
-    expected = "auditd installed, enabled and running"
-    if facts.packages is not None and "auditd" not in facts.packages:
-        return failed(expected, "auditd is not installed")
-    service = facts.service("auditd")
+def service_running(facts: ServerFacts, name: str, *, in_container: str = "") -> CheckResult:
+    """``name`` (package and unit) installed, enabled and running. With ``in_container``
+    (why it cannot run there), a container only needs it installed and enabled."""
+    expected = f"{name} installed, enabled and running"
+    if facts.packages is not None and name not in facts.packages:
+        return failed(expected, f"{name} is not installed")
+    service = facts.service(name)
     if service is None:
         return unknown(expected, "systemctl did not answer")
-    if facts.in_container:
+    if in_container and facts.in_container:
         if service.enabled:
-            return not_applicable(
-                expected,
-                "not applicable in a container: the kernel has no audit support here (auditd is installed and enabled)",
-            )
-        return failed(expected, f"auditd is {service.unit_file or 'not enabled'}")
+            return not_applicable(expected, f"not applicable in a container: {in_container}")
+        return failed(expected, f"{name} is {service.unit_file or 'not enabled'}")
     if service.running and service.enabled:
         return passed(expected, "running, enabled")
-    return failed(expected, f"auditd {service.active}, {service.unit_file}")
+    return failed(expected, f"{name} {service.active}, {service.unit_file or 'not installed'}")
+
+
+def check_auditd_running(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
+    return service_running(
+        facts,
+        "auditd",
+        in_container="the kernel has no audit support here (auditd is installed and enabled)",
+    )
 
 
 def check_audit_rules(facts: ServerFacts, ctx: ServerContext) -> CheckResult:

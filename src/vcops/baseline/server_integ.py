@@ -11,6 +11,7 @@ import re
 
 from vcops.baseline.context import ServerContext
 from vcops.baseline.model import CheckResult, failed, passed, unknown
+from vcops.baseline.server import service_running
 from vcops.facts.server import ServerFacts
 
 AIDE_TIMER = "vcops-aide-check.timer"
@@ -87,15 +88,7 @@ def check_aide_report(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
 
 
 def check_rsyslog(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
-    expected = "rsyslog installed, enabled and running"
-    if facts.packages is not None and "rsyslog" not in facts.packages:
-        return failed(expected, "rsyslog is not installed")
-    service = facts.service("rsyslog")
-    if service is None:
-        return unknown(expected, "systemctl did not answer")
-    if service.running and service.enabled:
-        return passed(expected, "running, enabled")
-    return failed(expected, f"rsyslog {service.active}, {service.unit_file or 'not installed'}")
+    return service_running(facts, "rsyslog")
 
 
 def check_syslog_forwarding(facts: ServerFacts, ctx: ServerContext) -> CheckResult:
