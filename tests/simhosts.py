@@ -1,10 +1,13 @@
 """Simulated SSH servers on loopback (asyncssh): each answers vcops's fact script with a
 real capture from a lab host (``tests/fixtures/facts/gather``), varied per host so
-findings differ, with this run's nonce. For tests of the worker path and the fleet
-benchmark when the lab is busy or too small; real SSH (keys, pinned host keys).
+findings differ, with this run's nonce; and the snapshot collection task with a capture
+of it from a lab host (``tests/fixtures/snapshot/collect``, see :mod:`tests.snapcapture`).
+For tests of the worker path and the fleet benchmark when the lab is busy or too small;
+real SSH (keys, pinned host keys).
 
 ``python -m tests.simhosts DIR FIRST_PORT COUNT [DELAY]`` serves COUNT hosts on ports
-FIRST_PORT.. with the keys in DIR, until killed.
+FIRST_PORT.. with the keys in DIR, until killed. A file ``DIR/planted`` (``PATH`` on its
+first line, the content after it) is added to every host's collected files.
 """
 
 from __future__ import annotations
@@ -17,10 +20,15 @@ from pathlib import Path
 
 import asyncssh
 
-from tests.framing import frame
+from tests.framing import Record, frame, framed, task_names
+from tests.snapcapture import records
+from vcops.connectors.hosttask import split
 
 GATHER = Path(__file__).parent / "fixtures" / "facts" / "gather"
 RECORDED = ["stock_kamailio.txt", "hardened_kamailio.txt", "stock_asterisk.txt"]
+COLLECT = Path(__file__).parent / "fixtures" / "snapshot" / "collect"
+#: The snapshot capture of each host (the role of its fact capture).
+COLLECTED = ["stock_kamailio.txt", "stock_kamailio.txt", "stock_asterisk.txt"]
 NONCE = "0123456789abcdef"
 _NONCE_RE = re.compile(r"@@vcops-([0-9a-f]{16})")
 
@@ -34,6 +42,23 @@ def host_output(index: int) -> str:
     if index % 5 == 0:
         text = re.sub(r"^x11forwarding \w+$", "x11forwarding yes", text, flags=re.M)
     return frame(text)
+
+
+def host_records(index: int, planted: dict[str, bytes] | None = None) -> dict[str, list[Record]]:
+    """Host ``index``'s records per task: ``facts`` (as :func:`host_output`) and
+    ``snapshot`` (its role's capture, varied as the facts are, plus ``planted`` files)."""
+    facts = split(host_output(index), NONCE).task("facts").records
+    snap = records((COLLECT / COLLECTED[index % len(COLLECTED)]).read_bytes(), planted)
+    if index % 2:
+        snap = [
+            (
+                n,
+                rc,
+                re.sub(rb"(?m)^maxauthtries \d+$", b"maxauthtries 6", d) if n == "sshd_t" else d,
+            )
+            for n, rc, d in snap
+        ]
+    return {"facts": [(r.name, r.rc, r.data) for r in facts], "snapshot": snap}
 
 
 def make_keys(root: Path) -> None:
@@ -75,6 +100,11 @@ def known_hosts(root: Path, first_port: int, count: int) -> Path:
 
 async def serve(root: Path, first_port: int, count: int, delay: float = 0.0) -> None:
     outputs = [host_output(first_port + i) for i in range(count)]
+    planted: dict[str, bytes] = {}
+    if (root / "planted").exists():
+        path, _, content = (root / "planted").read_bytes().partition(b"\n")
+        planted[path.decode()] = content
+    by_task: dict[int, dict[str, list[Record]]] = {}
 
     def factory(index: int) -> object:
         async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
@@ -82,10 +112,16 @@ async def serve(root: Path, first_port: int, count: int, delay: float = 0.0) -> 
             found = _NONCE_RE.search(script)
             if delay:
                 await asyncio.sleep(delay)
-            if found:
+            tasks = task_names(script)
+            if found and tasks == ["facts"]:
                 # base64 payloads never hold "@@vcops-": only marker lines change
                 marker = f"@@vcops-{found.group(1)}"
                 process.stdout.write(outputs[index].replace(f"@@vcops-{NONCE}", marker))
+            elif found:
+                if index not in by_task:
+                    by_task[index] = host_records(first_port + index, planted)
+                known = by_task[index]
+                process.stdout.write(framed(found.group(1), {t: known.get(t, []) for t in tasks}))
             process.exit(0)
 
         return handle

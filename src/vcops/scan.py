@@ -59,11 +59,12 @@ from vcops.scan_servers import (
 )
 from vcops.snapshot.collect import paths_for_roles
 from vcops.snapshot.models import TakeReport
-from vcops.snapshot.take import DeviceCollection, SnapshotContext, take_with
+from vcops.snapshot.take import DeviceCollection, Remote, SnapshotContext, take_with
 from vcops.store import Store, current_actor
 
 __all__ = [
     "RemoteScan",
+    "RemoteScanSnapshot",
     "ScanReport",
     "apply_waivers",
     "contained",
@@ -78,6 +79,12 @@ __all__ = [
     "server_outcome",
     "waiver_coverage",
 ]
+
+
+#: ``scan --snapshot`` through site workers: for the scan time, the take's
+#: :class:`~vcops.snapshot.take.Remote` and the scan's hook that reads the outcomes
+#: the same worker sessions brought back (see :mod:`vcops.workers_snapshot`).
+RemoteScanSnapshot = Callable[[datetime], tuple[Remote, RemoteScan]]
 
 
 class ScanReport(BaseModel):
@@ -233,13 +240,15 @@ def run_scan(
     advance: Callable[[str], None] = lambda _name: None,
     remote: RemoteScan | None = None,
     snapshot: SnapshotContext | None = None,
+    remote_snapshot: RemoteScanSnapshot | None = None,
 ) -> ScanReport:
     """Scan the selected targets; with a store, record findings and their history.
     ``remote`` scans the servers of sites that have workers (see :mod:`vcops.workers`).
 
     With ``snapshot``, every server's facts and its config snapshot are gathered here by
     ONE script over ONE SSH session (one pass over the files), and the snapshot is
-    committed as one run; its commit is stored with the scan.
+    committed as one run; its commit is stored with the scan. ``remote_snapshot``: the
+    same for the servers of sites with workers, on the workers (it replaces ``remote``).
     """
     targets: list[Target] = select_targets(inv, limit)
     started = now()
@@ -253,6 +262,9 @@ def run_scan(
     fetched: dict[str, DeviceCollection] = {}
     if snapshot is not None:
         by_name = {s.name: s for s in servers}
+        take_remote = None
+        if remote_snapshot is not None:
+            take_remote, remote = remote_snapshot(started)
         taken, runs = take_with(
             snapshot,
             targets,
@@ -262,6 +274,7 @@ def run_scan(
                 s, paths_for_roles(s.roles), cache[s.name].fingerprint if s.name in cache else ""
             ),
             on_device=lambda c: fetched.__setitem__(c.name, c),
+            remote=take_remote,
         )
     outcomes = gather_fleet(
         inv,

@@ -196,7 +196,8 @@ def gather_fleet(
     cache: dict[str, UpgradeCache] | None = None,
 ) -> list[TargetOutcome]:
     """Outcomes of every server: from site workers (``remote``), from ``runs`` (a
-    snapshot already ran the facts task here in the same script), or from here. The
+    snapshot already ran the facts task here in the same script; ``remote`` then gets
+    only the servers without a run), or from here. The
     pending-upgrades entries computed here are stored for the next scan."""
     stamp = int(now.timestamp())
     first_seen = None
@@ -204,8 +205,10 @@ def gather_fleet(
         first_seen = first_seen_from(known_sightings(store, [s.name for s in servers]), stamp)
     by_name: dict[str, TargetOutcome] = {}
     pending_by: dict[str, list[tuple[str, str]]] = {}
-    if remote is not None and runs is None:
-        for name, (outcome, pending) in remote(servers, now, advance).items():
+    # with ``runs`` (scan --snapshot), the servers a snapshot did not run here
+    elsewhere = [s for s in servers if runs is None or s.name not in runs]
+    if remote is not None and elsewhere:
+        for name, (outcome, pending) in remote(elsewhere, now, advance).items():
             by_name[name] = outcome
             pending_by[name] = pending
     local = [s for s in servers if s.name not in by_name]

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 from vcops.connectors import broker
 from vcops.errors import BrokerError
@@ -38,10 +38,8 @@ from vcops.inventory.models import Inventory, Server
 from vcops.scan import RemoteScan, first_seen_from, gather_servers
 from vcops.store import Store
 
-if TYPE_CHECKING:
-    from celery import Celery
-
 TASK = "vcops.scan_chunk"
+R = TypeVar("R")
 Outcomes = dict[str, tuple[TargetOutcome, list[tuple[str, str]]]]
 
 
@@ -67,6 +65,9 @@ class WorkerContext:
     max_parallel: int = 50
     concurrency: int = 1
     lock_ttl: int = 240
+    #: Where the masking key lives (``[store] state_dir``; snapshots are masked here).
+    state_dir: Path | None = None
+    snapshots_dir: Path | None = None
     _inventory: Inventory | None = None
 
     def inventory(self) -> Inventory:
@@ -81,6 +82,27 @@ class _Serving:
     context: WorkerContext | None = None
 
 
+def serving() -> WorkerContext:
+    """The context of this worker process (a task runs only under ``vcops worker``)."""
+    ctx = _Serving.context
+    if ctx is None:
+        raise RuntimeError("vcops.workers: no worker context (start with `vcops worker`)")
+    return ctx
+
+
+def payload_names(payload: dict[str, object]) -> list[str]:
+    """The target names of a task (at most 1,000 strings)."""
+    raw = payload.get("targets")
+    return [n for n in raw if isinstance(n, str)][:1000] if isinstance(raw, list) else []
+
+
+def inventory_differs(ctx: WorkerContext, payload: dict[str, object]) -> str | None:
+    """Why this worker must refuse the task (its inventory is not the controller's)."""
+    if payload.get("inventory") != inventory_fingerprint(ctx.inventory_root):
+        return f"worker {ctx.node}: its inventory differs from the controller's; sync it"
+    return None
+
+
 def _unknown(name: str, error: str) -> dict[str, object]:
     outcome = TargetOutcome(target=name, kind="server", status="unknown", error=error)
     return {"outcome": outcome.model_dump(mode="json"), "pending": []}
@@ -88,19 +110,13 @@ def _unknown(name: str, error: str) -> dict[str, object]:
 
 def scan_chunk(payload: dict[str, object]) -> dict[str, object]:
     """The worker task: scan these servers of this site; findings per host (JSON)."""
-    ctx = _Serving.context
-    if ctx is None:
-        raise RuntimeError("vcops.workers: no worker context (start with `vcops worker`)")
-    raw_names = payload.get("targets")
-    names = (
-        [n for n in raw_names if isinstance(n, str)][:1000] if isinstance(raw_names, list) else []
-    )
+    ctx = serving()
+    names = payload_names(payload)
     results: dict[str, object] = {}
-    if payload.get("inventory") != inventory_fingerprint(ctx.inventory_root):
+    refused = inventory_differs(ctx, payload)
+    if refused is not None:
         for name in names:
-            results[name] = _unknown(
-                name, f"worker {ctx.node}: its inventory differs from the controller's; sync it"
-            )
+            results[name] = _unknown(name, refused)
         return {"worker": ctx.node, "results": results}
     inv = ctx.inventory()
     now = datetime.fromisoformat(str(payload["now"]))
@@ -128,49 +144,6 @@ def scan_chunk(payload: dict[str, object]) -> dict[str, object]:
                 "pending": [list(p) for p in pending],
             }
     return {"worker": ctx.node, "results": results}
-
-
-def register(app: Celery) -> None:
-    """Register the worker task on ``app`` (idempotent: a redelivered chunk rescans
-    read-only and its result replaces nothing on the controller)."""
-    app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)(scan_chunk)
-
-
-def serve(ctx: WorkerContext, concurrency: int, visibility_timeout: int) -> None:
-    """Run a worker for ``ctx.site`` until it is stopped (the ``vcops worker`` command).
-
-    Raises:
-        BrokerError: the broker is down or the client libraries are missing.
-    """
-    broker.check_broker(ctx.broker_url)
-    _Serving.context = ctx
-    app = broker.make_app(ctx.broker_url, visibility_timeout=visibility_timeout)
-    register(app)
-    stop = broker.start_heartbeat(ctx.broker_url, ctx.site, ctx.node, concurrency)
-    try:
-        app.worker_main(
-            [
-                "worker",
-                "--queues",
-                broker.site_queue(ctx.site),
-                "--concurrency",
-                str(concurrency),
-                "--pool",
-                "threads",
-                "--hostname",
-                ctx.node,
-                "--loglevel",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-            ]
-        )
-    except Exception as exc:  # kombu/redis errors when the broker goes away at start
-        raise BrokerError(
-            f"worker {ctx.node}: broker {broker.redact(ctx.broker_url)}: {exc}"
-        ) from None
-    finally:
-        stop.set()
 
 
 # -- the controller side ---------------------------------------------------------------
@@ -213,45 +186,71 @@ def dispatch(
     store: Store | None,
 ) -> Outcomes:
     """Send the servers to their sites' workers in chunks; gather the outcomes."""
+    known = known_sightings(store, [s.name for s in servers]) if store is not None else {}
+    fingerprint = inventory_fingerprint(plan.inventory_root)
+
+    def payload(chunk: list[Server]) -> dict[str, object]:
+        return {
+            "targets": [s.name for s in chunk],
+            "now": now.isoformat(),
+            "inventory": fingerprint,
+            "sightings": {s.name: known.get(s.name, {}) for s in chunk},
+        }
+
+    def read(
+        server: Server, item: dict[str, object]
+    ) -> tuple[TargetOutcome, list[tuple[str, str]]]:
+        outcome = TargetOutcome.model_validate(item["outcome"])
+        raw = item.get("pending", [])
+        pending = [(str(p[0]), str(p[1])) for p in raw][:10000] if isinstance(raw, list) else []
+        return outcome, pending
+
+    return fan_out(plan, TASK, servers, payload, read, _unknowns, advance)
+
+
+def fan_out(
+    plan: SitePlan,
+    task: str,
+    servers: list[Server],
+    payload: Callable[[list[Server]], dict[str, object]],
+    read: Callable[[Server, dict[str, object]], R],
+    fail: Callable[[list[Server], str], dict[str, R]],
+    advance: Callable[[str], None],
+) -> dict[str, R]:
+    """Send ``task`` for the servers to their sites' queues in chunks and read each
+    host's answer with ``read``; ``fail`` makes the result of the servers that get
+    none (broker down, no live worker for the site, timeout, a bad answer)."""
     try:
         broker.check_broker(plan.broker_url)
         beats = broker.worker_beats(plan.broker_url)
     except BrokerError as exc:
-        return _unknowns(servers, str(exc))
+        return fail(servers, str(exc))
     live = {b.site for b in beats if b.alive}
-    out: Outcomes = {}
+    out: dict[str, R] = {}
     idle = [s for s in servers if s.site not in live]
     for site in sorted({s.site for s in idle}):
-        out |= _unknowns(
+        out |= fail(
             [s for s in idle if s.site == site],
             f"no live worker for site {site}; start `vcops worker --site {site}`",
         )
     busy = [s for s in servers if s.site in live]
     if not busy:
         return out
-    known = known_sightings(store, [s.name for s in busy]) if store is not None else {}
-    fingerprint = inventory_fingerprint(plan.inventory_root)
     app = broker.make_app(plan.broker_url, visibility_timeout=plan.visibility_timeout)
     sent: list[tuple[list[Server], object]] = []
     for site in sorted({s.site for s in busy}):
         members = [s for s in busy if s.site == site]
         for i in range(0, len(members), plan.chunk):
             chunk = members[i : i + plan.chunk]
-            payload = {
-                "targets": [s.name for s in chunk],
-                "now": now.isoformat(),
-                "inventory": fingerprint,
-                "sightings": {s.name: known.get(s.name, {}) for s in chunk},
-            }
             try:
-                result = app.send_task(TASK, args=[payload], queue=broker.site_queue(site))
+                result = app.send_task(task, args=[payload(chunk)], queue=broker.site_queue(site))
             except Exception as exc:  # the broker went away between the ping and now
-                out |= _unknowns(chunk, f"broker {broker.redact(plan.broker_url)}: {exc}")
+                out |= fail(chunk, f"broker {broker.redact(plan.broker_url)}: {exc}")
                 continue
             sent.append((chunk, result))
     deadline = time.monotonic() + plan.result_timeout
     for chunk, result in sent:
-        out |= _collect(chunk, result, deadline, plan, advance)
+        out |= _collect(chunk, result, deadline, plan, read, fail, advance)
     return out
 
 
@@ -260,8 +259,10 @@ def _collect(
     result: object,
     deadline: float,
     plan: SitePlan,
+    read: Callable[[Server, dict[str, object]], R],
+    fail: Callable[[list[Server], str], dict[str, R]],
     advance: Callable[[str], None],
-) -> Outcomes:
+) -> dict[str, R]:
     from celery.exceptions import TimeoutError as CeleryTimeout
     from celery.result import AsyncResult
 
@@ -273,26 +274,28 @@ def _collect(
         )
         ok = result.successful()
     except CeleryTimeout:
-        return _unknowns(
+        return fail(
             chunk,
             f"no result from site {site}'s workers within {plan.result_timeout:g}s "
-            "(worker lost or overloaded); rescan",
+            "(worker lost or overloaded); try again",
         )
     except Exception as exc:  # the backend (Redis) went away while we waited
-        return _unknowns(chunk, f"broker {broker.redact(plan.broker_url)}: {exc}")
+        return fail(chunk, f"broker {broker.redact(plan.broker_url)}: {exc}")
     with contextlib.suppress(Exception):
         result.forget()
     if not ok or not isinstance(value, dict):
-        return _unknowns(chunk, f"site {site} worker failed: {str(value)[:300]}")
-    out: Outcomes = {}
+        return fail(chunk, f"site {site} worker failed: {str(value)[:300]}")
+    out: dict[str, R] = {}
     results = value.get("results", {})
     for server in chunk:
         item = results.get(server.name) if isinstance(results, dict) else None
         if not isinstance(item, dict):
-            out |= _unknowns([server], f"site {site} worker returned nothing for it")
+            out |= fail([server], f"site {site} worker returned nothing for it")
             continue
-        outcome = TargetOutcome.model_validate(item["outcome"])
-        pending = [(str(p[0]), str(p[1])) for p in item.get("pending", [])][:10000]
-        out[server.name] = (outcome, pending)
+        try:
+            out[server.name] = read(server, item)
+        except (ValueError, KeyError, TypeError, IndexError):  # pydantic's errors are ValueErrors
+            out |= fail([server], f"site {site} worker returned an unreadable answer")
+            continue
         advance(server.name)
     return out

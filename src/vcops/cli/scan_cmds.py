@@ -17,12 +17,13 @@ from vcops.baseline.settings import DEFAULT_SETTINGS
 from vcops.cli.app import App, json_option, limit_option
 from vcops.cli.progress import progress_for
 from vcops.cli.text import plain, styled
+from vcops.cli.worker_cmds import site_plan
 from vcops.errors import VcopsError
 from vcops.findings import Waiver
 from vcops.findings_store import add_waiver, list_findings, list_waivers
 from vcops.inventory.select import select_targets
 from vcops.report.drift import rollup
-from vcops.scan import RemoteScan, ScanReport, apply_waivers, run_scan
+from vcops.scan import RemoteScan, RemoteScanSnapshot, ScanReport, apply_waivers, run_scan
 from vcops.snapshot.take import SnapshotContext
 from vcops.store import Store, current_actor
 
@@ -250,20 +251,25 @@ def render_scan(console: Console, report: ScanReport, *, details: bool = False) 
 
 def _remote(app: App, store: Store | None) -> RemoteScan | None:
     """The site-worker hook when vcops.toml names a broker and sites (else None)."""
-    cfg = app.config()
-    if not cfg.broker_url or not cfg.workers.sites:
+    plan = site_plan(app)
+    if plan is None:
         return None
-    from vcops.workers import SitePlan, remote_scan
+    from vcops.workers import remote_scan
 
-    plan = SitePlan(
-        broker_url=cfg.broker_url,
-        sites=list(cfg.workers.sites),
-        inventory_root=app.inventory_dir,
-        chunk=cfg.workers.chunk,
-        result_timeout=cfg.workers.result_timeout,
-        visibility_timeout=cfg.workers.visibility_timeout,
-    )
     return remote_scan(plan, store)
+
+
+def _remote_snapshot(
+    app: App, snapshots: SnapshotContext | None, store: Store | None
+) -> RemoteScanSnapshot | None:
+    """``scan --snapshot`` through the site workers (facts and snapshot in one worker
+    session per host), when vcops.toml names a broker and sites."""
+    plan = site_plan(app)
+    if plan is None or snapshots is None:
+        return None
+    from vcops.workers_snapshot import remote_scan_snapshot
+
+    return remote_scan_snapshot(plan, snapshots.key, store)
 
 
 @click.command()
@@ -302,6 +308,7 @@ def scan(
             advance=advance,
             remote=_remote(app, store if not no_store else None),
             snapshot=snapshots,
+            remote_snapshot=_remote_snapshot(app, snapshots, store if not no_store else None),
         )
     app.emit(report.model_dump(mode="json"), lambda c: render_scan(c, report, details=details))
     code: int = report.exit_code()

@@ -13,6 +13,7 @@ from rich.text import Text
 from vcops.cli.app import App, json_option, limit_option
 from vcops.cli.progress import progress_for
 from vcops.cli.text import styled
+from vcops.cli.worker_cmds import site_plan
 from vcops.errors import ApprovalError, InventoryError, Problem, StoreError
 from vcops.inventory import select_targets
 from vcops.inventory.models import Target
@@ -119,8 +120,16 @@ def take(app: App, limit: str | None, reason: str, window: str | None) -> int:
     reason = " ".join(reason.split()) or "on demand"
     targets = select_targets(app.inventory(), limit)
     ctx = _context(app)
+    plan = site_plan(app)
+    remote = None
+    if plan is not None:
+        from vcops.workers_snapshot import remote_snapshot
+
+        remote = remote_snapshot(plan, ctx.key)
     with progress_for(app, "snapshot", len(targets)) as advance:
-        report = take_snapshots(ctx, targets, reason=reason, window=window, on_result=advance)
+        report = take_snapshots(
+            ctx, targets, reason=reason, window=window, on_result=advance, remote=remote
+        )
     app.emit(report.model_dump(mode="json"), lambda c: _render_take(c, report))
     return report.exit_code
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -12,6 +13,9 @@ from rich.table import Table
 from vcops.cli.app import App, json_option
 from vcops.cli.text import styled
 from vcops.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vcops.workers import SitePlan
 
 
 def _broker(app: App) -> str:
@@ -24,16 +28,36 @@ def _broker(app: App) -> str:
     return url
 
 
+def site_plan(app: App) -> SitePlan | None:
+    """The sites with workers and how to reach them, when vcops.toml names a broker
+    and sites (else None: everything runs in-process)."""
+    cfg = app.config()
+    if not cfg.broker_url or not cfg.workers.sites:
+        return None
+    from vcops.workers import SitePlan
+
+    return SitePlan(
+        broker_url=cfg.broker_url,
+        sites=list(cfg.workers.sites),
+        inventory_root=app.inventory_dir,
+        chunk=cfg.workers.chunk,
+        result_timeout=cfg.workers.result_timeout,
+        visibility_timeout=cfg.workers.visibility_timeout,
+    )
+
+
 @click.group(invoke_without_command=True)
 @click.option("--site", default=None, help="The site whose queue this worker consumes.")
 @click.option("--concurrency", "-c", type=click.IntRange(1, 256), default=2, show_default=True)
 @click.pass_context
 def worker(ctx: click.Context, site: str | None, concurrency: int) -> int:
-    """Run a site worker: scan this site's targets for the controller (Celery on Redis).
+    """Run a site worker: scan and snapshot this site's servers for the controller
+    (Celery on Redis).
 
     Runs until stopped (SIGTERM finishes the tasks in hand). It reads the same inventory
-    as the controller and uses its own SSH key and known_hosts; nothing secret crosses
-    the broker.
+    as the controller and uses its own SSH key and known_hosts; snapshots are masked
+    here with the controller's masking key copied into this worker's state_dir.
+    Nothing secret crosses the broker.
     """
     if ctx.invoked_subcommand is not None:
         return 0
@@ -45,7 +69,8 @@ def worker(ctx: click.Context, site: str | None, concurrency: int) -> int:
         known = ", ".join(sorted({s.name for s in inv.sites})) or "none"
         raise ConfigError(f"inventory: no site {site!r}; sites: {known}")
     from vcops.connectors.broker import node_name
-    from vcops.workers import WorkerContext, serve
+    from vcops.workers import WorkerContext
+    from vcops.workers_serve import serve
 
     cfg = app.config()
     node = node_name(site)
@@ -59,6 +84,8 @@ def worker(ctx: click.Context, site: str | None, concurrency: int) -> int:
             max_parallel=cfg.run.max_parallel,
             concurrency=concurrency,
             lock_ttl=cfg.workers.host_lock_seconds,
+            state_dir=cfg.state_dir,
+            snapshots_dir=cfg.snapshots_dir,
         ),
         concurrency,
         cfg.workers.visibility_timeout,

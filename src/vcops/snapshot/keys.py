@@ -7,6 +7,8 @@ changes every marker once: the next snapshot then shows every masked line as cha
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import stat
@@ -23,12 +25,19 @@ def key_path(state_dir: Path) -> Path:
     return state_dir / KEY_FILE
 
 
-def load_or_create_key(state_dir: Path, snapshots_dir: Path) -> bytes:
-    """Read the masking key, creating it (0600) on first use.
+def key_id(key: bytes) -> str:
+    """A short public name of a key (HMAC of a fixed text): two processes compare it
+    to know they mask alike, without the key ever leaving either."""
+    return hmac.new(key, b"vcops snapshot mask key id", hashlib.sha256).hexdigest()[:16]
+
+
+def load_or_create_key(state_dir: Path, snapshots_dir: Path, *, create: bool = True) -> bytes:
+    """Read the masking key, creating it (0600) on first use (``create=False``: a site
+    worker, which must mask with the controller's key, never makes one of its own).
 
     Raises:
-        StoreError: the key would live inside the snapshot repository, is readable by
-            others, or is unreadable or malformed.
+        StoreError: the key would live inside the snapshot repository, is missing (with
+            ``create=False``), readable by others, or unreadable or malformed.
     """
     path = key_path(state_dir)
     repo = snapshots_dir.resolve()
@@ -36,6 +45,11 @@ def load_or_create_key(state_dir: Path, snapshots_dir: Path) -> bytes:
         raise StoreError(
             f"{path}: the masking key would live inside the snapshot repository {repo}; "
             "move store.snapshots_dir or store.state_dir in vcops.toml so they do not nest"
+        )
+    if not path.exists() and not create:
+        raise StoreError(
+            f"{path}: no masking key here; copy the controller's (mode 0600) so this "
+            "worker masks as the controller does"
         )
     if not path.exists():
         try:

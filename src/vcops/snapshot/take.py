@@ -223,6 +223,61 @@ def device_snapshot(ctx: SnapshotContext, device: Device, configs: DeviceConfigs
     return snap
 
 
+#: A server's masked snapshot (None when there is none) and its row in the report.
+Built = tuple[HostSnapshot | None, HostTakeResult]
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Servers collected and masked elsewhere (a site's workers): which ones
+    (``routes``) and how (``take(servers, on_result)``: each one's :data:`Built`)."""
+
+    routes: Callable[[Server], bool]
+    take: Callable[[list[Server], Callable[[str], None] | None], dict[str, Built]]
+
+
+def server_snapshot(
+    ctx: SnapshotContext, server: Server, coll: ServerCollection, earlier: Since | None
+) -> Built:
+    """One collected server's masked snapshot and row, or the row saying why not (the
+    same code on the controller and on a site worker)."""
+    if coll.status != "ok":
+        row = HostTakeResult(
+            name=server.name,
+            kind="server",
+            status=coll.status,
+            via="ssh",
+            error=coll.error,
+            seconds=coll.seconds,
+        )
+        return None, row
+    if "delta" not in coll.sections:  # the host sent every file: a full collection
+        earlier = None
+    built = read_host(
+        partial(apply_delta, server.name, earlier.files, coll.sections, coll.roots, ctx.key)
+        if earlier is not None
+        else partial(build_server_snapshot, server.name, coll.sections, coll.roots, ctx.key)
+    )
+    if isinstance(built, Unreadable):  # one host's output never stops the others'
+        row = HostTakeResult(
+            name=server.name,
+            kind="server",
+            status="failed",
+            via="ssh",
+            error=f"{server.name}: {built.error}",
+            seconds=coll.seconds,
+        )
+        return None, row
+    return built, _row(built, coll.seconds)
+
+
+def _unanswered(server: Server) -> Built:
+    row = HostTakeResult(
+        name=server.name, kind="server", status="failed", via="worker", error="no answer"
+    )
+    return None, row
+
+
 def commit_message(
     reason: str,
     actor: str,
@@ -279,9 +334,13 @@ def take_snapshots(
     reason: str,
     window: str | None = None,
     on_result: Callable[[str], None] | None = None,
+    remote: Remote | None = None,
 ) -> TakeReport:
-    """Snapshot every target; one commit for the run (none if nothing changed)."""
-    report, _runs = take_with(ctx, targets, reason=reason, window=window, on_result=on_result)
+    """Snapshot every target; one commit for the run (none if nothing changed).
+    ``remote``: the servers of sites with workers (see :mod:`vcops.workers_snapshot`)."""
+    report, _runs = take_with(
+        ctx, targets, reason=reason, window=window, on_result=on_result, remote=remote
+    )
     return report
 
 
@@ -296,69 +355,62 @@ def take_with(
     checksums: bool = False,
     since: Mapping[str, Since] | None = None,
     on_device: Callable[[DeviceCollection], None] | None = None,
+    remote: Remote | None = None,
 ) -> tuple[TakeReport, dict[str, HostRun]]:
     """Snapshot every target with ``extra`` tasks in each server's script; the report
     and each server's whole run (for the other tasks' records). ``checksums`` and
     ``since``: see :func:`collect_servers` (a server collected incrementally is built
     with :func:`~vcops.snapshot.build.apply_delta`). ``on_device`` gets each device's
     fetch (configs NOT masked: in memory only), so a scan taken with the snapshot reads
-    the same fetch instead of logging in again."""
+    the same fetch instead of logging in again. ``remote``: the servers it routes are
+    collected and masked elsewhere (site workers) and committed here with the rest;
+    ``extra`` tasks and their runs are the local servers' only (the remote side runs
+    its own), and not with ``since``."""
+    if remote is not None and since is not None:
+        raise ValueError("take_with: remote collection is never incremental")
     ctx.repo.ensure()
     with ctx.repo.lock():
         ctx.repo.check_clean()  # fail before connecting anywhere, not after
     servers = [t for t in targets if isinstance(t, Server)]
     devices = [t for t in targets if isinstance(t, Device)]
+    routed = [s for s in servers if remote is not None and remote.routes(s)]
+    names = {s.name for s in routed}
     device_results: list[Future[DeviceCollection]] = []
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(devices)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(devices)) + 1)) as pool:
+        elsewhere = pool.submit(remote.take, routed, on_result) if remote and routed else None
         for device in devices:
             future = pool.submit(collect_device, ctx, device)
             if on_result is not None:
                 future.add_done_callback(lambda f: on_result(f.result().name))
             device_results.append(future)
         server_results = collect_servers(
-            ctx, servers, on_result, extra, checksums=checksums, since=since
+            ctx,
+            [s for s in servers if s.name not in names],
+            on_result,
+            extra,
+            checksums=checksums,
+            since=since,
         )
         devices_done = [f.result() for f in device_results]
+        remote_done = elsewhere.result() if elsewhere is not None else {}
     if on_device is not None:
         for dcoll in devices_done:
             on_device(dcoll)
     rows: dict[str, HostTakeResult] = {}
     snapshots: list[HostSnapshot] = []
     failed: dict[str, str] = {}
-    for server, coll in zip(servers, server_results, strict=True):
-        if coll.status != "ok":
-            rows[server.name] = HostTakeResult(
-                name=server.name,
-                kind="server",
-                status=coll.status,
-                via="ssh",
-                error=coll.error,
-                seconds=coll.seconds,
-            )
-            failed[server.name] = coll.status
-            continue
-        earlier = (since or {}).get(server.name)
-        if "delta" not in coll.sections:  # the host sent every file: a full collection
-            earlier = None
-        built = read_host(
-            partial(apply_delta, server.name, earlier.files, coll.sections, coll.roots, ctx.key)
-            if earlier is not None
-            else partial(build_server_snapshot, server.name, coll.sections, coll.roots, ctx.key)
-        )
-        if isinstance(built, Unreadable):  # one host's output never stops the others'
-            rows[server.name] = HostTakeResult(
-                name=server.name,
-                kind="server",
-                status="failed",
-                via="ssh",
-                error=f"{server.name}: {built.error}",
-                seconds=coll.seconds,
-            )
-            failed[server.name] = "failed"
-            continue
-        snap = built
-        snapshots.append(snap)
-        rows[server.name] = _row(snap, coll.seconds)
+    local_results = iter(server_results)
+    for server in servers:
+        if server.name in names:
+            snap, row = remote_done.get(server.name) or _unanswered(server)
+        else:
+            coll = next(local_results)
+            snap, row = server_snapshot(ctx, server, coll, (since or {}).get(server.name))
+        rows[server.name] = row
+        if snap is None:
+            failed[server.name] = row.status
+        else:
+            snapshots.append(snap)
     for device, dcoll in zip(devices, devices_done, strict=True):
         dsnap = device_snapshot(ctx, device, dcoll.configs) if dcoll.configs else None
         if dsnap is None or RUNNING not in dsnap.files:

@@ -1,0 +1,62 @@
+"""``vcops worker``: one process serving a site's queue with every worker task (the
+scan's :func:`vcops.workers.scan_chunk` and the snapshot's
+:func:`vcops.workers_snapshot.snapshot_chunk`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vcops import workers_snapshot
+from vcops.connectors import broker
+from vcops.errors import BrokerError
+from vcops.workers import TASK, WorkerContext, _Serving, scan_chunk
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+
+def register(app: Celery) -> None:
+    """Register the worker tasks on ``app``, acknowledged late (a task whose worker
+    dies is redelivered): a redelivered chunk scans or collects again, read-only on
+    the hosts, and the controller stores or commits the one answer it reads."""
+    app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)(scan_chunk)
+    app.task(name=workers_snapshot.TASK, acks_late=True, reject_on_worker_lost=True)(
+        workers_snapshot.snapshot_chunk
+    )
+
+
+def serve(ctx: WorkerContext, concurrency: int, visibility_timeout: int) -> None:
+    """Run a worker for ``ctx.site`` until it is stopped (the ``vcops worker`` command).
+
+    Raises:
+        BrokerError: the broker is down or the client libraries are missing.
+    """
+    broker.check_broker(ctx.broker_url)
+    _Serving.context = ctx
+    app = broker.make_app(ctx.broker_url, visibility_timeout=visibility_timeout)
+    register(app)
+    stop = broker.start_heartbeat(ctx.broker_url, ctx.site, ctx.node, concurrency)
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--queues",
+                broker.site_queue(ctx.site),
+                "--concurrency",
+                str(concurrency),
+                "--pool",
+                "threads",
+                "--hostname",
+                ctx.node,
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+    except Exception as exc:  # kombu/redis errors when the broker goes away at start
+        raise BrokerError(
+            f"worker {ctx.node}: broker {broker.redact(ctx.broker_url)}: {exc}"
+        ) from None
+    finally:
+        stop.set()

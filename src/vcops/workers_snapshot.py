@@ -1,0 +1,246 @@
+"""``snapshot take`` through site workers: the servers of a site listed in
+``[workers] sites`` are collected AND masked by that site's workers; the controller
+commits what comes back exactly as it commits an in-process take (one commit, the
+same message, the same audit entry).
+
+A worker runs the same collection (:func:`vcops.snapshot.take.collect_servers`: one
+SSH session per host through the host-task layer) and builds each host's snapshot
+with the same code (:func:`vcops.snapshot.take.server_snapshot`), masking with the
+masking key it reads from its own ``[store] state_dir`` (copied there from the
+controller; never sent). The controller sends the key's public id
+(:func:`vcops.snapshot.keys.key_id`) and a worker whose key differs refuses, so both
+paths give the same markers. Only masked trees cross the broker. Example payload::
+
+    {"targets": ["kam-fra1-01"], "inventory": "5f0c9a1b...", "key": "1a2b3c4d5e6f7a8b"}
+
+and answer (per host)::
+
+    {"kam-fra1-01": {"snapshot": {"name": "kam-fra1-01", "files": {...}, ...},
+                     "row": {"name": "kam-fra1-01", "status": "unchanged", ...}}}
+
+Hosts without an answer (broker down, no live worker for the site, ``result_timeout``)
+are *failed* with the reason; the others are committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePosixPath
+
+from vcops.connectors import broker
+from vcops.connectors.hosttask import HostTask
+from vcops.errors import StoreError, VcopsError
+from vcops.findings import TargetOutcome
+from vcops.findings_store import known_sightings
+from vcops.inventory.models import Server
+from vcops.scan import RemoteScan, RemoteScanSnapshot
+from vcops.scan_servers import FirstSeen, facts_tasks, first_seen_from, server_outcome
+from vcops.snapshot.build import FILE_LIST, FILES_DIR
+from vcops.snapshot.collect import paths_for_roles
+from vcops.snapshot.gitstore import SnapshotRepo
+from vcops.snapshot.keys import key_id, load_or_create_key
+from vcops.snapshot.models import HostSnapshot, HostTakeResult
+from vcops.snapshot.take import Built, Remote, SnapshotContext, collect_servers, server_snapshot
+from vcops.store import Store
+from vcops.workers import (
+    Outcomes,
+    SitePlan,
+    fan_out,
+    inventory_differs,
+    inventory_fingerprint,
+    payload_names,
+    serving,
+)
+
+TASK = "vcops.snapshot_chunk"
+#: What a server's folder holds at its top (see :mod:`vcops.snapshot.build`).
+_TOP = frozenset({FILES_DIR, FILE_LIST, "state"})
+
+
+def _failed_row(name: str, error: str) -> dict[str, object]:
+    row = HostTakeResult(name=name, kind="server", status="failed", via="worker", error=error)
+    return {"snapshot": None, "row": row.model_dump(mode="json")}
+
+
+def snapshot_chunk(payload: dict[str, object]) -> dict[str, object]:
+    """The worker task: collect and mask these servers of this site (JSON per host)."""
+    ctx = serving()
+    names = payload_names(payload)
+    refused = inventory_differs(ctx, payload)
+    key = b""
+    state, repo = ctx.state_dir, ctx.snapshots_dir
+    if refused is None and (state is None or repo is None):
+        refused = f"worker {ctx.node}: no state directory to read the masking key from"
+    elif refused is None and state is not None and repo is not None:
+        try:
+            key = load_or_create_key(state, repo, create=False)
+        except StoreError as exc:
+            refused = f"worker {ctx.node}: {exc}"
+    if refused is None and payload.get("key") != key_id(key):
+        refused = (
+            f"worker {ctx.node}: its masking key differs from the controller's; copy the "
+            "controller's snapshot-mask.key into the worker's state_dir"
+        )
+    if refused is not None or repo is None:
+        why = refused or "no snapshot directory"
+        return {"worker": ctx.node, "results": {n: _failed_row(n, why) for n in names}}
+    inv = ctx.inventory()
+    results: dict[str, object] = {}
+    servers = []
+    for name in names:
+        target = inv.target(name)
+        if isinstance(target, Server) and target.site == ctx.site:
+            servers.append(target)
+        else:
+            results[name] = _failed_row(name, f"worker {ctx.node}: not a server of site {ctx.site}")
+    with broker.host_locks(ctx.broker_url, [s.name for s in servers], ctx.lock_ttl) as (held, busy):
+        for name in busy:
+            results[name] = _failed_row(name, f"{name}: another worker is on it right now")
+        mine = [s for s in servers if s.name in held]
+        snap_ctx = SnapshotContext(
+            inventory=inv,
+            repo=SnapshotRepo(repo),  # never written here: the controller commits
+            key=key,
+            max_parallel=max(1, ctx.max_parallel // max(1, ctx.concurrency)),
+            actor=ctx.node,
+        )
+        scan = _ScanPart.of(payload)
+        extra = scan.tasks if scan is not None else None
+        for server, coll in zip(mine, collect_servers(snap_ctx, mine, extra=extra), strict=True):
+            snap, row = server_snapshot(snap_ctx, server, coll, None)
+            entry: dict[str, object] = {
+                "snapshot": snap.model_dump(mode="json") if snap is not None else None,
+                "row": row.model_dump(mode="json"),
+            }
+            if scan is not None and coll.run is not None:
+                outcome, pending = server_outcome(inv, server, coll.run, scan.now, scan.first_seen)
+                entry["outcome"] = outcome.model_dump(mode="json")
+                entry["pending"] = [list(p) for p in pending]
+            results[server.name] = entry
+    return {"worker": ctx.node, "results": results}
+
+
+@dataclass(frozen=True)
+class _ScanPart:
+    """``scan --snapshot``: the scan time and the sightings the controller knows; the
+    facts task then runs in the same script as the collection."""
+
+    now: datetime
+    first_seen: FirstSeen
+
+    @classmethod
+    def of(cls, payload: dict[str, object]) -> _ScanPart | None:
+        raw = payload.get("scan")
+        if not isinstance(raw, dict):
+            return None
+        now = datetime.fromisoformat(str(raw["now"]))
+        known = raw.get("sightings")
+        sightings: dict[str, dict[str, int]] = known if isinstance(known, dict) else {}
+        return cls(now=now, first_seen=first_seen_from(sightings, int(now.timestamp())))
+
+    @staticmethod
+    def tasks(server: Server) -> list[HostTask]:
+        return facts_tasks(server, paths_for_roles(server.roles))
+
+
+# -- the controller side ---------------------------------------------------------------
+
+
+def _failed(servers: list[Server], error: str) -> dict[str, Built]:
+    return {
+        s.name: (
+            None,
+            HostTakeResult(name=s.name, kind="server", status="failed", via="worker", error=error),
+        )
+        for s in servers
+    }
+
+
+def _read(server: Server, item: dict[str, object]) -> Built:
+    """One host's answer, checked: it names this host, a row without a snapshot failed."""
+    row = HostTakeResult.model_validate(item["row"])
+    raw = item.get("snapshot")
+    snap = HostSnapshot.model_validate(raw) if raw is not None else None
+    if row.name != server.name or row.kind != "server":
+        raise ValueError("the answer is for another host")
+    if snap is None:
+        if row.status not in {"failed", "unreachable"}:
+            raise ValueError("no snapshot, yet not failed")
+        return None, row
+    if snap.name != server.name or snap.kind != "server":
+        raise ValueError("the snapshot is of another host")
+    for path in snap.files:  # what a worker says is data: paths inside the host folder only
+        parts = PurePosixPath(path).parts
+        if not parts or parts[0] not in _TOP or any(p in {"..", ".", ""} for p in parts):
+            raise ValueError("a path outside the host folder")
+    row.status = "unchanged"  # new or changed is decided by the commit, here
+    return snap, row
+
+
+def remote_scan_snapshot(plan: SitePlan, key: bytes, store: Store | None) -> RemoteScanSnapshot:
+    """The ``remote_snapshot`` hook of :func:`vcops.scan.run_scan` (``scan --snapshot``):
+    each worker runs the facts task in the same script as the collection and answers
+    with the host's masked snapshot AND its scan outcome."""
+
+    def for_time(now: datetime) -> tuple[Remote, RemoteScan]:
+        outcomes: Outcomes = {}
+
+        def scanned(
+            servers: list[Server], _now: datetime, _advance: Callable[[str], None]
+        ) -> Outcomes:
+            return {s.name: outcomes[s.name] for s in servers if s.name in outcomes}
+
+        def extra(chunk: list[Server]) -> dict[str, object]:
+            names = [s.name for s in chunk]
+            known = known_sightings(store, names) if store is not None else {}
+            sightings = {n: known.get(n, {}) for n in names}
+            return {"scan": {"now": now.isoformat(), "sightings": sightings}}
+
+        def read(server: Server, item: dict[str, object]) -> Built:
+            built = _read(server, item)
+            outcome = TargetOutcome.model_validate(item["outcome"])
+            if outcome.target != server.name:
+                raise ValueError("the outcome is of another host")
+            raw = item.get("pending", [])
+            pending = [(str(p[0]), str(p[1])) for p in raw][:10000] if isinstance(raw, list) else []
+            outcomes[server.name] = (outcome, pending)
+            return built
+
+        def fail(servers: list[Server], error: str) -> dict[str, Built]:
+            for s in servers:
+                unknown = TargetOutcome(target=s.name, kind="server", status="unknown", error=error)
+                outcomes[s.name] = (unknown, [])
+            return _failed(servers, error)
+
+        return remote_snapshot(plan, key, extra, read, fail), scanned
+
+    return for_time
+
+
+def remote_snapshot(
+    plan: SitePlan,
+    key: bytes,
+    extra: Callable[[list[Server]], dict[str, object]] | None = None,
+    read: Callable[[Server, dict[str, object]], Built] = _read,
+    fail: Callable[[list[Server], str], dict[str, Built]] = _failed,
+) -> Remote:
+    """The ``remote`` hook of :func:`vcops.snapshot.take.take_snapshots` for the sites
+    with workers (``key``: the controller's masking key; only its id is sent)."""
+    kid = key_id(key)
+
+    def take(servers: list[Server], on_result: Callable[[str], None] | None) -> dict[str, Built]:
+        fingerprint = inventory_fingerprint(plan.inventory_root)
+
+        def payload(chunk: list[Server]) -> dict[str, object]:
+            more = extra(chunk) if extra is not None else {}
+            return {"targets": [s.name for s in chunk], "inventory": fingerprint, "key": kid} | more
+
+        advance = on_result if on_result is not None else (lambda _n: None)
+        try:
+            return fan_out(plan, TASK, servers, payload, read, fail, advance)
+        except VcopsError as exc:  # e.g. the distributed extra is not installed
+            return fail(servers, str(exc))
+
+    return Remote(routes=lambda s: s.site in plan.sites, take=take)
