@@ -89,13 +89,16 @@ def inventory_copy(lab: Inventory, tmp_path: Path, host: str, changes: dict[str,
     return copy
 
 
-def ssh_as(root: Path, address: str, user: str, command: str) -> subprocess.CompletedProcess[str]:
-    """OpenSSH as ``user`` with the inventory's key and pinned known_hosts (strict)."""
+def ssh_as(
+    root: Path, address: str, user: str, command: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """OpenSSH as ``user`` with the inventory's key and pinned known_hosts (strict), and
+    any further ``-o`` ``options``."""
     return subprocess.run(
         ["ssh", "-i", str(root / "lab_key"), "-o", f"UserKnownHostsFile={root / 'known_hosts'}",
          "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-         "-o", "ConnectTimeout=10", f"{user}@{address}", command],
-        capture_output=True, text=True, timeout=60, check=False,
+         "-o", "ConnectTimeout=10", *options, f"{user}@{address}", command],
+        capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
 
@@ -132,3 +135,4 @@ class Hardened:
     apply: Run
     scan: Run
     known: tuple[str | None, str | None]  # root's known_hosts digest around the apply
+    sources: Run  # the proof host scanned just before the apply, its apt sources moved away

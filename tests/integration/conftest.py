@@ -30,6 +30,9 @@ import pytest
 from vcops.inventory import Inventory, load_inventory
 from vcops.lab.layout import STATE_DIR
 
+# the area proofs are plain functions the apply modules call: rewrite their asserts too
+pytest.register_assert_rewrite("tests.integration.area_proofs")
+
 VCOPS = [sys.executable, "-m", "vcops.cli"]
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from tests.integration.apply_helpers import (
     target,
     vcops,
 )
+from tests.integration.area_proofs import AREAS, SOURCES_OFF, Case, results
 from tests.integration.conftest import reset_lab_hosts
 from vcops.connectors.ssh import run_one
 from vcops.inventory import Inventory
@@ -39,6 +40,8 @@ BIN = Path(sys.executable).parent
 HOSTS = "lab-sbc-01,lab-generic-01"
 ADDRESSES = {"lab-sbc-01": "10.213.0.14", "lab-generic-01": "10.213.0.16"}
 ROOT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
+PROOF_HOST = "lab-generic-01"  # the area proofs' host
+GEX_HOST = "lab-sbc-01"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -75,13 +78,16 @@ def stock(lab: Inventory, db: Path) -> Stock:
 
 @pytest.fixture(scope="module")
 def hardened(lab: Inventory, db: Path, stock: Stock) -> Hardened:
-    """The first Ansible apply (after the stock checks), then a scan."""
+    """The first Ansible apply (after the stock checks), then a scan. Before it, the
+    proof host's apt sources lose the security suite and the mirror, and it is scanned
+    (Ansible's check mode would refuse packages no source offers, so not before that)."""
+    run_one(target(lab, PROOF_HOST), SOURCES_OFF)
+    sources = run_vcops(lab, db, "scan", "--limit", PROOF_HOST)
     known_before = known_hosts_digest()
     apply = run_vcops(lab, db, "apply", "--engine", "ansible", "--limit", HOSTS)
     known_after = known_hosts_digest()
-    return Hardened(
-        apply, run_vcops(lab, db, "scan", "--limit", HOSTS), (known_before, known_after)
-    )
+    scan = run_vcops(lab, db, "scan", "--limit", HOSTS)
+    return Hardened(apply, scan, (known_before, known_after), sources)
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +233,49 @@ def test_the_firewall_role_refuses_to_cut_the_management_path(
     assert "would cut this management path" in done.stdout
     after = run_one(target(lab, "lab-generic-01"), "sha256sum /etc/nftables.conf\n").stdout
     assert after == before and ssh_ready(ADDRESSES["lab-generic-01"])
+
+
+@pytest.fixture(scope="module")
+def case(
+    lab: Inventory, db: Path, hardened: Hardened, stock: Stock, second: dict[str, Run]
+) -> Case:
+    return Case(
+        lab, db, "ansible", PROOF_HOST,
+        stock=results(stock.scan.data, PROOF_HOST),
+        sources=results(hardened.sources.data, PROOF_HOST),
+        hardened=results(hardened.scan.data, PROOF_HOST),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("area", AREAS, ids=[a.__name__ for a in AREAS])
+def test_each_area_fails_stock_and_holds_on_the_hardened_host(
+    case: Case, area: Callable[[Case], None]
+) -> None:
+    """tests/integration/area_proofs.py: each area's controls, files, services and logins."""
+    area(case)
+
+
+def test_group_exchange_kept_prunes_moduli_the_same_in_both_engines(
+    lab: Inventory, tmp_path: Path, second: dict[str, Run]
+) -> None:
+    """An inventory that keeps DH group exchange gets /etc/ssh/moduli pruned to >= 3072
+    bits by Ansible, and pyinfra's check then finds nothing to change (same bytes)."""
+    kex = ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256",
+           "diffie-hellman-group-exchange-sha256"]  # fmt: skip
+    inv = inventory_copy(lab, tmp_path, GEX_HOST, {"vars": {"baseline_ssh_kex_algorithms": kex}})
+    db = tmp_path / "vcops.db"
+    code, report, err = vcops(inv, db, "apply", "--engine", "ansible", "--limit", GEX_HOST)
+    assert code == 0, (report, err[-3000:])
+    assert host_status(report)[GEX_HOST]["status"] == "changed", report
+    code, scan, err = vcops(inv, db, "scan", "--limit", GEX_HOST)
+    result = results(scan, GEX_HOST)["VC-SSH-010"]
+    assert result["status"] == "pass" and "3072" in str(result["actual"]), result
+    out = run_one(
+        target(lab, GEX_HOST),
+        "/usr/sbin/sshd -T | grep -c group-exchange; "
+        "awk '$1 !~ /^#/ && NF >= 7 {print $5}' /etc/ssh/moduli | sort -n | head -n 1\n",
+    )
+    assert out.stdout.split() == ["1", "3071"], out.stdout + out.stderr
+    code, check, err = vcops(inv, db, "apply", "--check", "--limit", GEX_HOST)
+    assert code == 0, err
+    assert host_status(check)[GEX_HOST]["status"] == "unchanged", check

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from tests.integration.apply_helpers import (
     target,
     vcops,
 )
+from tests.integration.area_proofs import AREAS, SOURCES_OFF, Case, results
 from tests.integration.conftest import reset_lab_hosts
 from vcops.connectors.ssh import run_one
 from vcops.enforce.pyinfra_run import CONDITIONAL
@@ -41,6 +42,7 @@ HOSTS = "lab-kamailio-01,lab-asterisk-01,lab-freeswitch-01"
 ROOT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
 SYSCTLS = "kernel: apply sysctls"
 SERVICES = ("firewall: enable nftables", "fail2ban: running")
+PROOF_HOST = "lab-asterisk-01"  # the area proofs' host: no other test here changes it
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,22 +57,30 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_lab_hosts_install_packages_from_the_local_repository(lab: Inventory) -> None:
-    sources = run_one(target(lab, "lab-generic-01"), "cat /etc/apt/sources.list.d/*.list\n")
-    assert f"deb [trusted=yes] {REPO_URL} ./" in sources.stdout
-    out = run_one(
-        target(lab, "lab-generic-01"),
-        "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-        "--no-install-recommends fail2ban >/dev/null && dpkg-query -W -f '${Status}' fail2ban\n",
-        timeout=300,
-    )
-    assert out.stdout == "install ok installed"
+    """On a host of the Ansible module, given back stock at once (that module's stock
+    scan must not see fail2ban, whichever module runs first)."""
+    try:
+        sources = run_one(target(lab, "lab-generic-01"), "cat /etc/apt/sources.list.d/*.list\n")
+        assert f"deb [trusted=yes] {REPO_URL} ./" in sources.stdout
+        out = run_one(
+            target(lab, "lab-generic-01"),
+            "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+            "-q --no-install-recommends fail2ban >/dev/null && "
+            "dpkg-query -W -f '${Status}' fail2ban\n",
+            timeout=300,
+        )
+        assert out.stdout == "install ok installed"
+    finally:
+        reset_lab_hosts(["lab-generic-01"])
 
 
 @pytest.fixture(scope="module")
 def stock(lab: Inventory, db: Path) -> Stock:
-    """The stock hosts: a scan, ``apply --check``, and sshd_config's hash around it."""
+    """The stock hosts: a scan, ``apply --check``, and sshd_config's hash around it.
+    The proof host's apt sources lack the security suite and the mirror."""
     sshd = "sha256sum /etc/ssh/sshd_config\n"
     before = run_one(target(lab, "lab-kamailio-01"), sshd).stdout
+    run_one(target(lab, PROOF_HOST), SOURCES_OFF)  # the patch-sources proof's set-up
     scan = run_vcops(lab, db, "scan", "--limit", HOSTS)
     check = run_vcops(lab, db, "apply", "--check", "--limit", HOSTS)
     after = run_one(target(lab, "lab-kamailio-01"), sshd).stdout
@@ -84,7 +94,7 @@ def hardened(lab: Inventory, db: Path, stock: Stock) -> Hardened:
     apply = run_vcops(lab, db, "apply", "--engine", "pyinfra", "--limit", HOSTS)
     known_after = known_hosts_digest()
     scan = run_vcops(lab, db, "scan", "--limit", HOSTS)
-    return Hardened(apply, scan, (known_before, known_after))
+    return Hardened(apply, scan, (known_before, known_after), stock.scan)
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +231,25 @@ def test_production_is_refused_without_an_emergency_reason(
     assert report["emergency"] == "INC-42 SIP flood"
     start = open_store(f"sqlite:///{db}").audit_entries(action="apply.start")[-1]
     assert start.detail["emergency"] == "INC-42 SIP flood"
+
+
+@pytest.fixture(scope="module")
+def case(
+    lab: Inventory, db: Path, stock: Stock, hardened: Hardened, second: dict[str, Run]
+) -> Case:
+    planned = host_status(stock.check.data)[PROOF_HOST]["changes"]
+    return Case(
+        lab, db, "pyinfra", PROOF_HOST,
+        stock=results(stock.scan.data, PROOF_HOST),
+        sources=results(stock.scan.data, PROOF_HOST),
+        hardened=results(hardened.scan.data, PROOF_HOST),
+        planned={str(c).removesuffix(CONDITIONAL) for c in planned},  # type: ignore[attr-defined]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("area", AREAS, ids=[a.__name__ for a in AREAS])
+def test_each_area_fails_stock_and_holds_on_the_hardened_host(
+    case: Case, area: Callable[[Case], None]
+) -> None:
+    """tests/integration/area_proofs.py: each area's controls, files, services and logins."""
+    area(case)
