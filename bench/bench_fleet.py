@@ -20,6 +20,13 @@ workers shows the cost of the hop, not the gain of more machines.
 
 Run from the repository: ``.venv/bin/python bench/bench_fleet.py [200 1000 2000]``.
 It starts and stops its own redis-server and simulated hosts; loopback only.
+
+``--lab N`` (as root) measures the same on a real lab of N Debian hosts instead
+(``vcops lab up --hosts N``, under the machine-wide lab lock, taken down afterwards;
+the inventory's servers split between sites s1 and s2). ``--store postgres`` keeps
+both modes' findings in a throwaway PostgreSQL cluster (``tests/pg_server.py``: Unix
+socket, password in a pgpass file) instead of SQLite; its size is
+``pg_database_size``.
 """
 
 from __future__ import annotations
@@ -102,16 +109,63 @@ def write_inventory(root: Path, first: int, count: int) -> Path:
     return inv
 
 
-def write_config(path: Path, broker: str | None) -> Path:
+def lab_inventory(lab: Path, root: Path) -> Path:
+    """A copy of a lab's inventory with its servers split between sites s1 and s2."""
+    import yaml
+
+    inv = root / "inventory"
+    shutil.copytree(lab, inv)
+    doc = yaml.safe_load((inv / "lab.yml").read_text())
+    doc["sites"] = [*doc.get("sites", []), *({"name": s, "timezone": "UTC"} for s in WORKERS)]
+    for i, server in enumerate(doc["servers"]):
+        server["site"] = "s1" if i % 2 == 0 else "s2"
+    (inv / "lab.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return inv
+
+
+class Store:
+    """Where a mode's findings go: SQLite in its state directory, or a fresh database
+    of a throwaway PostgreSQL cluster."""
+
+    def __init__(self, kind: str) -> None:
+        self.cluster = None
+        if kind == "postgres":
+            from tests.pg_server import start_cluster
+
+            self.cluster = start_cluster()
+            ENV["PGPASSFILE"] = str(self.cluster.passfile)
+
+    def url(self, name: str) -> str | None:
+        return self.cluster.create_database(name) if self.cluster else None
+
+    def size_mb(self, url: str | None, state: Path) -> float:
+        if self.cluster is None or url is None:
+            return sum(p.stat().st_size for p in state.glob("vcops.db*")) / 1e6
+        import psycopg
+
+        name = url.split("?")[0].rsplit("/", 1)[-1]
+        with psycopg.connect(self.cluster.conninfo(name)) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        return float(row[0]) / 1e6 if row else 0.0
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
+def write_config(path: Path, broker: str | None, database: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["[store]", f'state_dir = "{path.parent / "state"}"', "[run]", "max_parallel = 50"]
+    lines = ["[store]", f'state_dir = "{path.parent / "state"}"']
+    if database:
+        lines.append(f'database_url = "{database}"')
+    lines += ["[run]", "max_parallel = 50"]
     if broker:
         lines += ["[workers]", f'broker_url = "{broker}"', 'sites = ["s1", "s2"]', "chunk = 25"]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def run_scan(inv: Path, cfg: Path) -> dict[str, float]:
+def run_scan(inv: Path, cfg: Path, store: Store, database: str | None) -> dict[str, float]:
     out_file, err_file = cfg.parent / "scan.json", cfg.parent / "scan.err"
     started = time.monotonic()
     with out_file.open("wb") as out, err_file.open("wb") as err:
@@ -134,29 +188,37 @@ def run_scan(inv: Path, cfg: Path) -> dict[str, float]:
     for reason, n in reasons.most_common(3):
         print(f"    unknown x{n}: {reason}", flush=True)
     gathered = datetime.fromisoformat(report["finished_at"])
-    db = cfg.parent / "state" / "vcops.db"
     store_s = wall - (gathered - datetime.fromisoformat(report["started_at"])).total_seconds()
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
         "rss_mb": usage.ru_maxrss / 1024,
-        "db_mb": sum(p.stat().st_size for p in db.parent.glob("vcops.db*")) / 1e6,
+        "db_mb": store.size_mb(database, cfg.parent / "state"),
         "store_s": store_s,
         "unknown": unknown,
         "findings": len(report["open"]),
     }
 
 
-def bench(count: int, work: Path, broker: str) -> dict[str, dict[str, float]]:
-    first = free_range(count)
+def bench(
+    count: int, work: Path, broker: str, store: Store, lab: Path | None = None
+) -> dict[str, dict[str, float]]:
     root = work / f"fleet{count}"
     root.mkdir()
-    hosts = start_hosts(root, first, count)
-    inv = write_inventory(root, first, count)
+    if lab is None:
+        first = free_range(count)
+        hosts = start_hosts(root, first, count)
+        inv = write_inventory(root, first, count)
+    else:
+        hosts, inv = [], lab_inventory(lab, root)
     results: dict[str, dict[str, float]] = {}
     try:
-        results["in-process"] = run_scan(inv, write_config(root / "local" / "vcops.toml", None))
-        cfg = write_config(root / "remote" / "vcops.toml", broker)
+        local = store.url(f"local{count}")
+        results["in-process"] = run_scan(
+            inv, write_config(root / "local" / "vcops.toml", None, local), store, local
+        )
+        remote = store.url(f"remote{count}")
+        cfg = write_config(root / "remote" / "vcops.toml", broker, remote)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         workers = [
             subprocess.Popen(
@@ -179,7 +241,7 @@ def bench(count: int, work: Path, broker: str) -> dict[str, dict[str, float]]:
             for site, n in WORKERS.items()
         ]
         time.sleep(6)  # first heartbeats
-        results["2 workers"] = run_scan(inv, cfg)
+        results["2 workers"] = run_scan(inv, cfg, store, remote)
         for w in workers:
             w.send_signal(signal.SIGTERM)
         for w in workers:
@@ -206,17 +268,28 @@ def main() -> None:
     parser.add_argument(
         "sizes", nargs="*", type=int, default=[200, 1000, 2000], help="fleet sizes to measure"
     )
-    sizes = parser.parse_args().sizes
+    parser.add_argument("--lab", type=int, metavar="N", help="a real lab of N hosts instead")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    args = parser.parse_args()
+    sizes = [args.lab] if args.lab else args.sizes
     if not shutil.which("redis-server"):
         raise SystemExit("apt-get install redis-server")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    store = Store(args.store)
     work = Path(tempfile.mkdtemp(prefix="vcops-fleet-"))
     redis, broker = start_redis(work)
     table: dict[int, dict[str, dict[str, float]]] = {}
     try:
         for n in sizes:
-            table[n] = bench(n, work, broker)
+            if args.lab:
+                sys.path.insert(0, str(REPO / "bench"))
+                from bench_scan import lab
+
+                with lab(n) as lab_work:
+                    table[n] = bench(n, work, broker, store, lab_work / "lab")
+            else:
+                table[n] = bench(n, work, broker, store)
             for mode, r in table[n].items():
                 print(
                     f"{n:>5} {mode:<10} wall {r['wall']:7.1f}s  controller CPU {r['cpu']:6.1f}s "
@@ -229,6 +302,7 @@ def main() -> None:
     finally:
         redis.terminate()
         redis.wait()
+        store.stop()
         shutil.rmtree(work, ignore_errors=True)
     base = sizes[0]
     print("\nratios (vs the smallest size; targets ratio first):")
