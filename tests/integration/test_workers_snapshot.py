@@ -7,7 +7,9 @@ loopback answering the collection task with captures from lab hosts
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -17,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_workers import (
+    VCOPS,
     Fleet,
+    _env,
     _fleet,
     _stop,
     _vcops,
@@ -48,7 +52,9 @@ def planted_fleet(tmp_path: Path) -> Iterator[Fleet]:
     f.proc.wait()
 
 
-def _config(path: Path, broker_url: str | None = None, sites: tuple[str, ...] = ()) -> Path:
+def _config(
+    path: Path, broker_url: str | None = None, sites: tuple[str, ...] = (), **workers: object
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         "[store]",
@@ -57,7 +63,7 @@ def _config(path: Path, broker_url: str | None = None, sites: tuple[str, ...] = 
     ]
     if broker_url:
         lines += ["[workers]", f'broker_url = "{broker_url}"', f"sites = {json.dumps(sites)}"]
-        lines += ["chunk = 2"]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in ({"chunk": 2} | workers).items()]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -275,3 +281,53 @@ def test_scan_with_snapshot_through_workers_stores_the_same_findings_and_trees(
     assert "vcops.snapshot_chunk" in crossed and "vcops.scan_chunk" not in crossed
     assert '\\"outcome\\"' in crossed and "vcops:masked:hmac-sha256" in crossed
     assert SECRET not in crossed
+
+
+def test_a_worker_killed_mid_snapshot_is_retried_and_the_take_commits_once(
+    redis_url: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "slow"
+    root.mkdir()
+    (root / "planted").write_text(PLANTED)
+    slow = _fleet(root, 6, 3.0)
+    inv = slow.inventory()
+    knobs = {"chunk": 1, "visibility_timeout": 6, "host_lock_seconds": 5, "result_timeout": 60}
+    ctl = _config(tmp_path / "ctl" / "vcops.toml", redis_url, ("s1", "s2"), **knobs)
+    site = _config(tmp_path / "site" / "vcops.toml", redis_url, ("s1", "s2"), **knobs)
+    (ctl.parent / "state").mkdir(mode=0o700)
+    (ctl.parent / "state" / KEY_FILE).write_text(secrets.token_hex(32) + "\n")
+    (ctl.parent / "state" / KEY_FILE).chmod(0o600)
+    _copy_key(ctl.parent, site.parent)
+    victim, spare, other = (
+        _worker(inv, site, "s1", 1),
+        _worker(inv, site, "s1", 1),
+        _worker(inv, site, "s2", 3),
+    )
+    try:
+        _wait_workers(inv, site, {"s1": 2, "s2": 1})
+        take = subprocess.Popen(
+            [*VCOPS, "--inventory", str(inv), "--config", str(ctl), "snapshot", "take", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        time.sleep(2.0)  # every worker is inside a 3 s host session now
+        victim.send_signal(signal.SIGKILL)
+        out, err = take.communicate(timeout=120)
+    finally:
+        _stop(victim, spare, other)
+        slow.proc.kill()
+        slow.proc.wait()
+    rows = {h["name"]: h for h in json.loads(out)["hosts"]}
+    assert sorted(rows) == [f"h{i:02d}" for i in range(6)], err
+    # the killed worker's host went to the spare worker after the visibility timeout
+    assert all(h["status"] == "new" for h in rows.values()), [
+        (h["name"], h["error"]) for h in rows.values()
+    ]
+    assert take.returncode == 0
+    assert _git(ctl, "log", "--format=%s").splitlines() == [
+        "snapshot: on demand (6 of 6 hosts changed)",
+        "vcops snapshot store created",
+    ]
+    assert len(_audits(ctl)) == 1
