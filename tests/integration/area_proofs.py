@@ -239,15 +239,19 @@ def integrity(case: Case) -> None:
         # What the rebuild takes in (a file nobody manages, beside the banner vcops puts
         # back) is kept in the rebuild log first, never silently absorbed.
         case.run(
-            "sudo -n sh -c 'echo probe > /etc/probe-written-by-hand; echo edited >> /etc/issue.net'\n"
+            "sudo -n sh -c 'echo probe | tee /etc/probe-written-by-hand /etc/vcops-by-hand "
+            "/etc/vcops/by-hand >/dev/null; echo edited >> /etc/issue.net'\n"
         )
         apply = run_vcops(case.lab, case.db, "apply", "--engine", "pyinfra", "--limit", case.host)
         assert apply.code == 0, apply.err[-2000:]
         assert host_status(apply.data)[case.host]["status"] == "changed"
         log = case.run(
-            "sudo -n cat /var/log/aide/vcops-rebuilds.log; sudo -n rm -f /etc/probe-written-by-hand\n"
+            "sudo -n cat /var/log/aide/vcops-rebuilds.log; "
+            "sudo -n rm -f /etc/probe-written-by-hand /etc/vcops-by-hand /etc/vcops/by-hand\n"
         )
         assert "rebuild (" in log and "/etc/probe-written-by-hand" in log, log[-3000:]
+        # /etc/vcops's contents are never watched; a name beside it is
+        assert "/etc/vcops-by-hand" in log and "/etc/vcops/by-hand" not in log, log[-3000:]
     print(f"\n{case.engine} on {case.host}, AIDE: {case.figures}")
 
 

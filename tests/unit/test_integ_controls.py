@@ -266,8 +266,9 @@ def test_integrity_files_are_validated_and_exclude_what_changes() -> None:
     files = {f.path: f for f in area_files("integrity", _vars(), HostState())}  # type: ignore[arg-type]
     conf = files["/etc/aide/vcops.conf"]
     assert conf.validate == ("aide", "--config-check", "--config=%s") and conf.mode == "0600"
-    for path in ("/etc/vcops", "/var/log", "/var/lib/apt", "/var/cache", "/proc", "/sys"):
+    for path in ("/etc/vcops/.*", "/var/log", "/var/lib/apt", "/var/cache", "/proc", "/sys"):
         assert f"\n!{path}\n" in conf.content
+    assert "\n!/etc/vcops\n" not in conf.content  # (AIDE regexes: it also left out /etc/vcops-x)
     assert "\n/etc VCOPS\n" in conf.content and "\n/ VCOPS\n" not in conf.content
     update = files["/usr/local/sbin/vcops-aide-update"].content
     assert "-cnewer" in update and "'/etc' '/usr'" in update

@@ -204,8 +204,9 @@ AidePath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./*+-]{0,200}
 AIDE_PATHS: list[str] = ["/etc", "/usr", "/boot", "/opt", "/root/.ssh"]
 """What AIDE watches: configuration, programs, libraries, the boot files, root's keys."""
 AIDE_EXCLUDE: list[str] = [
-    # vcops's own state (secrets generated at apply time) and what the clock rewrites
-    "/etc/vcops",
+    # vcops's own state (secrets generated at apply time: the directory's contents, not
+    # /etc/vcops-anything beside it) and what the clock rewrites
+    "/etc/vcops/.*",
     "/etc/adjtime",
     # byte-code Python writes beside a module the first time root imports it
     "/usr/.*/__pycache__",
