@@ -60,3 +60,4 @@ def serve(ctx: WorkerContext, concurrency: int, visibility_timeout: int) -> None
         ) from None
     finally:
         stop.set()
+        broker.end_heartbeat(ctx.broker_url, ctx.site, ctx.node)

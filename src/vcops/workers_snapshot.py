@@ -18,8 +18,9 @@ and answer (per host)::
     {"kam-fra1-01": {"snapshot": {"name": "kam-fra1-01", "files": {...}, ...},
                      "row": {"name": "kam-fra1-01", "status": "unchanged", ...}}}
 
-Hosts without an answer (broker down, no live worker for the site, ``result_timeout``)
-are *failed* with the reason; the others are committed.
+Hosts without an answer (broker down, no live worker for the site, ``result_timeout``,
+an unreadable answer) are *unreachable* with the reason (exit 3, as a scan's *unknown*);
+the others are committed.
 """
 
 from __future__ import annotations
@@ -148,11 +149,13 @@ class _ScanPart:
 # -- the controller side ---------------------------------------------------------------
 
 
-def _failed(servers: list[Server], error: str) -> dict[str, Built]:
+def _unreached(servers: list[Server], error: str) -> dict[str, Built]:
     return {
         s.name: (
             None,
-            HostTakeResult(name=s.name, kind="server", status="failed", via="worker", error=error),
+            HostTakeResult(
+                name=s.name, kind="server", status="unreachable", via="worker", error=error
+            ),
         )
         for s in servers
     }
@@ -212,7 +215,7 @@ def remote_scan_snapshot(plan: SitePlan, key: bytes, store: Store | None) -> Rem
             for s in servers:
                 unknown = TargetOutcome(target=s.name, kind="server", status="unknown", error=error)
                 outcomes[s.name] = (unknown, [])
-            return _failed(servers, error)
+            return _unreached(servers, error)
 
         return remote_snapshot(plan, key, extra, read, fail), scanned
 
@@ -224,7 +227,7 @@ def remote_snapshot(
     key: bytes,
     extra: Callable[[list[Server]], dict[str, object]] | None = None,
     read: Callable[[Server, dict[str, object]], Built] = _read,
-    fail: Callable[[list[Server], str], dict[str, Built]] = _failed,
+    fail: Callable[[list[Server], str], dict[str, Built]] = _unreached,
 ) -> Remote:
     """The ``remote`` hook of :func:`vcops.snapshot.take.take_snapshots` for the sites
     with workers (``key``: the controller's masking key; only its id is sent)."""

@@ -201,6 +201,9 @@ def test_a_scan_through_workers_stores_the_same_findings_as_in_process(
         b = _vcops(inv, remote, "scan", "--json")
     finally:
         _stop(*workers)
+    # a worker that stopped cleanly is gone at once (its heartbeat would last 20 s)
+    after = json.loads(_vcops(inv, remote, "worker", "status", "--json").stdout)["workers"]
+    assert len(after) == 2 and not any(w["alive"] for w in after), after
     assert a.returncode == 1 and b.returncode == 1, (a.stderr, b.stderr, b.stdout[:1500])
     ra, rb = json.loads(a.stdout), json.loads(b.stdout)
     assert [o["status"] for o in rb["outcomes"]] == ["scanned"] * fleet.count

@@ -67,10 +67,11 @@ def _redis(url: str, timeout: float = 3.0) -> Redis:
 
 def check_broker(url: str) -> None:
     """Raise BrokerError (one line) unless the broker answers within a few seconds."""
+    client = _redis(url)  # first: it says which extra to install when redis is missing
     from redis.exceptions import RedisError
 
     try:
-        _redis(url).ping()
+        client.ping()
     except RedisError as exc:
         raise BrokerError(f"broker {redact(url)} is not answering: {exc}") from None
 
@@ -174,11 +175,18 @@ def start_heartbeat(url: str, site: str, node: str, concurrency: int) -> threadi
     return stop
 
 
+def end_heartbeat(url: str, site: str, node: str) -> None:
+    """A worker that stops cleanly is gone at once, not after its heartbeat expires (so
+    no task is sent to a queue nobody reads any more)."""
+    with contextlib.suppress(Exception):  # the broker is down: the key expires anyway
+        _redis(url).delete(f"{HEARTBEAT_PREFIX}{site}:{node}")
+
+
 def worker_beats(url: str) -> list[WorkerBeat]:
     """Every worker that ever beat, with ``alive`` false once its heartbeat expired."""
+    client = _redis(url)
     from redis.exceptions import RedisError
 
-    client = _redis(url)
     try:
         live = {k.decode() for k in client.scan_iter(f"{HEARTBEAT_PREFIX}*", count=1000)}
         seen: dict[bytes, bytes] = client.hgetall("vcops:workers")  # type: ignore[assignment]
