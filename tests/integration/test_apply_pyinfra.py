@@ -122,7 +122,9 @@ def test_stock_hosts_show_drift_and_check_shows_diffs(stock: Stock) -> None:
     assert "/etc/kamailio/kamailio-local.cfg" in diffs and "fail2ban" in kam["packages"]  # type: ignore[operator]
     fs = hosts["lab-freeswitch-01"]
     es = next(f["diff"] for f in fs["files"] if f["path"].endswith("event_socket.conf.xml"))  # type: ignore[union-attr, index]
-    assert '-    <param name="password" value="ClueCon"/>' in es
+    # the live default password shows as its snapshot marker, nowhere as itself
+    assert '-    <param name="password" value="<vcops:masked:hmac-sha256:' in es
+    assert "ClueCon" not in json.dumps(check.data) + check.err
     assert '+    <param name="password" value="@@vcops-secret:freeswitch_event_socket@@"/>' in es
     # the check is pyinfra's own dry run: live sysctls and services, not only files
     assert SYSCTLS in kam["changes"] and set(SERVICES) & set(kam["changes"]), kam["changes"]  # type: ignore[operator, arg-type]

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from vcops.enforce.ansible_events import parse_events, render_diff, run_playbook
+from vcops.enforce.apply import diff_masker
 from vcops.errors import CommandError
+from vcops.snapshot.mask import marker_for
 
 PLAYBOOK = """
 - name: Events
@@ -136,3 +138,22 @@ def test_render_diff_of_each_shape() -> None:
     assert render_diff([{"prepared": "pkg: install x"}]) == "pkg: install x\n"
     assert render_diff({"before": "same", "after": "same"}) == ""
     assert render_diff(None) == ""
+
+
+def test_a_template_diff_shows_the_live_secret_masked() -> None:
+    """Ansible's --diff carries the live file whole: each side goes through the masker
+    (the snapshot rules of the file's path) before the diff is rendered."""
+    live = "ListenAddress 0.0.0.0\n"
+    xml = '<param name="password" value="ClueCon"/>\n'
+    ref = '<param name="password" value="@@vcops-secret:freeswitch_event_socket@@"/>\n'
+    path = "/etc/freeswitch/autoload_configs/event_socket.conf.xml"
+    diff = {"before": xml + live, "after": ref + live, "before_header": path}
+    events: list[object] = [
+        _event("runner_on_ok", "fs-01", "event socket", {"changed": True, "diff": diff}),
+    ]
+    (host,) = parse_events(events, ["fs-01"], diff_masker(bytes(32)))
+    text = host.diffs["vcops_firewall : event socket"]
+    assert "ClueCon" not in text and marker_for(bytes(32), "ClueCon") in text
+    assert "+" + ref in text and f"--- before: {path}" in text
+    (plain,) = parse_events(events, ["fs-01"])  # no masker: as Ansible printed it
+    assert "ClueCon" in plain.diffs["vcops_firewall : event socket"]

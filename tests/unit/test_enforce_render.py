@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from vcops.baseline.settings import DEFAULT_SETTINGS
-from vcops.enforce.apply import plan_host
+from vcops.enforce.apply import diff_masker, plan_host
 from vcops.enforce.files import HostState, LiveFile, file_changed
 from vcops.enforce.render import (
     BANNER_FILES,
@@ -26,6 +26,7 @@ from vcops.enforce.render import (
 from vcops.enforce.vars import MANAGED_HEADER, secret_ref, vars_from_settings
 from vcops.inventory.export import JsonValue
 from vcops.paths import templates_dir
+from vcops.snapshot.mask import marker_for
 
 ROLES = ["kamailio", "asterisk", "freeswitch", "sbc", "rtpengine", "generic"]
 LAB_FILES = Path(__file__).resolve().parents[2] / "src/vcops/lab/files"
@@ -176,15 +177,30 @@ def test_plan_is_empty_when_the_host_already_matches() -> None:
         f.path: LiveFile(True, f.content, f.mode, f.owner, f.group) for f in desired_files(v, state)
     }
     matching = HostState(groups=state.groups, packages=state.packages, files=files)
-    assert plan_host("k", dict(v), matching).status == "unchanged"
+    mask = diff_masker(bytes(32))
+    assert plan_host("k", dict(v), matching, mask).status == "unchanged"
     drifted = dict(files)
-    drifted["/etc/nftables.conf"] = LiveFile(True, "table inet filter {}\n", "0644", "root", "root")
+    live = "table inet filter {}\n# password = hunter2-live\n"
+    drifted["/etc/nftables.conf"] = LiveFile(True, live, "0644", "root", "root")
     plan = plan_host(
-        "k", dict(v), HostState(groups=state.groups, packages=state.packages, files=drifted)
+        "k", dict(v), HostState(groups=state.groups, packages=state.packages, files=drifted), mask
     )
     assert plan.status == "changed" and [f.path for f in plan.files] == ["/etc/nftables.conf"]
-    assert plan.files[0].diff.startswith("--- /etc/nftables.conf (live)")
+    diff = plan.files[0].diff
+    assert diff.startswith("--- /etc/nftables.conf (live)")
+    # a secret in the live file is shown as its snapshot marker, never as itself
+    assert "hunter2-live" not in diff
+    assert f"-# password = {marker_for(bytes(32), 'hunter2-live')}\n" in diff
     assert file_changed(desired_files(v, state)[0], LiveFile(False))
+
+
+def test_the_diff_masker_keeps_secret_references_and_masks_values() -> None:
+    mask = diff_masker(bytes(32))
+    xml = '<param name="password" value="ClueCon"/>\n'
+    ref = '<param name="password" value="@@vcops-secret:freeswitch_event_socket@@"/>\n'
+    path = "/etc/freeswitch/autoload_configs/event_socket.conf.xml"
+    assert "ClueCon" not in mask(path, xml) and marker_for(bytes(32), "ClueCon") in mask(path, xml)
+    assert mask(path, ref) == ref  # a reference the host resolves: no secret, kept
 
 
 # --- validation on the controller ---------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from vcops.enforce.ansible_events import AnsibleHost, run_playbook
+from vcops.enforce.ansible_events import AnsibleHost, Masker, keep_text, run_playbook
 from vcops.enforce.pyinfra_run import controller_address
 from vcops.enforce.vars import role_vars
 from vcops.inventory.export import JsonValue, _ansible_connection, vcops_vars
@@ -119,14 +119,16 @@ def run_ansible(
     check: bool = False,
     playbook: Path = SITE_PLAYBOOK,
     forks: int = 20,
+    mask: Masker | None = None,
 ) -> tuple[list[AnsibleHost], float]:
-    """Run ``playbook`` on ``servers``; return per-host results and ansible's wall time.
+    """Run ``playbook`` on ``servers``; return per-host results and ansible's wall time
+    (diffs with their secrets masked by ``mask``).
 
     Raises:
         CommandError: ansible-playbook could not start or ended without results.
     """
     document = render_ansible_inventory(inventory, servers)
-    return _run_playbook(document, [s.name for s in servers], check, playbook, forks)
+    return _run_playbook(document, [s.name for s in servers], check, playbook, forks, mask)
 
 
 def render_device_inventory(
@@ -159,7 +161,12 @@ def run_ansible_devices(
 
 
 def _run_playbook(
-    document: dict[str, JsonValue], names: list[str], check: bool, playbook: Path, forks: int
+    document: dict[str, JsonValue],
+    names: list[str],
+    check: bool,
+    playbook: Path,
+    forks: int,
+    mask: Masker | None = None,
 ) -> tuple[list[AnsibleHost], float]:
     with tempfile.TemporaryDirectory(prefix="vcops-roles-") as tmp:
         return run_playbook(
@@ -169,6 +176,7 @@ def _run_playbook(
             check=check,
             forks=min(forks, max(1, len(names))),
             envvars=ansible_env(Path(tmp)),
+            mask=mask or keep_text,
         )
 
 

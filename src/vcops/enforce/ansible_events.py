@@ -20,7 +20,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,38 +88,54 @@ def result_message(res: object) -> str:
     return "; ".join(p for p in parts if p)[:MESSAGE_LIMIT] or "failed"
 
 
-def render_diff(diff: object) -> str:
+Masker = Callable[[str, str], str]
+"""``(path, text) -> text`` with the secrets of a file at ``path`` masked ("" when the
+path is not known); see :func:`vcops.enforce.apply.diff_masker`."""
+
+
+def keep_text(_path: str, text: str) -> str:
+    """The masker that masks nothing (diffs of files that hold no secrets, tests)."""
+    return text
+
+
+def render_diff(diff: object, mask: Masker = keep_text) -> str:
     """A unified diff of one result's ``diff`` (a dict, a list of them, or ``prepared``
-    text), as ``--diff`` prints it (pure, bounded)."""
+    text), as ``--diff`` prints it, each side through ``mask`` first (pure, bounded)."""
     if isinstance(diff, list):
-        return "".join(render_diff(d) for d in diff[:50])[:DIFF_LIMIT]
+        return "".join(render_diff(d, mask) for d in diff[:50])[:DIFF_LIMIT]
     if not isinstance(diff, Mapping):
         return ""
     prepared = diff.get("prepared")
     if isinstance(prepared, str):
-        return prepared[:DIFF_LIMIT] + ("" if prepared.endswith("\n") else "\n")
+        text = mask("", prepared[:DIFF_LIMIT])
+        return text + ("" if text.endswith("\n") else "\n")
     before, after = diff.get("before"), diff.get("after")
     if not isinstance(before, str) or not isinstance(after, str) or before == after:
         return ""
+    path = _text(diff.get("before_header"), 300)  # the file's path, for its masking rules
     lines = difflib.unified_diff(
-        before[:DIFF_LIMIT].splitlines(keepends=True),
-        after[:DIFF_LIMIT].splitlines(keepends=True),
+        mask(path, before[:DIFF_LIMIT]).splitlines(keepends=True),
+        mask(path, after[:DIFF_LIMIT]).splitlines(keepends=True),
         fromfile=f"before: {_text(diff.get('before_header'), 300)}".rstrip(": "),
         tofile=f"after: {_text(diff.get('after_header'), 300)}".rstrip(": "),
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)[:DIFF_LIMIT]
 
 
-def _result_diff(res: Mapping[str, object]) -> str:
-    text = render_diff(res.get("diff"))
+def _result_diff(res: Mapping[str, object], mask: Masker) -> str:
+    text = render_diff(res.get("diff"), mask)
     results = res.get("results")
     if isinstance(results, list):  # a loop: each item's own diff
-        text += "".join(render_diff(r.get("diff")) for r in results[:200] if isinstance(r, Mapping))
+        text += "".join(
+            render_diff(r.get("diff"), mask) for r in results[:200] if isinstance(r, Mapping)
+        )
     return text
 
 
-def parse_events(events: list[object], names: list[str]) -> list[AnsibleHost]:
-    """Per-host outcome from ansible-runner's events (pure).
+def parse_events(
+    events: list[object], names: list[str], mask: Masker = keep_text
+) -> list[AnsibleHost]:
+    """Per-host outcome from ansible-runner's events (pure); diffs through ``mask``.
 
     A host with no result event never got connected: unreachable. A host that answered
     and was then lost (``dark`` after ``ok``, e.g. a firewall change) has failed.
@@ -151,7 +167,7 @@ def parse_events(events: list[object], names: list[str]) -> list[AnsibleHost]:
         elif kind == "runner_on_ok" and res.get("changed") is True:
             if task not in host.changed:
                 host.changed.append(task)
-            diff = _result_diff(res)
+            diff = _result_diff(res, mask)
             if diff:
                 host.diffs[task] = host.diffs.get(task, "") + diff
     return [hosts[n] for n in names]
@@ -191,11 +207,13 @@ def run_playbook(
     check: bool,
     forks: int,
     envvars: dict[str, str],
+    mask: Masker = keep_text,
 ) -> tuple[list[AnsibleHost], float]:
     """Run ``playbook`` on the hosts of the inventory ``document`` with ansible-runner.
 
     ``envvars`` is added to this process's environment for the run; nothing is left
-    behind (the runner's private directory is a temporary one).
+    behind (the runner's private directory is a temporary one). Each diff is rendered
+    from its sides after ``mask``.
 
     Raises:
         CommandError: ansible-playbook could not start or ended without results.
@@ -242,4 +260,4 @@ def run_playbook(
             f"ansible-playbook exited {runner.rc} without results: {last[0]}; "
             f"run `ansible-playbook --syntax-check {playbook}`"
         )
-    return parse_events(events, names), seconds
+    return parse_events(events, names, mask), seconds

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,7 @@ from pydantic import BaseModel
 from vcops.connectors.hosttask import HostTask, ScriptTask, run_tasks
 from vcops.connectors.ssh import SshTarget
 from vcops.enforce.ansible import run_ansible, run_ansible_devices
-from vcops.enforce.ansible_events import AnsibleHost
+from vcops.enforce.ansible_events import AnsibleHost, Masker
 from vcops.enforce.files import HostState, file_changed, parse_state
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
 from vcops.enforce.hostkeys import lockout_problems
@@ -45,6 +46,8 @@ from vcops.inventory.export import JsonValue
 from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.inventory.select import select_targets
 from vcops.policy import Emergency, WindowLease, authorize
+from vcops.snapshot.catalog import classify_path
+from vcops.snapshot.mask import mask_text
 from vcops.store import Store
 
 Engine = Literal["pyinfra", "ansible"]
@@ -159,14 +162,35 @@ def unified_diff(path: str, live: str | None, desired: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def plan_host(name: str, variables: dict[str, JsonValue], state: HostState) -> HostOutcome:
-    """What an apply would change on one host, from its reported state (pure)."""
+def diff_masker(key: bytes) -> Masker:
+    """Mask a file's text by its path with the snapshot masking rules and ``key``, so a
+    check's diff shows a secret's marker (the same one its snapshot shows), never it.
+
+    >>> diff_masker(bytes(32))("/etc/default/app", "password = s3cret")
+    'password = <vcops:masked:hmac-sha256:b517fb51459d30f8>'
+    """
+
+    def mask(path: str, text: str) -> str:
+        return mask_text(text, classify_path(path), key).text
+
+    return mask
+
+
+def plan_host(
+    name: str, variables: dict[str, JsonValue], state: HostState, mask: Masker
+) -> HostOutcome:
+    """What an apply would change on one host, from its reported state (pure); both
+    sides of each file's diff go through ``mask`` (the live file may hold secrets)."""
     files = []
     for want in desired_files(variables, state):
         live = state.files.get(want.path)
         if file_changed(want, live):
             content = live.content if live is not None and live.exists else None
-            diff = unified_diff(want.path, content, want.content)
+            diff = unified_diff(
+                want.path,
+                mask(want.path, content) if content is not None else None,
+                mask(want.path, want.content),
+            )
             if not diff and live is not None:
                 diff = f"{want.path}: mode/owner {live.mode} {live.owner}:{live.group} -> "
                 diff += f"{want.mode} {want.owner}:{want.group}\n"
@@ -184,9 +208,10 @@ def plan_host(name: str, variables: dict[str, JsonValue], state: HostState) -> H
 
 
 def check_hosts(
-    inventory: Inventory, servers: list[Server], parallel: int = 32
+    inventory: Inventory, servers: list[Server], mask: Masker, parallel: int = 32
 ) -> list[HostOutcome]:
-    """``--check``: read every host's managed files in one SSH round and diff them."""
+    """``--check``: read every host's managed files in one SSH round and diff them
+    (masked by ``mask``)."""
     variables = {
         s.name: role_vars(inventory, s, controller_address=controller_address(s.address))
         for s in servers
@@ -221,7 +246,7 @@ def check_hosts(
                 )
             )
             continue
-        outcomes.append(plan_host(server.name, dict(variables[server.name]), state))
+        outcomes.append(plan_host(server.name, dict(variables[server.name]), state, mask))
     return outcomes
 
 
@@ -348,6 +373,9 @@ def run_apply(
     selection = limit or "all"
     started = time.monotonic()
     key = mask_key if mask_key is not None else b""
+    # check diffs show the live files masked: with the snapshot key (markers match the
+    # snapshots'), or a throwaway one (markers match nothing, values still hidden)
+    masker = diff_masker(mask_key if mask_key is not None else os.urandom(32))
     if devices and mask_key is None:
         raise InventoryError(
             [Problem("apply", "devices", "no masking key given", "pass the snapshot key")]
@@ -357,11 +385,11 @@ def run_apply(
         if servers:
             step(f"checking {len(servers)} servers with {engine} (nothing is changed)")
             if engine == "ansible":
-                results, _seconds = run_ansible(inventory, servers, check=True)
+                results, _seconds = run_ansible(inventory, servers, check=True, mask=masker)
                 hosts = [_ansible_outcome(r, check=True) for r in results]
             else:
                 dry, _seconds = run_pyinfra(inventory, servers, dry=True)
-                hosts = merge_check(check_hosts(inventory, servers), dry)
+                hosts = merge_check(check_hosts(inventory, servers, masker), dry)
         if devices:
             step(f"planning {len(devices)} devices (nothing is changed)")
             hosts += _devices(inventory, devices, engine, key, mask_key_file, True, step)
@@ -394,7 +422,7 @@ def run_apply(
     if servers:
         step(f"applying the baseline with {engine} on {len(servers)} servers")
         if engine == "ansible":
-            ansible_results, _seconds = run_ansible(inventory, servers)
+            ansible_results, _seconds = run_ansible(inventory, servers, mask=masker)
             hosts = [_ansible_outcome(r, check=False) for r in ansible_results]
         else:
             pyinfra_results, _pyinfra_seconds = run_pyinfra(inventory, servers)

@@ -32,8 +32,9 @@ from vcops.snapshot.catalog import Rule, rules_for
 
 MARKER_PREFIX = "<vcops:masked:hmac-sha256:"
 MARKER_RE = re.compile(r"<vcops:masked:hmac-sha256:[0-9a-f]{16}>")
-#: A variable reference, not a secret (FreeSWITCH ``$${default_password}``, shell ``${X}``).
-_VARIABLE_RE = re.compile(r"\$?\$\{[\w.-]+\}")
+#: A variable reference, not a secret (FreeSWITCH ``$${default_password}``, shell ``${X}``,
+#: vcops's own ``@@vcops-secret:NAME@@`` that the host resolves at apply time).
+_VARIABLE_RE = re.compile(r"\$?\$\{[\w.-]+\}|@@vcops-secret:[\w.-]+@@")
 
 
 def marker_for(key: bytes, value: str) -> str:
