@@ -25,15 +25,15 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel
 
 from vcops.connectors.hosttask import HostTask, ScriptTask, run_tasks
 from vcops.connectors.ssh import SshTarget
 from vcops.enforce.ansible import run_ansible, run_ansible_devices
 from vcops.enforce.ansible_events import AnsibleHost, Masker
+from vcops.enforce.apply_models import ApplyReport, Engine, FileChange, HostOutcome
 from vcops.enforce.files import HostState, file_changed, parse_state
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
 from vcops.enforce.hostkeys import lockout_problems
@@ -50,52 +50,21 @@ from vcops.snapshot.catalog import classify_path
 from vcops.snapshot.mask import mask_text
 from vcops.store import Store
 
-Engine = Literal["pyinfra", "ansible"]
-Status = Literal["changed", "unchanged", "failed", "unreachable"]
-
-
-class FileChange(BaseModel):
-    """One managed file that differs (or would), with its diff (secrets masked)."""
-
-    path: str
-    area: str
-    diff: str
-
-
-class HostOutcome(BaseModel):
-    """What apply did (or would do) on one host or device (device lines masked)."""
-
-    name: str
-    kind: Literal["server", "device"] = "server"
-    status: Status
-    reason: str = ""
-    changes: list[str] = []
-    files: list[FileChange] = []
-    packages: list[str] = []
-    #: Devices: the controls remediated, the rollback lines, whether they were pushed.
-    controls: list[str] = []
-    rollback: list[str] = []
-    rolled_back: bool = False
-    notes: list[str] = []
-
-
-class ApplyReport(BaseModel):
-    """The whole run, ready for a table or JSON."""
-
-    engine: Engine
-    check: bool
-    selection: str
-    emergency: str | None
-    seconds: float
-    hosts: list[HostOutcome]
-    snapshot_before: str | None = None
-    snapshot_after: str | None = None
-
-    def exit_code(self) -> Literal[0, 1, 3]:
-        """3 if any host was unreachable, else 1 if any failed, else 0."""
-        if any(h.status == "unreachable" for h in self.hosts):
-            return 3
-        return 1 if any(h.status == "failed" for h in self.hosts) else 0
+__all__ = [
+    "ApplyReport",
+    "Engine",
+    "FileChange",
+    "HostOutcome",
+    "RemoteApply",
+    "apply_servers",
+    "check_hosts",
+    "diff_masker",
+    "merge_check",
+    "plan_host",
+    "run_apply",
+    "select_apply_targets",
+    "unified_diff",
+]
 
 
 def select_apply_targets(
@@ -338,6 +307,60 @@ def _ansible_outcome(host: AnsibleHost, check: bool) -> HostOutcome:
     return HostOutcome(name=host.name, status="unchanged", reason="nothing to change")
 
 
+def apply_servers(
+    inventory: Inventory, servers: list[Server], engine: Engine, check: bool, mask: Masker
+) -> list[HostOutcome]:
+    """The engine part of an apply (or ``--check``) for ``servers``: the same code on
+    the controller and on a site worker (``mask``: the check diffs' masking).
+
+    Raises:
+        CommandError: the engine could not run.
+    """
+    if engine == "ansible":
+        results, _seconds = run_ansible(inventory, servers, check=check, mask=mask)
+        return [_ansible_outcome(r, check=check) for r in results]
+    if check:
+        dry, _seconds = run_pyinfra(inventory, servers, dry=True)
+        return merge_check(check_hosts(inventory, servers, mask), dry)
+    ran, _seconds = run_pyinfra(inventory, servers)
+    return [_outcome(r) for r in ran]
+
+
+@dataclass(frozen=True)
+class RemoteApply:
+    """Servers applied elsewhere (a site's workers): which ones (``routes``) and how
+    (``run(servers, engine, check)``: each one's outcome, unreachable when no answer)."""
+
+    routes: Callable[[Server], bool]
+    run: Callable[[list[Server], Engine, bool], dict[str, HostOutcome]]
+
+
+def _run_servers(
+    inventory: Inventory,
+    servers: list[Server],
+    engine: Engine,
+    check: bool,
+    mask: Masker,
+    remote: RemoteApply | None,
+) -> list[HostOutcome]:
+    """The routed servers on their workers while the others run here; one list in the
+    selection's order."""
+    routed = [s for s in servers if remote is not None and remote.routes(s)]
+    local = [s for s in servers if s not in routed]
+    if remote is None or not routed:
+        return apply_servers(inventory, local, engine, check, mask)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcops-remote-apply") as pool:
+        away = pool.submit(remote.run, routed, engine, check)
+        here = apply_servers(inventory, local, engine, check, mask) if local else []
+        there = away.result()
+    done = {h.name: h for h in here} | there
+    return [
+        done.get(s.name)
+        or HostOutcome(name=s.name, status="unreachable", reason="no answer from its site")
+        for s in servers
+    ]
+
+
 def run_apply(
     inventory: Inventory,
     limit: str | None,
@@ -351,6 +374,7 @@ def run_apply(
     snapshot: Callable[[list[Target], str], str | None] | None = None,
     mask_key: bytes | None = None,
     mask_key_file: Path | None = None,
+    remote: RemoteApply | None = None,
 ) -> ApplyReport:
     """Apply (or check) the baseline on the selected servers.
 
@@ -361,6 +385,8 @@ def run_apply(
     returns the snapshot commit (None when nothing changed); both land in the audit log.
     ``mask_key`` (the snapshot masking key) masks device plans; needed with devices
     (``mask_key_file``, where it lives, too with ``engine="ansible"``).
+    ``remote``: the servers of sites with workers run there (:mod:`vcops.workers_apply`);
+    the gate, the audit entries and the snapshots stay here.
         InventoryError: the selection is bad, a baseline override is invalid, or a
             server's pinned host key is one the ssh baseline stops offering.
         ApprovalError: production hosts without an emergency reason or the ``lease``
@@ -384,12 +410,7 @@ def run_apply(
         hosts = []
         if servers:
             step(f"checking {len(servers)} servers with {engine} (nothing is changed)")
-            if engine == "ansible":
-                results, _seconds = run_ansible(inventory, servers, check=True, mask=masker)
-                hosts = [_ansible_outcome(r, check=True) for r in results]
-            else:
-                dry, _seconds = run_pyinfra(inventory, servers, dry=True)
-                hosts = merge_check(check_hosts(inventory, servers, masker), dry)
+            hosts = _run_servers(inventory, servers, engine, True, masker, remote)
         if devices:
             step(f"planning {len(devices)} devices (nothing is changed)")
             hosts += _devices(inventory, devices, engine, key, mask_key_file, True, step)
@@ -421,12 +442,7 @@ def run_apply(
     hosts = []
     if servers:
         step(f"applying the baseline with {engine} on {len(servers)} servers")
-        if engine == "ansible":
-            ansible_results, _seconds = run_ansible(inventory, servers, mask=masker)
-            hosts = [_ansible_outcome(r, check=False) for r in ansible_results]
-        else:
-            pyinfra_results, _pyinfra_seconds = run_pyinfra(inventory, servers)
-            hosts = [_outcome(r) for r in pyinfra_results]
+        hosts = _run_servers(inventory, servers, engine, False, masker, remote)
     if devices:
         step(f"enforcing the baseline on {len(devices)} devices (commit-confirm or Netmiko)")
         hosts += _devices(inventory, devices, engine, key, mask_key_file, False, step)
