@@ -1,12 +1,13 @@
 """``vcops worker``: one process serving a site's queue with every worker task (the
-scan's :func:`vcops.workers.scan_chunk` and the snapshot's
-:func:`vcops.workers_snapshot.snapshot_chunk`)."""
+scan's :func:`vcops.workers.scan_chunk`, the snapshot's
+:func:`vcops.workers_snapshot.snapshot_chunk` and the apply's
+:func:`vcops.workers_apply.apply_chunk`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vcops import workers_snapshot
+from vcops import workers_apply, workers_snapshot
 from vcops.connectors import broker
 from vcops.errors import BrokerError
 from vcops.workers import TASK, WorkerContext, _Serving, scan_chunk
@@ -22,6 +23,11 @@ def register(app: Celery) -> None:
     app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)(scan_chunk)
     app.task(name=workers_snapshot.TASK, acks_late=True, reject_on_worker_lost=True)(
         workers_snapshot.snapshot_chunk
+    )
+    # an apply is convergent (the baseline applied again changes nothing more), and
+    # the per-host lock, renewed while the engine runs, keeps two attempts off one host
+    app.task(name=workers_apply.TASK, acks_late=True, reject_on_worker_lost=True)(
+        workers_apply.apply_chunk
     )
 
 

@@ -48,6 +48,7 @@ from vcops.store import Store
 from vcops.workers import (
     Outcomes,
     SitePlan,
+    WorkerContext,
     fan_out,
     inventory_differs,
     inventory_fingerprint,
@@ -65,10 +66,10 @@ def _failed_row(name: str, error: str) -> dict[str, object]:
     return {"snapshot": None, "row": row.model_dump(mode="json")}
 
 
-def snapshot_chunk(payload: dict[str, object]) -> dict[str, object]:
-    """The worker task: collect and mask these servers of this site (JSON per host)."""
-    ctx = serving()
-    names = payload_names(payload)
+def worker_key(ctx: WorkerContext, payload: dict[str, object]) -> tuple[bytes, str | None]:
+    """This worker's masking key (read from its ``state_dir``, never made here), or why
+    it must refuse the task: another inventory, no key, or not the controller's key
+    (the payload's ``key`` is the controller key's public id)."""
     refused = inventory_differs(ctx, payload)
     key = b""
     state, repo = ctx.state_dir, ctx.snapshots_dir
@@ -84,6 +85,15 @@ def snapshot_chunk(payload: dict[str, object]) -> dict[str, object]:
             f"worker {ctx.node}: its masking key differs from the controller's; copy the "
             "controller's snapshot-mask.key into the worker's state_dir"
         )
+    return key, refused
+
+
+def snapshot_chunk(payload: dict[str, object]) -> dict[str, object]:
+    """The worker task: collect and mask these servers of this site (JSON per host)."""
+    ctx = serving()
+    names = payload_names(payload)
+    key, refused = worker_key(ctx, payload)
+    repo = ctx.snapshots_dir
     if refused is not None or repo is None:
         why = refused or "no snapshot directory"
         return {"worker": ctx.node, "results": {n: _failed_row(n, why) for n in names}}

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from vcops.cli.app import App, json_option, limit_option
 from vcops.cli.text import plain, styled
+from vcops.cli.worker_cmds import site_plan
 from vcops.inventory.models import Target
 
 STATUS_COLOUR = {
@@ -49,17 +50,29 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
     store = None if check else app.store()
     inventory = app.inventory()
 
+    plan = site_plan(app)  # the sites whose servers their workers apply and snapshot
+
     def snapshot(targets: list[Target], reason: str) -> str | None:
         from vcops.snapshot.take import SnapshotContext, take_snapshots
 
         ctx = SnapshotContext.open(inventory, app.config(), store)
-        taken = take_snapshots(ctx, targets, reason=reason)
+        remote = None
+        if plan is not None:
+            from vcops.workers_snapshot import remote_snapshot
+
+            remote = remote_snapshot(plan, ctx.key)
+        taken = take_snapshots(ctx, targets, reason=reason, remote=remote)
         return taken.commit
 
     from vcops.snapshot.keys import key_path, load_or_create_key
 
     config = app.config()
     key = load_or_create_key(config.state_dir, config.snapshots_dir)
+    remote_apply = None
+    if plan is not None:
+        from vcops.workers_apply import remote_apply as through_workers
+
+        remote_apply = through_workers(plan, key)
 
     report: ApplyReport = run_apply(
         inventory,
@@ -72,6 +85,7 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
         snapshot=None if check else snapshot,
         mask_key=key,
         mask_key_file=key_path(config.state_dir),
+        remote=remote_apply,
     )
 
     def render(console: Console) -> None:

@@ -51,12 +51,12 @@ def site_plan(app: App) -> SitePlan | None:
 @click.option("--concurrency", "-c", type=click.IntRange(1, 256), default=2, show_default=True)
 @click.pass_context
 def worker(ctx: click.Context, site: str | None, concurrency: int) -> int:
-    """Run a site worker: scan and snapshot this site's servers for the controller
+    """Run a site worker: scan, snapshot and apply this site's servers for the controller
     (Celery on Redis).
 
     Runs until stopped (SIGTERM finishes the tasks in hand). It reads the same inventory
-    as the controller and uses its own SSH key and known_hosts; snapshots are masked
-    here with the controller's masking key copied into this worker's state_dir.
+    as the controller and uses its own SSH key and known_hosts; snapshots and apply
+    --check diffs are masked here with the controller's masking key copied into this worker's state_dir.
     Nothing secret crosses the broker.
     """
     if ctx.invoked_subcommand is not None:

@@ -112,8 +112,14 @@ def make_app(url: str, *, visibility_timeout: int = 600) -> Celery:
 
 
 @contextmanager
-def host_locks(url: str, names: list[str], ttl: int) -> Iterator[tuple[list[str], list[str]]]:
-    """Take a per-host lock for each name without waiting; yield (held, busy)."""
+def host_locks(
+    url: str, names: list[str], ttl: int, *, renew: bool = False
+) -> Iterator[tuple[list[str], list[str]]]:
+    """Take a per-host lock for each name without waiting; yield (held, busy).
+
+    ``renew``: keep the locks while the block runs, however long (an apply may outlast
+    ``ttl``), by resetting their expiry every ``ttl / 3`` seconds; a worker that dies
+    stops renewing, so its locks still expire ``ttl`` seconds later."""
     client = _redis(url)
     held, busy, locks = [], [], []
     for name in names:
@@ -123,9 +129,20 @@ def host_locks(url: str, names: list[str], ttl: int) -> Iterator[tuple[list[str]
             locks.append(lock)
         else:
             busy.append(name)
+    stop = threading.Event()
+    if renew and locks:
+
+        def keep() -> None:
+            while not stop.wait(max(1.0, ttl / 3)):
+                for lock in locks:
+                    with contextlib.suppress(Exception):  # the broker is down: retry later
+                        lock.reacquire()
+
+        threading.Thread(target=keep, name="vcops-host-locks", daemon=True).start()
     try:
         yield held, busy
     finally:
+        stop.set()
         for lock in locks:
             with contextlib.suppress(Exception):  # expired: someone else may hold it now
                 lock.release()
