@@ -315,3 +315,20 @@ def test_a_worker_with_another_inventory_refuses_the_chunk(fleet: Fleet, tmp_pat
     outcome = answer["results"]["h00"]["outcome"]  # type: ignore[index]
     assert outcome["status"] == "unknown" and "inventory differs" in outcome["error"]
     assert inventory_fingerprint(inv) != "0" * 64
+
+
+def test_a_renewed_host_lock_outlasts_its_ttl(redis_url: str) -> None:
+    """An apply may take longer than host_lock_seconds: its lock is renewed while it
+    runs; one that is not renewed expires after its ttl."""
+    with broker.host_locks(redis_url, ["long"], 2, renew=True) as (held, _):
+        assert held == ["long"]
+        time.sleep(3.5)
+        with broker.host_locks(redis_url, ["long"], 2) as (_, busy):
+            assert busy == ["long"]
+    with broker.host_locks(redis_url, ["short"], 2) as (held, _):
+        assert held == ["short"]
+        time.sleep(3.5)
+        with broker.host_locks(redis_url, ["short"], 2) as (again, _):
+            assert again == ["short"]  # expired: another attempt may take it
+    with broker.host_locks(redis_url, ["long"], 2) as (held, _):  # released on exit
+        assert held == ["long"]

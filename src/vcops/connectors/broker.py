@@ -123,7 +123,8 @@ def host_locks(
     client = _redis(url)
     held, busy, locks = [], [], []
     for name in names:
-        lock = client.lock(f"vcops:host:{name}", timeout=ttl, blocking=False)
+        # not thread-local: the renewing thread must see the token this thread took
+        lock = client.lock(f"vcops:host:{name}", timeout=ttl, blocking=False, thread_local=False)
         if lock.acquire(blocking=False):
             held.append(name)
             locks.append(lock)
