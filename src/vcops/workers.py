@@ -75,6 +75,18 @@ class WorkerContext:
             self._inventory = load_inventory(self.inventory_root)
         return self._inventory
 
+    def site_servers(self, names: list[str]) -> tuple[list[Server], dict[str, str]]:
+        """The servers of this worker's site among ``names``; the other names with why
+        this worker will not touch them (each task answers them in its own shape)."""
+        inv, servers, refused = self.inventory(), [], {}
+        for name in names:
+            target = inv.target(name)
+            if isinstance(target, Server) and target.site == self.site:
+                servers.append(target)
+            else:
+                refused[name] = f"worker {self.node}: not a server of site {self.site}"
+        return servers, refused
+
 
 class _Serving:
     """The context of the worker this process runs (set once by :func:`serve`)."""
@@ -124,13 +136,8 @@ def scan_chunk(payload: dict[str, object]) -> dict[str, object]:
     known: dict[str, dict[str, int]] = raw_known if isinstance(raw_known, dict) else {}
     first_seen = first_seen_from(known, int(now.timestamp()))
 
-    servers = []
-    for name in names:
-        target = inv.target(name)
-        if isinstance(target, Server) and target.site == ctx.site:
-            servers.append(target)
-        else:
-            results[name] = _unknown(name, f"worker {ctx.node}: not a server of site {ctx.site}")
+    servers, elsewhere = ctx.site_servers(names)
+    results |= {name: _unknown(name, why) for name, why in elsewhere.items()}
     with broker.host_locks(ctx.broker_url, [s.name for s in servers], ctx.lock_ttl) as (held, busy):
         for name in busy:
             results[name] = _unknown(name, f"{name}: another worker is on it right now; rescan")

@@ -58,14 +58,8 @@ def apply_chunk(payload: dict[str, object]) -> dict[str, object]:
     check = payload.get("check") is True
     inv = ctx.inventory()
     results: dict[str, object] = {}
-    servers = []
-    for name in names:
-        target = inv.target(name)
-        if isinstance(target, Server) and target.site == ctx.site:
-            servers.append(target)
-        else:
-            why = f"worker {ctx.node}: not a server of site {ctx.site}"
-            results[name] = _answer(name, "failed", why)
+    servers, elsewhere = ctx.site_servers(names)
+    results |= {name: _answer(name, "failed", why) for name, why in elsewhere.items()}
     names_here = [s.name for s in servers]
     with broker.host_locks(ctx.broker_url, names_here, ctx.lock_ttl, renew=True) as (held, busy):
         for name in busy:

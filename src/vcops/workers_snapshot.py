@@ -99,13 +99,8 @@ def snapshot_chunk(payload: dict[str, object]) -> dict[str, object]:
         return {"worker": ctx.node, "results": {n: _failed_row(n, why) for n in names}}
     inv = ctx.inventory()
     results: dict[str, object] = {}
-    servers = []
-    for name in names:
-        target = inv.target(name)
-        if isinstance(target, Server) and target.site == ctx.site:
-            servers.append(target)
-        else:
-            results[name] = _failed_row(name, f"worker {ctx.node}: not a server of site {ctx.site}")
+    servers, elsewhere = ctx.site_servers(names)
+    results |= {name: _failed_row(name, why) for name, why in elsewhere.items()}
     with broker.host_locks(ctx.broker_url, [s.name for s in servers], ctx.lock_ttl) as (held, busy):
         for name in busy:
             results[name] = _failed_row(name, f"{name}: another worker is on it right now")
