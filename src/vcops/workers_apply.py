@@ -9,10 +9,11 @@ per-file diffs, or the Ansible playbook) and returns each host's
 :class:`~vcops.enforce.apply_models.HostOutcome`. Check diffs are masked on the worker
 with the masking key it reads from its own ``[store] state_dir`` (as a snapshot is);
 the controller sends only the key's public id and a worker with another key refuses.
-Example payload::
+The payload is sealed (:mod:`vcops.workers_seal`): a worker applies only what its
+controller sent, after the controller's policy gate. Example payload::
 
     {"targets": ["kam-fra1-01"], "inventory": "5f0c9a1b...", "key": "1a2b3c4d5e6f7a8b",
-     "engine": "pyinfra", "check": false}
+     "engine": "pyinfra", "check": false, "expires": 1764500000, "seal": "9c1e..."}
 
 and answer (per host)::
 
@@ -34,6 +35,7 @@ from vcops.errors import VcopsError
 from vcops.inventory.models import Server
 from vcops.snapshot.keys import key_id
 from vcops.workers import SitePlan, fan_out, inventory_fingerprint, payload_names, serving
+from vcops.workers_seal import seal
 from vcops.workers_snapshot import worker_key
 
 TASK = "vcops.apply_chunk"
@@ -99,13 +101,14 @@ def remote_apply(plan: SitePlan, key: bytes) -> RemoteApply:
         fingerprint = inventory_fingerprint(plan.inventory_root)
 
         def payload(chunk: list[Server]) -> dict[str, object]:
-            return {
+            body: dict[str, object] = {
                 "targets": [s.name for s in chunk],
                 "inventory": fingerprint,
                 "key": kid,
                 "engine": engine,
                 "check": check,
             }
+            return seal(body, key, plan.result_timeout)
 
         try:
             return fan_out(plan, TASK, servers, payload, _read, _unreached, lambda _n: None)

@@ -9,9 +9,11 @@ with the same code (:func:`vcops.snapshot.take.server_snapshot`), masking with t
 masking key it reads from its own ``[store] state_dir`` (copied there from the
 controller; never sent). The controller sends the key's public id
 (:func:`vcops.snapshot.keys.key_id`) and a worker whose key differs refuses, so both
-paths give the same markers. Only masked trees cross the broker. Example payload::
+paths give the same markers. Only masked trees cross the broker. The payload is sealed
+(:mod:`vcops.workers_seal`): a worker collects only for its controller. Example::
 
-    {"targets": ["kam-fra1-01"], "inventory": "5f0c9a1b...", "key": "1a2b3c4d5e6f7a8b"}
+    {"targets": ["kam-fra1-01"], "inventory": "5f0c9a1b...", "key": "1a2b3c4d5e6f7a8b",
+     "expires": 1764500000, "seal": "9c1e..."}
 
 and answer (per host)::
 
@@ -55,6 +57,7 @@ from vcops.workers import (
     payload_names,
     serving,
 )
+from vcops.workers_seal import seal, unsealed
 
 TASK = "vcops.snapshot_chunk"
 #: What a server's folder holds at its top (see :mod:`vcops.snapshot.build`).
@@ -85,6 +88,8 @@ def worker_key(ctx: WorkerContext, payload: dict[str, object]) -> tuple[bytes, s
             f"worker {ctx.node}: its masking key differs from the controller's; copy the "
             "controller's snapshot-mask.key into the worker's state_dir"
         )
+    if refused is None and (why := unsealed(payload, key)) is not None:
+        refused = f"worker {ctx.node}: {why}"
     return key, refused
 
 
@@ -243,7 +248,8 @@ def remote_snapshot(
 
         def payload(chunk: list[Server]) -> dict[str, object]:
             more = extra(chunk) if extra is not None else {}
-            return {"targets": [s.name for s in chunk], "inventory": fingerprint, "key": kid} | more
+            body = {"targets": [s.name for s in chunk], "inventory": fingerprint, "key": kid}
+            return seal(body | more, key, plan.result_timeout)
 
         advance = on_result if on_result is not None else (lambda _n: None)
         try:

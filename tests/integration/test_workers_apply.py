@@ -27,7 +27,7 @@ from tests.integration.conftest import reset_lab_hosts
 from tests.integration.test_workers import _stop, _vcops, _wait_workers, _worker, redis_url
 from tests.redis_server import free_port
 from vcops.inventory import Inventory
-from vcops.snapshot.keys import KEY_FILE, load_or_create_key
+from vcops.snapshot.keys import KEY_FILE, key_id, load_or_create_key
 from vcops.workers import WorkerContext, _Serving, inventory_fingerprint
 from vcops.workers_apply import apply_chunk
 
@@ -280,8 +280,9 @@ def test_an_ansible_apply_through_a_worker_hardens_the_host(
 def test_a_worker_refuses_an_apply_without_the_controllers_key(
     sites: Sites, redis_url: str
 ) -> None:
-    """The worker task itself, in this process: no key in its state directory, then a
-    key that is not the controller's; nothing runs on the host either time."""
+    """The worker task itself, in this process: no key in its state directory, a key
+    that is not the controller's, then the right key's id on a payload the controller did
+    not seal (a task written to the broker by someone else); nothing runs on the host."""
     state = sites.ctl.parent.parent / "lone" / "state"
     ctx = WorkerContext(
         site="s1",
@@ -297,9 +298,14 @@ def test_a_worker_refuses_an_apply_without_the_controllers_key(
         missing = apply_chunk(base | {"key": "0" * 16, "check": True})
         other = load_or_create_key(state, state / "snapshots")  # a key of its own
         wrong = apply_chunk(base | {"key": "0" * 16, "check": True})
+        forged = apply_chunk(base | {"key": key_id(other), "check": False})
     finally:
         _Serving.context = None
-    for answer, why in ((missing, "no masking key here"), (wrong, "masking key differs")):
+    for answer, why in (
+        (missing, "no masking key here"),
+        (wrong, "masking key differs"),
+        (forged, "seal does not verify"),
+    ):
         outcome = answer["results"][KAM]["outcome"]  # type: ignore[index]
         assert outcome["status"] == "failed" and why in outcome["reason"], outcome
     assert other  # made here, so not the controller's

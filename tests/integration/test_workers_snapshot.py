@@ -33,6 +33,7 @@ from tests.redis_server import free_port
 from vcops.connectors import broker
 from vcops.snapshot.keys import KEY_FILE, key_id
 from vcops.workers import WorkerContext, _Serving, inventory_fingerprint
+from vcops.workers_seal import seal
 from vcops.workers_snapshot import snapshot_chunk
 
 __all__ = ["redis_url"]  # the module fixture, shared with test_workers
@@ -202,13 +203,17 @@ def test_a_worker_refuses_without_the_controllers_key_and_skips_a_locked_host(
         (state / KEY_FILE).write_text(key.hex() + "\n")
         (state / KEY_FILE).chmod(0o600)
         other = snapshot_chunk(base | {"key": "0" * 16})
+        # the right key id alone (anyone who reads the broker sees it) is not enough
+        forged = snapshot_chunk(base | {"key": key_id(key)})
         with broker.host_locks(redis_url, ["h02"], 30):  # a first attempt is still on h02
-            answer = snapshot_chunk(base | {"key": key_id(key)})
+            answer = snapshot_chunk(seal(base | {"key": key_id(key)}, key, 60))
     finally:
         _Serving.context = None
     rows = missing["results"]  # type: ignore[index]
     assert "no masking key here" in rows["h00"]["row"]["error"]
     assert "masking key differs" in other["results"]["h00"]["row"]["error"]  # type: ignore[index]
+    refused = forged["results"]["h00"]["row"]  # type: ignore[index]
+    assert refused["status"] == "failed" and "seal does not verify" in refused["error"]
     got = answer["results"]  # type: ignore[index]
     assert got["h00"]["row"]["status"] == "unchanged" and got["h00"]["snapshot"]["files"]
     assert got["h02"]["snapshot"] is None and "another worker" in got["h02"]["row"]["error"]
