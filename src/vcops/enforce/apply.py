@@ -41,7 +41,7 @@ from vcops.enforce.netdev_apply import DeviceOutcome, run_devices
 from vcops.enforce.pyinfra_run import CONDITIONAL, PyinfraHost, controller_address, run_pyinfra
 from vcops.enforce.render import desired_files
 from vcops.enforce.vars import role_vars
-from vcops.errors import InventoryError, Problem
+from vcops.errors import CommandError, InventoryError, Problem
 from vcops.inventory.export import JsonValue
 from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.inventory.select import select_targets
@@ -351,7 +351,10 @@ def _run_servers(
         return apply_servers(inventory, local, engine, check, mask)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcops-remote-apply") as pool:
         away = pool.submit(remote.run, routed, engine, check)
-        here = apply_servers(inventory, local, engine, check, mask) if local else []
+        try:
+            here = apply_servers(inventory, local, engine, check, mask) if local else []
+        except CommandError as exc:  # the workers' hosts may be applied: keep their record
+            here = [HostOutcome(name=s.name, status="failed", reason=str(exc)) for s in local]
         there = away.result()
     done = {h.name: h for h in here} | there
     return [
