@@ -5,161 +5,33 @@ subprocesses for two sites, PostgreSQL as the store, simulated SSH hosts on loop
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
 
+from tests.integration.worker_helpers import (
+    Fleet,
+    fleet,
+    redis_url,
+    run_cli,
+    run_killing,
+    site_config,
+    start_fleet,
+    start_worker,
+    stop_all,
+    wait_workers,
+)
 from tests.pg_server import PgCluster
-from tests.redis_server import free_port, start_redis
-from tests.simhosts import free_range, known_hosts, make_keys
+from tests.redis_server import free_port
 from vcops.connectors import broker
 from vcops.workers import WorkerContext, _Serving, inventory_fingerprint, scan_chunk
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHONPATH = os.pathsep.join([str(REPO / "src"), str(REPO)])
-
-
-def _env() -> dict[str, str]:
-    """Now, not at import: the postgres fixture sets $PGPASSFILE for the session."""
-    return {**os.environ, "PYTHONPATH": PYTHONPATH}
-
-
-VCOPS = [sys.executable, "-m", "vcops.cli"]
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not shutil.which("redis-server"):
-        pytest.skip("apt-get install redis-server (make test installs it)")
-    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-class Fleet:
-    def __init__(self, root: Path, first_port: int, count: int, proc: subprocess.Popen[str]):
-        self.root, self.first_port, self.count, self.proc = root, first_port, count, proc
-
-    def inventory(self, delay_site: str = "") -> Path:
-        inv = self.root / "inventory"
-        inv.mkdir(exist_ok=True)
-        servers = []
-        for i in range(self.count):
-            site = "s1" if i % 2 == 0 else "s2"
-            role = "asterisk" if (self.first_port + i) % 3 == 2 else "kamailio"
-            servers.append(
-                {
-                    "name": f"h{i:02d}",
-                    "address": "127.0.0.1",
-                    "port": self.first_port + i,
-                    "roles": [role],
-                    "site": site,
-                    "environment": "lab",
-                }
-            )
-        data = {
-            "settings": {
-                "ssh": {
-                    "key_file": str(self.root / "client"),
-                    "known_hosts_file": str(self.root / "known_hosts"),
-                }
-            },
-            "sites": [{"name": "s1", "timezone": "UTC"}, {"name": "s2", "timezone": "UTC"}],
-            "servers": servers,
-        }
-        (inv / "fleet.yml").write_text(json.dumps(data))
-        return inv
-
-
-def _fleet(root: Path, count: int, delay: float) -> Fleet:
-    root.mkdir(parents=True, exist_ok=True)
-    make_keys(root)
-    first = free_range(count)
-    known_hosts(root, first, count)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.simhosts", str(root), str(first), str(count), str(delay)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        cwd=REPO,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return Fleet(root, first, count, proc)
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    f = _fleet(tmp_path / "fleet", 8, 0.0)
-    yield f
-    f.proc.kill()
-    f.proc.wait()
+__all__ = ["fleet", "redis_url"]  # fixtures the tests here take by name
 
 
 def _config(path: Path, db: str, broker: str | None, **workers: object) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["[store]", f'database_url = "{db}"', f'state_dir = "{path.parent / "state"}"']
-    if broker:
-        lines += ["[workers]", f'broker_url = "{broker}"', 'sites = ["s1", "s2"]']
-        lines += [f"{k} = {json.dumps(v)}" for k, v in workers.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def _vcops(
-    inv: Path, cfg: Path, *args: str, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*VCOPS, "--inventory", str(inv), "--config", str(cfg), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=_env(),
-        check=False,
-    )
-
-
-def _worker(inv: Path, cfg: Path, site: str, concurrency: int = 2) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            *VCOPS,
-            "--inventory",
-            str(inv),
-            "--config",
-            str(cfg),
-            "worker",
-            "--site",
-            site,
-            "--concurrency",
-            str(concurrency),
-        ],
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_workers(inv: Path, cfg: Path, sites: dict[str, int]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        out = _vcops(inv, cfg, "worker", "status", "--json")
-        if out.returncode == 0:
-            live = [w for w in json.loads(out.stdout)["workers"] if w["alive"]]
-            if all(sum(w["site"] == s for w in live) >= n for s, n in sites.items()):
-                return
-        time.sleep(0.5)
-    raise AssertionError("workers never reported a heartbeat")
+    return site_config(path, broker, ("s1", "s2"), database=db, **workers)
 
 
 def _findings(db: str) -> list[tuple[str, ...]]:
@@ -172,18 +44,6 @@ def _findings(db: str) -> list[tuple[str, ...]]:
     return [tuple(r) for r in rows]
 
 
-def _stop(*procs: subprocess.Popen[str]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def test_a_scan_through_workers_stores_the_same_findings_as_in_process(
     fleet: Fleet, redis_url: str, postgres: PgCluster, tmp_path: Path
 ) -> None:
@@ -192,17 +52,17 @@ def test_a_scan_through_workers_stores_the_same_findings_as_in_process(
     remote_db = postgres.create_database("w_remote")
     local = _config(tmp_path / "a" / "vcops.toml", local_db, None)
     remote = _config(tmp_path / "b" / "vcops.toml", remote_db, redis_url, chunk=3)
-    workers = [_worker(inv, remote, "s1"), _worker(inv, remote, "s2")]
+    workers = [start_worker(inv, remote, "s1"), start_worker(inv, remote, "s2")]
     try:
-        _wait_workers(inv, remote, {"s1": 1, "s2": 1})
-        status = _vcops(inv, remote, "worker", "status")
+        wait_workers(inv, remote, {"s1": 1, "s2": 1})
+        status = run_cli(inv, remote, "worker", "status")
         assert "s1@" in status.stdout and "s2@" in status.stdout and "alive" in status.stdout
-        a = _vcops(inv, local, "scan", "--json")
-        b = _vcops(inv, remote, "scan", "--json")
+        a = run_cli(inv, local, "scan", "--json")
+        b = run_cli(inv, remote, "scan", "--json")
     finally:
-        _stop(*workers)
+        stop_all(*workers)
     # a worker that stopped cleanly is gone at once (its heartbeat would last 20 s)
-    after = json.loads(_vcops(inv, remote, "worker", "status", "--json").stdout)["workers"]
+    after = json.loads(run_cli(inv, remote, "worker", "status", "--json").stdout)["workers"]
     assert len(after) == 2 and not any(w["alive"] for w in after), after
     assert a.returncode == 1 and b.returncode == 1, (a.stderr, b.stderr, b.stdout[:1500])
     ra, rb = json.loads(a.stdout), json.loads(b.stdout)
@@ -219,7 +79,7 @@ def test_a_scan_through_workers_stores_the_same_findings_as_in_process(
 def test_a_worker_killed_mid_scan_is_retried_or_unknown_and_nothing_doubles(
     redis_url: str, postgres: PgCluster, tmp_path: Path
 ) -> None:
-    slow = _fleet(tmp_path / "slow", 6, 3.0)
+    slow = start_fleet(tmp_path / "slow", 6, 3.0)
     inv = slow.inventory()
     db = postgres.create_database("w_killed")
     cfg = _config(
@@ -232,24 +92,15 @@ def test_a_worker_killed_mid_scan_is_retried_or_unknown_and_nothing_doubles(
         result_timeout=60,
     )
     victim, spare, other = (
-        _worker(inv, cfg, "s1", 1),
-        _worker(inv, cfg, "s1", 1),
-        _worker(inv, cfg, "s2", 3),
+        start_worker(inv, cfg, "s1", 1),
+        start_worker(inv, cfg, "s1", 1),
+        start_worker(inv, cfg, "s2", 3),
     )
     try:
-        _wait_workers(inv, cfg, {"s1": 2, "s2": 1})
-        scan = subprocess.Popen(
-            [*VCOPS, "--inventory", str(inv), "--config", str(cfg), "scan", "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_env(),
-        )
-        time.sleep(2.0)  # every worker is inside a 3 s host session now
-        victim.send_signal(signal.SIGKILL)
-        out, err = scan.communicate(timeout=120)
+        wait_workers(inv, cfg, {"s1": 2, "s2": 1})
+        _code, out, err = run_killing(inv, cfg, ["scan", "--json"], victim)
     finally:
-        _stop(victim, spare, other)
+        stop_all(victim, spare, other)
         slow.proc.kill()
         slow.proc.wait()
     report = json.loads(out)
@@ -280,14 +131,14 @@ def test_a_broker_that_is_down_makes_those_targets_unknown_fast(
         f"redis://127.0.0.1:{free_port()}/0",
     )
     started = time.monotonic()
-    out = _vcops(inv, cfg, "scan", timeout=60)
+    out = run_cli(inv, cfg, "scan", timeout=60)
     assert time.monotonic() - started < 30
     assert out.returncode == 3 and "Traceback" not in out.stderr + out.stdout
     assert "is not answering" in out.stdout
-    status = _vcops(inv, cfg, "worker", "status")
+    status = run_cli(inv, cfg, "worker", "status")
     assert status.returncode == 3 and status.stderr.count("\n") == 1
     assert "vcops: error: broker redis://127.0.0.1" in status.stderr
-    worker = _vcops(inv, cfg, "worker", "--site", "s1", timeout=60)
+    worker = run_cli(inv, cfg, "worker", "--site", "s1", timeout=60)
     assert worker.returncode == 3 and "Traceback" not in worker.stderr
     assert worker.stderr.splitlines()[-1].startswith("vcops: error: broker redis://127.0.0.1")
 

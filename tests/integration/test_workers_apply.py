@@ -24,14 +24,23 @@ import pytest
 import yaml
 
 from tests.integration.conftest import reset_lab_hosts
-from tests.integration.test_workers import _stop, _vcops, _wait_workers, _worker, redis_url
+from tests.integration.worker_helpers import (
+    copy_key,
+    redis_monitor,
+    redis_url,
+    run_cli,
+    site_config,
+    start_worker,
+    stop_all,
+    wait_workers,
+)
 from tests.redis_server import free_port
 from vcops.inventory import Inventory
 from vcops.snapshot.keys import KEY_FILE, key_id, load_or_create_key
 from vcops.workers import WorkerContext, _Serving, inventory_fingerprint
 from vcops.workers_apply import apply_chunk
 
-__all__ = ["redis_url"]  # the module fixture of test_workers
+__all__ = ["redis_url"]  # the module fixture (tests/integration/worker_helpers.py)
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
 KAM, AST = "lab-kamailio-01", "lab-asterisk-01"
@@ -48,23 +57,7 @@ class Sites:
 
 
 def _config(path: Path, broker_url: str | None = None, sites: tuple[str, ...] = ()) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "[store]",
-        f'database_url = "sqlite:///{path.parent / "vcops.db"}"',
-        f'state_dir = "{path.parent / "state"}"',
-    ]
-    if broker_url:
-        lines += ["[workers]", f'broker_url = "{broker_url}"', f"sites = {json.dumps(sites)}"]
-        lines += ["chunk = 2", "result_timeout = 600"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def _copy_key(src: Path, dst: Path) -> None:
-    (dst / "state").mkdir(parents=True, exist_ok=True, mode=0o700)
-    shutil.copy(src / "state" / KEY_FILE, dst / "state" / KEY_FILE)
-    (dst / "state" / KEY_FILE).chmod(0o600)
+    return site_config(path, broker_url, sites, chunk=2, result_timeout=600)
 
 
 def _two_sites(lab: Inventory, root: Path) -> Path:
@@ -80,7 +73,7 @@ def _two_sites(lab: Inventory, root: Path) -> Path:
 
 def _run(inv: Path, cfg: Path, *args: str) -> tuple[int, dict[str, object], str, float]:
     started = time.monotonic()
-    out = _vcops(inv, cfg, *args, "--json", timeout=600)
+    out = run_cli(inv, cfg, *args, "--json", timeout=600)
     took = round(time.monotonic() - started, 1)
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     return out.returncode, json.loads(out.stdout) if out.stdout.strip() else {}, out.stderr, took
@@ -111,21 +104,15 @@ def sites(
     site = _config(root / "site" / "vcops.toml", redis_url, ("s1", "s2"))
     # the controller's masking key (what `vcops apply` makes on first use)
     load_or_create_key(root / "local" / "state", root / "local" / "state" / "snapshots")
-    _copy_key(root / "local", root / "ctl")  # one operator's key
-    _copy_key(root / "local", root / "site")  # copied by hand to the sites' worker machine
-    monitor_log = root / "monitor.log"
-    with monitor_log.open("w") as sink:
-        monitor = subprocess.Popen(
-            ["redis-cli", "-u", redis_url, "MONITOR"], stdout=sink, stderr=subprocess.STDOUT
-        )
-    workers = [_worker(inv, site, "s1"), _worker(inv, site, "s2")]
+    copy_key(root / "local", root / "ctl")  # one operator's key
+    copy_key(root / "local", root / "site")  # copied by hand to the sites' worker machine
+    workers = [start_worker(inv, site, "s1"), start_worker(inv, site, "s2")]
     try:
-        _wait_workers(inv, site, {"s1": 1, "s2": 1})
-        yield Sites(inv, local, ctl, monitor_log)
+        with redis_monitor(redis_url, root / "monitor.log") as monitor_log:
+            wait_workers(inv, site, {"s1": 1, "s2": 1})
+            yield Sites(inv, local, ctl, monitor_log)
     finally:
-        _stop(*workers)
-        monitor.terminate()
-        monitor.wait(timeout=10)
+        stop_all(*workers)
         reset_lab_hosts([KAM, AST])
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-import signal
 import sqlite3
 import subprocess
 import time
@@ -18,16 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_workers import (
-    VCOPS,
+from tests.integration.worker_helpers import (
     Fleet,
-    _env,
-    _fleet,
-    _stop,
-    _vcops,
-    _wait_workers,
-    _worker,
+    copy_key,
+    redis_monitor,
     redis_url,
+    run_cli,
+    run_killing,
+    site_config,
+    start_fleet,
+    start_worker,
+    stop_all,
+    wait_workers,
 )
 from tests.redis_server import free_port
 from vcops.connectors import broker
@@ -36,7 +36,7 @@ from vcops.workers import WorkerContext, _Serving, inventory_fingerprint
 from vcops.workers_seal import seal
 from vcops.workers_snapshot import snapshot_chunk
 
-__all__ = ["redis_url"]  # the module fixture, shared with test_workers
+__all__ = ["redis_url"]  # the module fixture (tests/integration/worker_helpers.py)
 
 SECRET = "PLANTED-s3cret-4711"
 PLANTED = f"/etc/apt/auth.conf\nmachine repo.example.net login vcops password {SECRET}\n"
@@ -47,7 +47,7 @@ def planted_fleet(tmp_path: Path) -> Iterator[Fleet]:
     root = tmp_path / "fleet"
     root.mkdir()
     (root / "planted").write_text(PLANTED)
-    f = _fleet(root, 6, 0.0)
+    f = start_fleet(root, 6, 0.0)
     yield f
     f.proc.kill()
     f.proc.wait()
@@ -56,24 +56,7 @@ def planted_fleet(tmp_path: Path) -> Iterator[Fleet]:
 def _config(
     path: Path, broker_url: str | None = None, sites: tuple[str, ...] = (), **workers: object
 ) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "[store]",
-        f'database_url = "sqlite:///{path.parent / "vcops.db"}"',
-        f'state_dir = "{path.parent / "state"}"',
-    ]
-    if broker_url:
-        lines += ["[workers]", f'broker_url = "{broker_url}"', f"sites = {json.dumps(sites)}"]
-        lines += [f"{k} = {json.dumps(v)}" for k, v in ({"chunk": 2} | workers).items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def _copy_key(src: Path, dst: Path) -> None:
-    """The controller's masking key into another state directory (mode 0600)."""
-    (dst / "state").mkdir(parents=True, exist_ok=True, mode=0o700)
-    shutil.copy(src / "state" / KEY_FILE, dst / "state" / KEY_FILE)
-    (dst / "state" / KEY_FILE).chmod(0o600)
+    return site_config(path, broker_url, sites, **({"chunk": 2} | workers))
 
 
 def _git(cfg: Path, *args: str) -> str:
@@ -99,27 +82,21 @@ def test_a_snapshot_through_workers_commits_the_same_masked_trees_and_no_secret_
     remote = _config(tmp_path / "ctl" / "vcops.toml", redis_url, ("s1", "s2"))
     site = _config(tmp_path / "site" / "vcops.toml", redis_url, ("s1", "s2"))
     started = time.monotonic()
-    a = _vcops(inv, local, "snapshot", "take", "-r", "weekly", "--json")
+    a = run_cli(inv, local, "snapshot", "take", "-r", "weekly", "--json")
     in_process = time.monotonic() - started
     assert a.returncode == 0, (a.stderr, a.stdout[-2000:])
-    _copy_key(local.parent, remote.parent)  # one operator's key, as on one controller
-    _copy_key(local.parent, site.parent)  # copied by hand to the site's worker machine
+    copy_key(local.parent, remote.parent)  # one operator's key, as on one controller
+    copy_key(local.parent, site.parent)  # copied by hand to the site's worker machine
     key = (local.parent / "state" / KEY_FILE).read_text().strip()
-    monitor_log = tmp_path / "monitor.log"
-    with monitor_log.open("w") as sink:
-        monitor = subprocess.Popen(
-            ["redis-cli", "-u", redis_url, "MONITOR"], stdout=sink, stderr=subprocess.STDOUT
-        )
-    workers = [_worker(inv, site, "s1"), _worker(inv, site, "s2")]
+    workers = [start_worker(inv, site, "s1"), start_worker(inv, site, "s2")]
     try:
-        _wait_workers(inv, site, {"s1": 1, "s2": 1})
-        started = time.monotonic()
-        b = _vcops(inv, remote, "snapshot", "take", "-r", "weekly", "--json")
-        through_workers = time.monotonic() - started
+        with redis_monitor(redis_url, tmp_path / "monitor.log") as monitor_log:
+            wait_workers(inv, site, {"s1": 1, "s2": 1})
+            started = time.monotonic()
+            b = run_cli(inv, remote, "snapshot", "take", "-r", "weekly", "--json")
+            through_workers = time.monotonic() - started
     finally:
-        _stop(*workers)
-        monitor.terminate()
-        monitor.wait(timeout=10)
+        stop_all(*workers)
     print(f"6 hosts: in-process {in_process:.1f}s, through 2 workers {through_workers:.1f}s")
     assert b.returncode == 0, (b.stderr, b.stdout[-2000:])
     ra, rb = json.loads(a.stdout), json.loads(b.stdout)
@@ -161,7 +138,7 @@ def test_a_broker_that_is_down_leaves_its_sites_hosts_unreachable_and_commits_th
     inv = planted_fleet.inventory()
     cfg = _config(tmp_path / "ctl" / "vcops.toml", f"redis://127.0.0.1:{free_port()}/0", ("s1",))
     started = time.monotonic()
-    out = _vcops(inv, cfg, "snapshot", "take", "--json", timeout=60)
+    out = run_cli(inv, cfg, "snapshot", "take", "--json", timeout=60)
     took = time.monotonic() - started
     print(f"broker down: {took:.1f}s for 6 hosts (3 through the broker)")
     assert out.returncode == 3 and "Traceback" not in out.stdout + out.stderr, out.stderr
@@ -176,7 +153,7 @@ def test_a_broker_that_is_down_leaves_its_sites_hosts_unreachable_and_commits_th
     assert sorted(hosts) == ["h01", "h03", "h05"]
     message = _git(cfg, "log", "-1", "--format=%B")
     assert "Hosts-failed: h00 (unreachable), h02 (unreachable), h04 (unreachable)" in message
-    table = _vcops(inv, cfg, "snapshot", "take", timeout=60)
+    table = run_cli(inv, cfg, "snapshot", "take", timeout=60)
     assert table.returncode == 3 and "is not answering" in table.stdout
 
 
@@ -231,7 +208,7 @@ def test_a_site_with_no_live_worker_leaves_its_hosts_unreachable_and_commits_the
     inv = planted_fleet.inventory()
     # a database of its own: a worker stopped by another test beats on for 20 s
     cfg = _config(tmp_path / "ctl" / "vcops.toml", redis_url.rsplit("/", 1)[0] + "/3", ("s2",))
-    out = _vcops(inv, cfg, "snapshot", "take", "--json", timeout=60)
+    out = run_cli(inv, cfg, "snapshot", "take", "--json", timeout=60)
     assert out.returncode == 3, out.stderr
     rows = {h["name"]: h for h in json.loads(out.stdout)["hosts"]}
     assert {n for n, h in rows.items() if h["status"] == "unreachable"} == {"h01", "h03", "h05"}
@@ -255,23 +232,17 @@ def test_scan_with_snapshot_through_workers_stores_the_same_findings_and_trees(
     local = _config(tmp_path / "local" / "vcops.toml")
     remote = _config(tmp_path / "ctl" / "vcops.toml", redis_url, ("s1", "s2"))
     site = _config(tmp_path / "site" / "vcops.toml", redis_url, ("s1", "s2"))
-    a = _vcops(inv, local, "scan", "--snapshot", "--json")
+    a = run_cli(inv, local, "scan", "--snapshot", "--json")
     assert a.returncode == 1, (a.stderr, a.stdout[-2000:])
-    _copy_key(local.parent, remote.parent)
-    _copy_key(local.parent, site.parent)
-    monitor_log = tmp_path / "monitor.log"
-    with monitor_log.open("w") as sink:
-        monitor = subprocess.Popen(
-            ["redis-cli", "-u", redis_url, "MONITOR"], stdout=sink, stderr=subprocess.STDOUT
-        )
-    workers = [_worker(inv, site, "s1"), _worker(inv, site, "s2")]
+    copy_key(local.parent, remote.parent)
+    copy_key(local.parent, site.parent)
+    workers = [start_worker(inv, site, "s1"), start_worker(inv, site, "s2")]
     try:
-        _wait_workers(inv, site, {"s1": 1, "s2": 1})
-        b = _vcops(inv, remote, "scan", "--snapshot", "--json")
+        with redis_monitor(redis_url, tmp_path / "monitor.log") as monitor_log:
+            wait_workers(inv, site, {"s1": 1, "s2": 1})
+            b = run_cli(inv, remote, "scan", "--snapshot", "--json")
     finally:
-        _stop(*workers)
-        monitor.terminate()
-        monitor.wait(timeout=10)
+        stop_all(*workers)
     assert b.returncode == 1, (b.stderr, b.stdout[-2000:])
     ra, rb = json.loads(a.stdout), json.loads(b.stdout)
     assert [o["status"] for o in rb["outcomes"]] == ["scanned"] * planted_fleet.count
@@ -294,7 +265,7 @@ def test_a_worker_killed_mid_snapshot_is_retried_and_the_take_commits_once(
     root = tmp_path / "slow"
     root.mkdir()
     (root / "planted").write_text(PLANTED)
-    slow = _fleet(root, 6, 3.0)
+    slow = start_fleet(root, 6, 3.0)
     inv = slow.inventory()
     knobs = {"chunk": 1, "visibility_timeout": 6, "host_lock_seconds": 5, "result_timeout": 60}
     ctl = _config(tmp_path / "ctl" / "vcops.toml", redis_url, ("s1", "s2"), **knobs)
@@ -302,26 +273,17 @@ def test_a_worker_killed_mid_snapshot_is_retried_and_the_take_commits_once(
     (ctl.parent / "state").mkdir(mode=0o700)
     (ctl.parent / "state" / KEY_FILE).write_text(secrets.token_hex(32) + "\n")
     (ctl.parent / "state" / KEY_FILE).chmod(0o600)
-    _copy_key(ctl.parent, site.parent)
+    copy_key(ctl.parent, site.parent)
     victim, spare, other = (
-        _worker(inv, site, "s1", 1),
-        _worker(inv, site, "s1", 1),
-        _worker(inv, site, "s2", 3),
+        start_worker(inv, site, "s1", 1),
+        start_worker(inv, site, "s1", 1),
+        start_worker(inv, site, "s2", 3),
     )
     try:
-        _wait_workers(inv, site, {"s1": 2, "s2": 1})
-        take = subprocess.Popen(
-            [*VCOPS, "--inventory", str(inv), "--config", str(ctl), "snapshot", "take", "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_env(),
-        )
-        time.sleep(2.0)  # every worker is inside a 3 s host session now
-        victim.send_signal(signal.SIGKILL)
-        out, err = take.communicate(timeout=120)
+        wait_workers(inv, site, {"s1": 2, "s2": 1})
+        code, out, err = run_killing(inv, ctl, ["snapshot", "take", "--json"], victim)
     finally:
-        _stop(victim, spare, other)
+        stop_all(victim, spare, other)
         slow.proc.kill()
         slow.proc.wait()
     rows = {h["name"]: h for h in json.loads(out)["hosts"]}
@@ -330,7 +292,7 @@ def test_a_worker_killed_mid_snapshot_is_retried_and_the_take_commits_once(
     assert all(h["status"] == "new" for h in rows.values()), [
         (h["name"], h["error"]) for h in rows.values()
     ]
-    assert take.returncode == 0
+    assert code == 0
     assert _git(ctl, "log", "--format=%s").splitlines() == [
         "snapshot: on demand (6 of 6 hosts changed)",
         "vcops snapshot store created",
