@@ -73,6 +73,16 @@ def known_hosts_digest() -> str | None:
     return hashlib.sha256(ROOT_KNOWN_HOSTS.read_bytes()).hexdigest()
 
 
+def failing(scan: dict[str, object]) -> list[tuple[str, str, str]]:
+    """Every failing result of a scan's JSON: (target, control, actual)."""
+    return [
+        (o["target"], r["control_id"], r["actual"])
+        for o in scan["outcomes"]  # type: ignore[attr-defined]
+        for r in o["results"]
+        if r["status"] == "fail"
+    ]
+
+
 def host_status(report: dict[str, object]) -> dict[str, dict[str, object]]:
     return {h["name"]: h for h in report["hosts"]}  # type: ignore[index, union-attr]
 

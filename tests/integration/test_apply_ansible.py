@@ -20,6 +20,7 @@ from tests.integration.apply_helpers import (
     Hardened,
     Run,
     Stock,
+    failing,
     host_status,
     inventory_copy,
     known_hosts_digest,
@@ -53,15 +54,6 @@ def _stock_afterwards(lab: Inventory) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("apply-ansible") / "vcops.db"
-
-
-def _failing(scan: dict[str, object]) -> list[tuple[str, str, str]]:
-    return [
-        (o["target"], r["control_id"], r["actual"])
-        for o in scan["outcomes"]  # type: ignore[union-attr]
-        for r in o["results"]
-        if r["status"] == "fail"
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +115,7 @@ def test_ansible_apply_hardens_and_a_scan_is_clean(db: Path, hardened: Hardened)
     assert {h["status"] for h in host_status(apply.data).values()} == {"changed"}
     known_before, known_after = hardened.known
     assert known_after == known_before  # root's own known_hosts untouched
-    assert _failing(scan.data) == []
+    assert failing(scan.data) == []
     assert scan.code == 0, scan.data["open"]
     audit = open_store(f"sqlite:///{db}").audit_entries(action="apply.*")
     assert audit[0].action == "apply.start" and audit[0].detail["engine"] == "ansible"

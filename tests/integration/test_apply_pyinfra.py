@@ -20,6 +20,7 @@ from tests.integration.apply_helpers import (
     Hardened,
     Run,
     Stock,
+    failing,
     host_status,
     inventory_copy,
     known_hosts_digest,
@@ -149,13 +150,7 @@ def test_apply_hardens_and_a_scan_is_clean(
     assert SYSCTLS in kam and set(SERVICES) & set(kam), kam  # type: ignore[operator, arg-type]
     known_before, known_after = hardened.known
     assert known_after == known_before  # root's own known_hosts untouched
-    failing = [
-        (o["target"], r["control_id"], r["actual"])
-        for o in scan.data["outcomes"]  # type: ignore[attr-defined]
-        for r in o["results"]
-        if r["status"] == "fail"
-    ]
-    assert failing == []
+    assert failing(scan.data) == []
     assert scan.code == 0, scan.data["open"]
     audit = open_store(f"sqlite:///{db}").audit_entries(action="apply.*")
     first = [e for e in audit if e.detail.get("engine") == "pyinfra"]

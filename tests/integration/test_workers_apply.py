@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.apply_helpers import failing
 from tests.integration.conftest import reset_lab_hosts
 from tests.integration.worker_helpers import (
     copy_key,
@@ -166,13 +167,7 @@ def test_an_apply_through_a_worker_hardens_once_is_audited_and_snapshotted(
     assert code2 == 0 and _hosts(second)[KAM]["status"] == "unchanged", (err2, second)
     print(f"\npyinfra apply of {KAM} through its worker: first {took} s, second {took2} s")
     scan_code, scan, scan_err, _ = applied["scan"]
-    failing = [
-        (o["target"], r["control_id"])
-        for o in scan["outcomes"]  # type: ignore[attr-defined]
-        for r in o["results"]
-        if r["status"] == "fail"
-    ]
-    assert scan_code == 0 and failing == [], (scan_err, failing)
+    assert scan_code == 0 and failing(scan) == [], (scan_err, failing(scan))
     # the controller kept the audit entries and the snapshots (taken by the worker)
     with sqlite3.connect(sites.ctl.parent / "vcops.db") as db:
         rows = db.execute(
@@ -249,13 +244,7 @@ def test_an_ansible_apply_through_a_worker_hardens_the_host(
     assert _hosts(report)[AST]["status"] == "changed"
     assert isinstance(report["snapshot_after"], str)
     scan_code, scan, scan_err, _ = ansible["scan"]
-    failing = [
-        (o["target"], r["control_id"])
-        for o in scan["outcomes"]  # type: ignore[attr-defined]
-        for r in o["results"]
-        if r["status"] == "fail"
-    ]
-    assert scan_code == 0 and failing == [], (scan_err, failing)
+    assert scan_code == 0 and failing(scan) == [], (scan_err, failing(scan))
     with sqlite3.connect(sites.ctl.parent / "vcops.db") as db:
         rows = db.execute(
             "SELECT action FROM audit_log WHERE action LIKE 'apply.%' AND target = ? ORDER BY id",
