@@ -63,3 +63,11 @@ def unsealed(payload: dict[str, object], key: bytes, *, now: float | None = None
     if not isinstance(expires, int) or current > expires + CLOCK_SKEW:
         return "the task expired before this worker took it (the controller stopped waiting)"
     return None
+
+
+def once_ttl(result_timeout: float, visibility_timeout: int) -> float:
+    """The seal lifetime of a task that must never run twice (a window step, a
+    rollback): over before the broker would hand a dead worker's copy to another
+    worker (``visibility_timeout``, less the clock skew allowed), and never longer than
+    the controller waits (``result_timeout``)."""
+    return max(1.0, min(result_timeout, visibility_timeout - CLOCK_SKEW - 5))

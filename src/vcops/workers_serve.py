@@ -1,13 +1,15 @@
 """``vcops worker``: one process serving a site's queue with every worker task (the
 scan's :func:`vcops.workers.scan_chunk`, the snapshot's
-:func:`vcops.workers_snapshot.snapshot_chunk` and the apply's
-:func:`vcops.workers_apply.apply_chunk`)."""
+:func:`vcops.workers_snapshot.snapshot_chunk`, the apply's
+:func:`vcops.workers_apply.apply_chunk`, the window's
+:func:`vcops.workers_window.window_steps` and its rollback's
+:func:`vcops.workers_restore.window_restore`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vcops import workers_apply, workers_snapshot
+from vcops import workers_apply, workers_restore, workers_snapshot, workers_window
 from vcops.connectors import broker
 from vcops.errors import BrokerError
 from vcops.workers import TASK, WorkerContext, _Serving, scan_chunk
@@ -29,6 +31,15 @@ def register(app: Celery) -> None:
     app.task(name=workers_apply.TASK, acks_late=True, reject_on_worker_lost=True)(
         workers_apply.apply_chunk
     )
+    # a window step or rollback runs at most once: its seal expires before the broker
+    # would hand a dead worker's copy to another worker (workers_seal.once_ttl), and it
+    # waits for the host's lock, so it never overlaps another task on its host; the
+    # runner's saved progress decides what runs next
+    for name, task in (
+        (workers_window.TASK, workers_window.window_steps),
+        (workers_restore.TASK, workers_restore.window_restore),
+    ):
+        app.task(name=name, acks_late=True, reject_on_worker_lost=True)(task)
 
 
 def serve(ctx: WorkerContext, concurrency: int, visibility_timeout: int) -> None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from vcops.cli.app import App, json_option
 from vcops.cli.text import plain, styled
 from vcops.cli.window_notify import send, tell
+from vcops.cli.worker_cmds import window_sites
 from vcops.decisions import issue_payload, mail_outcome, record_decision
 from vcops.errors import ApprovalError, WindowError
 from vcops.inventory.select import select_targets
@@ -150,6 +151,7 @@ def create(
         app.store(),
         max_parallel=app.config().run.max_parallel,
         mask_key=mask_key,
+        sites=window_sites(app),
     )
     problems = creation_problems(
         start=start,

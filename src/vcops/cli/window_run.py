@@ -14,6 +14,7 @@ from vcops.cli.app import App, json_option
 from vcops.cli.progress import progress_for
 from vcops.cli.text import plain, styled
 from vcops.cli.window_notify import notifier
+from vcops.cli.worker_cmds import window_sites
 from vcops.errors import WindowError
 from vcops.snapshot.take import SnapshotContext
 from vcops.window.model import Window
@@ -31,15 +32,17 @@ def _context(app: App) -> RunContext:
     store = app.store()
     inv = app.inventory()
     say = (lambda _m: None) if app.json else (lambda m: app.err.print(plain(m)))
+    snapshots = SnapshotContext.open(inv, cfg, store)
     return RunContext(
         inventory=inv,
         store=store,
-        snapshots=SnapshotContext.open(inv, cfg, store),
+        snapshots=snapshots,
         state_dir=cfg.state_dir,
         now=_now,
         say=say,
         notify=notifier(app),
         max_parallel=cfg.run.max_parallel,
+        sites=window_sites(app, snapshots.key),
     )
 
 

@@ -15,6 +15,7 @@ from vcops.cli.text import styled
 from vcops.errors import ConfigError
 
 if TYPE_CHECKING:
+    from vcops.window.sites import WindowSites
     from vcops.workers import SitePlan
 
 
@@ -46,13 +47,27 @@ def site_plan(app: App) -> SitePlan | None:
     )
 
 
+def window_sites(app: App, key: bytes | None = None) -> WindowSites | None:
+    """Where a window's servers are planned and run from: their sites' workers for
+    the sites with workers (``key``: the masking key, read if not given); None when
+    everything runs here."""
+    plan = site_plan(app)
+    if plan is None:
+        return None
+    from vcops.snapshot.keys import load_or_create_key
+    from vcops.workers_window import window_sites as through_workers
+
+    cfg = app.config()
+    return through_workers(plan, key or load_or_create_key(cfg.state_dir, cfg.snapshots_dir))
+
+
 @click.group(invoke_without_command=True)
 @click.option("--site", default=None, help="The site whose queue this worker consumes.")
 @click.option("--concurrency", "-c", type=click.IntRange(1, 256), default=2, show_default=True)
 @click.pass_context
 def worker(ctx: click.Context, site: str | None, concurrency: int) -> int:
-    """Run a site worker: scan, snapshot and apply this site's servers for the controller
-    (Celery on Redis).
+    """Run a site worker: scan, snapshot, apply and run window steps on this site's
+    servers for the controller (Celery on Redis).
 
     Runs until stopped (SIGTERM finishes the tasks in hand). It reads the same inventory
     as the controller and uses its own SSH key and known_hosts; snapshots and apply

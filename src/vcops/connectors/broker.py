@@ -113,19 +113,23 @@ def make_app(url: str, *, visibility_timeout: int = 600) -> Celery:
 
 @contextmanager
 def host_locks(
-    url: str, names: list[str], ttl: int, *, renew: bool = False
+    url: str, names: list[str], ttl: int, *, renew: bool = False, wait: float = 0.0
 ) -> Iterator[tuple[list[str], list[str]]]:
-    """Take a per-host lock for each name without waiting; yield (held, busy).
+    """Take a per-host lock for each name; yield (held, busy).
 
+    ``wait``: seconds to wait for a lock another task holds (0: busy at once; a window
+    step waits out the step an interrupted runner left running on its host).
     ``renew``: keep the locks while the block runs, however long (an apply may outlast
     ``ttl``), by resetting their expiry every ``ttl / 3`` seconds; a worker that dies
     stops renewing, so its locks still expire ``ttl`` seconds later."""
     client = _redis(url)
     held, busy, locks = [], [], []
+    deadline = time.monotonic() + wait
     for name in names:
         # not thread-local: the renewing thread must see the token this thread took
         lock = client.lock(f"vcops:host:{name}", timeout=ttl, blocking=False, thread_local=False)
-        if lock.acquire(blocking=False):
+        left = deadline - time.monotonic()
+        if lock.acquire(blocking=left > 0, blocking_timeout=max(left, 0.01)):
             held.append(name)
             locks.append(lock)
         else:

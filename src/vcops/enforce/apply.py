@@ -335,7 +335,7 @@ class RemoteApply:
     run: Callable[[list[Server], Engine, bool], dict[str, HostOutcome]]
 
 
-def _run_servers(
+def run_servers(
     inventory: Inventory,
     servers: list[Server],
     engine: Engine,
@@ -413,7 +413,7 @@ def run_apply(
         hosts = []
         if servers:
             step(f"checking {len(servers)} servers with {engine} (nothing is changed)")
-            hosts = _run_servers(inventory, servers, engine, True, masker, remote)
+            hosts = run_servers(inventory, servers, engine, True, masker, remote)
         if devices:
             step(f"planning {len(devices)} devices (nothing is changed)")
             hosts += _devices(inventory, devices, engine, key, mask_key_file, True, step)
@@ -445,7 +445,7 @@ def run_apply(
     hosts = []
     if servers:
         step(f"applying the baseline with {engine} on {len(servers)} servers")
-        hosts = _run_servers(inventory, servers, engine, False, masker, remote)
+        hosts = run_servers(inventory, servers, engine, False, masker, remote)
     if devices:
         step(f"enforcing the baseline on {len(devices)} devices (commit-confirm or Netmiko)")
         hosts += _devices(inventory, devices, engine, key, mask_key_file, False, step)

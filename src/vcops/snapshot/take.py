@@ -365,9 +365,7 @@ def take_with(
     the same fetch instead of logging in again. ``remote``: the servers it routes are
     collected and masked elsewhere (site workers) and committed here with the rest;
     ``extra`` tasks and their runs are the local servers' only (the remote side runs
-    its own), and not with ``since``."""
-    if remote is not None and since is not None:
-        raise ValueError("take_with: remote collection is never incremental")
+    its own), and never incremental (``since`` names none of them)."""
     ctx.repo.ensure()
     with ctx.repo.lock():
         ctx.repo.check_clean()  # fail before connecting anywhere, not after
@@ -375,6 +373,8 @@ def take_with(
     devices = [t for t in targets if isinstance(t, Device)]
     routed = [s for s in servers if remote is not None and remote.routes(s)]
     names = {s.name for s in routed}
+    if since is not None and names & set(since):
+        raise ValueError("take_with: remote collection is never incremental")
     device_results: list[Future[DeviceCollection]] = []
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(devices)) + 1)) as pool:
         elsewhere = pool.submit(remote.take, routed, on_result) if remote and routed else None

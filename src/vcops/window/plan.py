@@ -1,9 +1,8 @@
-"""Planning a window: what each target would get, gathered in one SSH round per host."""
+"""Planning a window: what each target would get, gathered in one SSH round per host
+(the ``plan`` step: from here, or on the workers of the host's site)."""
 
 from __future__ import annotations
 
-from vcops.connectors.hosttask import ScriptTask, run_tasks
-from vcops.connectors.ssh import SshTarget
 from vcops.errors import WindowError
 from vcops.facts.sections import parse_upgradable
 from vcops.findings_store import list_findings
@@ -11,17 +10,8 @@ from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.store import Store
 from vcops.window.devices import plan_devices
 from vcops.window.model import Action, HostPlan, PackageChange, Plan
-
-#: Refresh the package lists first: the board approves what the mirror offers today,
-#: not what the host last heard about (a failed refresh still plans from the cache).
-PLAN_TASK = ScriptTask(
-    name="plan",
-    script=(
-        "section update apt-get -q update -o Acquire::http::Timeout=20\n"
-        "output upgradable apt list --upgradable\n"
-        "section reboot test -f /var/run/reboot-required\n"
-    ),
-)
+from vcops.window.remote import Step, plan_answer
+from vcops.window.sites import Said, WindowSites, run_steps
 
 
 def build_plan(
@@ -32,6 +22,7 @@ def build_plan(
     *,
     max_parallel: int = 50,
     mask_key: bytes | None = None,
+    sites: WindowSites | None = None,
 ) -> Plan:
     """The plan for these targets (devices: ``baseline`` windows only, each with its
     remediation lines masked with ``mask_key``, the snapshot key).
@@ -47,14 +38,17 @@ def build_plan(
         )
     servers = [t for t in targets if isinstance(t, Server)]
     device_plans = plan_devices(inv, devices, mask_key or b"")
-    results = run_tasks(
-        [SshTarget.from_inventory(inv, s) for s in servers], [PLAN_TASK], max_parallel=max_parallel
+    step = Step(kind="plan")
+    said = run_steps(
+        inv, servers, {s.name: step for s in servers}, sites, max_parallel=max_parallel, timeout=300
     )
-    unreachable = [
-        f"{r.name} ({r.error or 'no package list'})"
-        for r in results
-        if not r.ok or r.output("plan").ok_text("upgradable") is None
-    ]
+    found: dict[str, tuple[str | None, bool]] = {}
+    unreachable = []
+    for server in servers:
+        one = said.get(server.name) or Said(None, "no answer")
+        found[server.name] = plan_answer(one.answer) if one.answer is not None else (None, False)
+        if found[server.name][0] is None:
+            unreachable.append(f"{server.name} ({one.error or 'no package list'})")
     if unreachable:
         raise WindowError(
             f"cannot plan unreachable hosts; fix them or leave them out: {'; '.join(unreachable)}"
@@ -64,9 +58,9 @@ def build_plan(
         for f in list_findings(store, status="open"):
             open_findings.setdefault(f.target, []).append(f"{f.control_id} {f.title}")
     hosts = []
-    for server, result in zip(servers, results, strict=True):
-        out = result.output("plan")
-        upgrades = parse_upgradable(out.ok_text("upgradable") or "")
+    for server in servers:
+        listed, reboot = found[server.name]
+        upgrades = parse_upgradable(listed or "")
         if actions == "security-updates":
             upgrades = [u for u in upgrades if u.security]
         packages = (
@@ -86,7 +80,7 @@ def build_plan(
                 redundancy_group=server.redundancy_group,
                 packages=sorted(packages, key=lambda p: p.package),
                 baseline_changes=sorted(open_findings.get(server.name, [])),
-                reboot_required=out.ok_text("reboot") is not None,
+                reboot_required=reboot,
             )
         )
     by_name = {h.target: h for h in [*hosts, *device_plans]}

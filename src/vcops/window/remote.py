@@ -24,6 +24,7 @@ import re
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -269,7 +270,65 @@ def gate_script() -> str:
     return _prelude() + _active_units()
 
 
+#: Planning: refresh the package lists first (the board approves what the mirror offers
+#: today, not what the host last heard about; a failed refresh still plans from the
+#: cache), then what is upgradable, and whether a reboot is pending.
+PLAN_SCRIPT = (
+    "export DEBIAN_FRONTEND=noninteractive\n"
+    'apt-get -q update -o Acquire::http::Timeout=20 >"$t/update" 2>&1 '
+    "|| say note apt-get-update-failed\n"
+    'if apt list --upgradable >"$t/up" 2>/dev/null; then say listed 0; '
+    'while IFS= read -r l; do say upgradable "$l"; done <"$t/up"; else say listed 1; fi\n'
+    + _REBOOT_REQUIRED
+)
+
+
+def plan_answer(answer: Answer) -> tuple[str | None, bool]:
+    """(``apt list --upgradable``'s text, or None when it did not run; whether a
+    reboot is pending) from a ``plan`` step's records."""
+    listed = answer.first("listed")
+    reboot = answer.first("reboot-required")
+    if listed != ["0"]:
+        return None, False
+    text = "\n".join(" ".join(args) for args in answer.all("upgradable"))
+    return text, bool(reboot and reboot[0] == "yes")
+
+
 REBOOT_SCRIPT = "nohup sh -c 'sleep 2; systemctl reboot' >/dev/null 2>&1 &\necho scheduled\n"
+
+
+class Step(BaseModel):
+    """One window step for one host, as data: what it is, never the script text. The
+    script is built where the host is reached (:meth:`script`: on the controller, or on
+    the site worker from a sealed task), so a task on the broker can only name these
+    steps, with package versions and unit names checked again there.
+
+    ``sip`` probes SIP OPTIONS on ``sip_port`` from the same side, without a script."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["plan", "precheck", "drain", "install", "gate", "reboot", "start", "sip"]
+    packages: list[PackageChange] = Field(default_factory=list, max_length=500)
+    units: list[str] = Field(default_factory=list, max_length=200)
+    sip_port: int = Field(5060, ge=1, le=65535)
+
+    def script(self, roles: Iterable[str]) -> str | None:
+        """The host task's body (None for ``sip``: nothing runs on the host)."""
+        if self.kind == "plan":
+            return PLAN_SCRIPT
+        if self.kind == "precheck":
+            return precheck_script(roles)
+        if self.kind == "drain":
+            return drain_script(roles)
+        if self.kind == "install":
+            return install_script(self.packages)
+        if self.kind == "reboot":
+            return REBOOT_SCRIPT
+        if self.kind == "start":
+            return start_script(self.units)
+        if self.kind == "gate":
+            return gate_script()
+        return None
 
 
 @dataclass

@@ -9,13 +9,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
-from vcops.connectors.hosttask import HostRun, Unreadable, read_host, run_tasks
+from vcops.connectors.hosttask import HostRun
+from vcops.connectors.sip import sip_alive
 from vcops.connectors.ssh import SshTarget
 from vcops.inventory.models import Inventory, Server
 from vcops.policy import WindowLease
@@ -24,6 +24,7 @@ from vcops.store import Store
 from vcops.window import remote
 from vcops.window.model import HostPlan, Window
 from vcops.window.progress import HostRecord
+from vcops.window.sites import Said, WindowSites, run_steps
 from vcops.window.store import (
     progress_of,
     save_progress,
@@ -62,6 +63,9 @@ class RunContext:
     #: Called with a host's name when it reaches its end state in this run (a progress
     #: bar's advance; from the batch's threads).
     host_done: Callable[[str], None] = lambda _name: None
+    #: The servers whose steps, snapshots and baseline run on their site's workers
+    #: (``[workers] sites``); None: every host is reached from here.
+    sites: WindowSites | None = None
 
 
 @dataclass
@@ -84,6 +88,8 @@ class BatchHost:
     checksums: Checksums | None = field(default=None, repr=False)
     #: The precheck's answer, whose call counts are the drain's first reading.
     precheck: remote.Answer | None = field(default=None, repr=False)
+    #: Who reached the host for its last step: "" (the controller) or a site worker.
+    via: str = ""
 
 
 def iso_seconds(moment: datetime) -> str:
@@ -122,7 +128,8 @@ class RunnerBase:
         with self.writes:
             host.record.step = step
             save_progress(self.ctx.store, self.window.id, host.record)
-            self.audit(f"window.host.{step}", host.record.target, detail)
+            where = {"via": host.via} if host.via else {}
+            self.audit(f"window.host.{step}", host.record.target, {**detail, **where})
 
     def finish_host(self, host: BatchHost, state: str, summary: str) -> None:
         with self.writes:
@@ -139,30 +146,46 @@ class RunnerBase:
     def server(self, name: str) -> Server | None:
         return next((s for s in self.inv.servers if s.name == name), None)
 
-    def ask(
-        self, hosts: Sequence[BatchHost], script: Callable[[BatchHost], str]
-    ) -> list[tuple[BatchHost, remote.Answer | None, str]]:
-        """Run the step ``script(host)`` on every host at once (a ``window`` host task);
-        the answers (None when the host could not be reached or its sudo refused) and the
-        error text."""
-        by_name = {h.target.name: h for h in hosts}
-        results = run_tasks(
-            [h.target for h in hosts],
-            lambda t: [remote.WindowTask(script=script(by_name[t.name]))],
+    def routed(self, server: Server) -> bool:
+        """Whether the server's steps run on its site's workers."""
+        return self.ctx.sites is not None and self.ctx.sites.routes(server)
+
+    def run_steps(
+        self, servers: list[Server], steps: dict[str, remote.Step], timeout: float
+    ) -> dict[str, Said]:
+        """Each server's step, all at once: from here, or on its site's workers."""
+        return run_steps(
+            self.inv,
+            servers,
+            steps,
+            self.ctx.sites,
             max_parallel=self.ctx.max_parallel,
-            timeout=SSH_TIMEOUT,
+            timeout=timeout,
+        )
+
+    def ask(
+        self, hosts: Sequence[BatchHost], step: Callable[[BatchHost], remote.Step]
+    ) -> list[tuple[BatchHost, remote.Answer | None, str]]:
+        """Run ``step(host)`` on every host at once; the answers (None when the host
+        could not be reached or its sudo refused) and the error text."""
+        said = self.run_steps(
+            [h.server for h in hosts], {h.target.name: step(h) for h in hosts}, SSH_TIMEOUT
         )
         out: list[tuple[BatchHost, remote.Answer | None, str]] = []
-        for host, r in zip(hosts, results, strict=True):
-            if not r.framed.started:
-                out.append((host, None, r.error or ""))
-                continue
-            answer = read_host(partial(remote.parse_answer, r.output("window")))
-            if isinstance(answer, Unreadable):
-                out.append((host, None, answer.error))
-            else:
-                out.append((host, answer, r.error or ""))
+        for host in hosts:
+            one = said.get(host.target.name) or Said(None, "no answer")
+            host.via = one.via
+            out.append((host, one.answer, one.error))
         return out
+
+    def sip_answers(self, host: BatchHost) -> bool:
+        """SIP OPTIONS answered, probed from the side that reaches the host."""
+        if not self.routed(host.server):
+            return sip_alive(host.server.address, host.settings.sip_port) is not None
+        step = remote.Step(kind="sip", sip_port=host.settings.sip_port)
+        said = self.run_steps([host.server], {host.target.name: step}, 60.0)
+        one = said.get(host.target.name)
+        return one is not None and one.sip is True
 
     def snapshot(
         self,
@@ -176,7 +199,8 @@ class RunnerBase:
         """One snapshot run (one commit) for the hosts, with ``extra`` tasks in the same
         script (``checksums``, ``since``: see :func:`~vcops.snapshot.take.take_with`):
         per host the revision holding its files, or None and why not; and each host's
-        whole run."""
+        whole run. Hosts of sites with workers are collected and masked there, in full
+        and without the ``extra`` tasks (no run of theirs comes back)."""
         report, runs = take_with(
             self.ctx.snapshots,
             [h.server for h in hosts],
@@ -185,6 +209,7 @@ class RunnerBase:
             extra=extra,
             checksums=checksums,
             since=since,
+            remote=self.ctx.sites.snapshot if self.ctx.sites is not None else None,
         )
         rows = {r.name: r for r in report.hosts}
         out: list[tuple[BatchHost, str | None, str]] = []
@@ -200,7 +225,7 @@ class RunnerBase:
         """The before-snapshots to collect incrementally against (hosts whose
         before-snapshot's checksums are known: not after a resume)."""
         since: dict[str, Since] = {}
-        for host in hosts:
+        for host in hosts:  # (a routed host's before-snapshot has no checksums here)
             if host.checksums is not None and host.record.before_rev is not None:
                 since[host.record.target] = Since.of(
                     self.ctx.snapshots.repo,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from vcops.enforce.pyinfra_run import run_pyinfra
+from vcops.enforce.ansible_events import keep_text
+from vcops.enforce.apply import run_servers
 from vcops.errors import ApprovalError, VcopsError
 from vcops.policy import authorize
 from vcops.window import remote
@@ -43,7 +44,9 @@ class ChangePhases(GatePhases):
                 self.finish_host(host, "failed", f"refused the plan: {exc}")
                 continue
             ready.append(host)
-        for host, said, error in self.ask(ready, lambda h: remote.install_script(h.plan.packages)):
+        for host, said, error in self.ask(
+            ready, lambda h: remote.Step(kind="install", packages=list(h.plan.packages))
+        ):
             answer = remote.install_result(said) if said is not None else None
             if answer is None:
                 self.fail_and_roll_back(host, f"the install did not finish: {error or 'no answer'}")
@@ -82,8 +85,18 @@ class ChangePhases(GatePhases):
                 )
 
     def apply_baseline(self, hosts: list[BatchHost]) -> None:
+        """The pyinfra baseline (a site's servers through its workers, as ``vcops apply``
+        sends them)."""
+        sites = self.ctx.sites
         try:
-            results, _seconds = run_pyinfra(self.inv, [h.server for h in hosts])
+            results = run_servers(
+                self.inv,
+                [h.server for h in hosts],
+                "pyinfra",
+                False,
+                keep_text,  # no check diffs in a real run
+                sites.apply if sites is not None else None,
+            )
         except VcopsError as exc:
             for host in hosts:
                 self.fail_and_roll_back(host, f"the baseline could not run: {exc}")
@@ -91,12 +104,12 @@ class ChangePhases(GatePhases):
         by_name = {r.name: r for r in results}
         for host in hosts:
             result = by_name.get(host.record.target)
-            if result is None or not result.reached or result.failed:
-                why = "; ".join(result.errors[-2:]) if result else "no result"
+            if result is None or result.status not in {"changed", "unchanged"}:
+                why = result.reason if result else "no result"
                 self.fail_and_roll_back(host, f"the baseline failed: {why}")
                 continue
-            host.record.baseline = list(result.changed)
-            self.save(host, "baseline", changed=result.changed)
+            host.record.baseline = list(result.changes)
+            self.save(host, "baseline", changed=result.changes)
 
     def restart(self, hosts: list[BatchHost]) -> None:
         """Record the restarts: the install script restarted the running units of the
@@ -116,7 +129,7 @@ class ChangePhases(GatePhases):
                 host.record.gate.append("reboot required but the window's policy is never")
         if not todo:
             return
-        self.ask(todo, lambda _h: remote.REBOOT_SCRIPT)
+        self.ask(todo, lambda _h: remote.Step(kind="reboot"))
         for host in todo:
             self.save(host, "reboot", policy=policy)
         deadline = time.monotonic() + max(h.settings.reboot_timeout for h in todo)
@@ -124,7 +137,7 @@ class ChangePhases(GatePhases):
         while waiting and time.monotonic() < deadline:
             time.sleep(3)
             still = []
-            for host, answer, _error in self.ask(waiting, lambda _h: remote.gate_script()):
+            for host, answer, _error in self.ask(waiting, lambda _h: remote.Step(kind="gate")):
                 boot = remote.unit_state(answer).boot_id if answer else ""
                 if boot and boot != host.boot_before:
                     host.record.rebooted = True

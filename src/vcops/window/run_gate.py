@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-from vcops.connectors.sip import sip_alive
 from vcops.errors import VcopsError
 from vcops.snapshot.restore import restore_target
 from vcops.window import remote
@@ -29,11 +28,12 @@ class GatePhases(RunnerBase):
         problems: dict[str, list[str]] = {}
         while True:
             problems = {}
-            if first is not None:
-                answers = [(h, *first.get(h.record.target, (None, "no answer"))) for h in hosts]
-                first = None
-            else:
-                answers = self.ask(hosts, lambda _h: remote.gate_script())
+            read = first or {}
+            first = None  # (a host with no first reading is asked at once)
+            answers = [(h, *read[h.record.target]) for h in hosts if h.record.target in read]
+            asked = [h for h in hosts if h.record.target not in read]
+            if asked:
+                answers += self.ask(asked, lambda _h: remote.Step(kind="gate"))
             for host, answer, error in answers:
                 found = self.judge(host, answer, error)
                 if found:
@@ -59,7 +59,7 @@ class GatePhases(RunnerBase):
                 if unit in host.units_before and unit not in state.active:
                     found.append(f"{unit} is not running (it was before)")
             found += [f"{u} failed" for u in sorted(state.failed - host.failed_before)]
-        if host.sip_before and sip_alive(host.server.address, host.settings.sip_port) is None:
+        if host.sip_before and not self.sip_answers(host):
             found.append(
                 f"no answer to SIP OPTIONS on {host.server.address}:{host.settings.sip_port}"
                 " (it answered before)"
@@ -83,7 +83,8 @@ class GatePhases(RunnerBase):
             run = runs.get(host.record.target)
             said = run.output("window") if run is not None else None
             answer = remote.parse_answer(said) if said is not None and said.complete else None
-            first[host.record.target] = (answer, (run.error if run else None) or problem)
+            if run is not None or not self.routed(host.server):  # a worker's: asked in the gate
+                first[host.record.target] = (answer, (run.error if run else None) or problem)
             taken[host.record.target] = rev
         at_once: set[str] = set()
         problems = self.gate_problems(hosts, first, at_once)
@@ -122,6 +123,7 @@ class GatePhases(RunnerBase):
                     host.record.before_rev,
                     lease=self.lease,
                     now=self.ctx.now(),
+                    remote=self.ctx.sites.restore if self.ctx.sites is not None else None,
                 )
                 changed = [f.path for f in report.files if f.action != "unchanged"]
                 outcome.append(
@@ -133,7 +135,9 @@ class GatePhases(RunnerBase):
                 outcome.append(f"config restore failed: {exc}")
         wanted = [u for u in host.settings.units_for(host.server) if u in host.units_before]
         if wanted:
-            _host, answer, error = self.ask([host], lambda _h: remote.start_script(wanted))[0]
+            _host, answer, error = self.ask(
+                [host], lambda _h: remote.Step(kind="start", units=wanted)
+            )[0]
             started = answer.all("start") if answer else []
             outcome.append(
                 "restarted " + ", ".join(f"{a[0]} (exit {a[1]})" for a in started if len(a) > 1)

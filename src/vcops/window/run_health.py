@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import time
 
-from vcops.connectors.hosttask import run_tasks
-from vcops.connectors.sip import sip_alive
-from vcops.connectors.ssh import SshTarget
 from vcops.roles import answers_sip
 from vcops.snapshot.take import Checksums
 from vcops.window import remote
 from vcops.window.progress import HealthBefore, HostRecord
 from vcops.window.run_base import BatchHost, RunnerBase
+from vcops.window.sites import Said
 
 
 class HealthPhases(RunnerBase):
@@ -30,20 +28,19 @@ class HealthPhases(RunnerBase):
         if not members:
             return set()
         settings = {s.name: remote.host_settings(s, dict(self.inv.host_vars(s))) for s in members}
-        results = run_tasks(
-            [SshTarget.from_inventory(self.inv, s) for s in members],
-            [remote.WindowTask(script=remote.gate_script())],
-            max_parallel=self.ctx.max_parallel,
-            timeout=60,
-        )
+        gate = remote.Step(kind="gate")
+        said = self.run_steps(members, {s.name: gate for s in members}, 60.0)
         bad: set[str] = set()
-        for server, result in zip(members, results, strict=True):
+        for server in members:
+            one = said.get(server.name) or Said(None, "no answer")
             why = None
-            if not result.framed.started:
-                why = f"{result.status}: {result.error}"
+            if one.answer is None:
+                why = one.error or "no answer"
             else:
-                state = remote.unit_state(remote.parse_answer(result.output("window")))
-                down = sorted(set(settings[server.name].units_for(server)) & state.failed)
+                down = sorted(
+                    set(settings[server.name].units_for(server))
+                    & remote.unit_state(one.answer).failed
+                )
                 if down:
                     why = f"{', '.join(down)} failed"
             if why and server.redundancy_group:
@@ -73,10 +70,12 @@ class HealthPhases(RunnerBase):
                 run = runs.get(host.record.target)
                 host.checksums = Checksums.of(run) if run is not None else None
                 said = run.output("window") if run is not None else None
-                answers[host.record.target] = (
-                    remote.parse_answer(said) if said is not None and said.complete else None,
-                    (run.error if run is not None else None) or problem,
-                )
+                if run is not None or not self.routed(host.server):
+                    answers[host.record.target] = (
+                        remote.parse_answer(said) if said is not None and said.complete else None,
+                        (run.error if run is not None else None) or problem,
+                    )
+                # else: collected on its site's worker, which ran no precheck: asked below
                 if rev is None:
                     self.finish_host(host, "failed", f"no snapshot before any change ({problem})")
                     continue
@@ -84,7 +83,7 @@ class HealthPhases(RunnerBase):
                 self.save(host, "snapshot", rev=rev, when="before")
         rest = [h for h in hosts if h.record.state == "running" and h.record.target not in answers]
         for host, answer, error in (
-            self.ask(rest, lambda h: remote.precheck_script(h.server.roles)) if rest else []
+            self.ask(rest, lambda _h: remote.Step(kind="precheck")) if rest else []
         ):
             answers[host.record.target] = (answer, error)
         for host in hosts:
@@ -111,7 +110,7 @@ class HealthPhases(RunnerBase):
         host.units_before = state.active
         host.failed_before = state.failed
         sip = answers_sip(host.server.roles)
-        host.sip_before = sip and sip_alive(host.server.address, host.settings.sip_port) is not None
+        host.sip_before = sip and self.sip_answers(host)
         host.record.health_before = HealthBefore(
             active=sorted(state.active), failed=sorted(state.failed), sip=host.sip_before
         )
@@ -127,7 +126,7 @@ class HealthPhases(RunnerBase):
             still: list[BatchHost] = []
             asked = [h for h in waiting if all(h is not f[0] for f in first)]
             answers = first + (
-                self.ask(asked, lambda h: remote.drain_script(h.server.roles)) if asked else []
+                self.ask(asked, lambda _h: remote.Step(kind="drain")) if asked else []
             )
             first = []
             for host, answer, error in answers:

@@ -30,6 +30,10 @@ runner killed at any point resumes where it stopped:
 Before each batch the other members of each redundancy group are checked: a group
 with a member unreachable or with a failed unit does not start another member.
 
+A server of a site listed in ``[workers] sites`` has its host steps, snapshots,
+baseline and rollback run by that site's workers (:mod:`vcops.window.sites`); the
+runner, its saved progress and its bookkeeping stay here either way.
+
 The loop and the batch are here; the phases live in their own modules, mixed into
 :class:`WindowRunner`: :mod:`~vcops.window.run_health` (peers, snapshot + precheck,
 drain), :mod:`~vcops.window.run_change` (install or baseline, restart, reboot),
