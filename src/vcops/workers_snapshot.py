@@ -182,14 +182,24 @@ def _read(server: Server, item: dict[str, object]) -> Built:
         if row.status not in {"failed", "unreachable"}:
             raise ValueError("no snapshot, yet not failed")
         return None, row
+    row.status = "unchanged"  # new or changed is decided by the commit, here
+    return read_snapshot(server, snap), row
+
+
+def read_snapshot(server: Server, snap: HostSnapshot) -> HostSnapshot:
+    """A server's snapshot from a worker, checked: of this server, and only paths
+    inside its folder (what a worker says is data).
+
+    Raises:
+        ValueError: it is not.
+    """
     if snap.name != server.name or snap.kind != "server":
         raise ValueError("the snapshot is of another host")
-    for path in snap.files:  # what a worker says is data: paths inside the host folder only
+    for path in snap.files:
         parts = PurePosixPath(path).parts
         if not parts or parts[0] not in _TOP or any(p in {"..", ".", ""} for p in parts):
             raise ValueError("a path outside the host folder")
-    row.status = "unchanged"  # new or changed is decided by the commit, here
-    return snap, row
+    return snap
 
 
 def remote_scan_snapshot(plan: SitePlan, key: bytes, store: Store | None) -> RemoteScanSnapshot:

@@ -16,7 +16,10 @@ With ``check=True`` only steps 1-3 run and the masked diff is reported.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from vcops.connectors.hosttask import run_tasks
 from vcops.connectors.ssh import SshTarget
@@ -31,11 +34,11 @@ from vcops.snapshot.build import (
 )
 from vcops.snapshot.catalog import classify_path
 from vcops.snapshot.mask import mask_text
-from vcops.snapshot.models import RestoreReport
-from vcops.snapshot.restore_device import latest, quiet, restore_device
+from vcops.snapshot.models import HostSnapshot, RestoreReport
+from vcops.snapshot.restore_device import latest, restore_device
 from vcops.snapshot.restore_plan import plan_server_restore
 from vcops.snapshot.restore_script import RestoreTask, ScriptResult, parse_restore_output
-from vcops.snapshot.take import SnapshotContext, collect_servers, record, take_snapshots
+from vcops.snapshot.take import SnapshotContext, collect_servers, record, server_snapshot
 
 
 def restore_target(
@@ -50,11 +53,14 @@ def restore_target(
     paths: list[str] | None = None,
     method: str = "auto",
     now: datetime,
+    remote: RemoteRestore | None = None,
 ) -> RestoreReport:
     """Restore (or with ``check`` only plan) one target from the snapshot at ``rev``.
 
     A real restore of a production target needs the policy gate's grant: the ``lease``
-    of the window rolling it back, or an ``emergency`` reason.
+    of the window rolling it back, or an ``emergency`` reason. ``remote``: a server it
+    routes is restored by its site's worker (:mod:`vcops.workers_window`); the gate,
+    the snapshot commits and the audit entry stay here.
 
     Raises:
         ApprovalError: production without an emergency reason.
@@ -72,7 +78,7 @@ def restore_target(
         )
     action = "snapshot.restore.check" if check else "snapshot.restore"
     try:
-        report = _restore(ctx, target, rev, check, skip_masked, paths, method, now)
+        report = _restore(ctx, target, rev, check, skip_masked, paths, method, now, remote)
     except VcopsError as exc:
         if ctx.store is not None:
             detail: dict[str, object] = {"rev": rev, "status": "error", "error": str(exc)}
@@ -110,6 +116,7 @@ def _restore(
     paths: list[str] | None,
     method: str,
     now: datetime,
+    remote: RemoteRestore | None = None,
 ) -> RestoreReport:
     ctx.repo.require()
     commit = ctx.repo.resolve(rev)
@@ -121,22 +128,87 @@ def _restore(
     if isinstance(target, Server):
         if FILE_LIST not in stored:
             raise StoreError(f"{target.name}: the snapshot at {rev} is not a server snapshot")
-        return _restore_server(ctx, target, stored, commit, check, skip_masked, paths, now)
+        if remote is not None and not check and remote.routes(target):
+            done = remote.run(target, stored, commit)
+            commits = {  # "before" first, as here; kept even when the restore stopped
+                when: commit_kept(ctx, target.name, snap, reason)
+                for when, (snap, reason) in done.kept.items()
+            }
+            if done.report is None:
+                raise CommandError(done.error or f"{target.name}: no answer from its site")
+            done.report.before_commit = commits.get("before")
+            done.report.after_commit = commits.get("after")
+            return done.report
+        return restore_server_files(
+            ctx,
+            target,
+            stored,
+            commit,
+            check=check,
+            skip_masked=skip_masked,
+            paths=paths,
+            now=now,
+            keep=lambda _when, snap, reason: commit_kept(ctx, target.name, snap, reason),
+        )
     if RUNNING not in stored:
         raise StoreError(f"{target.name}: the snapshot at {rev} holds no running config")
     return restore_device(ctx, target, stored, commit, check, skip_masked, method)
 
 
-def _restore_server(
+#: Keeps a snapshot a server restore takes (``when``: before or after the write; None
+#: when the host could not be collected after it): ``keep(when, snapshot, reason)`` ->
+#: the commit holding it (None: kept for the controller to commit).
+Keep = Callable[[Literal["before", "after"], HostSnapshot | None, str], str | None]
+
+#: The snapshots a restore took elsewhere, by when, with their reasons.
+Kept = dict[Literal["before", "after"], tuple[HostSnapshot | None, str]]
+
+
+@dataclass
+class Restored:
+    """What a site worker answers for a restore: the report (None when it stopped with
+    ``error``), and the snapshots it took for the controller to commit, by when (before
+    the write, after it), with their reasons."""
+
+    report: RestoreReport | None
+    kept: Kept
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteRestore:
+    """Servers restored elsewhere (a site's workers): which ones (``routes``) and how
+    (``run(server, stored files, commit)``)."""
+
+    routes: Callable[[Server], bool]
+    run: Callable[[Server, dict[str, bytes], str], Restored]
+
+
+def commit_kept(
+    ctx: SnapshotContext, name: str, snap: HostSnapshot | None, reason: str
+) -> str | None:
+    """Commit a restore's snapshot; the host's newest commit when it is unchanged or
+    was not collected (as a take would leave it)."""
+    committed = record(ctx, [snap], reason, None, {})[0] if snap is not None else None
+    return committed or latest(ctx, name)
+
+
+def restore_server_files(
     ctx: SnapshotContext,
     server: Server,
     stored: dict[str, bytes],
     commit: str,
+    *,
     check: bool,
     skip_masked: bool,
     paths: list[str] | None,
     now: datetime,
+    keep: Keep,
 ) -> RestoreReport:
+    """The host part of a server restore (the same code on the controller and on a
+    site worker): collect the live files, plan, ``keep`` the live files' snapshot
+    before anything is written, write and reload with the host-side script, ``keep``
+    a snapshot after."""
     [live] = collect_servers(ctx, [server])
     if live.status == "unreachable":
         raise ConnectError(live.error or f"{server.name}: unreachable")
@@ -179,10 +251,9 @@ def _restore_server(
     if check:
         return report
     before = build_server_snapshot(server.name, live.sections, live.roots, ctx.key)
-    committed, _ = record(
-        ctx, [before], f"before restore of {server.name} to {commit[:12]}", None, {}
+    report.before_commit = keep(
+        "before", before, f"before restore of {server.name} to {commit[:12]}"
     )
-    report.before_commit = committed or latest(ctx, server.name)
     nonce = secrets.token_hex(8)
     run_id = f"restore-{now.strftime('%Y%m%dT%H%M%SZ')}-{nonce[:8]}"
     task = RestoreTask(
@@ -218,10 +289,9 @@ def _restore_server(
         report.error = f"{server.name}: files restored, but " + "; ".join(
             f"{name}: {state}" for name, state in unhealthy.items()
         )
-    after = take_snapshots(
-        quiet(ctx), [server], reason=f"after restore of {server.name} to {commit[:12]}"
-    )
-    report.after_commit = after.commit or latest(ctx, server.name)
+    [again] = collect_servers(ctx, [server])
+    after, _row = server_snapshot(ctx, server, again, None)  # None: unreachable again
+    report.after_commit = keep("after", after, f"after restore of {server.name} to {commit[:12]}")
     return report
 
 
