@@ -71,8 +71,11 @@ WantedBy=multi-user.target
 """
 
 
-def build_deb(work: Path, package: str, version: str, *, service: bool) -> Path:
-    """A real .deb built with dpkg-deb (arch all, no dependencies)."""
+def build_deb(
+    work: Path, package: str, version: str, *, service: bool, postinst: str | None = None
+) -> Path:
+    """A real .deb built with dpkg-deb (arch all, no dependencies); ``service``: it
+    ships vcops-testpkg.service and :data:`POSTINST`; else ``postinst`` if given."""
     root = work / f"{package}_{version}"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(
@@ -87,7 +90,8 @@ def build_deb(work: Path, package: str, version: str, *, service: bool) -> Path:
         unit = root / "lib" / "systemd" / "system"
         unit.mkdir(parents=True)
         (unit / "vcops-testpkg.service").write_text(UNIT)
-        (root / "DEBIAN" / "postinst").write_text(POSTINST)
+    if service or postinst:
+        (root / "DEBIAN" / "postinst").write_text(POSTINST if service else str(postinst))
         (root / "DEBIAN" / "postinst").chmod(0o755)
     out = work / f"{package}_{version}_all.deb"
     subprocess.run(

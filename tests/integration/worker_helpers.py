@@ -4,8 +4,11 @@ to a worker, Redis's MONITOR log, and a command run while one worker is killed."
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -186,6 +189,19 @@ def copy_key(src: Path, dst: Path) -> None:
     (dst / "state").mkdir(parents=True, exist_ok=True, mode=0o700)
     shutil.copy(src / "state" / KEY_FILE, dst / "state" / KEY_FILE)
     (dst / "state" / KEY_FILE).chmod(0o600)
+
+
+_BODY = re.compile(r'body\\*": \\*"([A-Za-z0-9+/=]{8,})\\*"')
+
+
+def task_bodies(log: Path) -> str:
+    """The task messages (kombu sends them base64-encoded) in a MONITOR log, decoded:
+    what a payload check must read, since the raw log shows only base64."""
+    found = []
+    for match in _BODY.finditer(log.read_text(errors="replace")):
+        with contextlib.suppress(ValueError):
+            found.append(base64.b64decode(match.group(1)).decode(errors="replace"))
+    return "\n".join(found)
 
 
 @contextmanager
