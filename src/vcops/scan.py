@@ -133,7 +133,7 @@ def _scan_device(inv: Inventory, device: Device, output: str) -> TargetOutcome:
     )
 
 
-def _gather_devices(
+def gather_devices(
     inv: Inventory,
     devices: list[Device],
     parallel: int,
@@ -141,7 +141,7 @@ def _gather_devices(
     fetched: dict[str, DeviceCollection] | None = None,
 ) -> list[TargetOutcome]:
     """Each device's outcome from its running config: the one ``fetched`` with a
-    snapshot in this scan, or fetched here."""
+    snapshot in this scan, or fetched here (the same code on a site worker)."""
     done = {name: _as_result(inv, c) for name, c in (fetched or {}).items()}
     for name in done:
         advance(name)
@@ -166,6 +166,23 @@ def _gather_devices(
         work = partial(_scan_device, inv, device, result.output)
         outcomes.append(contained(device.name, "device", 0.0, work))
     return outcomes
+
+
+def _devices(
+    inv: Inventory,
+    devices: list[Device],
+    now: datetime,
+    parallel: int,
+    advance: Callable[[str], None],
+    fetched: dict[str, DeviceCollection],
+    remote: RemoteScan | None,
+) -> list[TargetOutcome]:
+    """The devices' outcomes: from their sites' workers (``remote``), or from here."""
+    asked = remote(devices, now, advance) if remote is not None and devices else {}
+    done = {name: outcome for name, (outcome, _pending) in asked.items()}
+    here = [d for d in devices if d.name not in done]
+    done |= {o.target: o for o in gather_devices(inv, here, parallel, advance, fetched)}
+    return [done[d.name] for d in devices]
 
 
 def _as_result(inv: Inventory, collected: DeviceCollection) -> DeviceResult:
@@ -243,7 +260,8 @@ def run_scan(
     remote_snapshot: RemoteScanSnapshot | None = None,
 ) -> ScanReport:
     """Scan the selected targets; with a store, record findings and their history.
-    ``remote`` scans the servers of sites that have workers (see :mod:`vcops.workers`).
+    ``remote`` scans the servers and devices of sites that have workers (see
+    :mod:`vcops.workers`).
 
     With ``snapshot``, every server's facts and its config snapshot are gathered here by
     ONE script over ONE SSH session (one pass over the files), and the snapshot is
@@ -287,7 +305,7 @@ def run_scan(
         runs,
         cache,
     )
-    outcomes += _gather_devices(inv, devices, max_parallel, advance, fetched)
+    outcomes += _devices(inv, devices, started, max_parallel, advance, fetched, remote)
     finished = now()
     passed, failed, unknown, score = compliance_score(outcomes)
     selection = limit or "all"

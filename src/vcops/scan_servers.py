@@ -4,7 +4,7 @@ the pending-upgrades fingerprint stored at its last scan, see
 package sightings and the upgrades cache stored in one transaction for the fleet. The
 same :func:`server_outcome` runs on the controller and on a site worker."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from vcops.connectors.hosttask import (
@@ -26,7 +26,7 @@ from vcops.findings_store import (
     record_sightings,
     save_upgrade_cache,
 )
-from vcops.inventory.models import Inventory, Server
+from vcops.inventory.models import Inventory, Server, Target
 from vcops.store import Store
 
 SNAPSHOT_SECTIONS = ("sshd_t", "packages")
@@ -63,10 +63,11 @@ def server_facts(run: HostRun) -> ServerFacts:
     )
 
 
-#: ``remote(servers, now, advance)``: outcomes of the servers whose site has workers
-#: (see :mod:`vcops.workers`), with the pending security updates each one reported.
+#: ``remote(targets, now, advance)``: outcomes of the targets (servers and devices)
+#: whose site has workers (see :mod:`vcops.workers`), with the pending security updates
+#: each server reported; the other targets are not in the answer.
 RemoteScan = Callable[
-    [list[Server], datetime, Callable[[str], None]],
+    [Sequence[Target], datetime, Callable[[str], None]],
     dict[str, tuple[TargetOutcome, list[tuple[str, str]]]],
 ]
 #: ``first_seen(target, pending)``: ``pkg=version`` -> when each was first seen.

@@ -1,13 +1,16 @@
-"""Site workers: the servers of a site listed in ``[workers] sites`` are scanned by
-``vcops worker --site NAME`` processes inside that site, over Celery on Redis.
+"""Site workers: the servers and devices of a site listed in ``[workers] sites`` are
+scanned by ``vcops worker --site NAME`` processes inside that site, over Celery on
+Redis.
 
 The controller plans (which targets, the scan time, the package sightings it already
 knows), sends *chunks of target names* to the site's queue, and stores and reports what
 comes back. A worker reads the same inventory (its fingerprint travels with each task
 and a worker with a different inventory refuses), runs the same fact script over SSH
-with its own key and known_hosts, evaluates the same controls with the same pure code
-(:func:`vcops.scan.server_outcome`) and returns the :class:`~vcops.findings.TargetOutcome`
-of each host: findings, never raw facts or config files, so no secret crosses the broker.
+with its own key and known_hosts (a device: reads its running config), evaluates the
+same controls with the same pure code (:func:`vcops.scan.server_outcome`,
+:func:`vcops.scan.gather_devices`) and returns the
+:class:`~vcops.findings.TargetOutcome` of each target: findings, never raw facts or
+config files, so no secret crosses the broker.
 
 Failure is data: a broker that is down, a site with no live worker, or results that do
 not come back in ``result_timeout`` make those targets *unknown* (exit 3), never a hang.
@@ -23,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,12 +37,14 @@ from vcops.errors import BrokerError
 from vcops.findings import TargetOutcome
 from vcops.findings_store import known_sightings
 from vcops.inventory.load import load_inventory
-from vcops.inventory.models import Inventory, Server
-from vcops.scan import RemoteScan, first_seen_from, gather_servers
+from vcops.inventory.models import Device, Inventory, Server, Target
+from vcops.scan import RemoteScan, first_seen_from, gather_devices, gather_servers
 from vcops.store import Store
 
 TASK = "vcops.scan_chunk"
 R = TypeVar("R")
+#: A task's targets: servers, or servers and devices.
+T = TypeVar("T", Server, Target)
 Outcomes = dict[str, tuple[TargetOutcome, list[tuple[str, str]]]]
 
 
@@ -75,17 +80,25 @@ class WorkerContext:
             self._inventory = load_inventory(self.inventory_root)
         return self._inventory
 
-    def site_servers(self, names: list[str]) -> tuple[list[Server], dict[str, str]]:
-        """The servers of this worker's site among ``names``; the other names with why
-        this worker will not touch them (each task answers them in its own shape)."""
-        inv, servers, refused = self.inventory(), [], {}
+    def site_targets(self, names: list[str]) -> tuple[list[Target], dict[str, str]]:
+        """The servers and devices of this worker's site among ``names``; the other
+        names with why this worker will not touch them (each task answers them in its
+        own shape)."""
+        inv, targets, refused = self.inventory(), [], {}
         for name in names:
             target = inv.target(name)
-            if isinstance(target, Server) and target.site == self.site:
-                servers.append(target)
+            if target is not None and target.site == self.site:
+                targets.append(target)
             else:
-                refused[name] = f"worker {self.node}: not a server of site {self.site}"
-        return servers, refused
+                refused[name] = f"worker {self.node}: not a target of site {self.site}"
+        return targets, refused
+
+    def site_servers(self, names: list[str]) -> tuple[list[Server], dict[str, str]]:
+        """:meth:`site_targets`, servers only (a window step or a rollback)."""
+        targets, refused = self.site_targets(names)
+        for device in [t for t in targets if not isinstance(t, Server)]:
+            refused[device.name] = f"worker {self.node}: {device.name} is not a server"
+        return [t for t in targets if isinstance(t, Server)], refused
 
 
 class _Serving:
@@ -136,15 +149,17 @@ def scan_chunk(payload: dict[str, object]) -> dict[str, object]:
     known: dict[str, dict[str, int]] = raw_known if isinstance(raw_known, dict) else {}
     first_seen = first_seen_from(known, int(now.timestamp()))
 
-    servers, elsewhere = ctx.site_servers(names)
+    targets, elsewhere = ctx.site_targets(names)
     results |= {name: _unknown(name, why) for name, why in elsewhere.items()}
-    with broker.host_locks(ctx.broker_url, [s.name for s in servers], ctx.lock_ttl) as (held, busy):
+    with broker.host_locks(ctx.broker_url, [t.name for t in targets], ctx.lock_ttl) as (held, busy):
         for name in busy:
             results[name] = _unknown(name, f"{name}: another worker is on it right now; rescan")
-        mine = [s for s in servers if s.name in held]
+        servers = [t for t in targets if isinstance(t, Server) and t.name in held]
+        devices = [t for t in targets if isinstance(t, Device) and t.name in held]
         # [run] max_parallel bounds this machine's SSH sessions: shared by the task threads
         parallel = max(1, ctx.max_parallel // max(1, ctx.concurrency))
-        outcomes = gather_servers(inv, mine, now, parallel, lambda _n: None, first_seen)
+        outcomes = gather_servers(inv, servers, now, parallel, lambda _n: None, first_seen)
+        outcomes += [(o, []) for o in gather_devices(inv, devices, parallel, lambda _n: None)]
         for outcome, pending in outcomes:
             results[outcome.target] = {
                 "outcome": outcome.model_dump(mode="json"),
@@ -169,8 +184,8 @@ class SitePlan:
 def remote_scan(plan: SitePlan, store: Store | None) -> RemoteScan:
     """The ``remote`` hook of :func:`vcops.scan.run_scan` for the sites with workers."""
 
-    def run(servers: list[Server], now: datetime, advance: Callable[[str], None]) -> Outcomes:
-        routed = [s for s in servers if s.site in plan.sites]
+    def run(targets: Sequence[Target], now: datetime, advance: Callable[[str], None]) -> Outcomes:
+        routed = [t for t in targets if t.site in plan.sites]
         if not routed:
             return {}
         return dispatch(plan, routed, now, advance, store)
@@ -178,25 +193,26 @@ def remote_scan(plan: SitePlan, store: Store | None) -> RemoteScan:
     return run
 
 
-def _unknowns(servers: list[Server], error: str) -> Outcomes:
+def _unknowns(targets: list[Target], error: str) -> Outcomes:
     return {
-        s.name: (TargetOutcome(target=s.name, kind="server", status="unknown", error=error), [])
-        for s in servers
+        t.name: (TargetOutcome(target=t.name, kind=t.kind, status="unknown", error=error), [])
+        for t in targets
     }
 
 
 def dispatch(
     plan: SitePlan,
-    servers: list[Server],
+    targets: list[Target],
     now: datetime,
     advance: Callable[[str], None],
     store: Store | None,
 ) -> Outcomes:
-    """Send the servers to their sites' workers in chunks; gather the outcomes."""
-    known = known_sightings(store, [s.name for s in servers]) if store is not None else {}
+    """Send the targets to their sites' workers in chunks; gather the outcomes."""
+    servers = [t.name for t in targets if isinstance(t, Server)]
+    known = known_sightings(store, servers) if store is not None else {}
     fingerprint = inventory_fingerprint(plan.inventory_root)
 
-    def payload(chunk: list[Server]) -> dict[str, object]:
+    def payload(chunk: list[Target]) -> dict[str, object]:
         return {
             "targets": [s.name for s in chunk],
             "now": now.isoformat(),
@@ -205,23 +221,25 @@ def dispatch(
         }
 
     def read(
-        server: Server, item: dict[str, object]
+        target: Target, item: dict[str, object]
     ) -> tuple[TargetOutcome, list[tuple[str, str]]]:
         outcome = TargetOutcome.model_validate(item["outcome"])
+        if outcome.target != target.name or outcome.kind != target.kind:
+            raise ValueError("the outcome is of another target")
         raw = item.get("pending", [])
         pending = [(str(p[0]), str(p[1])) for p in raw][:10000] if isinstance(raw, list) else []
         return outcome, pending
 
-    return fan_out(plan, TASK, servers, payload, read, _unknowns, advance)
+    return fan_out(plan, TASK, targets, payload, read, _unknowns, advance)
 
 
 def fan_out(
     plan: SitePlan,
     task: str,
-    servers: list[Server],
-    payload: Callable[[list[Server]], dict[str, object]],
-    read: Callable[[Server, dict[str, object]], R],
-    fail: Callable[[list[Server], str], dict[str, R]],
+    servers: list[T],
+    payload: Callable[[list[T]], dict[str, object]],
+    read: Callable[[T, dict[str, object]], R],
+    fail: Callable[[list[T], str], dict[str, R]],
     advance: Callable[[str], None],
 ) -> dict[str, R]:
     """Send ``task`` for the servers to their sites' queues in chunks and read each
@@ -244,7 +262,7 @@ def fan_out(
     if not busy:
         return out
     app = broker.make_app(plan.broker_url, visibility_timeout=plan.visibility_timeout)
-    sent: list[tuple[list[Server], object]] = []
+    sent: list[tuple[list[T], object]] = []
     for site in sorted({s.site for s in busy}):
         members = [s for s in busy if s.site == site]
         for i in range(0, len(members), plan.chunk):
@@ -262,12 +280,12 @@ def fan_out(
 
 
 def _collect(
-    chunk: list[Server],
+    chunk: list[T],
     result: object,
     deadline: float,
     plan: SitePlan,
-    read: Callable[[Server, dict[str, object]], R],
-    fail: Callable[[list[Server], str], dict[str, R]],
+    read: Callable[[T, dict[str, object]], R],
+    fail: Callable[[list[T], str], dict[str, R]],
     advance: Callable[[str], None],
 ) -> dict[str, R]:
     from celery.exceptions import TimeoutError as CeleryTimeout

@@ -27,9 +27,11 @@ the others are committed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import PurePosixPath
 
 from vcops.connectors import broker
@@ -37,15 +39,23 @@ from vcops.connectors.hosttask import HostTask
 from vcops.errors import StoreError, VcopsError
 from vcops.findings import TargetOutcome
 from vcops.findings_store import known_sightings
-from vcops.inventory.models import Server
-from vcops.scan import RemoteScan, RemoteScanSnapshot
+from vcops.inventory.models import Device, Server, Target
+from vcops.scan import RemoteScan, RemoteScanSnapshot, gather_devices
 from vcops.scan_servers import FirstSeen, facts_tasks, first_seen_from, server_outcome
-from vcops.snapshot.build import FILE_LIST, FILES_DIR
+from vcops.snapshot.build import FILE_LIST, FILES_DIR, RUNNING, STARTUP
 from vcops.snapshot.collect import paths_for_roles
 from vcops.snapshot.gitstore import SnapshotRepo
 from vcops.snapshot.keys import key_id, load_or_create_key
 from vcops.snapshot.models import HostSnapshot, HostTakeResult
-from vcops.snapshot.take import Built, Remote, SnapshotContext, collect_servers, server_snapshot
+from vcops.snapshot.take import (
+    Built,
+    Remote,
+    SnapshotContext,
+    collect_device,
+    collect_servers,
+    device_built,
+    server_snapshot,
+)
 from vcops.store import Store
 from vcops.workers import (
     Outcomes,
@@ -62,11 +72,23 @@ from vcops.workers_seal import seal, unsealed
 TASK = "vcops.snapshot_chunk"
 #: What a server's folder holds at its top (see :mod:`vcops.snapshot.build`).
 _TOP = frozenset({FILES_DIR, FILE_LIST, "state"})
+_DEVICE_FILES = frozenset({RUNNING, STARTUP})
 
 
 def _failed_row(name: str, error: str) -> dict[str, object]:
     row = HostTakeResult(name=name, kind="server", status="failed", via="worker", error=error)
     return {"snapshot": None, "row": row.model_dump(mode="json")}
+
+
+def _entry(snap: HostSnapshot | None, row: HostTakeResult) -> dict[str, object]:
+    return {
+        "snapshot": snap.model_dump(mode="json") if snap is not None else None,
+        "row": row.model_dump(mode="json"),
+    }
+
+
+def _quiet(_name: str) -> None:
+    """No progress to show on a worker."""
 
 
 def worker_key(ctx: WorkerContext, payload: dict[str, object]) -> tuple[bytes, str | None]:
@@ -94,7 +116,8 @@ def worker_key(ctx: WorkerContext, payload: dict[str, object]) -> tuple[bytes, s
 
 
 def snapshot_chunk(payload: dict[str, object]) -> dict[str, object]:
-    """The worker task: collect and mask these servers of this site (JSON per host)."""
+    """The worker task: collect and mask these servers and devices of this site (JSON
+    per target)."""
     ctx = serving()
     names = payload_names(payload)
     key, refused = worker_key(ctx, payload)
@@ -104,12 +127,11 @@ def snapshot_chunk(payload: dict[str, object]) -> dict[str, object]:
         return {"worker": ctx.node, "results": {n: _failed_row(n, why) for n in names}}
     inv = ctx.inventory()
     results: dict[str, object] = {}
-    servers, elsewhere = ctx.site_servers(names)
+    targets, elsewhere = ctx.site_targets(names)
     results |= {name: _failed_row(name, why) for name, why in elsewhere.items()}
-    with broker.host_locks(ctx.broker_url, [s.name for s in servers], ctx.lock_ttl) as (held, busy):
+    with broker.host_locks(ctx.broker_url, [t.name for t in targets], ctx.lock_ttl) as (held, busy):
         for name in busy:
             results[name] = _failed_row(name, f"{name}: another worker is on it right now")
-        mine = [s for s in servers if s.name in held]
         snap_ctx = SnapshotContext(
             inventory=inv,
             repo=SnapshotRepo(repo),  # never written here: the controller commits
@@ -118,18 +140,30 @@ def snapshot_chunk(payload: dict[str, object]) -> dict[str, object]:
             actor=ctx.node,
         )
         scan = _ScanPart.of(payload)
+        mine = [t for t in targets if isinstance(t, Server) and t.name in held]
+        devices = [t for t in targets if isinstance(t, Device) and t.name in held]
         extra = scan.tasks if scan is not None else None
-        for server, coll in zip(mine, collect_servers(snap_ctx, mine, extra=extra), strict=True):
-            snap, row = server_snapshot(snap_ctx, server, coll, None)
-            entry: dict[str, object] = {
-                "snapshot": snap.model_dump(mode="json") if snap is not None else None,
-                "row": row.model_dump(mode="json"),
-            }
-            if scan is not None and coll.run is not None:
-                outcome, pending = server_outcome(inv, server, coll.run, scan.now, scan.first_seen)
-                entry["outcome"] = outcome.model_dump(mode="json")
-                entry["pending"] = [list(p) for p in pending]
-            results[server.name] = entry
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(devices)))) as pool:
+            fetches = pool.map(partial(collect_device, snap_ctx), devices)
+            for server, coll in zip(
+                mine, collect_servers(snap_ctx, mine, extra=extra), strict=True
+            ):
+                snap, row = server_snapshot(snap_ctx, server, coll, None)
+                entry = _entry(snap, row)
+                if scan is not None and coll.run is not None:
+                    outcome, pending = server_outcome(
+                        inv, server, coll.run, scan.now, scan.first_seen
+                    )
+                    entry["outcome"] = outcome.model_dump(mode="json")
+                    entry["pending"] = [list(p) for p in pending]
+                results[server.name] = entry
+            for device, dcoll in zip(devices, fetches, strict=True):
+                entry = _entry(*device_built(snap_ctx, device, dcoll))
+                if scan is not None:  # the device's scan reads this same fetch
+                    [outcome] = gather_devices(inv, [device], 1, _quiet, {device.name: dcoll})
+                    entry["outcome"] = outcome.model_dump(mode="json")
+                    entry["pending"] = []
+                results[device.name] = entry
     return {"worker": ctx.node, "results": results}
 
 
@@ -159,44 +193,50 @@ class _ScanPart:
 # -- the controller side ---------------------------------------------------------------
 
 
-def _unreached(servers: list[Server], error: str) -> dict[str, Built]:
+def _unreached(targets: list[Target], error: str) -> dict[str, Built]:
     return {
-        s.name: (
+        t.name: (
             None,
             HostTakeResult(
-                name=s.name, kind="server", status="unreachable", via="worker", error=error
+                name=t.name, kind=t.kind, status="unreachable", via="worker", error=error
             ),
         )
-        for s in servers
+        for t in targets
     }
 
 
-def _read(server: Server, item: dict[str, object]) -> Built:
-    """One host's answer, checked: it names this host, a row without a snapshot failed."""
+def _read(target: Target, item: dict[str, object]) -> Built:
+    """One target's answer, checked: it names this target, a row without a snapshot
+    failed."""
     row = HostTakeResult.model_validate(item["row"])
     raw = item.get("snapshot")
     snap = HostSnapshot.model_validate(raw) if raw is not None else None
-    if row.name != server.name or row.kind != "server":
+    if row.name != target.name:
         raise ValueError("the answer is for another host")
+    row.kind = target.kind  # (a refusal may not know what the name is)
     if snap is None:
         if row.status not in {"failed", "unreachable"}:
             raise ValueError("no snapshot, yet not failed")
         return None, row
     row.status = "unchanged"  # new or changed is decided by the commit, here
-    return read_snapshot(server, snap), row
+    return read_snapshot(target, snap), row
 
 
-def read_snapshot(server: Server, snap: HostSnapshot) -> HostSnapshot:
-    """A server's snapshot from a worker, checked: of this server, and only paths
-    inside its folder (what a worker says is data).
+def read_snapshot(target: Target, snap: HostSnapshot) -> HostSnapshot:
+    """A snapshot from a worker, checked: of this target, and only paths inside its
+    folder (a server's files, a device's two configs): what a worker says is data.
 
     Raises:
         ValueError: it is not.
     """
-    if snap.name != server.name or snap.kind != "server":
+    if snap.name != target.name or snap.kind != target.kind:
         raise ValueError("the snapshot is of another host")
     for path in snap.files:
         parts = PurePosixPath(path).parts
+        if snap.kind == "device":
+            if path not in _DEVICE_FILES:
+                raise ValueError("a device snapshot holds only its configs")
+            continue
         if not parts or parts[0] not in _TOP or any(p in {"..", ".", ""} for p in parts):
             raise ValueError("a path outside the host folder")
     return snap
@@ -211,31 +251,31 @@ def remote_scan_snapshot(plan: SitePlan, key: bytes, store: Store | None) -> Rem
         outcomes: Outcomes = {}
 
         def scanned(
-            servers: list[Server], _now: datetime, _advance: Callable[[str], None]
+            targets: Sequence[Target], _now: datetime, _advance: Callable[[str], None]
         ) -> Outcomes:
-            return {s.name: outcomes[s.name] for s in servers if s.name in outcomes}
+            return {t.name: outcomes[t.name] for t in targets if t.name in outcomes}
 
-        def extra(chunk: list[Server]) -> dict[str, object]:
-            names = [s.name for s in chunk]
+        def extra(chunk: list[Target]) -> dict[str, object]:
+            names = [t.name for t in chunk if isinstance(t, Server)]
             known = known_sightings(store, names) if store is not None else {}
             sightings = {n: known.get(n, {}) for n in names}
             return {"scan": {"now": now.isoformat(), "sightings": sightings}}
 
-        def read(server: Server, item: dict[str, object]) -> Built:
+        def read(server: Target, item: dict[str, object]) -> Built:
             built = _read(server, item)
             outcome = TargetOutcome.model_validate(item["outcome"])
-            if outcome.target != server.name:
+            if outcome.target != server.name or outcome.kind != server.kind:
                 raise ValueError("the outcome is of another host")
             raw = item.get("pending", [])
             pending = [(str(p[0]), str(p[1])) for p in raw][:10000] if isinstance(raw, list) else []
             outcomes[server.name] = (outcome, pending)
             return built
 
-        def fail(servers: list[Server], error: str) -> dict[str, Built]:
-            for s in servers:
-                unknown = TargetOutcome(target=s.name, kind="server", status="unknown", error=error)
-                outcomes[s.name] = (unknown, [])
-            return _unreached(servers, error)
+        def fail(targets: list[Target], error: str) -> dict[str, Built]:
+            for t in targets:
+                unknown = TargetOutcome(target=t.name, kind=t.kind, status="unknown", error=error)
+                outcomes[t.name] = (unknown, [])
+            return _unreached(targets, error)
 
         return remote_snapshot(plan, key, extra, read, fail), scanned
 
@@ -245,18 +285,18 @@ def remote_scan_snapshot(plan: SitePlan, key: bytes, store: Store | None) -> Rem
 def remote_snapshot(
     plan: SitePlan,
     key: bytes,
-    extra: Callable[[list[Server]], dict[str, object]] | None = None,
-    read: Callable[[Server, dict[str, object]], Built] = _read,
-    fail: Callable[[list[Server], str], dict[str, Built]] = _unreached,
+    extra: Callable[[list[Target]], dict[str, object]] | None = None,
+    read: Callable[[Target, dict[str, object]], Built] = _read,
+    fail: Callable[[list[Target], str], dict[str, Built]] = _unreached,
 ) -> Remote:
     """The ``remote`` hook of :func:`vcops.snapshot.take.take_snapshots` for the sites
     with workers (``key``: the controller's masking key; only its id is sent)."""
     kid = key_id(key)
 
-    def take(servers: list[Server], on_result: Callable[[str], None] | None) -> dict[str, Built]:
+    def take(servers: list[Target], on_result: Callable[[str], None] | None) -> dict[str, Built]:
         fingerprint = inventory_fingerprint(plan.inventory_root)
 
-        def payload(chunk: list[Server]) -> dict[str, object]:
+        def payload(chunk: list[Target]) -> dict[str, object]:
             more = extra(chunk) if extra is not None else {}
             body = {"targets": [s.name for s in chunk], "inventory": fingerprint, "key": kid}
             return seal(body | more, key, plan.result_timeout)

@@ -42,7 +42,7 @@ from vcops.snapshot.keys import key_id
 from vcops.window.remote import Answer, Step
 from vcops.window.sites import RunSteps, Said, WindowSites, run_here
 from vcops.workers import SitePlan, fan_out, inventory_fingerprint, payload_names, serving
-from vcops.workers_apply import remote_apply
+from vcops.workers_apply import remote_apply, remote_push
 from vcops.workers_restore import remote_restore
 from vcops.workers_seal import once_ttl, seal
 from vcops.workers_snapshot import remote_snapshot, worker_key
@@ -161,4 +161,5 @@ def window_sites(plan: SitePlan, key: bytes) -> WindowSites:
         snapshot=remote_snapshot(plan, key),
         apply=applied,
         restore=remote_restore(plan, key),
+        push=remote_push(plan, key),
     )

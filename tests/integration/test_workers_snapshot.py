@@ -195,7 +195,7 @@ def test_a_worker_refuses_without_the_controllers_key_and_skips_a_locked_host(
     assert got["h00"]["row"]["status"] == "unchanged" and got["h00"]["snapshot"]["files"]
     assert got["h02"]["snapshot"] is None and "another worker" in got["h02"]["row"]["error"]
     assert (
-        got["h01"]["snapshot"] is None and "not a server of site s1" in got["h01"]["row"]["error"]
+        got["h01"]["snapshot"] is None and "not a target of site s1" in got["h01"]["row"]["error"]
     )
     text = json.dumps(answer)
     assert SECRET not in text and "<vcops:masked:hmac-sha256:" in text

@@ -22,6 +22,7 @@ from vcops.window.progress import HostRecord
 from vcops.window.run_base import BatchHost, RunContext, RunnerBase
 from vcops.window.sites import Said, WindowSites
 from vcops.workers import WorkerContext, _Serving, inventory_fingerprint
+from vcops.workers_apply import _push
 from vcops.workers_restore import _read as restore_read
 from vcops.workers_restore import window_restore
 from vcops.workers_seal import CLOCK_SKEW, once_ttl, seal
@@ -114,7 +115,7 @@ def test_a_worker_runs_only_sealed_steps_of_its_own_site(
     shell = _task(key, {"kam-lon1-01": {"kind": "shell", "script": "id"}})
     assert "unreadable window step" in _errors(ctx, shell)["kam-lon1-01"]
     other_site = _task(key, {"ast-man1-01": gate})
-    assert "not a server of site lon1" in _errors(ctx, other_site)["ast-man1-01"]
+    assert "not a target of site lon1" in _errors(ctx, other_site)["ast-man1-01"]
     other_key = load_or_create_key(ctx.state_dir.parent / "x", ctx.state_dir.parent / "x" / "s")  # type: ignore[union-attr]
     assert (
         "masking key differs"
@@ -146,6 +147,7 @@ def test_the_runner_sends_a_routed_hosts_steps_to_its_site_and_asks_the_rest_her
         snapshot=Remote(routes=lambda s: s.site == "lon1", take=lambda _s, _o: {}),
         apply=None,  # type: ignore[arg-type]  # not reached here
         restore=None,  # type: ignore[arg-type]
+        push=None,  # type: ignore[arg-type]
     )
     ctx = RunContext(
         inventory=inv,
@@ -236,3 +238,11 @@ def test_a_plan_steps_records_give_back_apts_list_and_the_reboot_flag() -> None:
     assert remote.plan_answer(remote.Answer({"listed": [["1"]]})) == (None, False)
     assert remote.plan_answer(remote.Answer({})) == (None, False)  # cut off before apt ran
     assert remote.Step(kind="plan").script([]) == remote.PLAN_SCRIPT
+
+
+def test_a_workers_push_touches_only_devices_with_approved_lines() -> None:
+    inv = inventory()
+    server = next(s for s in inv.servers if s.name == "kam-lon1-01")
+    done = _push(inv, [server], b"k", {"kam-lon1-01": ["ip ssh version 2"]})
+    assert [(h.name, h.kind, h.status) for h in done] == [("kam-lon1-01", "server", "failed")]
+    assert done[0].reason == "not touched: no approved lines for it in the task"

@@ -67,7 +67,7 @@ def window_sites(app: App, key: bytes | None = None) -> WindowSites | None:
 @click.pass_context
 def worker(ctx: click.Context, site: str | None, concurrency: int) -> int:
     """Run a site worker: scan, snapshot, apply and run window steps on this site's
-    servers for the controller (Celery on Redis).
+    servers and devices for the controller (Celery on Redis).
 
     Runs until stopped (SIGTERM finishes the tasks in hand). It reads the same inventory
     as the controller and uses its own SSH key and known_hosts; snapshots and apply

@@ -97,7 +97,7 @@ def _devices(
     """Devices through vcops's remediation code, directly or from the Ansible module."""
     if engine != "ansible":
         done = run_devices(inventory, devices, key=key, check=check, on_device=step)
-        return [_device_host(d) for d in done]
+        return [device_host(d) for d in done]
     if key_file is None:
         raise InventoryError(
             [Problem("apply", "devices", "no masking key file given", "pass mask_key_file")]
@@ -106,7 +106,7 @@ def _devices(
     return [_ansible_outcome(r, check=check).model_copy(update={"kind": "device"}) for r in results]
 
 
-def _device_host(outcome: DeviceOutcome) -> HostOutcome:
+def device_host(outcome: DeviceOutcome) -> HostOutcome:
     return HostOutcome(
         name=outcome.name,
         kind="device",
@@ -307,15 +307,26 @@ def _ansible_outcome(host: AnsibleHost, check: bool) -> HostOutcome:
     return HostOutcome(name=host.name, status="unchanged", reason="nothing to change")
 
 
+@dataclass(frozen=True)
+class DeviceKey:
+    """The masking key that masks device plans, and where it lives (the Ansible
+    engine's device module reads the file)."""
+
+    key: bytes
+    file: Path | None = None
+
+
 def apply_servers(
     inventory: Inventory, servers: list[Server], engine: Engine, check: bool, mask: Masker
 ) -> list[HostOutcome]:
-    """The engine part of an apply (or ``--check``) for ``servers``: the same code on
-    the controller and on a site worker (``mask``: the check diffs' masking).
+    """The engine part of an apply (or ``--check``) for ``servers`` (``mask``: the
+    check diffs' masking).
 
     Raises:
         CommandError: the engine could not run.
     """
+    if not servers:
+        return []
     if engine == "ansible":
         results, _seconds = run_ansible(inventory, servers, check=check, mask=mask)
         return [_ansible_outcome(r, check=check) for r in results]
@@ -326,41 +337,72 @@ def apply_servers(
     return [_outcome(r) for r in ran]
 
 
+def apply_targets(
+    inventory: Inventory,
+    targets: list[Target],
+    engine: Engine,
+    check: bool,
+    mask: Masker,
+    devices: DeviceKey,
+    step: Callable[[str], None] = lambda _m: None,
+) -> list[HostOutcome]:
+    """The engine part of an apply (or ``--check``): the servers with the engine, then
+    the devices through their remediation code; the same code on the controller and on
+    a site worker.
+
+    Raises:
+        CommandError: the engine could not run.
+    """
+    servers = [t for t in targets if isinstance(t, Server)]
+    routers = [t for t in targets if isinstance(t, Device)]
+    done = apply_servers(inventory, servers, engine, check, mask)
+    if routers:
+        done += _devices(inventory, routers, engine, devices.key, devices.file, check, step)
+    return done
+
+
 @dataclass(frozen=True)
 class RemoteApply:
-    """Servers applied elsewhere (a site's workers): which ones (``routes``) and how
-    (``run(servers, engine, check)``: each one's outcome, unreachable when no answer)."""
+    """Targets applied elsewhere (a site's workers): which ones (``routes``) and how
+    (``run(targets, engine, check)``: each one's outcome, unreachable when no answer)."""
 
-    routes: Callable[[Server], bool]
-    run: Callable[[list[Server], Engine, bool], dict[str, HostOutcome]]
+    routes: Callable[[Target], bool]
+    run: Callable[[list[Target], Engine, bool], dict[str, HostOutcome]]
 
 
-def run_servers(
+def run_targets(
     inventory: Inventory,
-    servers: list[Server],
+    targets: list[Target],
     engine: Engine,
     check: bool,
     mask: Masker,
     remote: RemoteApply | None,
+    devices: DeviceKey,
+    step: Callable[[str], None] = lambda _m: None,
 ) -> list[HostOutcome]:
-    """The routed servers on their workers while the others run here; one list in the
+    """The routed targets on their workers while the others run here; one list in the
     selection's order."""
-    routed = [s for s in servers if remote is not None and remote.routes(s)]
-    local = [s for s in servers if s not in routed]
+    routed = [t for t in targets if remote is not None and remote.routes(t)]
+    local = [t for t in targets if t not in routed]
     if remote is None or not routed:
-        return apply_servers(inventory, local, engine, check, mask)
+        return apply_targets(inventory, local, engine, check, mask, devices, step)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcops-remote-apply") as pool:
         away = pool.submit(remote.run, routed, engine, check)
         try:
-            here = apply_servers(inventory, local, engine, check, mask) if local else []
+            here = apply_targets(inventory, local, engine, check, mask, devices, step)
         except CommandError as exc:  # the workers' hosts may be applied: keep their record
-            here = [HostOutcome(name=s.name, status="failed", reason=str(exc)) for s in local]
+            here = [
+                HostOutcome(name=t.name, kind=t.kind, status="failed", reason=str(exc))
+                for t in local
+            ]
         there = away.result()
     done = {h.name: h for h in here} | there
     return [
-        done.get(s.name)
-        or HostOutcome(name=s.name, status="unreachable", reason="no answer from its site")
-        for s in servers
+        done.get(t.name)
+        or HostOutcome(
+            name=t.name, kind=t.kind, status="unreachable", reason="no answer from its site"
+        )
+        for t in targets
     ]
 
 
@@ -388,8 +430,9 @@ def run_apply(
     returns the snapshot commit (None when nothing changed); both land in the audit log.
     ``mask_key`` (the snapshot masking key) masks device plans; needed with devices
     (``mask_key_file``, where it lives, too with ``engine="ansible"``).
-    ``remote``: the servers of sites with workers run there (:mod:`vcops.workers_apply`);
-    the gate, the audit entries and the snapshots stay here.
+    ``remote``: the servers and devices of sites with workers run there
+    (:mod:`vcops.workers_apply`); the gate, the audit entries and the snapshots stay
+    here.
         InventoryError: the selection is bad, a baseline override is invalid, or a
             server's pinned host key is one the ssh baseline stops offering.
         ApprovalError: production hosts without an emergency reason or the ``lease``
@@ -409,14 +452,14 @@ def run_apply(
         raise InventoryError(
             [Problem("apply", "devices", "no masking key given", "pass the snapshot key")]
         )
+    targets: list[Target] = [*servers, *devices]
+    device_key = DeviceKey(key, mask_key_file)
     if check:
-        hosts = []
         if servers:
             step(f"checking {len(servers)} servers with {engine} (nothing is changed)")
-            hosts = run_servers(inventory, servers, engine, True, masker, remote)
         if devices:
             step(f"planning {len(devices)} devices (nothing is changed)")
-            hosts += _devices(inventory, devices, engine, key, mask_key_file, True, step)
+        hosts = run_targets(inventory, targets, engine, True, masker, remote, device_key, step)
         return ApplyReport(
             engine=engine,
             check=True,
@@ -425,7 +468,6 @@ def run_apply(
             seconds=round(time.monotonic() - started, 2),
             hosts=hosts,
         )
-    targets: list[Target] = [*servers, *devices]
     authorize(
         targets,
         lease or (Emergency(emergency) if emergency else None),
@@ -442,13 +484,11 @@ def run_apply(
     before = snapshot(targets, f"before apply ({engine})") if snapshot is not None else None
     if snapshot is not None:
         step(f"snapshot before: {before or 'no change since the last snapshot'}")
-    hosts = []
     if servers:
         step(f"applying the baseline with {engine} on {len(servers)} servers")
-        hosts = run_servers(inventory, servers, engine, False, masker, remote)
     if devices:
         step(f"enforcing the baseline on {len(devices)} devices (commit-confirm or Netmiko)")
-        hosts += _devices(inventory, devices, engine, key, mask_key_file, False, step)
+    hosts = run_targets(inventory, targets, engine, False, masker, remote, device_key, step)
     report = ApplyReport(
         engine=engine,
         check=False,

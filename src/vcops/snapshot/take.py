@@ -229,11 +229,31 @@ Built = tuple[HostSnapshot | None, HostTakeResult]
 
 @dataclass(frozen=True)
 class Remote:
-    """Servers collected and masked elsewhere (a site's workers): which ones
-    (``routes``) and how (``take(servers, on_result)``: each one's :data:`Built`)."""
+    """Targets (servers and devices) collected and masked elsewhere (a site's
+    workers): which ones (``routes``) and how (``take(targets, on_result)``: each one's
+    :data:`Built`)."""
 
-    routes: Callable[[Server], bool]
-    take: Callable[[list[Server], Callable[[str], None] | None], dict[str, Built]]
+    routes: Callable[[Target], bool]
+    take: Callable[[list[Target], Callable[[str], None] | None], dict[str, Built]]
+
+
+def device_built(ctx: SnapshotContext, device: Device, dcoll: DeviceCollection) -> Built:
+    """One fetched device's masked snapshot and row, or the row saying why not (the
+    same code on the controller and on a site worker)."""
+    dsnap = device_snapshot(ctx, device, dcoll.configs) if dcoll.configs else None
+    if dsnap is None or RUNNING not in dsnap.files:
+        status = dcoll.status if dcoll.status != "ok" else "failed"
+        why = "; ".join(dsnap.warnings) if dsnap else "nothing fetched"
+        error = dcoll.error or f"{device.name}: no running config ({why})"
+        row = HostTakeResult(
+            name=device.name,
+            kind="device",
+            status=status,
+            error=error,
+            seconds=dcoll.seconds,
+        )
+        return None, row
+    return dsnap, _row(dsnap, dcoll.seconds)
 
 
 def server_snapshot(
@@ -271,9 +291,9 @@ def server_snapshot(
     return built, _row(built, coll.seconds)
 
 
-def _unanswered(server: Server) -> Built:
+def _unanswered(target: Target) -> Built:
     row = HostTakeResult(
-        name=server.name, kind="server", status="failed", via="worker", error="no answer"
+        name=target.name, kind=target.kind, status="failed", via="worker", error="no answer"
     )
     return None, row
 
@@ -369,10 +389,10 @@ def take_with(
     ctx.repo.ensure()
     with ctx.repo.lock():
         ctx.repo.check_clean()  # fail before connecting anywhere, not after
+    routed = [t for t in targets if remote is not None and remote.routes(t)]
+    names = {t.name for t in routed}
     servers = [t for t in targets if isinstance(t, Server)]
-    devices = [t for t in targets if isinstance(t, Device)]
-    routed = [s for s in servers if remote is not None and remote.routes(s)]
-    names = {s.name for s in routed}
+    devices = [t for t in targets if isinstance(t, Device) and t.name not in names]
     if since is not None and names & set(since):
         raise ValueError("take_with: remote collection is never incremental")
     device_results: list[Future[DeviceCollection]] = []
@@ -400,34 +420,20 @@ def take_with(
     snapshots: list[HostSnapshot] = []
     failed: dict[str, str] = {}
     local_results = iter(server_results)
-    for server in servers:
-        if server.name in names:
-            snap, row = remote_done.get(server.name) or _unanswered(server)
-        else:
+    local_devices = dict(zip([d.name for d in devices], devices_done, strict=True))
+    for target in targets:
+        if target.name in names:
+            snap, row = remote_done.get(target.name) or _unanswered(target)
+        elif isinstance(target, Server):
             coll = next(local_results)
-            snap, row = server_snapshot(ctx, server, coll, (since or {}).get(server.name))
-        rows[server.name] = row
+            snap, row = server_snapshot(ctx, target, coll, (since or {}).get(target.name))
+        else:
+            snap, row = device_built(ctx, target, local_devices[target.name])
+        rows[target.name] = row
         if snap is None:
-            failed[server.name] = row.status
+            failed[target.name] = row.status
         else:
             snapshots.append(snap)
-    for device, dcoll in zip(devices, devices_done, strict=True):
-        dsnap = device_snapshot(ctx, device, dcoll.configs) if dcoll.configs else None
-        if dsnap is None or RUNNING not in dsnap.files:
-            status = dcoll.status if dcoll.status != "ok" else "failed"
-            why = "; ".join(dsnap.warnings) if dsnap else "nothing fetched"
-            error = dcoll.error or f"{device.name}: no running config ({why})"
-            rows[device.name] = HostTakeResult(
-                name=device.name,
-                kind="device",
-                status=status,
-                error=error,
-                seconds=dcoll.seconds,
-            )
-            failed[device.name] = status
-            continue
-        snapshots.append(dsnap)
-        rows[device.name] = _row(dsnap, dcoll.seconds)
     commit, statuses = record(ctx, snapshots, reason, window, failed) if snapshots else (None, {})
     for name, status in statuses.items():
         rows[name].status = status  # type: ignore[assignment]

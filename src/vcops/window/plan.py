@@ -37,7 +37,7 @@ def build_plan(
             f"network devices take baseline windows only (--actions baseline): {names}"
         )
     servers = [t for t in targets if isinstance(t, Server)]
-    device_plans = plan_devices(inv, devices, mask_key or b"")
+    device_plans = plan_devices(inv, devices, mask_key or b"", sites=sites)
     step = Step(kind="plan")
     said = run_steps(
         inv, servers, {s.name: step for s in servers}, sites, max_parallel=max_parallel, timeout=300

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from vcops.enforce.ansible_events import keep_text
-from vcops.enforce.apply import run_servers
+from vcops.enforce.apply import DeviceKey, run_targets
 from vcops.errors import ApprovalError, VcopsError
 from vcops.policy import authorize
 from vcops.window import remote
@@ -89,13 +89,14 @@ class ChangePhases(GatePhases):
         sends them)."""
         sites = self.ctx.sites
         try:
-            results = run_servers(
+            results = run_targets(
                 self.inv,
                 [h.server for h in hosts],
                 "pyinfra",
                 False,
                 keep_text,  # no check diffs in a real run
                 sites.apply if sites is not None else None,
+                DeviceKey(self.ctx.snapshots.key),  # (devices run in run_device)
             )
         except VcopsError as exc:
             for host in hosts:

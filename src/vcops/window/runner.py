@@ -182,7 +182,13 @@ class WindowRunner(HealthPhases, ChangePhases):
             if device is not None:
                 self.say(f"  {name}: device: snapshot, push with its safety net, verify")
                 run_device(
-                    self.inv, self.ctx.snapshots, self.window.id, device, plans[name], record
+                    self.inv,
+                    self.ctx.snapshots,
+                    self.window.id,
+                    device,
+                    plans[name],
+                    record,
+                    self.ctx.sites,
                 )
                 record.finished_at = iso_seconds(self.ctx.now())
                 save_progress(self.ctx.store, self.window.id, record)

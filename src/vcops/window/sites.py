@@ -19,7 +19,8 @@ from vcops.connectors.hosttask import Unreadable, read_host, run_tasks
 from vcops.connectors.sip import sip_alive
 from vcops.connectors.ssh import SshTarget
 from vcops.enforce.apply import RemoteApply
-from vcops.inventory.models import Inventory, Server
+from vcops.enforce.apply_models import HostOutcome
+from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.snapshot.restore import RemoteRestore
 from vcops.snapshot.take import Remote
 from vcops.window.remote import Answer, Step, WindowTask, parse_answer
@@ -43,15 +44,17 @@ RunSteps = Callable[[list[Server], dict[str, Step], float], dict[str, Said]]
 
 @dataclass(frozen=True)
 class WindowSites:
-    """The servers a window runs through their site's workers (``routes``): their
-    steps, their snapshots (collected and masked there), their baseline apply and the
-    config restore of their rollback."""
+    """The targets a window runs through their site's workers (``routes``): servers'
+    steps, snapshots (collected and masked there), baseline apply and the config
+    restore of their rollback; devices' plans, snapshots and the push of their approved
+    remediation (``push(device, approved lines)``)."""
 
-    routes: Callable[[Server], bool]
+    routes: Callable[[Target], bool]
     steps: RunSteps
     snapshot: Remote
     apply: RemoteApply
     restore: RemoteRestore
+    push: Callable[[Device, list[str]], HostOutcome]
 
 
 def run_here(
