@@ -39,7 +39,9 @@ from vcops.findings_store import known_sightings
 from vcops.inventory.load import load_inventory
 from vcops.inventory.models import Device, Inventory, Server, Target
 from vcops.scan import RemoteScan, first_seen_from, gather_devices, gather_servers
+from vcops.snapshot.keys import key_id
 from vcops.store import Store
+from vcops.workers_seal import once_ttl, seal
 
 TASK = "vcops.scan_chunk"
 R = TypeVar("R")
@@ -179,6 +181,35 @@ class SitePlan:
     chunk: int = 25
     result_timeout: float = 900.0
     visibility_timeout: int = 1200
+
+
+@dataclass(frozen=True)
+class Sealer:
+    """The sealed payloads of one run's tasks (:mod:`vcops.workers_seal`): the target
+    names, the inventory's fingerprint, the masking key's public id and the task's own
+    fields, with an expiry and an HMAC under a key derived from the masking key.
+    ``once``: a task that must never run twice (a window step, a rollback, a device
+    push) expires before the broker would hand a dead worker's copy to another worker."""
+
+    plan: SitePlan
+    key: bytes
+    fingerprint: str
+    once: bool = False
+
+    @classmethod
+    def of(cls, plan: SitePlan, key: bytes, *, once: bool = False) -> Sealer:
+        return cls(plan, key, inventory_fingerprint(plan.inventory_root), once)
+
+    def __call__(self, targets: Sequence[Target], **fields: object) -> dict[str, object]:
+        body: dict[str, object] = {
+            "targets": [t.name for t in targets],
+            "inventory": self.fingerprint,
+            "key": key_id(self.key),
+            **fields,
+        }
+        plan = self.plan
+        ttl = once_ttl(plan.result_timeout, plan.visibility_timeout) if self.once else None
+        return seal(body, self.key, ttl if ttl is not None else plan.result_timeout)
 
 
 def remote_scan(plan: SitePlan, store: Store | None) -> RemoteScan:

@@ -36,10 +36,9 @@ from vcops.enforce.apply import DeviceKey, RemoteApply, apply_targets, diff_mask
 from vcops.enforce.apply_models import Engine, HostOutcome
 from vcops.errors import VcopsError
 from vcops.inventory.models import Device, Inventory, Target
-from vcops.snapshot.keys import key_id, key_path
+from vcops.snapshot.keys import key_path
 from vcops.window.devices import push_approved
-from vcops.workers import SitePlan, fan_out, inventory_fingerprint, payload_names, serving
-from vcops.workers_seal import once_ttl, seal
+from vcops.workers import Sealer, SitePlan, fan_out, payload_names, serving
 from vcops.workers_snapshot import worker_key
 
 TASK = "vcops.apply_chunk"
@@ -134,20 +133,12 @@ def _read(target: Target, item: dict[str, object]) -> HostOutcome:
 def remote_apply(plan: SitePlan, key: bytes) -> RemoteApply:
     """The ``remote`` hook of :func:`vcops.enforce.apply.run_apply` for the sites with
     workers (``key``: the controller's masking key; only its id is sent)."""
-    kid = key_id(key)
 
     def run(servers: list[Target], engine: Engine, check: bool) -> dict[str, HostOutcome]:
-        fingerprint = inventory_fingerprint(plan.inventory_root)
+        sealed = Sealer.of(plan, key)
 
         def payload(chunk: list[Target]) -> dict[str, object]:
-            body: dict[str, object] = {
-                "targets": [s.name for s in chunk],
-                "inventory": fingerprint,
-                "key": kid,
-                "engine": engine,
-                "check": check,
-            }
-            return seal(body, key, plan.result_timeout)
+            return sealed(chunk, engine=engine, check=check)
 
         try:
             return fan_out(plan, TASK, servers, payload, _read, _unreached, lambda _n: None)
@@ -161,18 +152,10 @@ def remote_push(plan: SitePlan, key: bytes) -> Callable[[Device, list[str]], Hos
     """A window's device push on its site's worker: the device is planned there and its
     remediation pushed only when the plan is the ``approved`` lines (the payload is
     sealed, so the lines are the ones the board approved)."""
-    kid = key_id(key)
 
     def push(device: Device, approved: list[str]) -> HostOutcome:
-        body: dict[str, object] = {
-            "targets": [device.name],
-            "inventory": inventory_fingerprint(plan.inventory_root),
-            "key": kid,
-            "engine": "pyinfra",
-            "check": False,
-            "approved": {device.name: approved},
-        }
-        sealed = seal(body, key, once_ttl(plan.result_timeout, plan.visibility_timeout))
+        one = Sealer.of(plan, key, once=True)
+        sealed = one([device], engine="pyinfra", check=False, approved={device.name: approved})
         try:
             done = fan_out(plan, TASK, [device], lambda _c: sealed, _read, _unreached, _quiet)
         except VcopsError as exc:  # e.g. the distributed extra is not installed

@@ -28,12 +28,10 @@ from vcops.connectors import broker
 from vcops.errors import VcopsError
 from vcops.inventory.models import Server
 from vcops.snapshot.gitstore import SnapshotRepo
-from vcops.snapshot.keys import key_id
 from vcops.snapshot.models import HostSnapshot, RestoreReport
 from vcops.snapshot.restore import Kept, RemoteRestore, Restored, restore_server_files
 from vcops.snapshot.take import SnapshotContext
-from vcops.workers import SitePlan, fan_out, inventory_fingerprint, payload_names, serving
-from vcops.workers_seal import once_ttl, seal
+from vcops.workers import Sealer, SitePlan, fan_out, payload_names, serving
 from vcops.workers_snapshot import read_snapshot, worker_key
 
 TASK = "vcops.window_restore"
@@ -137,18 +135,14 @@ def _read(server: Server, item: dict[str, object]) -> Restored:
 def remote_restore(plan: SitePlan, key: bytes) -> RemoteRestore:
     """The ``remote`` hook of :func:`vcops.snapshot.restore.restore_target` for the
     sites with workers (``key``: the controller's masking key; only its id is sent)."""
-    kid = key_id(key)
 
     def run(server: Server, stored: dict[str, bytes], rev: str) -> Restored:
-        body: dict[str, object] = {
-            "targets": [server.name],
-            "inventory": inventory_fingerprint(plan.inventory_root),
-            "key": kid,
-            "rev": rev,
-            "files": {p: base64.b64encode(data).decode() for p, data in stored.items()},
-            "now": datetime.now().astimezone().isoformat(),
-        }
-        sealed = seal(body, key, once_ttl(plan.result_timeout, plan.visibility_timeout))
+        sealed = Sealer.of(plan, key, once=True)(
+            [server],
+            rev=rev,
+            files={p: base64.b64encode(data).decode() for p, data in stored.items()},
+            now=datetime.now().astimezone().isoformat(),
+        )
 
         def fail(servers: list[Server], error: str) -> dict[str, Restored]:
             return {s.name: Restored(None, {}, error) for s in servers}

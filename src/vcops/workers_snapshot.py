@@ -59,15 +59,15 @@ from vcops.snapshot.take import (
 from vcops.store import Store
 from vcops.workers import (
     Outcomes,
+    Sealer,
     SitePlan,
     WorkerContext,
     fan_out,
     inventory_differs,
-    inventory_fingerprint,
     payload_names,
     serving,
 )
-from vcops.workers_seal import seal, unsealed
+from vcops.workers_seal import unsealed
 
 TASK = "vcops.snapshot_chunk"
 #: What a server's folder holds at its top (see :mod:`vcops.snapshot.build`).
@@ -291,15 +291,12 @@ def remote_snapshot(
 ) -> Remote:
     """The ``remote`` hook of :func:`vcops.snapshot.take.take_snapshots` for the sites
     with workers (``key``: the controller's masking key; only its id is sent)."""
-    kid = key_id(key)
 
     def take(servers: list[Target], on_result: Callable[[str], None] | None) -> dict[str, Built]:
-        fingerprint = inventory_fingerprint(plan.inventory_root)
+        sealed = Sealer.of(plan, key)
 
         def payload(chunk: list[Target]) -> dict[str, object]:
-            more = extra(chunk) if extra is not None else {}
-            body = {"targets": [s.name for s in chunk], "inventory": fingerprint, "key": kid}
-            return seal(body | more, key, plan.result_timeout)
+            return sealed(chunk, **(extra(chunk) if extra is not None else {}))
 
         advance = on_result if on_result is not None else (lambda _n: None)
         try:

@@ -38,13 +38,11 @@ from vcops.connectors import broker
 from vcops.enforce.apply import RemoteApply
 from vcops.errors import VcopsError
 from vcops.inventory.models import Server
-from vcops.snapshot.keys import key_id
 from vcops.window.remote import Answer, Step
 from vcops.window.sites import RunSteps, Said, WindowSites, run_here
-from vcops.workers import SitePlan, fan_out, inventory_fingerprint, payload_names, serving
+from vcops.workers import Sealer, SitePlan, fan_out, payload_names, serving
 from vcops.workers_apply import remote_apply, remote_push
 from vcops.workers_restore import remote_restore
-from vcops.workers_seal import once_ttl, seal
 from vcops.workers_snapshot import remote_snapshot, worker_key
 
 TASK = "vcops.window_steps"
@@ -129,20 +127,13 @@ def remote_steps(plan: SitePlan, key: bytes) -> RunSteps:
     """Run window steps on the servers' site workers (``key``: the controller's
     masking key: the tasks are sealed with a key derived from it; only its id is
     sent)."""
-    kid = key_id(key)
 
     def run(servers: list[Server], steps: dict[str, Step], timeout: float) -> dict[str, Said]:
-        fingerprint = inventory_fingerprint(plan.inventory_root)
+        sealed = Sealer.of(plan, key, once=True)
 
         def payload(chunk: list[Server]) -> dict[str, object]:
-            body: dict[str, object] = {
-                "targets": [s.name for s in chunk],
-                "inventory": fingerprint,
-                "key": kid,
-                "steps": {s.name: steps[s.name].model_dump(mode="json") for s in chunk},
-                "timeout": timeout,
-            }
-            return seal(body, key, once_ttl(plan.result_timeout, plan.visibility_timeout))
+            told = {s.name: steps[s.name].model_dump(mode="json") for s in chunk}
+            return sealed(chunk, steps=told, timeout=timeout)
 
         try:
             return fan_out(plan, TASK, servers, payload, _read, _unanswered, lambda _n: None)
