@@ -292,7 +292,7 @@ def fan_out(
     busy = [s for s in servers if s.site in live]
     if not busy:
         return out
-    app = broker.make_app(plan.broker_url, visibility_timeout=plan.visibility_timeout)
+    app = broker.shared_app(plan.broker_url, visibility_timeout=plan.visibility_timeout)
     sent: list[tuple[list[T], object]] = []
     for site in sorted({s.site for s in busy}):
         members = [s for s in busy if s.site == site]
@@ -319,24 +319,27 @@ def _collect(
     fail: Callable[[list[T], str], dict[str, R]],
     advance: Callable[[str], None],
 ) -> dict[str, R]:
-    from celery.exceptions import TimeoutError as CeleryTimeout
+    from celery import states
     from celery.result import AsyncResult
 
     assert isinstance(result, AsyncResult)
     site = chunk[0].site
     try:
-        value = result.get(
-            timeout=max(0.1, deadline - time.monotonic()), propagate=False, interval=0.2
-        )
-        ok = result.successful()
-    except CeleryTimeout:
-        return fail(
-            chunk,
-            f"no result from site {site}'s workers within {plan.result_timeout:g}s "
-            "(worker lost or overloaded); try again",
-        )
+        # the result key, read with a plain GET until it is final: safe from the many
+        # threads of a window run on one shared app, unlike AsyncResult.get's pubsub
+        while (meta := result.backend.get_task_meta(result.id))["status"] not in (
+            states.READY_STATES
+        ):
+            if time.monotonic() >= deadline:
+                return fail(
+                    chunk,
+                    f"no result from site {site}'s workers within {plan.result_timeout:g}s "
+                    "(worker lost or overloaded); try again",
+                )
+            time.sleep(0.1)
     except Exception as exc:  # the backend (Redis) went away while we waited
         return fail(chunk, f"broker {broker.redact(plan.broker_url)}: {exc}")
+    value, ok = meta.get("result"), meta["status"] == states.SUCCESS
     with contextlib.suppress(Exception):
         result.forget()
     if not ok or not isinstance(value, dict):

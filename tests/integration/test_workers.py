@@ -5,7 +5,10 @@ subprocesses for two sites, PostgreSQL as the store, simulated SSH hosts on loop
 from __future__ import annotations
 
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -25,7 +28,15 @@ from tests.integration.worker_helpers import (
 from tests.pg_server import PgCluster
 from tests.redis_server import free_port
 from vcops.connectors import broker
-from vcops.workers import WorkerContext, _Serving, inventory_fingerprint, scan_chunk
+from vcops.inventory import load_inventory
+from vcops.workers import (
+    SitePlan,
+    WorkerContext,
+    _Serving,
+    inventory_fingerprint,
+    remote_scan,
+    scan_chunk,
+)
 
 __all__ = ["fleet", "redis_url"]  # fixtures the tests here take by name
 
@@ -183,3 +194,36 @@ def test_a_renewed_host_lock_outlasts_its_ttl(redis_url: str) -> None:
             assert again == ["short"]  # expired: another attempt may take it
     with broker.host_locks(redis_url, ["long"], 2) as (held, _):  # released on exit
         assert held == ["long"]
+
+
+def test_a_controller_sending_many_tasks_from_many_threads_keeps_its_descriptors(
+    fleet: Fleet, redis_url: str, tmp_path: Path
+) -> None:
+    """A window run sends a task per host step from each host's thread, and a schedule
+    daemon one scan after another: 80 scans of one host each, from 4 threads at once,
+    all answered, and the controller's open files do not grow with them (an app per
+    call kept about one descriptor per task)."""
+    inv = fleet.inventory()
+    cfg = _config(tmp_path / "w" / "vcops.toml", f"sqlite:///{tmp_path / 'w.db'}", redis_url)
+    worker = start_worker(inv, cfg, "s1", 4)
+    try:
+        wait_workers(inv, cfg, {"s1": 1})
+        plan = SitePlan(broker_url=redis_url, sites=["s1"], inventory_root=inv, chunk=1)
+        scan = remote_scan(plan, None)
+        hosts = [s for s in load_inventory(inv).servers if s.site == "s1"]
+        now = datetime.now(UTC)
+
+        def one(i: int) -> str:
+            host = hosts[i % len(hosts)]
+            [(outcome, _pending)] = scan([host], now, lambda _n: None).values()
+            return outcome.status
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(one, range(8)))  # the connections a run keeps, opened
+            before = len(os.listdir("/proc/self/fd"))
+            statuses = list(pool.map(one, range(80)))
+            after = len(os.listdir("/proc/self/fd"))
+    finally:
+        stop_all(worker)
+    assert statuses == ["scanned"] * 80
+    assert after - before < 10, (before, after)

@@ -111,6 +111,22 @@ def make_app(url: str, *, visibility_timeout: int = 600) -> Celery:
     return app
 
 
+_APPS: dict[tuple[str, int], Celery] = {}
+_APPS_LOCK = threading.Lock()
+
+
+def shared_app(url: str, *, visibility_timeout: int = 600) -> Celery:
+    """One sending app per broker for the whole process: a controller sends many tasks
+    (a window run one per host step, a schedule daemon a scan after another), and an
+    app per call left its connections open (about one file descriptor per task)."""
+    with _APPS_LOCK:
+        app = _APPS.get((url, visibility_timeout))
+        if app is None:
+            app = make_app(url, visibility_timeout=visibility_timeout)
+            _APPS[(url, visibility_timeout)] = app
+        return app
+
+
 @contextmanager
 def host_locks(
     url: str, names: list[str], ttl: int, *, renew: bool = False, wait: float = 0.0
