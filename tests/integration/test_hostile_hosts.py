@@ -160,18 +160,17 @@ def window_host(files: dict[str, str]) -> object:
         for task in task_names(script):
             if task == "snapshot":
                 tasks[task] = snapshot_records(files)
-            elif task == "plan":
-                upgradable = b"vcops-testpkg/bookworm-security 1.1 all [upgradable from: 1.0]\n"
-                tasks[task] = [
-                    ("update", 0, b""),
-                    ("upgradable", 0, upgradable),
-                    ("reboot", 1, b""),
-                ]
             elif task == "window" and "apt-get install -y" in script:
                 tasks[task] = said(
                     "before vcops-testpkg 1.0",
                     f"install 100 {HOSTILE_APT}",
                     "after vcops-testpkg 1.0",
+                )
+            elif task == "window" and "say listed" in script:  # the plan
+                tasks[task] = said(
+                    "listed 0",
+                    "upgradable vcops-testpkg/bookworm-security 1.1 all [upgradable from: 1.0]",
+                    "reboot-required no",
                 )
             elif task == "window":  # precheck, drain, gate, start
                 tasks[task] = said("active ssh.service", "boot 6f1c0c3e-boot")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import create_engine, text
 
 from tests.integration.apply_helpers import failing
 from tests.integration.conftest import reset_lab_hosts
@@ -35,6 +36,7 @@ from tests.integration.worker_helpers import (
     stop_all,
     wait_workers,
 )
+from tests.pg_server import PgCluster
 from tests.redis_server import free_port
 from vcops.inventory import Inventory
 from vcops.snapshot.keys import KEY_FILE, key_id, load_or_create_key
@@ -127,8 +129,32 @@ def checked(sites: Sites) -> dict[str, tuple[int, dict[str, object], str, float]
 
 
 @pytest.fixture(scope="module")
+def scanned(
+    sites: Sites, redis_url: str, postgres: PgCluster, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, list[tuple[str, str]]]:
+    """The open findings (target, control) of a scan of both stock hosts in-process and
+    one through their workers, each into a PostgreSQL database of its own."""
+    root = tmp_path_factory.mktemp("lab-scan")
+    found: dict[str, list[tuple[str, str]]] = {}
+    for mode, broker_url, names in (("local", None, ()), ("sites", redis_url, ("s1", "s2"))):
+        url = postgres.create_database(f"lab_scan_{mode}")
+        cfg = site_config(root / mode / "vcops.toml", broker_url, names, database=url)
+        code, report, err, _took = _run(sites.inv, cfg, "scan", "--limit", BOTH)
+        assert code == 1, (mode, err[-2000:])
+        assert {o["status"] for o in report["outcomes"]} == {"scanned"}, (mode, report)  # type: ignore[union-attr]
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT target, control_id FROM findings WHERE resolved_at IS NULL")
+            ).all()
+        engine.dispose()
+        found[mode] = sorted((str(t), str(c)) for t, c in rows)
+    return found
+
+
+@pytest.fixture(scope="module")
 def applied(
-    sites: Sites, checked: dict[str, object]
+    sites: Sites, checked: dict[str, object], scanned: dict[str, object]
 ) -> dict[str, tuple[int, dict[str, object], str, float]]:
     """lab-kamailio-01 hardened through the s1 worker, applied again, then scanned."""
     first = _run(sites.inv, sites.ctl, "apply", "--engine", "pyinfra", "--limit", KAM)
@@ -203,10 +229,12 @@ def test_an_apply_through_a_worker_hardens_once_is_audited_and_snapshotted(
 
 
 @pytest.fixture(scope="module")
-def ansible(sites: Sites) -> dict[str, tuple[int, dict[str, object], str, float]]:
+def ansible(
+    sites: Sites, checked: dict[str, object], scanned: dict[str, object]
+) -> dict[str, tuple[int, dict[str, object], str, float]]:
     """lab-asterisk-01 with the Ansible engine: ``--check`` in-process and through its
     worker (counting the apply tasks that crossed Redis), then a real apply through
-    the worker and a scan."""
+    the worker and a scan (after the stock checks and scans)."""
     args = ("apply", "--engine", "ansible", "--check", "--limit", AST)
     local = _run(sites.inv, sites.local, *args)
     sent = sites.monitor.read_text(errors="replace").count("vcops.apply_chunk")
@@ -299,3 +327,15 @@ def test_a_broker_that_is_down_leaves_its_hosts_unreachable_and_applies_the_rest
     reason = str(hosts[AST]["reason"])
     assert "is not answering" in reason and "\n" not in reason
     assert hosts[KAM]["status"] == "unchanged", hosts[KAM]  # applied here, hardened already
+
+
+def test_a_scan_of_lab_hosts_through_two_workers_stores_what_an_in_process_scan_stores(
+    sites: Sites, scanned: dict[str, list[tuple[str, str]]]
+) -> None:
+    """Both stock lab hosts, one at each site, scanned in-process and through their two
+    workers, back to back into two PostgreSQL databases: the same open findings (the
+    measured values of a few controls, such as an age in seconds, may move between the
+    two scans; which controls fail may not)."""
+    assert scanned["sites"] == scanned["local"]
+    assert {t for t, _c in scanned["local"]} == {KAM, AST}  # stock hosts: both drift
+    assert "vcops.scan_chunk" in sites.monitor.read_text(errors="replace")
