@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from rich.console import Console
@@ -17,7 +17,9 @@ from vcops.config import Config, load_config
 from vcops.errors import VcopsError
 from vcops.inventory import Inventory, load_inventory
 from vcops.paths import TEMPLATES_ENV
-from vcops.store import Store, open_store
+
+if TYPE_CHECKING:
+    from vcops.store import Store
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -79,6 +81,8 @@ class App:
 
     def store(self) -> Store:
         if self._store is None:
+            from vcops.store import open_store  # SQLAlchemy: 0.15 s, only for commands that store
+
             cfg = self.config()
             self._store = open_store(cfg.database_url, cfg.state_dir, pgpass_file=cfg.pgpass_file)
         return self._store

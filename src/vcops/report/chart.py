@@ -15,12 +15,12 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from vcops.findings_store import ScorePoint
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CLAUSE_LABELS = {"3.2.1": "3.2.1 security measures", "3.2.2": "3.2.2 update and patch"}
 OVERALL = "all controls"
@@ -43,6 +43,10 @@ def trend_figure(
     points: Sequence[ScorePoint], *, width: float = 6.4, height: float = 2.6
 ) -> Figure:
     """The figure: x = scan time, y = percent compliant (0-100), a line per series."""
+    # matplotlib takes 0.3 s to import: only commands that draw pay for it
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     for label, values in series(points).items():
@@ -86,6 +90,8 @@ def plotted(fig: Figure) -> dict[str, list[float]]:
 
 def trend_png(points: Sequence[ScorePoint], *, width: float = 6.4, height: float = 2.6) -> bytes:
     """The chart as PNG, its plotted series in the ``Description`` text chunk."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     fig = trend_figure(points, width=width, height=height)
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
