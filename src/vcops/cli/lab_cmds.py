@@ -33,7 +33,7 @@ def _say(app: App) -> Callable[[str], None]:
 @lab.command()
 @click.option(
     "--hosts",
-    type=click.IntRange(1, 60),
+    type=click.IntRange(1, 100),
     default=6,
     show_default=True,
     help="Number of Debian hosts.",

@@ -35,8 +35,10 @@ BRIDGE = "vcopsbr0"
 SUBNET = ipaddress.IPv4Network("10.213.0.0/24")
 GATEWAY = ipaddress.IPv4Address("10.213.0.1")
 HOST_OCTET_BASE = 11
+HOST_OCTET_MORE = 151
+"""Hosts past the 89th continue here, after the switches' range."""
 SWITCH_OCTET_BASE = 101
-MAX_HOSTS = 89  # .11 .. .99
+MAX_HOSTS = 193  # .11 .. .99, then .151 .. .254
 MAX_SWITCHES = 50  # .101 .. .150
 
 SMTP_HOST = "127.0.0.1"

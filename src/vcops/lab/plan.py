@@ -16,6 +16,7 @@ from vcops.errors import LabError
 from vcops.lab.layout import (
     CGROUP_PREFIX,
     HOST_OCTET_BASE,
+    HOST_OCTET_MORE,
     MAX_HOSTS,
     MAX_SWITCHES,
     NETNS_PREFIX,
@@ -92,6 +93,13 @@ def veth_name(address: ipaddress.IPv4Address) -> str:
     return f"vcops-v{int(address) & 0xFF}"
 
 
+def host_octet(index: int) -> int:
+    """The last octet of host ``index`` (0-based): .11 .. .99, then .151 .. .254 (the
+    switches have .101 .. .150)."""
+    first = SWITCH_OCTET_BASE - 2 - HOST_OCTET_BASE + 1  # .11 .. .99
+    return HOST_OCTET_BASE + index if index < first else HOST_OCTET_MORE + index - first
+
+
 def plan_hosts(count: int) -> list[HostSpec]:
     """Plan ``count`` hosts: roles round-robin, two-digit numbers per role, waves.
 
@@ -109,7 +117,7 @@ def plan_hosts(count: int) -> list[HostSpec]:
                 index=i,
                 name=f"lab-{role}-{number:02d}",
                 role=role,
-                address=SUBNET.network_address + HOST_OCTET_BASE + i,
+                address=SUBNET.network_address + host_octet(i),
                 redundancy_group=f"lab-{role}",
                 patch_group="lab-wave-1" if number % 2 else "lab-wave-2",
             )
