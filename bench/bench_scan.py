@@ -149,7 +149,10 @@ def measure(hosts: int, scan_only: bool = False) -> dict[str, float]:
 
 
 def main(sizes: list[int], scan_only: bool = False) -> None:
-    results = {n: measure(n, scan_only) for n in sizes}
+    results: dict[int, dict[str, float]] = {}
+    for n in sizes:  # each size as it is measured: a later size may not fit the machine
+        results[n] = measure(n, scan_only)
+        print(f"{n} hosts: " + ", ".join(f"{k} {v:.1f} s" for k, v in results[n].items()), flush=True)
     names = list(dict.fromkeys(k for r in results.values() for k in r))
     print(f"\n{'wall seconds':<28}" + "".join(f"{n:>10} hosts" for n in sizes))
     for name in names:
@@ -165,10 +168,9 @@ def main(sizes: list[int], scan_only: bool = False) -> None:
                 if not k.startswith("vcops")
             )
             print(f"{n} hosts: {ratios}")
-    if len(sizes) >= 2:
-        a, b = sizes[0], sizes[-1]
+    for a, b in zip(sizes, sizes[1:], strict=False):
         growth = results[b]["vcops scan"] / results[a]["vcops scan"]
-        print(f"vcops scan time grows {growth:.2f}x for {b / a:.0f}x the hosts")
+        print(f"vcops scan time grows {growth:.2f}x from {a} to {b} hosts ({b / a:.1f}x the hosts)")
 
 
 if __name__ == "__main__":
