@@ -3,13 +3,17 @@ remediation with commit-confirm or Netmiko (devices), or ``--check`` it."""
 
 from __future__ import annotations
 
+import threading
+
 import click
 from rich.console import Console
 from rich.table import Table
 
 from vcops.cli.app import App, json_option, limit_option
+from vcops.cli.progress import Bar, progress_for
 from vcops.cli.text import plain, styled
 from vcops.cli.worker_cmds import site_plan
+from vcops.enforce.apply_models import Progress
 from vcops.inventory.models import Target
 
 STATUS_COLOUR = {
@@ -18,6 +22,22 @@ STATUS_COLOUR = {
     "failed": "bold red",
     "unreachable": "bold yellow",
 }
+
+
+def once_per_target(bar: Bar) -> Progress:
+    """The engines' reports on ``bar``, each target counted once (an engine reports a
+    host's end as it happens and again with the outcomes)."""
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def done(name: str) -> None:
+        with lock:
+            if name in seen:
+                return
+            seen.add(name)
+        bar(name)
+
+    return Progress(done=done, at=bar.at, doing=bar.doing)
 
 
 @click.command()
@@ -41,7 +61,7 @@ STATUS_COLOUR = {
 def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str | None) -> int:
     """Enforce the section 3.2 baseline on servers and devices (exit 1 if a target failed,
     3 unreachable). Devices: --check prints each one's remediation and rollback lines."""
-    from vcops.enforce.apply import ApplyReport, run_apply
+    from vcops.enforce.apply import ApplyReport, run_apply, select_apply_targets
 
     def say(message: str) -> None:
         if not app.json:
@@ -74,19 +94,22 @@ def apply(app: App, limit: str | None, engine: str, check: bool, emergency: str 
 
         remote_apply = through_workers(plan, key)
 
-    report: ApplyReport = run_apply(
-        inventory,
-        limit,
-        engine="ansible" if engine == "ansible" else "pyinfra",
-        check=check,
-        emergency=emergency,
-        store=store,
-        on_step=say,
-        snapshot=None if check else snapshot,
-        mask_key=key,
-        mask_key_file=key_path(config.state_dir),
-        remote=remote_apply,
-    )
+    servers, devices = select_apply_targets(inventory, limit)
+    with progress_for(app, "check" if check else "apply", len(servers) + len(devices)) as bar:
+        report: ApplyReport = run_apply(
+            inventory,
+            limit,
+            engine="ansible" if engine == "ansible" else "pyinfra",
+            check=check,
+            emergency=emergency,
+            store=store,
+            on_step=say,
+            snapshot=None if check else snapshot,
+            mask_key=key,
+            mask_key_file=key_path(config.state_dir),
+            remote=remote_apply,
+            progress=once_per_target(bar),
+        )
 
     def render(console: Console) -> None:
         if report.check:

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from vcops.enforce.ansible_events import AnsibleHost, Masker, keep_text, run_playbook
+from vcops.enforce.apply_models import QUIET, Progress
 from vcops.enforce.pyinfra_run import controller_address
 from vcops.enforce.vars import role_vars
 from vcops.inventory.export import JsonValue, _ansible_connection, vcops_vars
@@ -120,15 +121,18 @@ def run_ansible(
     playbook: Path = SITE_PLAYBOOK,
     forks: int = 20,
     mask: Masker | None = None,
+    progress: Progress = QUIET,
 ) -> tuple[list[AnsibleHost], float]:
     """Run ``playbook`` on ``servers``; return per-host results and ansible's wall time
-    (diffs with their secrets masked by ``mask``).
+    (diffs with their secrets masked by ``mask``; ``progress`` hears of each task and
+    each host's end).
 
     Raises:
         CommandError: ansible-playbook could not start or ended without results.
     """
     document = render_ansible_inventory(inventory, servers)
-    return _run_playbook(document, [s.name for s in servers], check, playbook, forks, mask)
+    names = [s.name for s in servers]
+    return _run_playbook(document, names, check, playbook, forks, mask, progress)
 
 
 def render_device_inventory(
@@ -167,6 +171,7 @@ def _run_playbook(
     playbook: Path,
     forks: int,
     mask: Masker | None = None,
+    progress: Progress = QUIET,
 ) -> tuple[list[AnsibleHost], float]:
     with tempfile.TemporaryDirectory(prefix="vcops-roles-") as tmp:
         return run_playbook(
@@ -177,6 +182,7 @@ def _run_playbook(
             forks=min(forks, max(1, len(names))),
             envvars=ansible_env(Path(tmp)),
             mask=mask or keep_text,
+            progress=progress,
         )
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from vcops.enforce.apply_models import QUIET, Progress
 from vcops.errors import CommandError
 from vcops.inventory.export import JsonValue
 
@@ -173,6 +174,38 @@ def parse_events(
     return [hosts[n] for n in names]
 
 
+class EventProgress:
+    """Feeds a :class:`Progress` from the events as ansible-runner hands them over: each
+    task as it starts, a host done when it is unreachable or fails (Ansible runs nothing
+    more on it) and every other host at the play recap."""
+
+    def __init__(self, names: list[str], progress: Progress) -> None:
+        self.running = list(dict.fromkeys(names))
+        self.progress = progress
+        self.tasks = 0
+
+    def feed(self, event: object) -> None:
+        if not isinstance(event, Mapping) or not isinstance(event.get("event_data"), Mapping):
+            return
+        kind, data = event.get("event"), event["event_data"]
+        if kind == "playbook_on_task_start":
+            self.tasks += 1
+            self.progress.doing(f"task {self.tasks}: {task_label(data)}")
+        elif kind == "playbook_on_stats":
+            self.finish()
+        elif (
+            kind == "runner_on_unreachable"
+            or (kind == "runner_on_failed" and not data.get("ignore_errors"))
+        ) and data.get("host") in self.running:
+            self.running.remove(str(data["host"]))
+            self.progress.done(str(data["host"]))
+
+    def finish(self) -> None:
+        for name in self.running:
+            self.progress.done(name)
+        self.running = []
+
+
 def _read_stats(data: Mapping[str, object], hosts: dict[str, AnsibleHost]) -> None:
     for key, label in STATS_KEYS.items():
         counts = data.get(key)
@@ -208,8 +241,10 @@ def run_playbook(
     forks: int,
     envvars: dict[str, str],
     mask: Masker = keep_text,
+    progress: Progress = QUIET,
 ) -> tuple[list[AnsibleHost], float]:
-    """Run ``playbook`` on the hosts of the inventory ``document`` with ansible-runner.
+    """Run ``playbook`` on the hosts of the inventory ``document`` with ansible-runner
+    (``progress`` hears of each task and each host's end as they come).
 
     ``envvars`` is added to this process's environment for the run; nothing is left
     behind (the runner's private directory is a temporary one). Each diff is rendered
@@ -221,9 +256,11 @@ def run_playbook(
     import ansible_runner
 
     events: list[object] = []
+    live = EventProgress(names, progress)
 
     def keep(event: dict[str, object]) -> bool:
         events.append(event)
+        live.feed(event)
         return False  # nothing written to the artifacts directory
 
     with tempfile.TemporaryDirectory(prefix="vcops-ansible-") as tmp:
@@ -250,6 +287,7 @@ def run_playbook(
         except Exception as exc:  # ansible-runner raises its own and OS errors
             raise CommandError(f"ansible-playbook could not run ({exc}); reinstall vcops") from exc
         seconds = time.monotonic() - started
+        live.finish()
     if not any(isinstance(e, Mapping) and e.get("event") == "playbook_on_stats" for e in events):
         last = [
             _text(e.get("stdout"), 300).strip()

@@ -33,7 +33,14 @@ from vcops.connectors.hosttask import HostTask, ScriptTask, run_tasks
 from vcops.connectors.ssh import SshTarget
 from vcops.enforce.ansible import run_ansible, run_ansible_devices
 from vcops.enforce.ansible_events import AnsibleHost, Masker
-from vcops.enforce.apply_models import ApplyReport, Engine, FileChange, HostOutcome
+from vcops.enforce.apply_models import (
+    QUIET,
+    ApplyReport,
+    Engine,
+    FileChange,
+    HostOutcome,
+    Progress,
+)
 from vcops.enforce.files import HostState, file_changed, parse_state
 from vcops.enforce.helper import PACKAGES, areas, remote_command, state_spec
 from vcops.enforce.hostkeys import lockout_problems
@@ -317,10 +324,15 @@ class DeviceKey:
 
 
 def apply_servers(
-    inventory: Inventory, servers: list[Server], engine: Engine, check: bool, mask: Masker
+    inventory: Inventory,
+    servers: list[Server],
+    engine: Engine,
+    check: bool,
+    mask: Masker,
+    progress: Progress = QUIET,
 ) -> list[HostOutcome]:
     """The engine part of an apply (or ``--check``) for ``servers`` (``mask``: the
-    check diffs' masking).
+    check diffs' masking; ``progress``: the engine's live reports).
 
     Raises:
         CommandError: the engine could not run.
@@ -328,12 +340,14 @@ def apply_servers(
     if not servers:
         return []
     if engine == "ansible":
-        results, _seconds = run_ansible(inventory, servers, check=check, mask=mask)
+        results, _seconds = run_ansible(
+            inventory, servers, check=check, mask=mask, progress=progress
+        )
         return [_ansible_outcome(r, check=check) for r in results]
     if check:
         dry, _seconds = run_pyinfra(inventory, servers, dry=True)
         return merge_check(check_hosts(inventory, servers, mask), dry)
-    ran, _seconds = run_pyinfra(inventory, servers)
+    ran, _seconds = run_pyinfra(inventory, servers, progress=progress)
     return [_outcome(r) for r in ran]
 
 
@@ -345,19 +359,23 @@ def apply_targets(
     mask: Masker,
     devices: DeviceKey,
     step: Callable[[str], None] = lambda _m: None,
+    progress: Progress = QUIET,
 ) -> list[HostOutcome]:
     """The engine part of an apply (or ``--check``): the servers with the engine, then
     the devices through their remediation code; the same code on the controller and on
-    a site worker.
+    a site worker. ``progress`` hears of each target's end (once the engine says so, or
+    with its outcome).
 
     Raises:
         CommandError: the engine could not run.
     """
     servers = [t for t in targets if isinstance(t, Server)]
     routers = [t for t in targets if isinstance(t, Device)]
-    done = apply_servers(inventory, servers, engine, check, mask)
+    done = apply_servers(inventory, servers, engine, check, mask, progress)
     if routers:
         done += _devices(inventory, routers, engine, devices.key, devices.file, check, step)
+    for outcome in done:
+        progress.done(outcome.name)
     return done
 
 
@@ -379,17 +397,26 @@ def run_targets(
     remote: RemoteApply | None,
     devices: DeviceKey,
     step: Callable[[str], None] = lambda _m: None,
+    progress: Progress = QUIET,
 ) -> list[HostOutcome]:
     """The routed targets on their workers while the others run here; one list in the
-    selection's order."""
+    selection's order (``progress``: each target's end, a site's as its answer comes)."""
     routed = [t for t in targets if remote is not None and remote.routes(t)]
     local = [t for t in targets if t not in routed]
     if remote is None or not routed:
-        return apply_targets(inventory, local, engine, check, mask, devices, step)
+        return apply_targets(inventory, local, engine, check, mask, devices, step, progress)
+
+    def there_and_done() -> dict[str, HostOutcome]:
+        assert remote is not None
+        answers = remote.run(routed, engine, check)
+        for t in routed:
+            progress.done(t.name)
+        return answers
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcops-remote-apply") as pool:
-        away = pool.submit(remote.run, routed, engine, check)
+        away = pool.submit(there_and_done)
         try:
-            here = apply_targets(inventory, local, engine, check, mask, devices, step)
+            here = apply_targets(inventory, local, engine, check, mask, devices, step, progress)
         except CommandError as exc:  # the workers' hosts may be applied: keep their record
             here = [
                 HostOutcome(name=t.name, kind=t.kind, status="failed", reason=str(exc))
@@ -420,8 +447,10 @@ def run_apply(
     mask_key: bytes | None = None,
     mask_key_file: Path | None = None,
     remote: RemoteApply | None = None,
+    progress: Progress = QUIET,
 ) -> ApplyReport:
-    """Apply (or check) the baseline on the selected servers.
+    """Apply (or check) the baseline on the selected servers (``progress``: where the
+    engines are, as they run).
 
     Raises:
         CommandError: the engine could not run.
@@ -459,7 +488,9 @@ def run_apply(
             step(f"checking {len(servers)} servers with {engine} (nothing is changed)")
         if devices:
             step(f"planning {len(devices)} devices (nothing is changed)")
-        hosts = run_targets(inventory, targets, engine, True, masker, remote, device_key, step)
+        hosts = run_targets(
+            inventory, targets, engine, True, masker, remote, device_key, step, progress
+        )
         return ApplyReport(
             engine=engine,
             check=True,
@@ -488,7 +519,9 @@ def run_apply(
         step(f"applying the baseline with {engine} on {len(servers)} servers")
     if devices:
         step(f"enforcing the baseline on {len(devices)} devices (commit-confirm or Netmiko)")
-    hosts = run_targets(inventory, targets, engine, False, masker, remote, device_key, step)
+    hosts = run_targets(
+        inventory, targets, engine, False, masker, remote, device_key, step, progress
+    )
     report = ApplyReport(
         engine=engine,
         check=False,

@@ -4,12 +4,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel
 
 Engine = Literal["pyinfra", "ansible"]
 Status = Literal["changed", "unchanged", "failed", "unreachable"]
+
+
+def _ignore(*_args: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an apply is, as the engines report it while they run (the CLI's progress
+    bar; nothing by default). ``done(name)``: that target's engine part has ended (once
+    per target). ``at(share)``: the targets still running are that share (0 to 1) of
+    the way through (the engines run their hosts in lockstep: pyinfra reports operation
+    *k* of *n*). ``doing(text)``: what the engine is on now (an operation or a task)."""
+
+    done: Callable[[str], None] = _ignore
+    at: Callable[[float], None] = _ignore
+    doing: Callable[[str], None] = _ignore
+
+
+QUIET = Progress()
 
 
 class FileChange(BaseModel):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,9 @@ from typing import Any
 from pyinfra.api.command import StringCommand
 from pyinfra.api.facts import FactBase
 from pyinfra.api.operation import operation
+from pyinfra.api.state import BaseStateCallback, State
 from pyinfra.context import host
+from pyinfra.context import state as pyinfra_state
 from pyinfra.facts.server import Sysctl
 from pyinfra.operations import apt, server, systemd
 from pyinfra.operations.util import any_changed
@@ -45,6 +48,7 @@ from vcops.enforce.helper import (
     remote_command,
     state_spec,
 )
+from vcops.enforce.pyinfra_progress import failed_line, op_line
 from vcops.enforce.render import (
     AIDE_CHECK_UNIT,
     AIDE_UPDATE,
@@ -428,9 +432,35 @@ APT_CACHE_SECONDS = 3600
 """The baseline's one ``apt-get update`` is skipped when the lists are younger."""
 
 
+class ProgressReporter(BaseStateCallback):
+    """Prints the marker lines :class:`vcops.enforce.pyinfra_progress.ProgressReader`
+    reads: each operation as it starts (its place in the run), each host that fails."""
+
+    def __init__(self) -> None:
+        self.order: dict[str, int] = {}
+
+    def operation_start(self, state: State, op_hash: str) -> None:  # type: ignore[override]
+        if op_hash not in self.order:  # the order is fixed once operations run
+            order = state.get_op_order()  # type: ignore[no-untyped-call]
+            self.order = {h: i for i, h in enumerate(order, start=1)}
+        names = state.get_op_meta(op_hash).names
+        line = op_line(self.order.get(op_hash, 0), len(self.order), ", ".join(sorted(names)))
+        print(line, file=sys.stderr, flush=True)
+
+    def operation_host_error(self, state: State, host: Any, *_args: object) -> None:  # type: ignore[override]
+        print(failed_line(host.name), file=sys.stderr, flush=True)
+
+
+def report_progress() -> None:
+    """Register the :class:`ProgressReporter` once per pyinfra run."""
+    if not any(isinstance(h, ProgressReporter) for h in pyinfra_state.callback_handlers):
+        pyinfra_state.add_callback_handler(ProgressReporter())  # type: ignore[no-untyped-call]
+
+
 def run_baseline() -> None:
     """Every area the current host's roles call for, in order, after ONE apt transaction
     for every package they need (one ``apt-get update`` at most, not one per area)."""
+    report_progress()
     variables = host_vars()
     state = host_state(variables)
     refresh = False  # new security sources, or lists older than the limit (VC-PATCH-006)

@@ -16,10 +16,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from vcops import __version__
+from vcops.enforce.apply_models import QUIET, Progress
+from vcops.enforce.pyinfra_progress import MARK, ProgressReader
 from vcops.enforce.vars import role_vars
 from vcops.errors import CommandError
 from vcops.inventory.export import (
@@ -175,6 +180,71 @@ def parse_plan(
     return [hosts[n] for n in names]
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A finished subprocess: its exit status and everything it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _run_streaming(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str,
+    on_stderr: Callable[[str], None],
+    timeout: float = RUN_TIMEOUT,
+) -> Finished:
+    """Run ``argv`` to its end (killed after ``timeout`` seconds), handing each stderr
+    line to ``on_stderr`` as it is printed (the progress markers are left out of the
+    ``stderr`` kept).
+
+    Raises:
+        CommandError: the program could not start, or ran past the timeout.
+    """
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=cwd,
+        )
+    except OSError as exc:
+        raise CommandError(f"pyinfra could not run ({exc}); reinstall vcops") from exc
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: list[str] = []
+
+    def drain(stream: IO[str]) -> None:
+        for line in stream:
+            lines.append(line)
+            on_stderr(line)
+
+    expired = threading.Event()
+
+    def stop() -> None:
+        expired.set()
+        proc.kill()
+
+    reading = threading.Thread(target=drain, args=(proc.stderr,), daemon=True)
+    reading.start()
+    timer = threading.Timer(timeout, stop)
+    timer.start()
+    try:
+        stdout = proc.stdout.read()
+        proc.wait()
+        reading.join()
+    finally:
+        timer.cancel()
+    if expired.is_set():
+        raise CommandError(f"pyinfra ran longer than {timeout:.0f} s and was stopped")
+    return Finished(proc.returncode, stdout, "".join(x for x in lines if not x.startswith(MARK)))
+
+
 def _record(host: PyinfraHost, key: str, label: str) -> None:
     host.reached = True
     if key == "success":
@@ -196,8 +266,10 @@ def run_pyinfra(
     dry: bool = False,
     parallel: int = 20,
     deploy: Path = BASELINE_DEPLOY,
+    progress: Progress = QUIET,
 ) -> tuple[list[PyinfraHost], float]:
-    """Run ``deploy`` on ``servers``; return per-host results and pyinfra's wall time.
+    """Run ``deploy`` on ``servers``; return per-host results and pyinfra's wall time
+    (``progress`` hears of each operation and each host's end as pyinfra runs them).
 
     With ``dry`` nothing is changed: each host's ``changed`` lists the operations
     pyinfra's own dry run plans from the live facts (:func:`parse_plan`).
@@ -215,18 +287,10 @@ def run_pyinfra(
         argv.append("--dry" if dry else "-y")
         env = {**os.environ, "PYINFRA_PROGRESS": "off"}
         started = time.monotonic()
-        try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=RUN_TIMEOUT,
-                check=False,
-                env=env,
-                cwd=tmp,  # never the operator's directory: nothing is read from or left in it
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise CommandError(f"pyinfra could not run ({exc}); reinstall vcops") from exc
+        reader = ProgressReader([s.name for s in servers], progress)
+        # never the operator's directory as cwd: nothing is read from or left in it
+        done = _run_streaming(argv, env=env, cwd=tmp, on_stderr=reader.feed)
+        reader.finish()
         seconds = time.monotonic() - started
     try:
         payload = json.loads(done.stdout) if done.stdout.strip() else None
