@@ -53,6 +53,54 @@ def test_composed_tasks_each_get_their_records_and_exit_status() -> None:
     assert record is not None and set(tar_members(record.data)) <= {"/etc/hostname"}
 
 
+def test_sections_travel_as_one_batch_per_task_and_come_back_one_record_each() -> None:
+    script = (
+        "section first echo one\n"
+        "section failing sh -c 'echo out; echo err >&2; exit 7'\n"
+        "say between\n"
+        # a section's output that looks like the batch index or a record stays data
+        "section tricky printf '1 first 0\\n@@vcops-%s two say 0\\n' " + NONCE + "\n"
+        "section first echo again\n"
+    )
+    text = run_here(compose([ScriptTask(name="one", script=script)], NONCE))
+    assert text.count(f"@@vcops-{NONCE} one @batch 0") == 1  # one base64 run, not four
+    one = split(text, NONCE).task("one")
+    assert [(r.name, r.rc) for r in one.records] == [
+        ("say", 0), ("first", 0), ("failing", 7), ("tricky", 0), ("first", 0),
+    ]  # fmt: skip
+    assert one.ok_text("first") == "again\n" and [r.text for r in one.all("first")] == [
+        "one\n",
+        "again\n",
+    ]
+    assert one.get("failing") is not None and one.get("failing").text == "out\nerr\n"  # type: ignore[union-attr]
+    assert one.ok_text("tricky") == f"1 first 0\n@@vcops-{NONCE} two say 0\n"
+    assert [r.text for r in one.all("say")] == ["between"]
+    assert split(text, NONCE).task("two").records == []
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        b"1 good 0\n2 missing 0\nx bad-index 0\n3 BAD-NAME 0\n4 rc x\n5 @batch 0\n6 a 1234567\nnoise\n",
+        b"\xff\xfe garbage\n1 good 0\n",
+    ],
+)
+def test_a_batch_index_that_does_not_parse_loses_only_its_own_lines(index: bytes) -> None:
+    import io
+    import tarfile
+
+    from vcops.connectors.hosttask import unbatch
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in [(".idx", index), ("1", b"kept"), *((str(i), b"x") for i in range(3, 7))]:
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert [(r.name, r.text) for r in unbatch(buf.getvalue())] == [("good", "kept")]
+    assert unbatch(b"not a tar") == [] and unbatch(b"") == []
+
+
 def test_a_task_that_never_ends_is_incomplete() -> None:
     text = run_here(compose([ScriptTask(name="one", script="say a")], NONCE))
     cut = text.split(f"@@vcops-{NONCE} one @end")[0]
