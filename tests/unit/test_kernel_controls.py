@@ -270,3 +270,47 @@ def test_gather_kernel_sections_run_under_sh_with_the_real_framing() -> None:
     for name in ("sysctl_files", "modprobe_files", "limits_files", "coredump_files"):
         record = out.get(name)
         assert record is not None and record.rc == 0, name
+
+
+def test_the_files_each_reader_applies_are_kept_in_its_order() -> None:
+    from vcops.facts.kernel import reader_order
+
+    grep = (
+        "/lib/sysctl.d/50-default.conf:net.ipv4.conf.all.rp_filter = 2\n"
+        "/usr/lib/sysctl.d/50-default.conf:net.ipv4.conf.all.rp_filter = 1\n"
+        "/etc/sysctl.conf:kernel.sysrq = 0\n"
+        "/etc/sysctl.d/99-vcops.conf:net.ipv4.conf.all.rp_filter = 1\n"
+        "/run/sysctl.d/50-default.conf:net.ipv4.conf.all.rp_filter = 0\n"
+        "/etc/sysctl.d/notes.txt:kernel.sysrq = 1\n"
+        "/etc/sysctl.d/sub/x.conf:kernel.sysrq = 1\n"
+        "grep: /usr/local/lib/sysctl.d/*.conf: No such file or directory\n"
+    )
+    assert reader_order(grep, "sysctl_files").splitlines() == [
+        "/run/sysctl.d/50-default.conf:net.ipv4.conf.all.rp_filter = 0",  # /run before /usr/lib
+        "/etc/sysctl.d/99-vcops.conf:net.ipv4.conf.all.rp_filter = 1",
+        "/etc/sysctl.conf:kernel.sysrq = 0",  # read last
+    ]
+    limits = (
+        "/etc/security/limits.d/b.conf:* hard core 0\n"
+        "/etc/security/limits.conf:root hard core 0\n"
+        "/etc/security/limits.d/a.conf:* hard core 10\n"
+    )
+    assert [line.split(":")[0] for line in reader_order(limits, "limits_files").splitlines()] == [
+        "/etc/security/limits.conf",  # read first
+        "/etc/security/limits.d/a.conf",
+        "/etc/security/limits.d/b.conf",
+    ]
+    assert reader_order("", "coredump_files") == ""
+
+
+def test_gather_greps_exactly_the_files_the_readers_apply() -> None:
+    import shlex
+
+    from vcops.facts.kernel import READERS
+
+    text = resources.files("vcops.facts").joinpath("gather.sh").read_text()
+    for section, (first, dirs, last) in READERS.items():
+        line = next(x for x in text.splitlines() if x.startswith(f"section {section} "))
+        command = shlex.split(line)[-1]  # sh -c "grep -H '' PATH... 2>/dev/null; true"
+        paths = shlex.split(command.split(" 2>/dev/null")[0])[3:]  # after grep -H ''
+        assert paths == [*first, *(f"{d}/*.conf" for d in dirs), *last], section

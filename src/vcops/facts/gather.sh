@@ -54,17 +54,13 @@ section acc_visudo visudo -c
 section acc_stat sh -c 'stat -c "%n %a %U %G %F" /etc/sudoers.d /etc/crontab /etc/cron.d /etc/cron.daily /etc/cron.hourly /etc/cron.weekly /etc/cron.monthly /etc/cron.yearly /etc/cron.allow /etc/at.allow /etc/cron.deny /etc/at.deny 2>/dev/null; true'
 section acc_allow sh -c 'grep -H "" /etc/cron.allow /etc/at.allow 2>/dev/null; true'
 section acc_cron systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,UnitFileState cron.service
-# kernel area (vcops.facts.kernel): config files as their readers apply them, each line
-# prefixed with its path. conffiles DIR...: the *.conf files by name, the first DIR holding
-# a name wins (systemd, kmod and procps all read drop-in directories this way). sh has no
-# locals: its variables must not reuse `section`'s _n.
-conffiles() { for _cfn in $(for _cfd in "$@"; do ls -1 "$_cfd" 2>/dev/null; done | grep '\.conf$' | LC_ALL=C sort -u); do for _cfd in "$@"; do if [ -e "$_cfd/$_cfn" ]; then grep -H '' "$_cfd/$_cfn"; break; fi; done; done; true; }
-sysctlfiles() { conffiles /etc/sysctl.d /run/sysctl.d /usr/local/lib/sysctl.d /usr/lib/sysctl.d /lib/sysctl.d; grep -H '' /etc/sysctl.conf 2>/dev/null; true; }
-limitsfiles() { grep -H '' /etc/security/limits.conf 2>/dev/null; conffiles /etc/security/limits.d; }
-coredumpfiles() { grep -H '' /etc/systemd/coredump.conf 2>/dev/null; conffiles /etc/systemd/coredump.conf.d /run/systemd/coredump.conf.d /usr/local/lib/systemd/coredump.conf.d /usr/lib/systemd/coredump.conf.d; }
-section sysctl_files sysctlfiles
-section modprobe_files conffiles /etc/modprobe.d /run/modprobe.d /usr/local/lib/modprobe.d /usr/lib/modprobe.d /lib/modprobe.d
+# kernel area (vcops.facts.kernel): every candidate config file's lines, each prefixed
+# with its path, in ONE grep per section (a missing glob or file is skipped);
+# vcops.facts.kernel.reader_order keeps the files the reader applies, in its order.
+# The paths here are vcops.facts.kernel.READERS (a unit test holds them equal).
+section sysctl_files sh -c "grep -H '' /etc/sysctl.d/*.conf /run/sysctl.d/*.conf /usr/local/lib/sysctl.d/*.conf /usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf /etc/sysctl.conf 2>/dev/null; true"
+section modprobe_files sh -c "grep -H '' /etc/modprobe.d/*.conf /run/modprobe.d/*.conf /usr/local/lib/modprobe.d/*.conf /usr/lib/modprobe.d/*.conf /lib/modprobe.d/*.conf 2>/dev/null; true"
 section modules cat /proc/modules
-section limits_files limitsfiles
-section coredump_files coredumpfiles
+section limits_files sh -c "grep -H '' /etc/security/limits.conf /etc/security/limits.d/*.conf 2>/dev/null; true"
+section coredump_files sh -c "grep -H '' /etc/systemd/coredump.conf /etc/systemd/coredump.conf.d/*.conf /run/systemd/coredump.conf.d/*.conf /usr/local/lib/systemd/coredump.conf.d/*.conf /usr/lib/systemd/coredump.conf.d/*.conf 2>/dev/null; true"
 section sysstat_default sh -c 'cat /etc/default/sysstat 2>/dev/null; true'

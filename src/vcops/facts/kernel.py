@@ -1,9 +1,11 @@
 """Kernel-area facts: sysctl, modprobe, limits and coredump config files as the
 kernel, kmod, pam_limits and systemd read them (pure parsers).
 
-``gather.sh`` prints each config file's lines prefixed with its path
-(``grep -H ''``), files in the order their reader applies them (``conffiles``: by
-file name, the first directory holding a name wins). Example section::
+``gather.sh`` prints the lines of every candidate config file prefixed with its path
+(ONE ``grep -H ''`` over the directories' ``*.conf`` globs, so the host forks once per
+section); :func:`reader_order` then keeps the files their reader applies, in its
+order (by file name, the first directory holding a name wins; the main file before or
+after, as the reader does). Example section::
 
     /etc/modprobe.d/vcops-blacklist.conf:install sctp /bin/false
     /etc/modprobe.d/vcops-blacklist.conf:blacklist sctp
@@ -59,6 +61,60 @@ def config_lines(text: str) -> Iterator[tuple[str, str]]:
         if not sep or not path.startswith("/") or not line or line[0] in "#;":
             continue
         yield path, line
+
+
+SYSCTL_DIRS = (
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+)
+MODPROBE_DIRS = (
+    "/etc/modprobe.d",
+    "/run/modprobe.d",
+    "/usr/local/lib/modprobe.d",
+    "/usr/lib/modprobe.d",
+    "/lib/modprobe.d",
+)
+LIMITS_DIRS = ("/etc/security/limits.d",)
+COREDUMP_DIRS = (
+    "/etc/systemd/coredump.conf.d",
+    "/run/systemd/coredump.conf.d",
+    "/usr/local/lib/systemd/coredump.conf.d",
+    "/usr/lib/systemd/coredump.conf.d",
+)
+READERS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "sysctl_files": ((), SYSCTL_DIRS, ("/etc/sysctl.conf",)),
+    "modprobe_files": ((), MODPROBE_DIRS, ()),
+    "limits_files": (("/etc/security/limits.conf",), LIMITS_DIRS, ()),
+    "coredump_files": (("/etc/systemd/coredump.conf",), COREDUMP_DIRS, ()),
+}
+"""Per section: the files read first, the drop-in directories (first holding a name
+wins, names in byte order), the files read last. ``gather.sh`` greps exactly these."""
+
+
+def reader_order(text: str, section: str) -> str:
+    """The ``path:line`` lines of the files ``section``'s reader applies, in its order.
+
+    >>> reader_order("/usr/lib/sysctl.d/b.conf:x=1\\n/etc/sysctl.d/b.conf:x=2\\n"
+    ...              "/etc/sysctl.conf:y=3\\n/usr/lib/sysctl.d/a.conf:z=4", "sysctl_files")
+    '/usr/lib/sysctl.d/a.conf:z=4\\n/etc/sysctl.d/b.conf:x=2\\n/etc/sysctl.conf:y=3'
+    """
+    first, dirs, last = READERS[section]
+    lines: dict[str, list[str]] = {}
+    for raw in text.splitlines()[:MAX_LINES]:
+        path, sep, _ = raw[:MAX_LINE].partition(":")
+        if sep:
+            lines.setdefault(path, []).append(raw[:MAX_LINE])
+    chosen: dict[str, str] = {}
+    for folder in dirs:
+        for path in lines:
+            where, _, name = path.rpartition("/")
+            if where == folder and name.endswith(".conf"):
+                chosen.setdefault(name, path)
+    order = [*first, *(chosen[n] for n in sorted(chosen)), *last]
+    return "\n".join(line for path in order for line in lines.get(path, []))
 
 
 def parse_sysctl_files(text: str) -> dict[str, str]:
@@ -140,15 +196,15 @@ def kernel_facts(ok: Mapping[str, str | None]) -> dict[str, object]:
     """The ServerFacts fields of this module from the sections that ran (text or None)."""
     facts: dict[str, object] = {}
     if (text := ok.get("sysctl_files")) is not None:
-        facts["sysctl_files"] = parse_sysctl_files(text)
+        facts["sysctl_files"] = parse_sysctl_files(reader_order(text, "sysctl_files"))
     if (text := ok.get("modprobe_files")) is not None:
-        facts["modprobe"] = parse_modprobe(text)
+        facts["modprobe"] = parse_modprobe(reader_order(text, "modprobe_files"))
     if (text := ok.get("modules")) is not None:
         facts["modules_loaded"] = parse_modules(text)
     if (text := ok.get("limits_files")) is not None:
-        facts["core_limits"] = parse_core_limits(text)
+        facts["core_limits"] = parse_core_limits(reader_order(text, "limits_files"))
     if (text := ok.get("coredump_files")) is not None:
-        facts["coredump_conf"] = parse_coredump_conf(text)
+        facts["coredump_conf"] = parse_coredump_conf(reader_order(text, "coredump_files"))
     if (text := ok.get("sysstat_default")) is not None:
         facts["sysstat_default"] = parse_default_file(text)
     return facts
