@@ -22,7 +22,9 @@ times and ratios. Numbers depend on the machine: the lab hosts share its cores.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -69,6 +71,15 @@ def lab(hosts: int) -> Iterator[Path]:
             subprocess.run([VCOPS, "lab", "down"], env=env, capture_output=True, check=False)
 
 
+LAST_CPU = [0.0]
+"""The controller CPU seconds (user + system) of the last :func:`timed` command."""
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(argv: list[str], work: Path, ok: tuple[int, ...] = (0,)) -> float:
     env = {
         **os.environ,
@@ -79,9 +90,10 @@ def timed(argv: list[str], work: Path, ok: tuple[int, ...] = (0,)) -> float:
         "VCOPS_INVENTORY": str(work / "lab"),
         "PYINFRA_PROGRESS": "off",
     }
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _children_cpu()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=REPO)
     seconds = time.monotonic() - started
+    LAST_CPU[0] = _children_cpu() - cpu
     if done.returncode not in ok:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise SystemExit(f"{' '.join(argv[:4])} exited {done.returncode}: {' | '.join(tail)}")
@@ -107,9 +119,11 @@ def measure(hosts: int, scan_only: bool = False) -> dict[str, float]:
         out["vcops scan"] = timed(
             [VCOPS, "-i", str(work / "lab"), "scan", "--no-store", "--json"], work, ok=(0, 1)
         )
+        out["vcops scan cpu"] = LAST_CPU[0]
         stored = [VCOPS, "-i", str(work / "lab"), "scan", "--json"]
         timed(stored, work, ok=(0, 1))  # computes and stores each host's fingerprint
         out["vcops scan (repeat)"] = timed(stored, work, ok=(0, 1))
+        out["vcops scan (repeat) cpu"] = LAST_CPU[0]
         inv = pyinfra_inventory(work)
         out["pyinfra --dry"] = timed(
             [
@@ -122,6 +136,7 @@ def measure(hosts: int, scan_only: bool = False) -> dict[str, float]:
             ],
             work,
         )
+        out["pyinfra --dry cpu"] = LAST_CPU[0]
         if ansible:
             out["ansible-playbook --check"] = timed(
                 [
@@ -152,15 +167,23 @@ def main(sizes: list[int], scan_only: bool = False) -> None:
     results: dict[int, dict[str, float]] = {}
     for n in sizes:  # each size as it is measured: a later size may not fit the machine
         results[n] = measure(n, scan_only)
-        print(f"{n} hosts: " + ", ".join(f"{k} {v:.1f} s" for k, v in results[n].items()), flush=True)
-    names = list(dict.fromkeys(k for r in results.values() for k in r))
+        print(
+            f"{n} hosts: " + ", ".join(f"{k} {v:.2f} s" for k, v in results[n].items()), flush=True
+        )
+    names = list(dict.fromkeys(k for r in results.values() for k in r if not k.endswith(" cpu")))
     print(f"\n{'wall seconds':<28}" + "".join(f"{n:>10} hosts" for n in sizes))
     for name in names:
         print(
             f"{name:<28}" + "".join(f"{results[n].get(name, float('nan')):>16.1f}" for n in sizes)
         )
     for n in sizes:
-        r = results[n]
+        cpu = {k[: -len(" cpu")]: v for k, v in results[n].items() if k.endswith(" cpu")}
+        print(
+            f"{n} hosts, controller CPU per host: "
+            + ", ".join(f"{k} {1000 * v / n:.0f} ms" for k, v in cpu.items())
+        )
+    for n in sizes:
+        r = {k: v for k, v in results[n].items() if not k.endswith(" cpu")}
         for mine in ("vcops scan", "vcops scan (repeat)"):
             ratios = ", ".join(
                 f"{k} / {mine} = {v / r[mine]:.1f}x"
@@ -168,7 +191,7 @@ def main(sizes: list[int], scan_only: bool = False) -> None:
                 if not k.startswith("vcops")
             )
             print(f"{n} hosts: {ratios}")
-    for a, b in zip(sizes, sizes[1:], strict=False):
+    for a, b in itertools.pairwise(sizes):
         growth = results[b]["vcops scan"] / results[a]["vcops scan"]
         print(f"vcops scan time grows {growth:.2f}x from {a} to {b} hosts ({b / a:.1f}x the hosts)")
 

@@ -311,6 +311,7 @@ def test_gather_greps_exactly_the_files_the_readers_apply() -> None:
     text = resources.files("vcops.facts").joinpath("gather.sh").read_text()
     for section, (first, dirs, last) in READERS.items():
         line = next(x for x in text.splitlines() if x.startswith(f"section {section} "))
-        command = shlex.split(line)[-1]  # sh -c "grep -H '' PATH... 2>/dev/null; true"
-        paths = shlex.split(command.split(" 2>/dev/null")[0])[3:]  # after grep -H ''
+        words = shlex.split(line)  # section NAME quiet grep -H '' PATH...
+        assert words[2:6] == ["quiet", "grep", "-H", ""], section
+        paths = words[6:]
         assert paths == [*first, *(f"{d}/*.conf" for d in dirs), *last], section

@@ -21,7 +21,9 @@ Inside a task body these shell functions are defined: ``emit NAME RC FILE`` (a r
 of a file), ``section NAME CMD...`` (a command's output, stderr included),
 ``output NAME CMD...`` (stdout only; stderr as ``NAME-stderr``), ``tarfiles NAME
 PATH...`` (a tar of the paths that exist) and ``say WORDS...`` (a one-line record named
-``say``). ``$t`` is a private temporary directory; each task runs in its own subshell
+``say``); ``quiet CMD...`` runs CMD with its errors dropped and status 0 (a missing
+file is no output), ``mute CMD...`` the same keeping CMD's status: shell functions, so
+no ``sh -c`` is started for them. ``$t`` is a private temporary directory; each task runs in its own subshell
 from ``/``, so an ``exit`` ends only that task. ``section`` outputs are kept in ``$t``
 and sent together when the task ends, as ONE ``@batch`` record (a tar of the outputs
 and their index) that :func:`split` turns back into one record per section: one
@@ -74,6 +76,8 @@ emit() { printf '%s %s %s %s\n' "$M" "$T" "$1" "$2"; base64 -w0 <"$3"; printf '\
 section() { _n=$1; shift; _i=$((_i + 1)); "$@" >"$t/.b/$_i" 2>&1; printf '%s %s %s\n' "$_i" "$_n" "$?" >>"$t/.b/.idx"; }
 output() { _n=$1; shift; "$@" >"$t/.o" 2>"$t/.e"; _r=$?; emit "$_n" "$_r" "$t/.o"; emit "$_n-stderr" "$_r" "$t/.e"; }
 say() { printf '%s' "$*" >"$t/.s"; emit say 0 "$t/.s"; }
+quiet() { "$@" 2>/dev/null; return 0; }
+mute() { "$@" 2>/dev/null; }
 tarfiles() {
     _n=$1; shift; : >"$t/.l"
     for _f in "$@"; do [ -e "$_f" ] && printf '%s\0' "${_f#/}" >>"$t/.l"; done
