@@ -46,6 +46,8 @@ class FakeFleet:
     hosts: dict[str, tuple[str, int]] = field(default_factory=dict)
     handlers: dict[str, Handler] = field(default_factory=dict)
     scripts: dict[str, list[str]] = field(default_factory=dict)
+    #: the server side of every SSH connection each host accepted, in order
+    connections: dict[str, list[asyncssh.SSHServerConnection]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -88,6 +90,12 @@ class FakeFleet:
         address = f"127.0.0.{len(self.hosts) + 11}"
         self.handlers[name] = handler
         self.scripts[name] = []
+        self.connections[name] = []
+        accepted = self.connections[name]
+
+        class Server(asyncssh.SSHServer):
+            def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+                accepted.append(conn)
 
         async def process(proc: asyncssh.SSHServerProcess[str]) -> None:
             script = await proc.stdin.read()
@@ -101,7 +109,7 @@ class FakeFleet:
 
         async def start() -> asyncssh.SSHAcceptor:
             return await asyncssh.create_server(
-                asyncssh.SSHServer,
+                Server,
                 address,
                 0,
                 server_host_keys=[self.host_key],
@@ -118,6 +126,16 @@ class FakeFleet:
         with self.known_hosts.open("a") as handle:
             handle.write(f"[{address}]:{port} {public}\n")
         return address, port
+
+    def drop(self, name: str) -> None:
+        """Close every connection ``name`` accepted, from the host's side (a reboot)."""
+
+        async def close() -> None:
+            for conn in self.connections[name]:
+                conn.close()
+                await conn.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
 
     def write_inventory(
         self, root: Path, roles: dict[str, list[str]], environment: str = "lab", extra: str = ""

@@ -53,6 +53,7 @@ from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from vcops.connectors.kept import run_sync
 from vcops.connectors.ssh import SshTarget, become_error, run_script
 from vcops.errors import BecomeError, ConnectError, InventoryError
 
@@ -365,7 +366,7 @@ def run_tasks(
 
         return list(await asyncio.gather(*(one(t) for t in targets)))
 
-    return asyncio.run(gather())
+    return run_sync(gather())
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,12 @@ import secrets
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 from pydantic import BaseModel
 
+from vcops.connectors.kept import current, run_sync
 from vcops.errors import (
     AuthError,
     BecomeError,
@@ -195,8 +197,9 @@ async def run_script(
         pinned = _known_hosts(known_hosts)
     except (OSError, ValueError) as exc:
         raise HostKeyError(f"{where}: known_hosts file {known_hosts} unreadable: {exc}") from exc
-    try:
-        async with asyncssh.connect(
+
+    def connect() -> Any:  # asyncssh's awaitable and async context manager
+        return asyncssh.connect(
             target.address,
             port=target.port,
             username=target.user,
@@ -206,10 +209,18 @@ async def run_script(
             connect_timeout=target.connect_timeout,
             login_timeout=target.connect_timeout,
             config=None,
-        ) as conn:
-            proc = await asyncio.wait_for(
-                conn.run(command, input=stdin, check=False), timeout=timeout
-            )
+        )
+
+    kept = current()
+    try:
+        if kept is not None:  # a window run: one connection per host, a session per script
+            key = (target.address, target.port, target.user, target.key_file, known_hosts)
+            proc = await kept.run_command(key, connect, command, stdin, timeout)
+        else:
+            async with connect() as conn:
+                proc = await asyncio.wait_for(
+                    conn.run(command, input=stdin, check=False), timeout=timeout
+                )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise HostKeyError(
             f"{where}: host key not verified ({exc.reason}); check the host, then update "
@@ -246,7 +257,7 @@ async def run_script(
 def run_one(target: SshTarget, script: str, *, timeout: float = 120.0) -> CommandResult:
     """Run an unframed script on one host (lab and test plumbing), under sudo like every
     host script; raise on a connection failure, a refused sudo or a non-zero exit."""
-    result = asyncio.run(run_script(target, script, timeout=timeout))
+    result = run_sync(run_script(target, script, timeout=timeout))
     access = target.access
     if result.exit_status != 0 and access is not None and access.sudo:
         if any(ln.startswith("sudo:") for ln in result.stderr.splitlines()):
