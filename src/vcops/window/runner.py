@@ -51,6 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Literal
 
+from vcops.connectors.kept import keep_connections
 from vcops.connectors.ssh import SshTarget
 from vcops.errors import ApprovalError, LockHeld, WindowError
 from vcops.policy import lease_window
@@ -112,6 +113,12 @@ class WindowRunner(HealthPhases, ChangePhases):
     """Runs one window to its end (finished or halted), resuming from saved progress."""
 
     def run(self) -> RunReport:
+        """Run the window to its end (or its halt); each host's SSH connection is made
+        once and kept for the run (:mod:`vcops.connectors.kept`)."""
+        with keep_connections():
+            return self._run()
+
+    def _run(self) -> RunReport:
         first = self.window.state != "running"
         self.window = set_state(self.ctx.store, self.window, "running")
         self.audit(
