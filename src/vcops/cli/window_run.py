@@ -9,7 +9,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from vcops import dashboard
 from vcops.cli.app import App, json_option
 from vcops.cli.progress import progress_for
 from vcops.cli.text import plain, styled
@@ -122,6 +121,9 @@ def run(app: App, window_id: str | None, due: bool) -> int:
 
 def window_summary(app: App, w: Window, hosts: list[HostRecord]) -> dict[str, object]:
     """What a window did, from its saved progress and the audit log."""
+    # the web page's module: only what reports a window's summary needs it
+    from vcops import dashboard
+
     return dashboard.window_summary(app.inventory(), app.store(), w, hosts)
 
 
