@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scan import REPO, VCOPS, lab, timed
+from bench_scan import REPO, VCOPS, compile_sources, lab, timed
 
 from vcops.lab.aptrepo import add_debs
 
@@ -165,6 +165,7 @@ def phase_seconds(db: Path, window: str) -> dict[str, float]:
 
 
 def main(sizes: list[int]) -> None:
+    compile_sources()
     for hosts in sizes:
         result = measure(hosts)
         v, a = result["vcops window run"], result["ansible-playbook serial 2"]
