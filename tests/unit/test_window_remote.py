@@ -255,3 +255,22 @@ def test_an_approved_upgrade_rebuilds_the_aide_database(
     assert remote.aide_rebuild() in remote.install_script(
         [PackageChange(package="openssl", current="3.0.11", target="3.0.15", security=True)]
     )
+
+
+def test_unit_lists_come_back_as_one_section_each_and_read_as_active_and_failed() -> None:
+    """The gate runs where `systemctl` is faked: its lines, as the host sends them."""
+    fake = (
+        'systemctl() { case "$*" in\n'
+        "  *--state=active*) printf 'kamailio.service loaded active running Kamailio\\n"
+        "ssh.service loaded active running OpenSSH\\n' ;;\n"
+        "  *--state=failed*) printf 'rtpengine.service loaded failed failed RTP\\n' ;;\n"
+        "esac; }\n"
+    )
+    framed = compose([remote.WindowTask(script=fake + remote.gate_script())], NONCE)
+    out = subprocess.run(["sh", "-s"], input=framed, text=True, capture_output=True, check=True)
+    assert out.stdout.count(f"@@vcops-{NONCE} window say 0") == 1  # the boot id only
+    got = remote.parse_answer(split(out.stdout, NONCE).task("window"))
+    assert got.all("active") == [["kamailio.service"], ["ssh.service"]]
+    assert got.all("failed") == [["rtpengine.service"]]
+    assert remote.unit_state(got).failed == {"rtpengine.service"}
+    assert got.first("boot") is not None
