@@ -1,5 +1,5 @@
-"""Counting SSH sessions on lab hosts from sshd's journal (one place for every test that
-checks that work shares a session)."""
+"""Counting SSH connections and host scripts on lab hosts from their journal (one place
+for every test that checks that work shares a connection or a session)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,31 @@ from vcops.inventory import Inventory
 from vcops.inventory.models import Server
 
 
+def _journal_times(lab: Inventory, host: Server, match: str, *texts: str) -> list[float]:
+    """When the host's journal lines of ``match`` holding every one of ``texts`` were
+    written (epoch seconds), oldest first."""
+    pattern = shlex.quote(texts[0])
+    out = run_one(
+        SshTarget.from_inventory(lab, host),
+        f"journalctl -q --no-pager -o short-unix {match} | grep -F {pattern} || true\n",
+        timeout=120,
+    ).stdout
+    return [
+        float(line.split(" ", 1)[0])
+        for line in out.splitlines()
+        if line.strip() and all(t in line for t in texts)
+    ]
+
+
+def sudo_scripts(lab: Inventory, host: Server, user: str) -> list[float]:
+    """When ``user`` ran a host script as root through sudo (sudo's own log line of its
+    command, ``/bin/sh -s``), oldest first; the reading itself is one more, afterwards."""
+    return _journal_times(lab, host, "_COMM=sudo", f" {user} : ", "COMMAND=/bin/sh -s")
+
+
 def sshd_logins(lab: Inventory, host: Server, user: str) -> list[float]:
     """When ``user`` logged in over SSH on the host (epoch seconds, one per session, from
     sshd's journal), oldest first. Read through the lab inventory's own login (``vcops``,
     root through sudo), which is itself a session: count that login's sessions between
     two known moments, not in total."""
-    pattern = shlex.quote(f"Accepted publickey for {user} ")
-    out = run_one(
-        SshTarget.from_inventory(lab, host),
-        f"journalctl -q --no-pager -o short-unix _COMM=sshd | grep -F {pattern} || true\n",
-        timeout=120,
-    ).stdout
-    return [float(line.split(" ", 1)[0]) for line in out.splitlines() if line.strip()]
+    return _journal_times(lab, host, "_COMM=sshd", f"Accepted publickey for {user} ")

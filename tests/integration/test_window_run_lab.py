@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ssh_helpers import sshd_logins
+from tests.integration.ssh_helpers import sshd_logins, sudo_scripts
 from vcops.connectors.ssh import SshTarget, run_one
 from vcops.inventory import Inventory, load_inventory
 from vcops.inventory.models import Server
@@ -568,10 +568,12 @@ def test_an_sbc_is_drained_on_its_kamailio_call_count_and_gated_on_kamailio(site
     assert (sip_options(sbc.address, timeout=2.0) or "").startswith("SIP/2.0")
 
 
-def test_the_precheck_and_the_before_snapshot_share_one_ssh_session_per_host(site: Site) -> None:
-    """Counted in each host's sshd journal: between a host's start and its precheck
-    (its before-snapshot in between), exactly one login; and the after-snapshot, taken
-    against the before-snapshot's checksums, still records the upgrade."""
+def test_one_connection_per_host_and_one_session_for_the_snapshot_and_precheck(site: Site) -> None:
+    """Counted in each host's journal: one SSH login for the whole run (the peers'
+    health, snapshots, precheck, drain, install and gate share the connection);
+    between a host's start and its precheck (its before-snapshot in between), exactly
+    one host script; and the after-snapshot, taken against the before-snapshot's
+    checksums, still records the upgrade."""
     names = ["lab-asterisk-01", "lab-rtpengine-01"]
     hosts = [site.host(n) for n in names]
     site.publish("vcops-testsession", "1.0", service=False)
@@ -587,6 +589,8 @@ def test_the_precheck_and_the_before_snapshot_share_one_ssh_session_per_host(sit
     assert run.returncode == 0, run.stderr + run.stdout[-2000:]
     time.sleep(1)  # the journal has the last logins
     report = hosts_of(site.report(window_id))
+    [run_start] = site.audit_times("window.run.start", window_id, window_id)
+    [run_end] = site.audit_times("window.run.finish", window_id, window_id)
     snapshots = json.loads(site.vcops("info", "--json").stdout)["snapshots"]
     for host in hosts:
         [started] = site.audit_times("window.host.start", host.name, window_id)
@@ -594,7 +598,9 @@ def test_the_precheck_and_the_before_snapshot_share_one_ssh_session_per_host(sit
         [before] = site.audit_times("window.host.snapshot", host.name, window_id)[:1]
         assert started < before < prechecked
         login = site.inv.ssh_user(host)  # the window's own login: vcops, root through sudo
-        logins = [t for t in sshd_logins(site.inv, host, login) if started <= t <= prechecked]
+        scripts = [t for t in sudo_scripts(site.inv, host, login) if started <= t <= prechecked]
+        assert len(scripts) == 1, (host.name, scripts)
+        logins = [t for t in sshd_logins(site.inv, host, login) if run_start <= t <= run_end]
         assert len(logins) == 1, (host.name, logins)
         h = report[host.name]
         assert h["state"] == "done" and h["batch"] == 1, h
