@@ -4,7 +4,10 @@ hosts on loopback that count the connections they accept."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.fakessh import FakeFleet
 from vcops.connectors.hosttask import ScriptTask, run_tasks
@@ -25,46 +28,50 @@ def _target(fleet: FakeFleet, name: str) -> SshTarget:
     )
 
 
-def test_a_host_is_connected_once_for_the_block_and_once_per_script_outside(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+def one_host(tmp_path: Path) -> Iterator[tuple[FakeFleet, SshTarget]]:
+    """A fake host that answers every script with "ok"."""
     with FakeFleet(tmp_path) as fleet:
         fleet.add("kam-01", lambda script: ("ok\n", 0))
-        target = _target(fleet, "kam-01")
-        run_one(target, "echo one")
-        run_one(target, "echo two")
-        assert len(fleet.connections["kam-01"]) == 2
-        with keep_connections() as kept:
-            assert current() is kept
-            with keep_connections() as inner:  # nested: the outer block's connections
-                assert inner is kept
-            for word in ("three", "four", "five"):
-                assert run_one(target, f"echo {word}").stdout == "ok\n"
-            assert kept.opened == 1
-        assert current() is None
-        assert len(fleet.connections["kam-01"]) == 3
-        assert [s.splitlines()[-1] for s in fleet.scripts["kam-01"]] == [
-            "echo one", "echo two", "echo three", "echo four", "echo five",
-        ]  # fmt: skip
-        run_one(target, "echo after")  # outside again: a connection of its own
-        assert len(fleet.connections["kam-01"]) == 4
+        yield fleet, _target(fleet, "kam-01")
+
+
+def test_a_host_is_connected_once_for_the_block_and_once_per_script_outside(
+    one_host: tuple[FakeFleet, SshTarget],
+) -> None:
+    fleet, target = one_host
+    run_one(target, "echo one")
+    run_one(target, "echo two")
+    assert len(fleet.connections["kam-01"]) == 2
+    with keep_connections() as kept:
+        assert current() is kept
+        with keep_connections() as inner:  # nested: the outer block's connections
+            assert inner is kept
+        for word in ("three", "four", "five"):
+            assert run_one(target, f"echo {word}").stdout == "ok\n"
+        assert kept.opened == 1
+    assert current() is None
+    assert len(fleet.connections["kam-01"]) == 3
+    assert [s.splitlines()[-1] for s in fleet.scripts["kam-01"]] == [
+        "echo one", "echo two", "echo three", "echo four", "echo five",
+    ]  # fmt: skip
+    run_one(target, "echo after")  # outside again: a connection of its own
+    assert len(fleet.connections["kam-01"]) == 4
 
 
 def test_a_connection_the_host_dropped_is_made_again_and_no_script_runs_twice(
-    tmp_path: Path,
+    one_host: tuple[FakeFleet, SshTarget],
 ) -> None:
-    with FakeFleet(tmp_path) as fleet:
-        fleet.add("kam-01", lambda script: ("ok\n", 0))
-        target = _target(fleet, "kam-01")
-        with keep_connections() as kept:
-            run_one(target, "echo before")
-            fleet.drop("kam-01")  # the host rebooted
-            assert run_one(target, "echo after").stdout == "ok\n"
-            assert kept.opened == 2
-        assert [s.splitlines()[-1] for s in fleet.scripts["kam-01"]] == [
-            "echo before",
-            "echo after",
-        ]
+    fleet, target = one_host
+    with keep_connections() as kept:
+        run_one(target, "echo before")
+        fleet.drop("kam-01")  # the host rebooted
+        assert run_one(target, "echo after").stdout == "ok\n"
+        assert kept.opened == 2
+    assert [s.splitlines()[-1] for s in fleet.scripts["kam-01"]] == [
+        "echo before",
+        "echo after",
+    ]
 
 
 def test_hosts_run_from_several_threads_share_one_connection_each(tmp_path: Path) -> None:
