@@ -4,8 +4,8 @@ a test wants: hostile output from a host we do not control.
 Each host listens on its own loopback address (127.0.0.N) with a real host key, pinned
 in a ``known_hosts`` file, and accepts only the fleet's client key: vcops connects to
 them exactly as to real servers (``vcops.connectors.ssh``). A host's *handler* gets
-the script vcops sent on standard input and returns (stdout, exit status); nothing is
-ever executed.
+the script vcops sent on standard input and returns (stdout, exit status), or status
+:data:`LOST` to drop the connection instead; nothing is ever executed.
 
     with FakeFleet(tmp_path) as fleet:
         fleet.add("kam-01", lambda script: ("hello\\n", 0))
@@ -29,6 +29,9 @@ from types import TracebackType
 import asyncssh
 
 Handler = Callable[[str], tuple[str, int]]
+#: A handler's status that drops the connection after reading the script, answering
+#: nothing (a host lost while the script runs).
+LOST = -1
 
 
 def nonce_of(script: str, prefix: str) -> str:
@@ -104,6 +107,9 @@ class FakeFleet:
                 out, status = self.handlers[name](script)
             except Exception as exc:  # a broken handler is a test bug: say so
                 out, status = f"fake host handler failed: {exc!r}\n", 99
+            if status == LOST:  # the host went away mid-script
+                proc.channel.get_connection().abort()
+                return
             proc.stdout.write(out)
             proc.exit(status)
 

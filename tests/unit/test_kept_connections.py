@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakessh import FakeFleet
+from tests.fakessh import LOST, FakeFleet
 from vcops.connectors.hosttask import ScriptTask, run_tasks
 from vcops.connectors.kept import current, keep_connections
 from vcops.connectors.ssh import SshTarget, run_one
+from vcops.errors import CommandError
 
 
 def _target(fleet: FakeFleet, name: str) -> SshTarget:
@@ -70,6 +71,24 @@ def test_a_connection_the_host_dropped_is_made_again_and_no_script_runs_twice(
         assert kept.opened == 2
     assert [s.splitlines()[-1] for s in fleet.scripts["kam-01"]] == [
         "echo before",
+        "echo after",
+    ]
+
+
+def test_a_connection_lost_while_the_script_runs_is_never_sent_again(
+    one_host: tuple[FakeFleet, SshTarget],
+) -> None:
+    fleet, target = one_host
+    fleet.handlers["kam-01"] = lambda script: ("", LOST if "install" in script else 0)
+    with keep_connections() as kept:
+        run_one(target, "echo before")
+        with pytest.raises(CommandError, match="exited 255"):  # no exit status came back
+            run_one(target, "echo install")
+        assert run_one(target, "echo after").stdout == ""  # a new connection afterwards
+        assert kept.opened == 2
+    assert [s.splitlines()[-1] for s in fleet.scripts["kam-01"]] == [
+        "echo before",
+        "echo install",  # once: the session had opened, so it was not retried
         "echo after",
     ]
 

@@ -13,8 +13,10 @@ and every host script of the process goes through it (:func:`run_sync`); outside
 block each call runs in a fresh loop, as before. The connection is verified once,
 when it is made (the same pinned ``known_hosts`` check). A connection that is gone (the
 host rebooted, the server dropped it) is replaced, but only when the session could not
-even be opened: a script that started is never sent twice. A script that fails or runs
-too long closes its connection, as it did before.
+even be opened: a script that started is never sent twice. Kept connections send SSH
+keepalives, so a host that vanished without closing its end is noticed (and the next
+script connects again) instead of waiting on TCP. A script that fails or runs too long
+closes its connection, as it did before.
 """
 
 from __future__ import annotations
@@ -29,14 +31,11 @@ import asyncssh
 
 T = TypeVar("T")
 
-#: Failures that mean the session was never opened: safe to retry on a new connection.
-NOT_OPENED: tuple[type[BaseException], ...] = (
-    asyncssh.ChannelOpenError,
-    asyncssh.ConnectionLost,
-    asyncssh.DisconnectError,
-    BrokenPipeError,
-    ConnectionResetError,
-)
+#: asyncssh raises this (and only this) when the session never opened: the connection
+#: was closed already, closed before the server confirmed the channel, or the server
+#: refused it. Nothing ran: safe to retry on a new connection. A connection lost after
+#: the channel opened may have started the script, so it is never retried.
+NOT_OPENED = asyncssh.ChannelOpenError
 
 
 class KeptConnections:

@@ -197,6 +197,7 @@ async def run_script(
         pinned = _known_hosts(known_hosts)
     except (OSError, ValueError) as exc:
         raise HostKeyError(f"{where}: known_hosts file {known_hosts} unreadable: {exc}") from exc
+    kept = current()
 
     def connect() -> Any:  # asyncssh's awaitable and async context manager
         return asyncssh.connect(
@@ -209,9 +210,11 @@ async def run_script(
             connect_timeout=target.connect_timeout,
             login_timeout=target.connect_timeout,
             config=None,
+            # a kept connection notices a host gone without a word (15 s x 3)
+            keepalive_interval=15 if kept is not None else 0,
+            keepalive_count_max=3,
         )
 
-    kept = current()
     try:
         if kept is not None:  # a window run: one connection per host, a session per script
             key = (target.address, target.port, target.user, target.key_file, known_hosts)
