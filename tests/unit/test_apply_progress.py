@@ -55,6 +55,8 @@ def test_pyinfra_markers_move_the_running_hosts_and_end_failed_hosts_at_once() -
     ]
     reader.finish()
     assert heard.done == ["b", "a", "c"]
+    reader.feed(op_line(4, 4, "install " + "x" * 500))  # a long name is cut, not wrapped
+    assert heard.doing[-1] == "operation 4/4 install " + "x" * 112
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,8 @@ from __future__ import annotations
 from vcops.enforce.apply_models import Progress
 
 MARK = "@@vcops-progress"
+#: An operation's name is shown cut to this many characters (one line of a terminal).
+NAME_LIMIT = 120
 
 
 def op_line(index: int, total: int, name: str) -> str:
@@ -52,7 +54,7 @@ class ProgressReader:
             index, total = int(words[1]), int(words[2])
             if 0 < index <= total:
                 self.progress.at((index - 1) / total)
-                name = words[3] if len(words) > 3 else ""
+                name = words[3][:NAME_LIMIT] if len(words) > 3 else ""
                 self.progress.doing(f"operation {index}/{total} {name}".rstrip())
 
     def finish(self) -> None:
