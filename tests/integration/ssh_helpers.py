@@ -32,6 +32,22 @@ def sudo_scripts(lab: Inventory, host: Server, user: str) -> list[float]:
     return _journal_times(lab, host, "_COMM=sudo", f" {user} : ", "COMMAND=/bin/sh -s")
 
 
+def sudo_other_commands(lab: Inventory, host: Server, user: str) -> list[float]:
+    """When ``user`` ran, through sudo, anything but a vcops host script (``/bin/sh -s``):
+    an engine's own commands, e.g. Ansible's per-task ``/bin/sh -c`` or Mitogen's one
+    Python interpreter; oldest first."""
+    out = run_one(
+        SshTarget.from_inventory(lab, host),
+        "journalctl -q --no-pager -o short-unix _COMM=sudo | grep -F ' COMMAND=' || true\n",
+        timeout=120,
+    ).stdout
+    return [
+        float(line.split(" ", 1)[0])
+        for line in out.splitlines()
+        if f" {user} : " in line and not line.rstrip().endswith("COMMAND=/bin/sh -s")
+    ]
+
+
 def sshd_logins(lab: Inventory, host: Server, user: str) -> list[float]:
     """When ``user`` logged in over SSH on the host (epoch seconds, one per session, from
     sshd's journal), oldest first. Read through the lab inventory's own login (``vcops``,

@@ -11,10 +11,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.apply_helpers import (
     Hardened,
@@ -31,6 +33,7 @@ from tests.integration.apply_helpers import (
 )
 from tests.integration.area_proofs import AREAS, SOURCES_OFF, Case, results
 from tests.integration.conftest import reset_lab_hosts
+from tests.integration.ssh_helpers import sshd_logins
 from vcops.connectors.ssh import run_one
 from vcops.inventory import Inventory
 from vcops.lab.probe import ssh_ready
@@ -157,6 +160,38 @@ def test_after_the_baseline_root_is_refused_and_vcops_manages_through_sudo(
         assert refused.returncode == 255 and "Permission denied" in refused.stderr, name
         managed = ssh_as(lab.root, address, "vcops", "sudo -n id -un")
         assert managed.returncode == 0 and managed.stdout.strip() == "root", (name, managed)
+
+
+@pytest.mark.parametrize("strategy", ["mitogen", "linear"])
+def test_a_forged_host_key_stops_the_ansible_engine_before_it_logs_in(
+    lab: Inventory, db: Path, tmp_path: Path, second: dict[str, Run], strategy: str
+) -> None:
+    """A man in the middle: lab-generic-01's address pinned to lab-sbc-01's host key.
+    With either strategy the engine refuses the host and never logs in to it."""
+    forged = inventory_copy(lab, tmp_path, "lab-generic-01", {})
+    doc = yaml.safe_load((forged / "lab.yml").read_text())
+    doc["settings"]["ansible"] = {"strategy": strategy}
+    (forged / "lab.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    known = (forged / "known_hosts").read_text().splitlines()
+    sbc_key = next(k.split(None, 1)[1] for k in known if k.split()[0] == ADDRESSES["lab-sbc-01"])
+    kept = [k for k in known if k.split()[0] != ADDRESSES["lab-generic-01"]]
+    (forged / "known_hosts").write_text(
+        "\n".join([*kept, f"{ADDRESSES['lab-generic-01']} {sbc_key}"]) + "\n"
+    )
+    host = next(s for s in lab.servers if s.name == "lab-generic-01")
+    started = time.time()
+    code, report, err = vcops(
+        forged, db, "apply", "--engine", "ansible", "--limit", "lab-generic-01"
+    )
+    assert code != 0, (report, err)
+    status = host_status(report)["lab-generic-01"]
+    assert status["status"] in {"failed", "unreachable"}, status
+    assert "host key" in str(status["reason"]).lower() or "HOST IDENTIFICATION" in str(
+        status["reason"]
+    ), status
+    user = target(lab, "lab-generic-01").user
+    logins = [t for t in sshd_logins(lab, host, user) if t >= started]
+    assert len(logins) == 1, logins  # only the reading of the journal itself
 
 
 def test_a_config_failing_validation_is_not_installed(

@@ -10,13 +10,16 @@ through :func:`ansible_role_vars`, so a by-hand ``ansible-playbook deploys/site.
 enforces the same values.
 
 Playbooks run through ansible-runner and results are read from its per-host events
-(:mod:`vcops.enforce.ansible_events`), with forks sized to the hosts of the run.
+(:mod:`vcops.enforce.ansible_events`), with forks sized to the hosts of the run. The
+server baseline runs with Mitogen's ``mitogen_linear`` strategy unless the inventory's
+``settings.ansible.strategy`` is ``linear`` (:func:`strategy_env`).
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+from importlib.util import find_spec
 from pathlib import Path
 
 import yaml
@@ -25,8 +28,9 @@ from vcops.enforce.ansible_events import AnsibleHost, Masker, keep_text, run_pla
 from vcops.enforce.apply_models import QUIET, Progress
 from vcops.enforce.pyinfra_run import controller_address
 from vcops.enforce.vars import role_vars
+from vcops.errors import CommandError
 from vcops.inventory.export import JsonValue, _ansible_connection, vcops_vars
-from vcops.inventory.models import Device, Inventory, Server
+from vcops.inventory.models import Device, Inventory, Server, Strategy
 from vcops.paths import ansible_cfg, deploys_dir, roles_dir, templates_dir
 
 SITE_PLAYBOOK = deploys_dir() / "site.yml"
@@ -97,12 +101,35 @@ def assemble_roles(directory: Path, roles: Path = ROLES_DIR) -> Path:
     return directory
 
 
-def ansible_env(tmp: Path) -> dict[str, str]:
+def strategy_env(strategy: Strategy) -> dict[str, str]:
+    """The environment that selects the play's strategy: for ``mitogen``, the strategy
+    plugins shipped in the ``mitogen`` package and ``mitogen_linear``; nothing for
+    ``linear`` (Ansible's default).
+
+    Raises:
+        CommandError: ``mitogen`` is asked for and the package is not installed.
+    """
+    if strategy == "linear":
+        return {}
+    spec = find_spec("ansible_mitogen")
+    if spec is None or not spec.submodule_search_locations:
+        raise CommandError(
+            "settings.ansible.strategy is mitogen but the mitogen package is not "
+            "installed: pip install 'mitogen>=0.3.54,<0.4', or set "
+            "settings.ansible.strategy: linear in the inventory"
+        )
+    plugins = Path(next(iter(spec.submodule_search_locations))) / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
+
+
+def ansible_env(tmp: Path, strategy: Strategy = "linear") -> dict[str, str]:
     """What ansible-playbook runs with on top of this process's environment: the config
     and roles shipped with vcops (roles assembled in ``tmp`` around the one templates
-    root), strict host keys, nothing written outside ``tmp``. ansible-runner sets the
-    callback that turns results into events."""
+    root), strict host keys, nothing written outside ``tmp``, the play's strategy
+    (:func:`strategy_env`). ansible-runner sets the callback that turns results into
+    events."""
     return {
+        **strategy_env(strategy),
         "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
         "ANSIBLE_ROLES_PATH": str(assemble_roles(tmp / "roles")),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
@@ -132,7 +159,8 @@ def run_ansible(
     """
     document = render_ansible_inventory(inventory, servers)
     names = [s.name for s in servers]
-    return _run_playbook(document, names, check, playbook, forks, mask, progress)
+    strategy = inventory.settings.ansible.strategy
+    return _run_playbook(document, names, check, playbook, forks, mask, progress, strategy)
 
 
 def render_device_inventory(
@@ -155,7 +183,9 @@ def render_device_inventory(
 def run_ansible_devices(
     inventory: Inventory, devices: list[Device], *, mask_key_file: Path, check: bool = False
 ) -> tuple[list[AnsibleHost], float]:
-    """``deploys/network.yml`` (the ``vcops_netdev`` role) on ``devices``.
+    """``deploys/network.yml`` (the ``vcops_netdev`` role) on ``devices``, with
+    Ansible's own strategy: the module runs on the controller (``local``), where
+    Mitogen saves no connection.
 
     Raises:
         CommandError: ansible-playbook could not start or ended without results.
@@ -172,6 +202,7 @@ def _run_playbook(
     forks: int,
     mask: Masker | None = None,
     progress: Progress = QUIET,
+    strategy: Strategy = "linear",
 ) -> tuple[list[AnsibleHost], float]:
     with tempfile.TemporaryDirectory(prefix="vcops-roles-") as tmp:
         return run_playbook(
@@ -180,7 +211,7 @@ def _run_playbook(
             playbook=playbook,
             check=check,
             forks=min(forks, max(1, len(names))),
-            envvars=ansible_env(Path(tmp)),
+            envvars=ansible_env(Path(tmp), strategy),
             mask=mask or keep_text,
             progress=progress,
         )
