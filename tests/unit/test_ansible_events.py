@@ -83,6 +83,30 @@ def test_check_mode_changes_nothing_and_gives_the_diff(tmp_path: Path) -> None:
     assert (tmp_path / "web-01" / "sshd.conf").read_text() == "PasswordAuthentication yes\n"
 
 
+def test_a_host_refused_after_controller_only_tasks_is_unreachable(tmp_path: Path) -> None:
+    """The roles start with tasks Ansible runs on the controller alone (an include,
+    argument validation, set_fact): their ``ok`` results must not make a host whose
+    first connection then fails look reached and "lost during the run"."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Decide on the controller\n      ansible.builtin.set_fact: {x: 1}\n"
+        "    - name: Say it\n      ansible.builtin.debug: {var: x}\n"
+        "    - name: Touch the host\n      ansible.builtin.command: /bin/true\n"
+        "      changed_when: false\n"
+    )
+    web1, web3 = run_playbook(
+        {"all": {"hosts": {k: v for k, v in _inventory(tmp_path)["all"]["hosts"].items()  # type: ignore[index]
+                           if k != "web-02"}}},
+        ["web-01", "web-03"], playbook=playbook, check=False, forks=2,
+        envvars={"ANSIBLE_LOCAL_TEMP": str(tmp_path / "local")},
+    )[0]  # fmt: skip
+    assert web1.reached and web1.contacted and web1.failed == []
+    assert web3.recap["ok"] == 2 and web3.recap["unreachable"] == 1  # the controller's two
+    assert not web3.reached and not web3.contacted and web3.failed == [], web3
+    assert "port 1" in web3.errors[0]
+
+
 def test_a_playbook_that_cannot_run_is_one_clear_error(tmp_path: Path) -> None:
     playbook = tmp_path / "broken.yml"
     playbook.write_text("- hosts: all\n  tasks: [{name: x, no_such_module: {}}]\n")

@@ -46,6 +46,15 @@ STATS_KEYS = {
     "ignored": "ignored",
 }
 """``playbook_on_stats`` keys and the recap names the default callback prints."""
+CONTROLLER_ACTIONS = frozenset(
+    {
+        "set_fact", "debug", "assert", "fail", "meta", "include_role", "include_tasks",
+        "import_role", "import_tasks", "include_vars", "validate_argument_spec",
+        "add_host", "group_by", "set_stats", "pause",
+    }
+)  # fmt: skip
+"""Actions Ansible runs on the controller alone: their results say nothing of whether
+the host itself was ever reached."""
 
 
 @dataclass
@@ -54,6 +63,7 @@ class AnsibleHost:
 
     name: str
     reached: bool = False
+    contacted: bool = False  # a task ran on the host itself (not only on the controller)
     changed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -138,8 +148,11 @@ def parse_events(
 ) -> list[AnsibleHost]:
     """Per-host outcome from ansible-runner's events (pure); diffs through ``mask``.
 
-    A host with no result event never got connected: unreachable. A host that answered
-    and was then lost (``dark`` after ``ok``, e.g. a firewall change) has failed.
+    A host with no result event never got connected: unreachable, as is a host whose
+    only results came from actions the controller runs alone (``set_fact``, an
+    ``include_role``, argument validation) before its first connection failed, e.g. on
+    a host key that does not match. A host that answered and was then lost (``dark``
+    after a task ran on it, e.g. a firewall change) has failed.
     """
     hosts = {n: AnsibleHost(n) for n in names}
     for event in events:
@@ -161,6 +174,8 @@ def parse_events(
             host.errors.append(f"{task}: {result_message(res)}")
             continue
         host.reached = True
+        if kind != "runner_on_skipped" and not _controller_action(data.get("task_action")):
+            host.contacted = True
         if kind == "runner_on_failed":
             if not data.get("ignore_errors") and task not in host.failed:
                 host.failed.append(task)
@@ -217,12 +232,18 @@ def _read_stats(data: Mapping[str, object], hosts: dict[str, AnsibleHost]) -> No
     for host in hosts.values():
         if not host.recap.get("unreachable"):
             continue
-        if host.recap.get("ok") or host.recap.get("changed"):
+        if host.contacted:
             lost = "connection lost during the run"
             host.failed.append(lost)
             host.errors.append(lost)
         else:
             host.reached = False
+
+
+def _controller_action(action: object) -> bool:
+    if not isinstance(action, str):
+        return False
+    return action.rsplit(".", 1)[-1] in CONTROLLER_ACTIONS
 
 
 def _path_with_this_python() -> str:
