@@ -10,20 +10,26 @@ from vcops.inventory import Inventory
 from vcops.inventory.models import Server
 
 
+def _journal_lines(lab: Inventory, host: Server, match: str, text: str) -> list[str]:
+    """The host's journal lines of ``match`` holding ``text`` (short-unix: each starts
+    with its epoch seconds), oldest first."""
+    out = run_one(
+        SshTarget.from_inventory(lab, host),
+        f"journalctl -q --no-pager -o short-unix {match} | grep -F {shlex.quote(text)} || true\n",
+        timeout=120,
+    ).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def _stamp(line: str) -> float:
+    return float(line.split(" ", 1)[0])
+
+
 def _journal_times(lab: Inventory, host: Server, match: str, *texts: str) -> list[float]:
     """When the host's journal lines of ``match`` holding every one of ``texts`` were
     written (epoch seconds), oldest first."""
-    pattern = shlex.quote(texts[0])
-    out = run_one(
-        SshTarget.from_inventory(lab, host),
-        f"journalctl -q --no-pager -o short-unix {match} | grep -F {pattern} || true\n",
-        timeout=120,
-    ).stdout
-    return [
-        float(line.split(" ", 1)[0])
-        for line in out.splitlines()
-        if line.strip() and all(t in line for t in texts)
-    ]
+    lines = _journal_lines(lab, host, match, texts[0])
+    return [_stamp(line) for line in lines if all(t in line for t in texts)]
 
 
 def sudo_scripts(lab: Inventory, host: Server, user: str) -> list[float]:
@@ -36,15 +42,11 @@ def sudo_other_commands(lab: Inventory, host: Server, user: str) -> list[float]:
     """When ``user`` ran, through sudo, anything but a vcops host script (``/bin/sh -s``):
     an engine's own commands, e.g. Ansible's per-task ``/bin/sh -c`` or Mitogen's one
     Python interpreter; oldest first."""
-    out = run_one(
-        SshTarget.from_inventory(lab, host),
-        "journalctl -q --no-pager -o short-unix _COMM=sudo | grep -F ' COMMAND=' || true\n",
-        timeout=120,
-    ).stdout
+    lines = _journal_lines(lab, host, "_COMM=sudo", f" {user} : ")
     return [
-        float(line.split(" ", 1)[0])
-        for line in out.splitlines()
-        if f" {user} : " in line and not line.rstrip().endswith("COMMAND=/bin/sh -s")
+        _stamp(line)
+        for line in lines
+        if " COMMAND=" in line and not line.rstrip().endswith("COMMAND=/bin/sh -s")
     ]
 
 

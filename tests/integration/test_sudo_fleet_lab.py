@@ -125,19 +125,19 @@ def test_a_stock_host_managed_through_sudo_is_hardened_and_refuses_root(fleet: P
 
 
 def test_the_ansible_engine_gains_root_with_a_sudo_password_it_never_prints(
-    fleet: Path, tmp_path: Path
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A host whose sudo rule asks for the login's password: the Ansible engine (Mitogen's
     one sudo) gains root with the password named by become_password_env, restores the
     baseline's NOPASSWD drop-in, and the password is in no output. The host is given
     back stock afterwards, so this test and the one above run in either order."""
     try:
-        _password_rule_applied(fleet, tmp_path)
+        _password_rule_applied(fleet, tmp_path, monkeypatch)
     finally:
         reset_lab_hosts([HOST])
 
 
-def _password_rule_applied(fleet: Path, tmp_path: Path) -> None:
+def _password_rule_applied(fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     password = "Lab-Sudo-Passw0rd-" + os.urandom(4).hex()
     hashed = subprocess.run(
         ["openssl", "passwd", "-6", "-stdin"], input=password, capture_output=True,
@@ -157,11 +157,8 @@ def _password_rule_applied(fleet: Path, tmp_path: Path) -> None:
     doc = yaml.safe_load((root / "lab.yml").read_text())
     doc["settings"]["ssh"]["become_password_env"] = "LAB_SUDO_PASSWORD"
     (root / "lab.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    os.environ["LAB_SUDO_PASSWORD"] = password
-    try:
-        code, report, err = vcops(root, "apply", "--engine", "ansible", "--limit", HOST)
-    finally:
-        del os.environ["LAB_SUDO_PASSWORD"]
+    monkeypatch.setenv("LAB_SUDO_PASSWORD", password)  # vcops() passes os.environ on
+    code, report, err = vcops(root, "apply", "--engine", "ansible", "--limit", HOST)
     assert code == 0, (report, err)
     [host] = report["hosts"]  # type: ignore[misc]
     assert any("sudoers drop-in" in c for c in host["changes"]), host  # type: ignore[index]
