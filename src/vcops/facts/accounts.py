@@ -17,6 +17,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
+from vcops.facts.sections import ServiceState
+
 MAX_LINES = 5000
 """Lines read from one section at most (a hostile host cannot make the parser slow)."""
 
@@ -177,9 +179,13 @@ def _ok(sections: Mapping[str, tuple[int, str]], name: str) -> str | None:
     return got[1] if got is not None and got[0] == 0 else None
 
 
-def parse_accounts(sections: Mapping[str, tuple[int, str]]) -> AccountsFacts | None:
+def parse_accounts(
+    sections: Mapping[str, tuple[int, str]], cron: ServiceState | None = None
+) -> AccountsFacts | None:
     """The ``acc_*`` sections (name -> (exit status, text)) into :class:`AccountsFacts`;
-    None when the host ran none of them (an older script)."""
+    None when the host ran none of them (an older script). ``cron``: cron.service as the
+    ``services`` section shows it (one ``systemctl show`` for every unit), None when that
+    section failed."""
     if not any(name.startswith("acc_") for name in sections):
         return None
     facts: dict[str, object] = {}
@@ -218,9 +224,8 @@ def parse_accounts(sections: Mapping[str, tuple[int, str]]) -> AccountsFacts | N
         for path, name in parse_grep_h(text):
             allow.setdefault(path, []).append(name.strip())
         facts["allow"] = {p: [n for n in names if n] for p, names in allow.items()}
-    if (text := _ok(sections, "acc_cron")) is not None:
-        props = dict(line.partition("=")[::2] for line in _lines(text))
-        facts["cron_loaded"] = props.get("LoadState") == "loaded"
-        facts["cron_active"] = props.get("ActiveState", "")[:40]
-        facts["cron_unit_file"] = props.get("UnitFileState", "")[:40]
+    if cron is not None:
+        facts["cron_loaded"] = cron.load == "loaded"
+        facts["cron_active"] = cron.active[:40]
+        facts["cron_unit_file"] = cron.unit_file[:40]
     return AccountsFacts.model_validate(facts)

@@ -314,8 +314,6 @@ def parse_facts(
         facts["now"] = now
     if (text := _ok(s, "sshd_t")) is not None:
         facts["sshd"] = parse_sshd_t(text)
-    if (text := _ok(s, "sshd_version")) is not None and text.strip():
-        facts["openssh_version"] = text.strip()
     if (text := _ok(s, "ssh_q")) is not None:
         supported: dict[str, list[str]] = {}
         for line in text.splitlines():
@@ -345,7 +343,8 @@ def parse_facts(
         known = facts.get("services")
         facts["services"] = {**(known if isinstance(known, dict) else {}), **parse_services(text)}
     if (text := _ok(s, "packages")) is not None:
-        facts["packages"] = parse_packages(text)
+        facts["packages"] = packages = parse_packages(text)
+        facts["openssh_version"] = packages.get("openssh-server")
     if (text := _ok(s, "upgradable")) is not None:
         facts["upgradable"] = parse_upgradable(text)
     if (text := _ok(s, "reboot_required")) is not None:
@@ -396,11 +395,16 @@ def parse_facts(
         facts["file_stats"], facts["world_accessible"] = stats, world
     if (text := _ok(s, "listening")) is not None:
         facts["listening"] = parse_listening(text)
-    if "asterisk_version" in s and s["asterisk_version"].text.strip():
+    packaged = facts.get("packages")
+    if isinstance(packaged, dict) and "asterisk" in packaged:
+        facts["asterisk_version"] = packaged["asterisk"]
+    elif "asterisk_version" in s and s["asterisk_version"].text.strip():
         facts["asterisk_version"] = s["asterisk_version"].text.strip().splitlines()[0]
     facts.update(integ_facts({name: (sec.rc, sec.text) for name, sec in s.items()}))
+    services = facts.get("services")
     facts["accounts"] = parse_accounts(
-        {n: (sec.rc, sec.text) for n, sec in s.items() if n.startswith("acc_")}
+        {n: (sec.rc, sec.text) for n, sec in s.items() if n.startswith("acc_")},
+        services.get("cron.service") if isinstance(services, dict) else None,
     )
     facts.update(kernel_facts({n: _ok(s, n) for n in KERNEL_SECTIONS}))
     for tree in CONF_FILES:
