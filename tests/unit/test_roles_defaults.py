@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.site_play import site_roles
 from vcops.baseline.settings import BaselineSettings
 from vcops.enforce import render
 from vcops.enforce.vars import ALL_AREAS, vars_from_settings
@@ -143,9 +144,10 @@ def test_validated_installs_for_every_config_a_daemon_reads() -> None:
 
 def test_the_playbook_applies_every_role_by_host_role() -> None:
     play = _yaml(REPO / "deploys" / "site.yml")[0]
-    roles = {r["role"]: r.get("when") for r in play["roles"]}
+    roles = site_roles()
     assert set(roles) == {f"vcops_{a}" for a in ALL_AREAS}
     assert play["hosts"] == "servers"
+    assert list(roles)[-1] == "vcops_integrity"  # the AIDE database is built last
     assert "'sbc' in vcops_roles" in roles["vcops_kamailio"]
     assert roles["vcops_asterisk"] == "'asterisk' in vcops_roles"
     assert all(roles[f"vcops_{a}"] is None for a in ALL_AREAS[:7])

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
-import yaml
 
+from tests.site_play import site_roles
 from vcops import roles as registry
 from vcops.baseline.catalog import SERVER_CATALOG
 from vcops.baseline.settings import DEFAULT_SETTINGS
@@ -139,8 +139,7 @@ def test_every_daemon_area_has_templates_deploys_and_an_ansible_role(name: str) 
         )  # fmt: skip
         assert area in certificates(variables)
     # the playbook applies the area's Ansible role on exactly the roles that run it
-    play = yaml.safe_load((REPO / "deploys" / "site.yml").read_text())[0]
-    when = next(r.get("when") for r in play["roles"] if r["role"] == f"vcops_{area}")
+    when = site_roles()[f"vcops_{area}"] or ""
     assert {r for r in ROLE_NAMES if f"'{r}' in vcops_roles" in when} == set(
         registry.roles_with_area(area)
     )
