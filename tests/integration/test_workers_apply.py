@@ -141,6 +141,7 @@ def scanned(
         cfg = site_config(root / mode / "vcops.toml", broker_url, names, database=url)
         code, report, err, _took = _run(sites.inv, cfg, "scan", "--limit", BOTH)
         assert code == 1, (mode, err[-2000:])
+        assert "outcomes" in report, (mode, err[-3000:])  # no report: say why
         assert {o["status"] for o in report["outcomes"]} == {"scanned"}, (mode, report)  # type: ignore[union-attr]
         engine = create_engine(url)
         with engine.connect() as conn:
