@@ -31,10 +31,11 @@ NONCE = "0123456789abcdef"
 HOSTILE = FIXTURES / "facts" / "hostile"
 BASE = (FIXTURES / "facts" / "gather" / "stock_kamailio.txt").read_text()
 SECTIONS = [
-    "os_release", "virt", "now", "sshd_t", "sshd_version", "ssh_q", "sysctl", "nft",
+    "os_release", "virt", "now", "sshd_t", "host_keys", "ssh_q", "sysctl", "nft",
     "services", "packages", "upgradable", "reboot_required", "apt_config", "fail2ban",
     "auditctl", "audit_rules", "chrony_tracking", "chrony_conf", "timedatectl", "stat",
     "listening", "asterisk_version", "asterisk_conf", "kamailio_conf", "freeswitch_conf",
+    "fail2ban_increment", "moduli",
 ]  # fmt: skip
 ROLES = ["kamailio", "asterisk", "freeswitch", "sbc", "rtpengine", "generic"]
 
