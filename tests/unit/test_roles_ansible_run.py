@@ -63,12 +63,19 @@ def test_the_playbook_passes_syntax_check_with_a_vcops_inventory(tmp_path: Path)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_mitogen_is_the_default_strategy_and_points_at_its_own_plugins(tmp_path: Path) -> None:
+def test_mitogen_is_the_default_strategy_and_points_at_the_shipped_plugin(tmp_path: Path) -> None:
+    """The engine and Molecule's scenario load ``mitogen_linear`` from the same file."""
     inventory = load_inventory(REPO / "inventory")
     assert inventory.settings.ansible.strategy == "mitogen"
     env = ansible_env(tmp_path, "mitogen")
     assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
-    assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_linear.py").is_file()
+    plugins = Path(env["ANSIBLE_STRATEGY_PLUGINS"])
+    assert plugins.resolve() == (REPO / "plugins" / "strategy").resolve()
+    assert (plugins / "mitogen_linear.py").is_file()
+    molecule = yaml.safe_load((REPO / "molecule" / "default" / "molecule.yml").read_text())
+    defaults = molecule["provisioner"]["config_options"]["defaults"]
+    assert defaults["strategy"] == env["ANSIBLE_STRATEGY"]
+    assert defaults["strategy_plugins"] == "${MOLECULE_PROJECT_DIRECTORY}/plugins/strategy"
     linear = ansible_env(tmp_path / "l", "linear")
     assert "ANSIBLE_STRATEGY" not in linear and "ANSIBLE_STRATEGY_PLUGINS" not in linear
     assert strategy_env("linear") == {}

@@ -31,7 +31,7 @@ from vcops.enforce.vars import role_vars
 from vcops.errors import CommandError
 from vcops.inventory.export import JsonValue, _ansible_connection, vcops_vars
 from vcops.inventory.models import Device, Inventory, Server, Strategy
-from vcops.paths import ansible_cfg, deploys_dir, roles_dir, templates_dir
+from vcops.paths import ansible_cfg, deploys_dir, roles_dir, share_dir, templates_dir
 
 SITE_PLAYBOOK = deploys_dir() / "site.yml"
 NETWORK_PLAYBOOK = deploys_dir() / "network.yml"
@@ -102,9 +102,10 @@ def assemble_roles(directory: Path, roles: Path = ROLES_DIR) -> Path:
 
 
 def strategy_env(strategy: Strategy) -> dict[str, str]:
-    """The environment that selects the play's strategy: for ``mitogen``, the strategy
-    plugins shipped in the ``mitogen`` package and ``mitogen_linear``; nothing for
-    ``linear`` (Ansible's default).
+    """The environment that selects the play's strategy: for ``mitogen``,
+    ``mitogen_linear`` from the plugins vcops ships (``plugins/strategy``, the same
+    path Molecule's scenario names; the plugin is Mitogen's own strategy class);
+    nothing for ``linear`` (Ansible's default).
 
     Raises:
         CommandError: ``mitogen`` is asked for and the package is not installed.
@@ -118,7 +119,7 @@ def strategy_env(strategy: Strategy) -> dict[str, str]:
             "installed: pip install 'mitogen>=0.3.54,<0.4', or set "
             "settings.ansible.strategy: linear in the inventory"
         )
-    plugins = Path(next(iter(spec.submodule_search_locations))) / "plugins" / "strategy"
+    plugins = share_dir() / "plugins" / "strategy"
     return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
 
 
