@@ -11,7 +11,13 @@ Measured in one run, on the same lab hosts, wall time of the whole command:
   same baseline)
 - ``ansible-playbook --check`` of ``deploys/site.yml`` (the roles), when the roles exist
 - ``vcops apply`` with the pyinfra engine and with the ansible engine (each on a
-  fresh lab)
+  fresh lab); after the pyinfra apply, ``vcops scan`` and ``pyinfra --dry`` once more,
+  on hosts that are now hardened (fail2ban, needrestart, auditd: more for a scan to ask)
+
+Beside the wall time, each command's controller CPU (its process tree's rusage) and the
+lab hosts' own CPU during it (their cgroups' ``usage_usec``: sshd, the facts script and
+everything it runs) are printed per host, with the host-CPU ratio against ``pyinfra
+--dry``.
 
 Run as root from the repository: ``.venv/bin/python bench/bench_scan.py [--scan-only]
 [10 30]`` (``--scan-only``: the scans and ``pyinfra --dry`` only, no Ansible, no apply).
@@ -79,8 +85,28 @@ def compile_sources() -> None:
                    check=True, capture_output=True)  # fmt: skip
 
 
-LAST_CPU = [0.0]
-"""The controller CPU seconds (user + system) of the last :func:`timed` command."""
+LAST_CPU = [0.0, 0.0]
+"""The controller CPU seconds (user + system) of the last :func:`timed` command, and
+the lab hosts' own CPU seconds during it (their cgroups' ``cpu.stat``)."""
+
+
+def _hosts_cpu(work: Path) -> float:
+    """CPU seconds the lab hosts' containers have used so far: the sum of each host's
+    cgroup2 ``usage_usec``, which counts every process in the container (sshd, the
+    facts script and what it runs, pyinfra's fact commands, systemd answering them)."""
+    sys.path.insert(0, str(REPO / "src"))
+    from vcops.inventory import load_inventory
+    from vcops.lab.cgroups import cgroup_paths
+    from vcops.lab.layout import CGROUP_PREFIX
+
+    usec = 0
+    for name in load_inventory(work / "lab").servers:
+        for path in cgroup_paths(f"{CGROUP_PREFIX}{name}"):
+            stat = path / "cpu.stat"
+            if stat.exists():
+                fields = dict(line.split() for line in stat.read_text().splitlines())
+                usec += int(fields.get("usage_usec", 0))
+    return usec / 1e6
 
 
 def _children_cpu() -> float:
@@ -98,10 +124,10 @@ def timed(argv: list[str], work: Path, ok: tuple[int, ...] = (0,)) -> float:
         "VCOPS_INVENTORY": str(work / "lab"),
         "PYINFRA_PROGRESS": "off",
     }
-    started, cpu = time.monotonic(), _children_cpu()
+    started, cpu, host_cpu = time.monotonic(), _children_cpu(), _hosts_cpu(work)
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=REPO)
     seconds = time.monotonic() - started
-    LAST_CPU[0] = _children_cpu() - cpu
+    LAST_CPU[:] = [_children_cpu() - cpu, _hosts_cpu(work) - host_cpu]
     if done.returncode not in ok:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise SystemExit(f"{' '.join(argv[:4])} exited {done.returncode}: {' | '.join(tail)}")
@@ -127,24 +153,16 @@ def measure(hosts: int, scan_only: bool = False) -> dict[str, float]:
         out["vcops scan"] = timed(
             [VCOPS, "-i", str(work / "lab"), "scan", "--no-store", "--json"], work, ok=(0, 1)
         )
-        out["vcops scan cpu"] = LAST_CPU[0]
+        out["vcops scan cpu"], out["vcops scan host"] = LAST_CPU
         stored = [VCOPS, "-i", str(work / "lab"), "scan", "--json"]
         timed(stored, work, ok=(0, 1))  # computes and stores each host's fingerprint
         out["vcops scan (repeat)"] = timed(stored, work, ok=(0, 1))
-        out["vcops scan (repeat) cpu"] = LAST_CPU[0]
+        out["vcops scan (repeat) cpu"], out["vcops scan (repeat) host"] = LAST_CPU
         inv = pyinfra_inventory(work)
-        out["pyinfra --dry"] = timed(
-            [
-                str(BIN / "pyinfra"),
-                str(inv),
-                str(REPO / "deploys" / "baseline.py"),
-                "--dry",
-                "--parallel",
-                "50",
-            ],
-            work,
-        )
-        out["pyinfra --dry cpu"] = LAST_CPU[0]
+        dry = [str(BIN / "pyinfra"), str(inv), str(REPO / "deploys" / "baseline.py")]
+        dry += ["--dry", "--parallel", "50"]
+        out["pyinfra --dry"] = timed(dry, work)
+        out["pyinfra --dry cpu"], out["pyinfra --dry host"] = LAST_CPU
         if ansible:
             out["ansible-playbook --check"] = timed(
                 [
@@ -163,6 +181,11 @@ def measure(hosts: int, scan_only: bool = False) -> dict[str, float]:
             out["vcops apply (pyinfra)"] = timed(
                 [VCOPS, "-i", str(work / "lab"), "apply", "--engine", "pyinfra"], work
             )
+            timed(stored, work, ok=(0, 1))  # the hardened hosts' new fingerprints
+            out["vcops scan (hardened)"] = timed(stored, work, ok=(0, 1))
+            out["vcops scan (hardened) cpu"], out["vcops scan (hardened) host"] = LAST_CPU
+            out["pyinfra --dry (hardened)"] = timed(dry, work)
+            out["pyinfra --dry (hardened) cpu"], out["pyinfra --dry (hardened) host"] = LAST_CPU
     if ansible:
         with lab(hosts) as work:
             out["vcops apply (ansible)"] = timed(
@@ -179,7 +202,8 @@ def main(sizes: list[int], scan_only: bool = False) -> None:
         print(
             f"{n} hosts: " + ", ".join(f"{k} {v:.2f} s" for k, v in results[n].items()), flush=True
         )
-    names = list(dict.fromkeys(k for r in results.values() for k in r if not k.endswith(" cpu")))
+    extra = (" cpu", " host")
+    names = list(dict.fromkeys(k for r in results.values() for k in r if not k.endswith(extra)))
     print(f"\n{'wall seconds':<28}" + "".join(f"{n:>10} hosts" for n in sizes))
     for name in names:
         print(
@@ -191,15 +215,27 @@ def main(sizes: list[int], scan_only: bool = False) -> None:
             f"{n} hosts, controller CPU per host: "
             + ", ".join(f"{k} {1000 * v / n:.0f} ms" for k, v in cpu.items())
         )
+    pairs = [  # (peer, vcops): measured on the same hosts in the same state
+        ("pyinfra --dry", "vcops scan"),
+        ("pyinfra --dry", "vcops scan (repeat)"),
+        ("ansible-playbook --check", "vcops scan"),
+        ("ansible-playbook --check", "vcops scan (repeat)"),
+        ("pyinfra --dry (hardened)", "vcops scan (hardened)"),
+    ]
     for n in sizes:
-        r = {k: v for k, v in results[n].items() if not k.endswith(" cpu")}
-        for mine in ("vcops scan", "vcops scan (repeat)"):
-            ratios = ", ".join(
-                f"{k} / {mine} = {v / r[mine]:.1f}x"
-                for k, v in r.items()
-                if not k.startswith("vcops")
-            )
-            print(f"{n} hosts: {ratios}")
+        r = results[n]
+        host = {k[: -len(" host")]: v for k, v in r.items() if k.endswith(" host")}
+        print(
+            f"{n} hosts, the lab hosts' own CPU per host: "
+            + ", ".join(f"{k} {1000 * v / n:.0f} ms" for k, v in host.items())
+        )
+        for what, suffix in (("wall time", ""), ("hosts' CPU", " host")):
+            ratios = [
+                f"{peer} / {mine} = {r[peer + suffix] / r[mine + suffix]:.1f}x"
+                for peer, mine in pairs
+                if r.get(peer + suffix) and r.get(mine + suffix)
+            ]
+            print(f"{n} hosts, {what}: " + ", ".join(ratios))
     for a, b in itertools.pairwise(sizes):
         growth = results[b]["vcops scan"] / results[a]["vcops scan"]
         print(f"vcops scan time grows {growth:.2f}x from {a} to {b} hosts ({b / a:.1f}x the hosts)")
