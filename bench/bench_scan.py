@@ -19,8 +19,9 @@ lab hosts' own CPU during it (their cgroups' ``usage_usec``: sshd, the facts scr
 everything it runs) are printed per host, with the host-CPU ratio against ``pyinfra
 --dry``.
 
-Run as root from the repository: ``.venv/bin/python bench/bench_scan.py [--scan-only]
-[10 30]`` (``--scan-only``: the scans and ``pyinfra --dry`` only, no Ansible, no apply).
+Run as root from the repository: ``.venv/bin/python bench/bench_scan.py [--scan-only |
+--no-ansible] [10 30]`` (``--scan-only``: the scans and ``pyinfra --dry`` only, no
+Ansible, no apply; ``--no-ansible``: everything but Ansible).
 It takes the machine-wide lab lock, brings labs up and down itself, and prints
 times and ratios. Numbers depend on the machine: the lab hosts share its cores.
 """
@@ -100,12 +101,14 @@ def _hosts_cpu(work: Path) -> float:
     from vcops.lab.layout import CGROUP_PREFIX
 
     usec = 0
-    for name in load_inventory(work / "lab").servers:
-        for path in cgroup_paths(f"{CGROUP_PREFIX}{name}"):
+    for server in load_inventory(work / "lab").servers:
+        for path in cgroup_paths(f"{CGROUP_PREFIX}{server.name}"):
             stat = path / "cpu.stat"
             if stat.exists():
                 fields = dict(line.split() for line in stat.read_text().splitlines())
                 usec += int(fields.get("usage_usec", 0))
+    if not usec:
+        raise SystemExit("no lab host's cgroup has a cpu.stat: cannot read the hosts' CPU")
     return usec / 1e6
 
 
@@ -145,10 +148,10 @@ def pyinfra_inventory(work: Path) -> Path:
     return path
 
 
-def measure(hosts: int, scan_only: bool = False) -> dict[str, float]:
+def measure(hosts: int, scan_only: bool = False, no_ansible: bool = False) -> dict[str, float]:
     out: dict[str, float] = {}
     site = REPO / "deploys" / "site.yml"
-    ansible = site.exists() and not scan_only
+    ansible = site.exists() and not scan_only and not no_ansible
     with lab(hosts) as work:
         out["vcops scan"] = timed(
             [VCOPS, "-i", str(work / "lab"), "scan", "--no-store", "--json"], work, ok=(0, 1)
@@ -194,11 +197,11 @@ def measure(hosts: int, scan_only: bool = False) -> dict[str, float]:
     return out
 
 
-def main(sizes: list[int], scan_only: bool = False) -> None:
+def main(sizes: list[int], scan_only: bool = False, no_ansible: bool = False) -> None:
     compile_sources()
     results: dict[int, dict[str, float]] = {}
     for n in sizes:  # each size as it is measured: a later size may not fit the machine
-        results[n] = measure(n, scan_only)
+        results[n] = measure(n, scan_only, no_ansible)
         print(
             f"{n} hosts: " + ", ".join(f"{k} {v:.2f} s" for k, v in results[n].items()), flush=True
         )
@@ -245,5 +248,6 @@ if __name__ == "__main__":
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark brings up the lab")
     args = sys.argv[1:]
-    only = "--scan-only" in args
-    main([int(a) for a in args if a != "--scan-only"] or [10, 30], only)
+    flags = {"--scan-only", "--no-ansible"}
+    sizes = [int(a) for a in args if a not in flags] or [10, 30]
+    main(sizes, "--scan-only" in args, "--no-ansible" in args)
