@@ -29,6 +29,7 @@ times and ratios. Numbers depend on the machine: the lab hosts share its cores.
 from __future__ import annotations
 
 import fcntl
+import functools
 import itertools
 import os
 import resource
@@ -91,24 +92,34 @@ LAST_CPU = [0.0, 0.0]
 the lab hosts' own CPU seconds during it (their cgroups' ``cpu.stat``)."""
 
 
-def _hosts_cpu(work: Path) -> float:
-    """CPU seconds the lab hosts' containers have used so far: the sum of each host's
-    cgroup2 ``usage_usec``, which counts every process in the container (sshd, the
-    facts script and what it runs, pyinfra's fact commands, systemd answering them)."""
+@functools.cache
+def _cpu_stats(work: Path) -> tuple[Path, ...]:
+    """The lab hosts' cgroup2 ``cpu.stat`` files, found once per lab (before any timing:
+    the first call imports vcops's inventory loader)."""
     sys.path.insert(0, str(REPO / "src"))
     from vcops.inventory import load_inventory
     from vcops.lab.cgroups import cgroup_paths
     from vcops.lab.layout import CGROUP_PREFIX
 
-    usec = 0
-    for server in load_inventory(work / "lab").servers:
-        for path in cgroup_paths(f"{CGROUP_PREFIX}{server.name}"):
-            stat = path / "cpu.stat"
-            if stat.exists():
-                fields = dict(line.split() for line in stat.read_text().splitlines())
-                usec += int(fields.get("usage_usec", 0))
-    if not usec:
+    stats = tuple(
+        path / "cpu.stat"
+        for server in load_inventory(work / "lab").servers
+        for path in cgroup_paths(f"{CGROUP_PREFIX}{server.name}")
+        if (path / "cpu.stat").exists()
+    )
+    if not stats:
         raise SystemExit("no lab host's cgroup has a cpu.stat: cannot read the hosts' CPU")
+    return stats
+
+
+def _hosts_cpu(work: Path) -> float:
+    """CPU seconds the lab hosts' containers have used so far: the sum of each host's
+    cgroup2 ``usage_usec``, which counts every process in the container (sshd, the
+    facts script and what it runs, pyinfra's fact commands, systemd answering them)."""
+    usec = 0
+    for stat in _cpu_stats(work):
+        fields = dict(line.split() for line in stat.read_text().splitlines())
+        usec += int(fields.get("usage_usec", 0))
     return usec / 1e6
 
 
@@ -127,7 +138,8 @@ def timed(argv: list[str], work: Path, ok: tuple[int, ...] = (0,)) -> float:
         "VCOPS_INVENTORY": str(work / "lab"),
         "PYINFRA_PROGRESS": "off",
     }
-    started, cpu, host_cpu = time.monotonic(), _children_cpu(), _hosts_cpu(work)
+    host_cpu, cpu = _hosts_cpu(work), _children_cpu()
+    started = time.monotonic()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=REPO)
     seconds = time.monotonic() - started
     LAST_CPU[:] = [_children_cpu() - cpu, _hosts_cpu(work) - host_cpu]
