@@ -1,11 +1,11 @@
 """Mitogen's ``mitogen_linear`` strategy, found through this repository's plugin path.
 
-Molecule's scenario (``molecule/default/molecule.yml``) runs ``ansible-playbook``
-itself, so it cannot take the strategy environment ``vcops apply --engine ansible``
-computes (:func:`vcops.enforce.ansible.strategy_env`, which points Ansible at the
-plugins directory inside the installed ``mitogen`` package). This module is that
-plugin, loaded from a fixed path: Ansible's ``linear`` strategy with Mitogen's mixin,
-as ``ansible_mitogen/plugins/strategy/mitogen_linear.py`` defines it.
+The one place both Ansible runs of the roles load Mitogen from:
+``vcops apply --engine ansible`` (:func:`vcops.enforce.ansible.strategy_env` names this
+directory, shipped under ``vcops/share/plugins``) and Molecule's scenario
+(``molecule/default/molecule.yml``, which runs ``ansible-playbook`` itself and names it
+relative to the project). Ansible's ``linear`` strategy with Mitogen's mixin, as
+``ansible_mitogen/plugins/strategy/mitogen_linear.py`` defines it.
 """
 
 from __future__ import annotations

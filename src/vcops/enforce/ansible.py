@@ -112,8 +112,7 @@ def strategy_env(strategy: Strategy) -> dict[str, str]:
     """
     if strategy == "linear":
         return {}
-    spec = find_spec("ansible_mitogen")
-    if spec is None or not spec.submodule_search_locations:
+    if find_spec("ansible_mitogen") is None:
         raise CommandError(
             "settings.ansible.strategy is mitogen but the mitogen package is not "
             "installed: pip install 'mitogen>=0.3.54,<0.4', or set "
