@@ -13,10 +13,21 @@ PYTEST=("$BIN/pytest" -q -p no:cacheprovider --durations=15)
 out=$(mktemp -d /tmp/vcops-test.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
+# "TOTAL IDLE" jiffies of all cores so far (/proc/stat's cpu line, without the guest
+# columns, which user and nice already count); busy A B: the % of the cores busy between
+# two readings. How busy the machine was tells whether a lane waits or computes.
+cpu_ticks() { awk '/^cpu / { for (i = 2; i <= 9; i++) t += $i; print t, $5 + $6; exit }' /proc/stat; }
+busy() {
+    [ -n "$1" ] && [ -n "$2" ] || { printf "unknown"; return; }
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1]
+        if (t > 0) printf "%.0f %%", 100 * (t - (y[2] - x[2])) / t; else printf "unknown" }'
+}
+
 lane1() {
     local rc=0
     make --no-print-directory lint typecheck || rc=1
     "${PYTEST[@]}" -m "not lab" tests || rc=1
+    cpu_ticks >"$out/lane1.cpu"
     return $rc
 }
 
@@ -28,6 +39,7 @@ lane2() {
 }
 
 started=$SECONDS
+cpu_start=$(cpu_ticks)
 lane1 >"$out/lane1.log" 2>&1 &
 lane1_pid=$!
 echo "== lane 2: the lab (lane 1, lint + typecheck + tests without the lab, runs beside it)"
@@ -37,5 +49,8 @@ wait "$lane1_pid"
 lane1_rc=$?
 echo "== lane 1: lint, typecheck, tests without the lab"
 cat "$out/lane1.log"
+cpu_end=$(cpu_ticks)
 echo "== make test: lane 1 exit $lane1_rc, lane 2 exit $lane2_rc, $((SECONDS - started)) s"
+echo "== the machine's cores were $(busy "$cpu_start" "$cpu_end") busy during make test," \
+    "$(busy "$(cat "$out/lane1.cpu" 2>/dev/null)" "$cpu_end") after lane 1 ended"
 [ "$lane1_rc" = 0 ] && [ "$lane2_rc" = 0 ]
