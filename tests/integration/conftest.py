@@ -28,7 +28,7 @@ from contextlib import contextmanager
 import pytest
 
 from vcops.inventory import Inventory, load_inventory
-from vcops.lab.layout import STATE_DIR
+from vcops.lab.layout import STATE_DIR, SUFFIX
 
 # the area proofs are plain functions the apply modules call: rewrite their asserts too
 pytest.register_assert_rewrite("tests.integration.area_proofs")
@@ -45,7 +45,9 @@ def lab_available() -> str | None:
     return None
 
 
-LAB_LOCK = "/run/vcops-lab-tests.lock"
+LAB_LOCK = f"/run/vcops-lab-tests{SUFFIX}.lock"
+"""One lock per lab instance ($VCOPS_LAB_INSTANCE): two pytest sessions on two instances
+run side by side (``make test``); two on one instance take turns."""
 _held_here: list[bool] = []
 """True while this process holds :data:`LAB_LOCK` for the session lab."""
 _depth: list[bool] = []

@@ -36,13 +36,14 @@ from tests.integration.conftest import reset_lab_hosts
 from tests.integration.ssh_helpers import sshd_logins
 from vcops.connectors.ssh import run_one
 from vcops.inventory import Inventory
+from vcops.lab.layout import SUBNET
 from vcops.lab.probe import ssh_ready
 from vcops.store import open_store
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 BIN = Path(sys.executable).parent
 HOSTS = "lab-sbc-01,lab-generic-01"
-ADDRESSES = {"lab-sbc-01": "10.213.0.14", "lab-generic-01": "10.213.0.16"}
+ADDRESSES = {"lab-sbc-01": str(SUBNET[14]), "lab-generic-01": str(SUBNET[16])}
 ROOT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
 PROOF_HOST = "lab-generic-01"  # the area proofs' host
 GEX_HOST = "lab-sbc-01"

@@ -34,6 +34,7 @@ from vcops.connectors.ssh import run_one
 from vcops.enforce.pyinfra_run import CONDITIONAL
 from vcops.inventory import Inventory
 from vcops.lab.aptrepo import REPO_URL
+from vcops.lab.layout import SUBNET
 from vcops.lab.probe import sip_options, ssh_ready
 from vcops.store import open_store
 
@@ -174,10 +175,14 @@ def test_a_second_apply_changes_nothing(second: dict[str, Run]) -> None:
     print(f"\nsecond pyinfra apply on 3 hosts: {apply.seconds} s")
 
 
+KAMAILIO = str(SUBNET[11])
+"""lab-kamailio-01's address."""
+
+
 def test_kamailio_and_ssh_still_answer_after_hardening(lab: Inventory, hardened: Hardened) -> None:
-    answer = sip_options("10.213.0.11", timeout=2.0)
+    answer = sip_options(KAMAILIO, timeout=2.0)
     assert answer is not None and answer.startswith("SIP/2.0 200"), answer
-    assert ssh_ready("10.213.0.11")
+    assert ssh_ready(KAMAILIO)
     out = run_one(
         target(lab, "lab-kamailio-01"),
         "systemctl is-active kamailio fail2ban; ss -Htln 'sport = :5061' | wc -l; "
@@ -207,8 +212,8 @@ def test_a_config_failing_validation_is_not_installed(
     )
     lines = after.stdout.splitlines()
     assert lines[0] == before.strip() and lines[1:] == ["0", "active"]
-    assert ssh_ready("10.213.0.11")
-    assert (sip_options("10.213.0.11", timeout=2.0) or "").startswith("SIP/2.0 200")
+    assert ssh_ready(KAMAILIO)
+    assert (sip_options(KAMAILIO, timeout=2.0) or "").startswith("SIP/2.0 200")
 
 
 def test_production_is_refused_without_an_emergency_reason(

@@ -29,8 +29,14 @@ from vcops.errors import LabError
 from vcops.lab import LabStatus, lab_down, lab_status, lab_up, read_mail
 from vcops.lab.probe import sip_options
 
-STATE_DIR = Path("/var/lib/vcops-lab")
+# This process's lab instance ($VCOPS_LAB_INSTANCE), spelled out here rather than read
+# from vcops.lab.layout, so the leftover checks stay independent of the code they check.
+INSTANCE = int(os.environ.get("VCOPS_LAB_INSTANCE") or "0")
+TAG = str(INSTANCE) if INSTANCE else ""
+STATE_DIR = Path("/var/lib/vcops-lab" + (f"-{INSTANCE}" if INSTANCE else ""))
 STATE_FILE = STATE_DIR / "state.json"
+SUBNET_PREFIX = f"10.213.{INSTANCE}."
+SMTP_PORT = 2525 + INSTANCE
 
 pytestmark = [
     pytest.mark.lab,
@@ -57,22 +63,29 @@ def _running(pid: int) -> bool:
 def lab_leftovers(pids: list[int] | None = None) -> list[str]:
     """Every vcops lab resource still on the machine, one line each."""
     found = []
+    ours = f"vcops{TAG}-"  # another instance's lab (vcops1-*, vcopsbr1) is not ours
+    inside = f"{STATE_DIR}/"
     if Path("/run/netns").is_dir():
-        found += [f"netns {n}" for n in os.listdir("/run/netns") if n.startswith("vcops")]
-    found += [f"link {n}" for n in os.listdir("/sys/class/net") if n.startswith("vcops")]
+        found += [f"netns {n}" for n in os.listdir("/run/netns") if n.startswith(ours)]
+    found += [
+        f"link {n}"
+        for n in os.listdir("/sys/class/net")
+        if n.startswith(ours) or n == f"vcopsbr{INSTANCE}"
+    ]
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        if str(STATE_DIR) in line.split(" - ")[0]:
-            found.append(f"mount {line.split()[4]}")
+        target = line.split()[4]
+        if target == str(STATE_DIR) or target.startswith(inside):
+            found.append(f"mount {target}")
     for hierarchy in [Path("/sys/fs/cgroup"), *Path("/sys/fs/cgroup").iterdir()]:
         if hierarchy.is_dir():
-            found += [f"cgroup {c}" for c in hierarchy.glob("vcops-*")]
+            found += [f"cgroup {c}" for c in hierarchy.glob(f"{ours}*")]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and _running(int(entry.name)):
             try:
                 argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if str(STATE_DIR) in argv and "pytest" not in argv:
+            if inside in argv and "pytest" not in argv:
                 found.append(f"process {entry.name}: {argv[:80]}")
     found += [f"process {pid} (from state)" for pid in pids or [] if _running(pid)]
     if STATE_DIR.exists():
@@ -152,15 +165,15 @@ def test_status_shows_every_node_running_and_reachable(lab: tuple[LabStatus, Pat
     assert status == returned
     assert status.up and status.healthy
     assert [(h.name, h.address, h.roles) for h in status.hosts] == [
-        ("lab-kamailio-01", "10.213.0.11", ["kamailio"]),
-        ("lab-asterisk-01", "10.213.0.12", ["asterisk"]),
+        ("lab-kamailio-01", f"{SUBNET_PREFIX}11", ["kamailio"]),
+        ("lab-asterisk-01", f"{SUBNET_PREFIX}12", ["asterisk"]),
     ]
     assert all(h.running and h.ssh_reachable for h in status.hosts)
     assert [(s.name, s.address, s.platform, s.transport) for s in status.switches] == [
-        ("lab-sw-01", "10.213.0.101", "ios", "napalm")
+        ("lab-sw-01", f"{SUBNET_PREFIX}101", "ios", "napalm")
     ]
     assert all(s.running and s.ssh_reachable for s in status.switches)
-    assert status.smtp is not None and status.smtp.running and status.smtp.port == 2525
+    assert status.smtp is not None and status.smtp.running and status.smtp.port == SMTP_PORT
     assert status.inventory_dir == inventory.resolve()
     assert status.image is not None and (status.image / "rootfs/etc/os-release").is_file()
 
@@ -214,7 +227,7 @@ def test_hosts_have_no_route_out(lab: tuple[LabStatus, Path]) -> None:
     status, inventory = lab
     done = ssh(inventory, status.hosts[0].address, "ip -4 route show; cat /etc/resolv.conf")
     assert "default" not in done.stdout
-    assert "10.213.0.0/24 dev eth0" in done.stdout
+    assert f"{SUBNET_PREFIX}0/24 dev eth0" in done.stdout
     assert "nameserver 127.0.0.1" in done.stdout
 
 
@@ -263,7 +276,7 @@ def test_smtp_server_stores_mail_in_the_maildir(lab: tuple[LabStatus, Path]) -> 
     message["To"] = "alice@lab.invalid"
     message["Subject"] = "lab lifecycle test"
     message.set_content("hello")
-    with smtplib.SMTP("127.0.0.1", 2525, timeout=10) as smtp:
+    with smtplib.SMTP("127.0.0.1", SMTP_PORT, timeout=10) as smtp:
         smtp.send_message(message)
     assert "lab lifecycle test" in [m["Subject"] for m in read_mail()]
 
@@ -292,12 +305,16 @@ def test_inventory_is_written_with_private_files_private(lab: tuple[LabStatus, P
     toml = tomllib.loads((inventory / "vcops.toml").read_text())
     assert toml["smtp"] == {
         "host": "127.0.0.1",
-        "port": 2525,
+        "port": SMTP_PORT,
         "security": "none",
         "from": "vcops@lab.invalid",
     }
     known = (inventory / "known_hosts").read_text().splitlines()
-    assert [line.split()[0] for line in known] == ["10.213.0.11", "10.213.0.12", "10.213.0.101"]
+    assert [line.split()[0] for line in known] == [
+        f"{SUBNET_PREFIX}11",
+        f"{SUBNET_PREFIX}12",
+        f"{SUBNET_PREFIX}101",
+    ]
     for private in ["lab_key", "secrets/lab-sw-01.password", "board/alice", "board/bob"]:
         assert stat.S_IMODE((inventory / private).stat().st_mode) == 0o600, private
 

@@ -24,6 +24,7 @@ from vcops.connectors.netdev import DeviceTarget, fetch_running_config
 from vcops.connectors.ssh import SshTarget
 from vcops.errors import HostKeyError
 from vcops.inventory import Device, Inventory, render_export
+from vcops.lab.layout import SUBNET
 
 pytestmark = pytest.mark.lab
 BIN = Path(sys.executable).parent
@@ -116,7 +117,7 @@ def test_an_unreachable_address_exits_3_and_is_never_ok(lab: Inventory, tmp_path
     inv_dir.mkdir()
     data = yaml.safe_load((lab.root / "lab.yml").read_text())
     # A host in the lab's own subnet with nothing behind it.
-    ghost = {"name": "ghost-01", "address": "10.213.0.250", "roles": ["generic"]}
+    ghost = {"name": "ghost-01", "address": str(SUBNET[250]), "roles": ["generic"]}
     data["servers"].insert(0, {**ghost, "site": "lab", "environment": "lab"})
     (inv_dir / "lab.yml").write_text(yaml.safe_dump(data, sort_keys=False))
     for name in ("lab_key", "known_hosts"):

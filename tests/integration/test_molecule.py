@@ -27,6 +27,7 @@ import pytest
 
 from tests.integration.conftest import reset_lab_hosts
 from vcops.inventory import Inventory
+from vcops.lab.layout import SUBNET
 from vcops.lab.probe import ssh_ready
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]
@@ -70,5 +71,5 @@ def test_molecule_test_converges_is_idempotent_and_verifies_with_a_scan(
     for action in ("syntax", "create", "prepare", "check", "converge", "idempotence", "verify"):
         assert re.search(rf"{action}\W+Executed: Successful", out), action
     assert "vcops scan: zero drift" in out
-    assert ssh_ready("10.213.0.15")
+    assert ssh_ready(str(SUBNET[15]))
     print(f"\nmolecule test on {HOST}: {seconds:.0f} s")

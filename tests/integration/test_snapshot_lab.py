@@ -27,6 +27,7 @@ from vcops.connectors.netdev import DeviceTarget
 from vcops.connectors.ssh import SshTarget, run_one
 from vcops.inventory import Inventory
 from vcops.inventory.models import Device, Server
+from vcops.lab.layout import SWITCHES_DIR
 from vcops.snapshot.devices import ReplaceUnsupported, napalm_driver, push_lines, replace_config
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
@@ -319,7 +320,7 @@ def test_canaries_appear_nowhere(world: World) -> None:
     assert '"snapshot.take"' in audit and '"snapshot.restore"' in audit
     stored.append(audit.encode())
     # Logs on this machine: the switch simulators' own logs (vcops itself writes none).
-    stored += [log.read_bytes() for log in Path("/var/lib/vcops-lab/switches").glob("*/*.log")]
+    stored += [log.read_bytes() for log in SWITCHES_DIR.glob("*/*.log")]
     assert len(world.outputs) > 20
     # Positive controls: the canaries are real, and the search finds what is there.
     ast = world.server("asterisk")

@@ -47,8 +47,10 @@ class Installed:
     timings: dict[str, float] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        """A shell's environment without the checkout: no PYTHONPATH, no VCOPS_*."""
+        """A shell's environment without the checkout: no PYTHONPATH, no VCOPS_* but the
+        machine's choice of lab instance (``make test`` runs two labs at once)."""
         keep = ("HOME", "LANG", "LC_ALL", "TERM", "USER", "LOGNAME", "TMPDIR")
+        keep += ("VCOPS_LAB_INSTANCE",)
         env = {k: os.environ[k] for k in keep if k in os.environ}
         env["PATH"] = (
             f"{self.venv / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

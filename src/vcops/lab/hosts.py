@@ -25,7 +25,7 @@ from pathlib import Path
 from vcops.errors import LabError
 from vcops.lab.aptrepo import point_apt_at_repo
 from vcops.lab.cgroups import joiner
-from vcops.lab.layout import HOSTS_DIR, LAB_USER
+from vcops.lab.layout import HOSTS_DIR, LAB_USER, machine_name
 from vcops.lab.network import netns_path
 from vcops.lab.plan import HostSpec
 from vcops.lab.state import HostState
@@ -219,7 +219,8 @@ def nspawn_argv(host: HostState) -> list[str]:
         "systemd-nspawn",
         "--boot",
         f"--directory={host.root}",
-        f"--machine={host.name}",
+        f"--machine={machine_name(host.name)}",
+        f"--hostname={host.name}",
         f"--network-namespace-path={netns_path(host.netns)}",
         "--register=no",
         "--keep-unit",

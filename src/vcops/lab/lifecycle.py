@@ -45,6 +45,7 @@ from vcops.lab.layout import (
     STATE_DIR,
     STATE_FILE,
     SUBNET,
+    check_instance,
 )
 from vcops.lab.mail import check_smtp_port_free, new_smtp_state, start_smtp
 from vcops.lab.models import HostStatus, LabStatus, SmtpStatus, SwitchStatus
@@ -65,7 +66,7 @@ from vcops.lab.switches import (
     scan_host_key,
     start_switch,
 )
-from vcops.lab.system import is_same_process
+from vcops.lab.system import all_pids, cmdline, is_same_process
 from vcops.lab.teardown import find_leftovers, teardown
 from vcops.roles import roles_running
 
@@ -84,6 +85,7 @@ def _quiet(_message: str) -> None:
 @contextlib.contextmanager
 def _lab_lock() -> Iterator[None]:
     """Serialise ``up`` and ``down`` across processes."""
+    check_instance()
     LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -187,12 +189,14 @@ INOTIFY_PER_HOST = 16
 
 
 def _ensure_inotify(hosts: int, step: Step) -> None:
-    """Raise fs.inotify.max_user_instances on this machine when the lab needs more."""
+    """Raise fs.inotify.max_user_instances on this machine when the lab needs more (the
+    limit is the machine's: hosts another lab instance runs count too)."""
     try:
         current = int(INOTIFY_INSTANCES.read_text().strip())
     except (OSError, ValueError):
         return
-    needed = 128 + INOTIFY_PER_HOST * hosts
+    running = sum(1 for pid in all_pids() if (cmdline(pid) or [""])[0].endswith("systemd-nspawn"))
+    needed = 128 + INOTIFY_PER_HOST * (hosts + running)
     if current < needed:
         INOTIFY_INSTANCES.write_text(f"{needed}\n")
         step(
@@ -346,8 +350,10 @@ def lab_status() -> LabStatus:
     """Report the lab: which hosts and switches run and answer SSH, the SMTP server.
 
     Raises:
-        LabError: the state file exists but cannot be read (not root).
+        LabError: the state file exists but cannot be read (not root), or
+            ``$VCOPS_LAB_INSTANCE`` is not a lab instance.
     """
+    check_instance()
     if STATE_DIR.exists() and not os.access(STATE_DIR, os.R_OK | os.X_OK):
         raise LabError("cannot read the lab state: run as root: sudo vcops lab status")
     state = load_state()

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from vcops.errors import LabError
-from vcops.lab.layout import BRIDGE, GATEWAY, NAME_PREFIX, NETNS_PREFIX, SUBNET
+from vcops.lab.layout import BRIDGE, GATEWAY, NETNS_PREFIX, SUBNET, is_lab_link
 from vcops.lab.system import mounts, run
 
 NETNS_DIR = Path("/run/netns")
@@ -31,12 +31,13 @@ def check_subnet_free() -> None:
     """Make sure nothing else on this machine already routes the lab subnet.
 
     Raises:
-        LabError: a route or address overlapping 10.213.0.0/24 exists on a non-lab link.
+        LabError: a route or address overlapping :data:`SUBNET` exists on a link that is
+            not this lab's.
     """
     routes = json.loads(ip("-j", "-4", "route", "show", "table", "all", what="list routes"))
     for route in routes:
         dst, dev = str(route.get("dst", "")), str(route.get("dev", ""))
-        if dst in ("", "default") or dev.startswith(NAME_PREFIX):
+        if dst in ("", "default") or is_lab_link(dev):
             continue
         try:
             network = ipaddress.IPv4Network(dst, strict=False)
@@ -126,7 +127,7 @@ def netns_path(netns: str) -> Path:
 
 
 def find_lab_netns() -> list[str]:
-    """Every ``vcops-*`` network namespace on the machine."""
+    """Every network namespace of this lab (``vcops-*``) on the machine."""
     try:
         return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(NETNS_PREFIX))
     except OSError:
@@ -134,9 +135,9 @@ def find_lab_netns() -> list[str]:
 
 
 def find_lab_links() -> list[str]:
-    """Every ``vcops*`` link in the controller's namespace, veths before the bridge."""
+    """Every link of this lab in the controller's namespace, veths before the bridge."""
     links = json.loads(ip("-j", "link", "show", what="list links"))
-    names = [str(link["ifname"]) for link in links if str(link["ifname"]).startswith(NAME_PREFIX)]
+    names = [str(link["ifname"]) for link in links if is_lab_link(str(link["ifname"]))]
     return sorted(names, key=lambda name: (name == BRIDGE, name))
 
 

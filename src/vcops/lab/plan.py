@@ -17,6 +17,7 @@ from vcops.lab.layout import (
     CGROUP_PREFIX,
     HOST_OCTET_BASE,
     HOST_OCTET_MORE,
+    LINK_PREFIX,
     MAX_HOSTS,
     MAX_SWITCHES,
     NETNS_PREFIX,
@@ -90,7 +91,7 @@ class SwitchSpec:
 
 def veth_name(address: ipaddress.IPv4Address) -> str:
     """Controller-side veth for an address: ``vcops-v<last octet>`` (15 chars at most)."""
-    return f"vcops-v{int(address) & 0xFF}"
+    return f"{LINK_PREFIX}v{int(address) & 0xFF}"
 
 
 def host_octet(index: int) -> int:

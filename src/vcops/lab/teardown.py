@@ -35,7 +35,14 @@ from vcops.errors import LabError
 from vcops.lab import cgroups, network
 from vcops.lab.aptrepo import is_repo_server
 from vcops.lab.hosts import host_name_from_root
-from vcops.lab.layout import BRIDGE, HOSTS_DIR, NETNS_DIR_MARKER, NETNS_PREFIX, STATE_DIR
+from vcops.lab.layout import (
+    BRIDGE,
+    HOSTS_DIR,
+    NETNS_DIR_MARKER,
+    NETNS_PREFIX,
+    STATE_DIR,
+    machine_name,
+)
 from vcops.lab.state import LabState
 from vcops.lab.switches import SERVER_SCRIPT
 from vcops.lab.system import (
@@ -298,7 +305,7 @@ def remove_files(state: LabState | None, report: Callable[[str], None]) -> list[
         names.update(p.name for p in HOSTS_DIR.iterdir())
     for name in sorted(names):
         with contextlib.suppress(OSError):
-            (NSPAWN_PROPAGATE_DIR / name).rmdir()
+            (NSPAWN_PROPAGATE_DIR / machine_name(name)).rmdir()
     if not STATE_DIR.exists():
         return []
     if mounts_under(STATE_DIR):
