@@ -88,8 +88,12 @@ class FakeFleet:
         self.thread.join(10)
         self.loop.close()
 
-    def add(self, name: str, handler: Handler) -> tuple[str, int]:
-        """Start a fake host; returns its (address, port)."""
+    def add(
+        self, name: str, handler: Handler, at_once: tuple[str, int] | None = None
+    ) -> tuple[str, int]:
+        """Start a fake host; returns its (address, port). With ``at_once`` (stderr,
+        status) the host answers that without reading the script, as ``sudo -n`` does
+        when it refuses: the session may close before vcops has written the script."""
         address = f"127.0.0.{len(self.hosts) + 11}"
         self.handlers[name] = handler
         self.scripts[name] = []
@@ -101,6 +105,10 @@ class FakeFleet:
                 accepted.append(conn)
 
         async def process(proc: asyncssh.SSHServerProcess[str]) -> None:
+            if at_once is not None:
+                proc.stderr.write(at_once[0])
+                proc.exit(at_once[1])
+                return
             script = await proc.stdin.read()
             self.scripts[name].append(script)
             try:

@@ -3,6 +3,7 @@ hosts on loopback that count the connections they accept."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,8 @@ import pytest
 
 from tests.fakessh import LOST, FakeFleet
 from vcops.connectors.hosttask import ScriptTask, run_tasks
-from vcops.connectors.kept import current, keep_connections
-from vcops.connectors.ssh import SshTarget, run_one
+from vcops.connectors.kept import current, keep_connections, run_sync
+from vcops.connectors.ssh import SshTarget, run_one, run_script
 from vcops.errors import CommandError
 
 
@@ -116,3 +117,22 @@ def test_hosts_run_from_several_threads_share_one_connection_each(tmp_path: Path
         assert failures == []
         assert {n: len(fleet.scripts[n]) for n in names} == dict.fromkeys(names, 3)
         assert {n: len(fleet.connections[n]) for n in names} == dict.fromkeys(names, 1)
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["own-connection", "kept"])
+def test_a_command_that_exits_before_reading_the_script_is_an_answer_not_a_lost_host(
+    tmp_path: Path, kept: bool
+) -> None:
+    """``sudo -n`` refusing exits at once and the server closes the session, often before
+    the script is written: its exit status and stderr come back (a *failed* host with
+    the sudo message), never a connection error (an *unreachable* one). The script is
+    large, so writing it outlasts the session."""
+    refusal = "sudo: a password is required\n"
+    with FakeFleet(tmp_path) as fleet:
+        fleet.add("gen-01", lambda script: ("not reached\n", 0), at_once=(refusal, 1))
+        target = _target(fleet, "gen-01")
+        script = "true\n" + "# padding\n" * 200_000
+        with keep_connections() if kept else contextlib.nullcontext():
+            for _ in range(20):
+                result = run_sync(run_script(target, script, timeout=30))
+                assert (result.exit_status, result.stderr) == (1, refusal)

@@ -38,6 +38,38 @@ T = TypeVar("T")
 NOT_OPENED = asyncssh.ChannelOpenError
 
 
+async def start_process(
+    conn: asyncssh.SSHClientConnection, command: str, stdin: str
+) -> asyncssh.SSHClientProcess[Any]:
+    """``command`` in a new session, with ``stdin`` written and closed.
+
+    A command may exit without reading its stdin (``sudo -n`` refusing at once), and
+    the server may close the session before the script is written (seen on a busy
+    machine: asyncssh's ``create_process(input=...)`` then raises BrokenPipeError,
+    "Channel not open for sending"). That exit status and stderr are the answer, not
+    a lost connection, so the write is given up and the process is waited for.
+
+    Raises:
+        asyncssh.ChannelOpenError: the session never opened (nothing ran).
+    """
+    process = await conn.create_process(command)
+    try:
+        process.stdin.write(stdin)
+        process.stdin.write_eof()
+    except BrokenPipeError:
+        pass  # the command is done with its stdin: its exit status says the rest
+    return process
+
+
+async def run_process(
+    conn: asyncssh.SSHClientConnection, command: str, stdin: str
+) -> asyncssh.SSHCompletedProcess:
+    """:func:`start_process`, then its exit status and output (``conn.run`` with
+    ``input=``, minus the BrokenPipeError)."""
+    process = await start_process(conn, command, stdin)
+    return await process.wait(check=False)
+
+
 class KeptConnections:
     """One connection per key, on an event loop of its own (a daemon thread)."""
 
@@ -87,7 +119,7 @@ class KeptConnections:
         for attempt in (1, 2):
             conn = await self._connection(key, connect)
             try:
-                process = await conn.create_process(command, input=stdin)
+                process = await start_process(conn, command, stdin)
             except NOT_OPENED:
                 self._drop(key, conn)
                 if attempt == 2:

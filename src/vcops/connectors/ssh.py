@@ -26,7 +26,7 @@ from typing import Any
 import asyncssh
 from pydantic import BaseModel
 
-from vcops.connectors.kept import current, run_sync
+from vcops.connectors.kept import current, run_process, run_sync
 from vcops.errors import (
     AuthError,
     BecomeError,
@@ -221,9 +221,7 @@ async def run_script(
             proc = await kept.run_command(key, connect, command, stdin, timeout)
         else:
             async with connect() as conn:
-                proc = await asyncio.wait_for(
-                    conn.run(command, input=stdin, check=False), timeout=timeout
-                )
+                proc = await asyncio.wait_for(run_process(conn, command, stdin), timeout=timeout)
     except asyncssh.HostKeyNotVerifiable as exc:
         raise HostKeyError(
             f"{where}: host key not verified ({exc.reason}); check the host, then update "
