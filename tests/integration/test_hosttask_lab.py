@@ -144,7 +144,7 @@ def test_scan_with_snapshot_is_one_session_per_host_through_sudo(world: World) -
     snap = report["snapshot"]
     assert snap["commit"] and report["scan_id"]
     rows = {h["name"]: h for h in snap["hosts"]}
-    assert rows[world.no_sudo.name]["status"] == "failed"
+    assert rows[world.no_sudo.name]["status"] == "failed", rows[world.no_sudo.name]
     assert SUDOERS_FIX in rows[world.no_sudo.name]["error"]
     for server in hosts:
         assert rows[server.name]["status"] in {"new", "changed", "unchanged"}, rows[server.name]
@@ -178,7 +178,7 @@ def test_snapshot_take_and_restore_through_sudo(world: World) -> None:
     code, taken = world.vcops("snapshot", "take", "--limit", "kind:server", "--reason", "sudo test")
     assert isinstance(taken, dict)
     rows = {h["name"]: h for h in taken["hosts"]}
-    assert rows[world.no_sudo.name]["status"] == "failed"
+    assert rows[world.no_sudo.name]["status"] == "failed", rows[world.no_sudo.name]
     assert SUDOERS_FIX in rows[world.no_sudo.name]["error"]
     assert all(r["status"] != "failed" for n, r in rows.items() if n != world.no_sudo.name)
     assert code == 1  # failed, none unreachable
@@ -263,9 +263,13 @@ def test_a_window_plans_installs_reboots_and_gates_through_sudo(
             capture_output=True, text=True, timeout=300, check=False, env=world.env,
         )  # fmt: skip
 
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=12)
-    refused = create(world.no_sudo.name, start)
+    def soon() -> datetime:  # time for one create (a plan over SSH) and the approval,
+        # also on a machine busy with other test lanes (12 s was too little there)
+        return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
+
+    refused = create(world.no_sudo.name, soon())
     assert refused.returncode != 0 and SUDOERS_FIX in refused.stderr, refused.stderr
+    start = soon()
     made = create(host.name, start)
     assert made.returncode == 0, made.stderr
     window = json.loads(made.stdout)
