@@ -51,6 +51,10 @@ class TargetOutcome(BaseModel):
     #: ``cached`` (nothing apt reads had changed since the last scan: see
     #: :mod:`vcops.facts.upgrades`); None when unknown or not a server.
     upgrades: Literal["cached", "computed"] | None = None
+    #: Servers: whether needrestart ran on the host this scan (``computed``) or was
+    #: skipped because nothing it reads had changed since it last found no service to
+    #: restart (``cached``); None when unknown or not a server.
+    needrestart: Literal["cached", "computed"] | None = None
 
 
 class OpenFinding(BaseModel):

@@ -346,8 +346,9 @@ def scans_reached(store: Store) -> dict[str, list[datetime]]:
 
 
 def load_upgrade_cache(store: Store, targets: Iterable[str]) -> dict[str, UpgradeCache]:
-    """The stored pending-upgrades fingerprint and list of each target that has one
-    (a row that no longer parses is left out: that host computes afresh)."""
+    """The stored pending-upgrades fingerprint and list of each target that has one,
+    with its needrestart fingerprint (a row that no longer parses is left out: that host
+    computes afresh)."""
     names = sorted(set(targets))
     out: dict[str, UpgradeCache] = {}
     with store.session() as s:
@@ -356,7 +357,10 @@ def load_upgrade_cache(store: Store, targets: Iterable[str]) -> dict[str, Upgrad
             for r in s.execute(query).scalars():
                 try:
                     out[r.target] = UpgradeCache(
-                        fingerprint=r.fingerprint, upgradable=json.loads(r.upgradable)
+                        fingerprint=r.fingerprint,
+                        upgradable=json.loads(r.upgradable),
+                        needrestart=r.needrestart or "",
+                        needrestart_at=r.needrestart_at,
                     )
                 except ValueError:
                     continue
@@ -364,7 +368,7 @@ def load_upgrade_cache(store: Store, targets: Iterable[str]) -> dict[str, Upgrad
 
 
 def save_upgrade_cache(store: Store, entries: dict[str, UpgradeCache], now: datetime) -> None:
-    """Store (replace) each target's fingerprint and list, in one transaction."""
+    """Store (replace) each target's entry, in one transaction."""
     if not entries:
         return
     names = sorted(entries)
@@ -384,11 +388,14 @@ def save_upgrade_cache(store: Store, entries: dict[str, UpgradeCache], now: date
                         fingerprint=entry.fingerprint,
                         upgradable=data,
                         computed_at=now,
+                        needrestart=entry.needrestart,
+                        needrestart_at=entry.needrestart_at,
                     )
                 )
             else:
                 row.fingerprint, row.upgradable = entry.fingerprint, data
                 row.computed_at = now
+                row.needrestart, row.needrestart_at = entry.needrestart, entry.needrestart_at
 
 
 def known_sightings(store: Store, targets: Iterable[str]) -> dict[str, dict[str, int]]:

@@ -288,9 +288,7 @@ def run_scan(
             targets,
             reason=f"scan {limit or 'all'}",
             on_result=lambda name: advance(name) if name in by_name else None,
-            extra=lambda s: facts_tasks(
-                s, paths_for_roles(s.roles), cache[s.name].fingerprint if s.name in cache else ""
-            ),
+            extra=lambda s: facts_tasks(s, paths_for_roles(s.roles), cache.get(s.name), started),
             on_device=lambda c: fetched.__setitem__(c.name, c),
             remote=take_remote,
         )

@@ -1,11 +1,11 @@
 """Gathering servers for a scan: the facts task per host (one SSH session each, with
-the pending-upgrades fingerprint stored at its last scan, see
+the pending-upgrades and needrestart fingerprints stored at its last scan, see
 :mod:`vcops.facts.upgrades`), each host's outcome read inside the per-host boundary,
 package sightings and the upgrades cache stored in one transaction for the fleet. The
 same :func:`server_outcome` runs on the controller and on a site worker."""
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from vcops.connectors.hosttask import (
     HostRun,
@@ -17,7 +17,7 @@ from vcops.connectors.ssh import SshTarget
 from vcops.evaluate import contained, evaluate_server, server_context
 from vcops.facts.sections import Section
 from vcops.facts.server import CONF_TREES, FILE_SECTIONS, FactsTask, ServerFacts, parse_facts
-from vcops.facts.upgrades import UpgradeCache, read_upgrades
+from vcops.facts.upgrades import UpgradeCache, next_cache, read_needrestart, read_upgrades
 from vcops.findings import (
     TargetOutcome,
 )
@@ -33,20 +33,35 @@ SNAPSHOT_SECTIONS = ("sshd_t", "packages")
 """Generated sections a snapshot's script always has, which the facts task then skips."""
 
 
+def facts_task(
+    cached: UpgradeCache | None, now: datetime, shared: frozenset[str] = frozenset()
+) -> FactsTask:
+    """The facts task carrying the fingerprints stored for the host (``cached``)."""
+    if cached is None:
+        return FactsTask(shared=shared)
+    return FactsTask(
+        shared=shared,
+        upgrades_since=cached.fingerprint,
+        needrestart_since=cached.needrestart_since(now),
+    )
+
+
 def facts_tasks(
-    server: Server, snapshot_roots: list[str] | None = None, upgrades_since: str = ""
+    server: Server,
+    snapshot_roots: list[str] | None = None,
+    cached: UpgradeCache | None = None,
+    now: datetime | None = None,
 ) -> list[HostTask]:
-    """The scan's host task for one server (with the pending-upgrades fingerprint stored
-    at its last scan); beside a snapshot with these roots it leaves out what the
-    snapshot reads (the VoIP config trees, the audit and chrony files, ``sshd -T``, the
-    package list)."""
-    if snapshot_roots is None:
-        return [FactsTask(upgrades_since=upgrades_since)]
-    shared = {tree for tree, root in CONF_TREES.items() if root in snapshot_roots}
-    shared |= {name for name, (root, _f) in FILE_SECTIONS.items() if root in snapshot_roots}
-    return [
-        FactsTask(shared=frozenset({*shared, *SNAPSHOT_SECTIONS}), upgrades_since=upgrades_since)
-    ]
+    """The scan's host task for one server (with the fingerprints stored at its last
+    scan, ``cached``, as of ``now``); beside a snapshot with these roots it leaves out
+    what the snapshot reads (the VoIP config trees, the audit and chrony files,
+    ``sshd -T``, the package list)."""
+    shared: frozenset[str] = frozenset()
+    if snapshot_roots is not None:
+        trees = {tree for tree, root in CONF_TREES.items() if root in snapshot_roots}
+        trees |= {name for name, (root, _f) in FILE_SECTIONS.items() if root in snapshot_roots}
+        shared = frozenset({*trees, *SNAPSHOT_SECTIONS})
+    return [facts_task(cached, now or datetime.now(UTC), shared)]
 
 
 def server_facts(run: HostRun) -> ServerFacts:
@@ -85,12 +100,13 @@ def server_outcome(
 ) -> tuple[TargetOutcome, list[tuple[str, str]]]:
     """One server's outcome from its facts task (alone, or beside a snapshot in the same
     script), and its pending security updates (the same function runs on the controller
-    and on a site worker). ``cached`` is the pending-upgrades entry stored for it; a
-    freshly computed one goes into ``fresh``."""
+    and on a site worker). ``cached`` is the entry stored for it (the fingerprints its
+    task carried, as of ``now``); a new one goes into ``fresh``."""
     if not host.framed.started:
         return _unknown(server, host.error or "no output", host.seconds), []
     pending: list[tuple[str, str]] = []
     state: list[UpgradeCache | None] = [None]
+    sent = cached.needrestart_since(now) if cached is not None else ""
 
     def work() -> TargetOutcome:
         facts = server_facts(host)
@@ -98,7 +114,11 @@ def server_outcome(
             why = host.error or "the fact script returned nothing usable"
             return _unknown(server, why, host.seconds)
         upgrades = read_upgrades(host.output("facts"), cached)
-        facts.upgradable, state[0] = upgrades.upgradable, upgrades.cache
+        facts.upgradable = upgrades.upgradable
+        restart = read_needrestart(host.output("facts"), sent, facts.needrestart_services)
+        if restart.state == "cached":  # still no service to restart
+            facts.needrestart_services, facts.needrestart_error = [], None
+        state[0] = next_cache(cached, upgrades.cache, restart, now)
         if facts.upgradable is not None:
             pending.extend((u.package, u.version) for u in facts.upgradable if u.security)
             if first_seen is not None:
@@ -111,6 +131,7 @@ def server_outcome(
             seconds=host.seconds,
             results=evaluate_server(server.name, facts, ctx),
             upgrades=upgrades.state,
+            needrestart=restart.state,
         )
 
     outcome = contained(server.name, "server", host.seconds, work)
@@ -147,7 +168,7 @@ def gather_servers(
         targets = [SshTarget.from_inventory(inv, s) for s in servers]
         results = run_tasks(
             targets,
-            lambda t: facts_tasks_for(cache, t.name),
+            lambda t: [facts_task(cache.get(t.name), now)],
             max_parallel=parallel,
             timeout=180,
             on_result=lambda r: advance(r.name),
@@ -166,12 +187,6 @@ def gather_servers(
         )
         for server in servers
     ]
-
-
-def facts_tasks_for(cache: dict[str, UpgradeCache], name: str) -> list[HostTask]:
-    """The facts task for one host, carrying the fingerprint stored for it."""
-    entry = cache.get(name)
-    return [FactsTask(upgrades_since=entry.fingerprint if entry is not None else "")]
 
 
 def first_seen_from(known: dict[str, dict[str, int]], stamp: int) -> FirstSeen:

@@ -1,5 +1,5 @@
 """Tables for scans, findings, waivers, package sightings (migration 0002), windows
-(0003) and the pending-upgrades cache (0004). Every time is a timezone-aware
+(0003) and the pending-upgrades cache (0004, 0006). Every time is a timezone-aware
 ``DateTime`` column (0005), read and written as aware UTC ``datetime`` through
 :class:`vcops.dbtime.UtcDateTime`."""
 
@@ -146,7 +146,10 @@ class WindowHostRow(Base):
 
 class UpgradeCacheRow(Base):
     """A host's pending upgrades and the fingerprint of what they were computed from
-    (migration 0004): the next scan skips ``apt list`` while the fingerprint holds."""
+    (migration 0004): the next scan skips ``apt list`` while the fingerprint holds. And
+    (0006) the needrestart fingerprint under which needrestart last found no service to
+    restart ("" for none), with when that was computed: the next scan skips
+    needrestart while it holds and is younger than a day."""
 
     __tablename__ = "upgrade_cache"
 
@@ -154,3 +157,7 @@ class UpgradeCacheRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     upgradable: Mapped[str] = mapped_column(Text)
     computed_at: Mapped[datetime] = mapped_column(UtcDateTime("upgrade_cache.computed_at"))
+    needrestart: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    needrestart_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime("upgrade_cache.needrestart_at"), nullable=True
+    )

@@ -193,6 +193,50 @@ def test_kamailio_and_ssh_still_answer_after_hardening(lab: Inventory, hardened:
     assert set(secrets.stdout.split("\n")[:-1]) == {"600 root"}
 
 
+def _judged(run: Run) -> dict[str, list[tuple[str, str]]]:
+    outcomes = run.data["outcomes"]
+    return {
+        o["target"]: sorted((r["control_id"], r["status"]) for r in o["results"])
+        for o in outcomes  # type: ignore[attr-defined]
+    }
+
+
+def _needrestart(run: Run) -> dict[str, object]:
+    return {o["target"]: o["needrestart"] for o in run.data["outcomes"]}  # type: ignore[attr-defined]
+
+
+def test_a_repeated_scan_of_hardened_hosts_skips_needrestart_until_a_mapped_file_changes(
+    lab: Inventory, db: Path, hardened: Hardened
+) -> None:
+    """needrestart (the baseline installs it) runs once after the apply; while nothing it
+    reads changes, the next scans skip it with the same results. On the Kamailio host a
+    new process, then the file that process maps replaced under it, each make it run
+    again (a process outside any service: still no service to restart)."""
+    names = HOSTS.split(",")
+    kam = target(lab, "lab-kamailio-01")
+    once = run_vcops(lab, db, "scan", "--limit", HOSTS)
+    twice = run_vcops(lab, db, "scan", "--limit", HOSTS)
+    assert once.code == twice.code == 0, (once.err, twice.err)
+    assert _needrestart(twice) == dict.fromkeys(names, "cached"), _needrestart(once)
+    assert _judged(twice) == _judged(once) == _judged(hardened.scan)
+    copy = "/usr/local/sbin/nrsleeper"
+    try:
+        run_one(kam, f"cp /bin/sleep {copy} && (setsid {copy} 900 </dev/null >/dev/null 2>&1 &)\n")
+        started = run_vcops(lab, db, "scan", "--limit", HOSTS)
+        assert _needrestart(started)["lab-kamailio-01"] == "computed"
+        assert _needrestart(run_vcops(lab, db, "scan", "--limit", HOSTS))["lab-kamailio-01"] == (
+            "cached"
+        )
+        run_one(kam, f"cp {copy} {copy}.new && mv {copy}.new {copy}\n")  # a new inode
+        maps = run_one(kam, f"grep -h '{copy} (deleted)' /proc/[0-9]*/maps | head -1\n").stdout
+        assert maps, "the sleeper should map its replaced file"
+        replaced = run_vcops(lab, db, "scan", "--limit", HOSTS)
+        assert _needrestart(replaced)["lab-kamailio-01"] == "computed"
+        assert _judged(replaced) == _judged(once)
+    finally:
+        run_one(kam, f"pkill -x nrsleeper; rm -f {copy}\n")
+
+
 def test_a_config_failing_validation_is_not_installed(
     lab: Inventory, db: Path, tmp_path: Path, second: dict[str, Run]
 ) -> None:

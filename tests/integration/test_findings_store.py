@@ -120,10 +120,20 @@ def test_the_upgrade_cache_is_stored_replaced_and_read_per_host(
         "sbc-01": first["sbc-01"],
         "sbc-03": first["sbc-03"],
     }
-    replaced = UpgradeCache(fingerprint="ff" * 32, upgradable=[])
+    # with the needrestart fingerprint (migration 0006), stamped in another zone
+    stamp = (T0 + timedelta(hours=1)).astimezone(timezone(timedelta(hours=5, minutes=30)))
+    replaced = UpgradeCache(
+        fingerprint="ff" * 32, upgradable=[], needrestart="ee" * 32, needrestart_at=stamp
+    )
     save_upgrade_cache(store, {"sbc-02": replaced}, T0 + timedelta(hours=1))
     again = open_store(database_url, tmp_path / "state")  # a later run reads what was stored
-    assert load_upgrade_cache(again, list(first)) == first | {"sbc-02": replaced}
+    loaded = load_upgrade_cache(again, list(first))
+    assert loaded == first | {"sbc-02": replaced}
+    assert loaded["sbc-02"].needrestart_since(T0 + timedelta(hours=2)) == "ee" * 32
+    assert loaded["sbc-01"].needrestart == "" and loaded["sbc-01"].needrestart_at is None
+    dropped = replaced.model_copy(update={"needrestart": "", "needrestart_at": None})
+    save_upgrade_cache(again, {"sbc-02": dropped}, T0 + timedelta(hours=2))
+    assert load_upgrade_cache(again, ["sbc-02"]) == {"sbc-02": dropped}
 
 
 def test_times_round_trip_as_aware_utc_and_naive_ones_are_refused(

@@ -218,8 +218,12 @@ class FactsTask(BaseModel):
     #: The pending-upgrades fingerprint stored at this host's last scan (64 hex digits;
     #: anything else is dropped): the host skips ``apt list`` when it still matches.
     upgrades_since: str = ""
+    #: The needrestart fingerprint stored at this host's last scan when needrestart
+    #: found no service to restart then (same form): the host skips needrestart when it
+    #: still matches (``needrestart_check`` in ``gather.sh``).
+    needrestart_since: str = ""
 
-    @field_validator("upgrades_since")
+    @field_validator("upgrades_since", "needrestart_since")
     @classmethod
     def _fingerprint_only(cls, value: str) -> str:
         return value if FINGERPRINT_RE.fullmatch(value) else ""
@@ -230,6 +234,7 @@ class FactsTask(BaseModel):
         lines = [
             here.joinpath("upgrades.sh").read_text().rstrip(),
             f"upgrades_since={shlex.quote(self.upgrades_since)}",
+            f"needrestart_since={shlex.quote(self.needrestart_since)}",
         ]
         lines += [
             ln
