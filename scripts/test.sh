@@ -43,6 +43,9 @@ LANE3=(
     tests/integration/test_workers_devices.py
     tests/integration/test_evidence_lab.py
     tests/integration/test_window_baseline.py
+    tests/integration/test_snapshot_lab.py
+    tests/integration/test_scan_lab.py
+    tests/integration/test_window_needrestart_lab.py
 )
 
 lane2() {
