@@ -6,7 +6,8 @@ Measured in one run, on the same lab hosts, wall time of the whole command:
   upgrades computed on every host)
 - ``vcops scan`` run twice with a store, the second timed: nothing apt reads changed
   in between, so every host answers "unchanged" and skips ``apt list --upgradable``
-  (the usual case for a scheduled scan: see ``vcops.facts.upgrades``)
+  (the usual case for a scheduled scan: see ``vcops.facts.upgrades``), and on the
+  hardened hosts needrestart too; the bench prints on how many hosts each was skipped
 - ``pyinfra --dry`` of ``deploys/baseline.py`` (pyinfra's own fact gathering for the
   same baseline)
 - ``ansible-playbook --check`` of ``deploys/site.yml`` (the roles), when the roles exist
@@ -31,6 +32,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import itertools
+import json
 import os
 import resource
 import subprocess
@@ -88,6 +90,9 @@ def compile_sources() -> None:
 
 
 LAST_CPU = [0.0, 0.0]
+LAST_STDOUT = [""]
+NOTES: list[str] = []
+"""Lines printed after the tables: what the timed scans skipped on the hosts."""
 """The controller CPU seconds (user + system) of the last :func:`timed` command, and
 the lab hosts' own CPU seconds during it (their cgroups' ``cpu.stat``)."""
 
@@ -143,10 +148,21 @@ def timed(argv: list[str], work: Path, ok: tuple[int, ...] = (0,)) -> float:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=REPO)
     seconds = time.monotonic() - started
     LAST_CPU[:] = [_children_cpu() - cpu, _hosts_cpu(work) - host_cpu]
+    LAST_STDOUT[0] = done.stdout
     if done.returncode not in ok:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise SystemExit(f"{' '.join(argv[:4])} exited {done.returncode}: {' | '.join(tail)}")
     return seconds
+
+
+def note_cached(hosts: int, what: str) -> None:
+    """Say on how many hosts the last scan reused its stored answers (its JSON)."""
+    outcomes = json.loads(LAST_STDOUT[0])["outcomes"]
+    counts = [
+        f"{part} cached on {sum(o.get(part) == 'cached' for o in outcomes)}"
+        for part in ("upgrades", "needrestart")
+    ]
+    NOTES.append(f"{hosts} hosts, {what}: {' and '.join(counts)} of {len(outcomes)} hosts")
 
 
 def pyinfra_inventory(work: Path) -> Path:
@@ -173,6 +189,7 @@ def measure(hosts: int, scan_only: bool = False, no_ansible: bool = False) -> di
         timed(stored, work, ok=(0, 1))  # computes and stores each host's fingerprint
         out["vcops scan (repeat)"] = timed(stored, work, ok=(0, 1))
         out["vcops scan (repeat) cpu"], out["vcops scan (repeat) host"] = LAST_CPU
+        note_cached(hosts, "vcops scan (repeat)")
         inv = pyinfra_inventory(work)
         dry = [str(BIN / "pyinfra"), str(inv), str(REPO / "deploys" / "baseline.py")]
         dry += ["--dry", "--parallel", "50"]
@@ -199,6 +216,7 @@ def measure(hosts: int, scan_only: bool = False, no_ansible: bool = False) -> di
             timed(stored, work, ok=(0, 1))  # the hardened hosts' new fingerprints
             out["vcops scan (hardened)"] = timed(stored, work, ok=(0, 1))
             out["vcops scan (hardened) cpu"], out["vcops scan (hardened) host"] = LAST_CPU
+            note_cached(hosts, "vcops scan (hardened)")
             out["pyinfra --dry (hardened)"] = timed(dry, work)
             out["pyinfra --dry (hardened) cpu"], out["pyinfra --dry (hardened) host"] = LAST_CPU
     if ansible:
@@ -251,6 +269,8 @@ def main(sizes: list[int], scan_only: bool = False, no_ansible: bool = False) ->
                 if r.get(peer + suffix) and r.get(mine + suffix)
             ]
             print(f"{n} hosts, {what}: " + ", ".join(ratios))
+    for line in NOTES:
+        print(line)
     for a, b in itertools.pairwise(sizes):
         growth = results[b]["vcops scan"] / results[a]["vcops scan"]
         print(f"vcops scan time grows {growth:.2f}x from {a} to {b} hosts ({b / a:.1f}x the hosts)")
@@ -261,5 +281,7 @@ if __name__ == "__main__":
         raise SystemExit("run as root: the benchmark brings up the lab")
     args = sys.argv[1:]
     flags = {"--scan-only", "--no-ansible"}
+    if any(a not in flags and not a.isdigit() for a in args):  # --help among them
+        raise SystemExit(__doc__.split("\n\n")[-1])
     sizes = [int(a) for a in args if a not in flags] or [10, 30]
     main(sizes, "--scan-only" in args, "--no-ansible" in args)
