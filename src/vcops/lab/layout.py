@@ -8,7 +8,7 @@ A machine can run more than one lab at once: ``VCOPS_LAB_INSTANCE=N`` (1 to 9; u
 0 is the default lab) gives every name, path and address its own instance ``N``
 (``vcopsN-*``, bridge ``vcopsbrN``, /var/lib/vcops-lab-N, 10.213.N.0/24, SMTP port
 2525 + N), and each instance's ``lab down`` finds only its own resources. ``make test``
-runs the lab tests in two lanes this way.
+runs its lab tests on two labs at once this way.
 """
 
 from __future__ import annotations
