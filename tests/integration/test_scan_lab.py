@@ -18,7 +18,7 @@ from vcops.connectors.ssh import SshTarget, run_one
 from vcops.findings import Waiver
 from vcops.findings_store import add_waiver
 from vcops.inventory import Inventory
-from vcops.lab.layout import SWITCHES_DIR
+from vcops.lab.layout import NETNS_PREFIX, SWITCHES_DIR
 from vcops.store import open_store
 
 pytestmark = pytest.mark.lab
@@ -138,7 +138,7 @@ def test_a_fix_by_hand_resolves_its_finding(
 @pytest.fixture
 def generic_unreachable(lab: Inventory) -> Iterator[str]:
     server = next(s for s in lab.servers if "generic" in s.roles)
-    netns = f"vcops-{server.name}"
+    netns = f"{NETNS_PREFIX}{server.name}"  # this lab instance's namespace
     rules = (
         "add table inet vcops_test_block\n"
         "add chain inet vcops_test_block in { type filter hook input priority -300; policy drop; }\n"
