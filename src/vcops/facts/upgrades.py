@@ -125,15 +125,11 @@ def next_cache(
     """The entry to store for a host after its run (pure): the freshly computed pending
     upgrades or the stored ones, with the needrestart fingerprint the run gave (stamped
     ``now``) or the stored one. None when nothing changed (nothing to write)."""
-    current = cached.needrestart if cached is not None else ""
-    new_needrestart = needrestart.store is not None and (needrestart.store or current) != ""
-    if computed is None and not new_needrestart:
+    stored = (cached.needrestart, cached.needrestart_at) if cached is not None else ("", None)
+    store = needrestart.store
+    changed = store is not None and (store != "" or stored[0] != "")
+    if computed is None and not changed:
         return None
     base = computed or cached or UpgradeCache(fingerprint="", upgradable=[])
-    if not new_needrestart:
-        keep = (cached.needrestart, cached.needrestart_at) if cached is not None else ("", None)
-        return base.model_copy(update={"needrestart": keep[0], "needrestart_at": keep[1]})
-    fingerprint = needrestart.store or ""
-    return base.model_copy(
-        update={"needrestart": fingerprint, "needrestart_at": now if fingerprint else None}
-    )
+    kept = (store, now if store else None) if changed and store is not None else stored
+    return base.model_copy(update={"needrestart": kept[0], "needrestart_at": kept[1]})
