@@ -30,8 +30,10 @@ from tests.integration.apply_helpers import (
 )
 from tests.integration.area_proofs import AREAS, SOURCES_OFF, Case, results
 from tests.integration.conftest import reset_lab_hosts
-from vcops.connectors.ssh import run_one
+from vcops.connectors.hosttask import run_tasks
+from vcops.connectors.ssh import SshTarget, run_one
 from vcops.enforce.pyinfra_run import CONDITIONAL
+from vcops.facts.server import FactsTask, ServerFacts, parse_facts
 from vcops.inventory import Inventory
 from vcops.lab.aptrepo import REPO_URL
 from vcops.lab.layout import SUBNET
@@ -235,6 +237,40 @@ def test_a_repeated_scan_of_hardened_hosts_skips_needrestart_until_a_mapped_file
         assert _judged(replaced) == _judged(once)
     finally:
         run_one(kam, f"pkill -x nrsleeper; rm -f {copy}\n")
+
+
+def _fail2ban_read(kam: SshTarget) -> tuple[str, ServerFacts]:
+    """The ``fail2ban`` section's last line (the path taken) and the parsed facts."""
+    run = run_tasks([kam], [FactsTask()])[0]
+    assert run.status == "ok", run.error
+    out = run.output("facts")
+    record = out.get("fail2ban")
+    assert record is not None and record.rc == 0, record
+    return record.data.decode().splitlines()[-1], parse_facts(out)
+
+
+def test_fail2ban_is_asked_over_its_socket_with_the_same_answers_as_fail2ban_client(
+    lab: Inventory, hardened: Hardened
+) -> None:
+    """On a hardened host one run of fail2ban's own client classes answers `status` and
+    the increments; a config naming the socket another way (the same socket, through
+    /run) sends the scan back to fail2ban-client, with the same jails and answers."""
+    kam = target(lab, "lab-kamailio-01")
+    via, fast = _fail2ban_read(kam)
+    assert via == "via socket"
+    assert fast.fail2ban_jails and set(fast.fail2ban_jails) >= {"sshd", "kamailio"}
+    assert fast.fail2ban_increment == dict.fromkeys(fast.fail2ban_jails, "True")
+    local = "/etc/fail2ban/fail2ban.d/zz-vcops-test.local"
+    try:
+        run_one(kam, f"printf '[Definition]\\nsocket = /run/fail2ban/fail2ban.sock\\n' >{local}\n")
+        via, slow = _fail2ban_read(kam)
+        assert via == "via fail2ban-client"
+        assert (slow.fail2ban_jails, slow.fail2ban_increment) == (
+            fast.fail2ban_jails,
+            fast.fail2ban_increment,
+        )
+    finally:
+        run_one(kam, f"rm -f {local}\n")
 
 
 def test_a_config_failing_validation_is_not_installed(

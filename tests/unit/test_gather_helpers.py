@@ -2,14 +2,21 @@
 size read from a ``.pub`` line against the real ``ssh-keygen -l``.
 
 fail2ban is not on the controller: a stub ``fail2ban-client`` stands in for it (the lab
-tests run the real one on hardened hosts) and counts its runs, because one ``status``
-per scan instead of three is the point of the helpers (it is a Python program).
+tests run the real one on hardened hosts) and counts its runs, because fewer runs are the
+point of the helpers (it is a Python program): one run of fail2ban's own client classes
+over its socket when that is sure to ask the same server, else one ``status`` and one
+interactive session.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -191,3 +198,190 @@ def test_the_moduli_helper_counts_groups_by_size(tmp_path: Path) -> None:
         [DASH, "-c", helper + "moduli_sizes"], capture_output=True, text=True, check=True
     )
     assert done.stdout == "missing\n"
+
+
+# --- fail2ban over its socket: one run of fail2ban's own client classes -------------
+
+
+class FastHost:
+    """A fail2ban whose ``fail2ban-client`` names a stand-in ``python3`` (``shebang``).
+    Run with ``-I -c CODE SOCK OUT`` (the fast path) it logs ``fast``, prints ``STUB``
+    and writes ``INCS`` to OUT, exiting ``FAST_RC``; run as fail2ban-client's
+    interpreter it runs that file with sh, which logs ``client ARGS`` and answers like
+    the stub above. ``F2B_SOCK`` is a real socket file; ``F2B_ETC`` a config tree."""
+
+    def __init__(self, tmp_path: Path, sockdir: Path, shebang: str = "") -> None:
+        self.tmp, self.bin, self.log = tmp_path, tmp_path / "bin", tmp_path / "calls"
+        self.bin.mkdir()
+        self.etc = tmp_path / "etc/fail2ban"
+        (self.etc / "fail2ban.d").mkdir(parents=True)
+        self.sock = sockdir / "f2b.sock"
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(str(self.sock))  # the file stays after the close: `[ -S ]` is true
+        (self.etc / "fail2ban.conf").write_text(f"[Definition]\nsocket = {self.sock}\n")
+        python = self.bin / "python3"
+        python.write_text(
+            "#!/bin/sh\n"
+            f'if [ "$1" = -I ]; then echo fast >>{self.log}; printf "%s\\n" "$INCS" >"$5"; '
+            'printf %s "$STUB"; exit "${FAST_RC:-0}"; fi\n'
+            'exec /bin/sh "$@"\n'
+        )
+        python.chmod(0o755)
+        client = self.bin / "fail2ban-client"
+        client.write_text(
+            f"#!{shebang or python}\n"
+            f'echo "client $*" >>{self.log}\n'
+            'if [ "$1" = status ]; then printf %s "$STUB"; exit 0; fi\n'
+            'while IFS= read -r q; do printf "fail2ban> "; echo "False"; done\n'
+            'printf "fail2ban> "\n'
+        )
+        client.chmod(0o755)
+
+    def run(self, fast_rc: int = 0) -> tuple[str, str, list[str]]:
+        work = self.tmp / "t"
+        work.mkdir(exist_ok=True)
+        done = subprocess.run(
+            [
+                DASH,
+                "-c",
+                HELPERS + f"F2B_SOCK={self.sock}; F2B_ETC={self.etc}; t={work}\n"
+                "fail2ban_status; echo rc=$?; echo ---; fail2ban_increment",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={
+                "PATH": f"{self.bin}:/usr/bin:/bin",
+                "STUB": STATUS,
+                "INCS": "kamailio True\nsshd True\nrecidive True",
+                "FAST_RC": str(fast_rc),
+            },
+        )
+        assert done.stderr == ""
+        status, _, increments = done.stdout.partition("---\n")
+        return status, increments, self.log.read_text().splitlines()
+
+
+@pytest.fixture
+def sockdir() -> Iterator[Path]:
+    """A short directory for a socket file (a socket path is at most 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="f2b-"))
+    yield path
+    shutil.rmtree(path)
+
+
+def test_fail2ban_is_asked_over_its_socket_in_one_run(tmp_path: Path, sockdir: Path) -> None:
+    status, increments, calls = FastHost(tmp_path, sockdir).run()
+    assert status == STATUS + "jail kamailio\njail sshd\njail recidive\nvia socket\nrc=0\n"
+    assert parse_fail2ban(status) == ["kamailio", "sshd", "recidive"]
+    assert increments.splitlines() == ["kamailio True", "sshd True", "recidive True"]
+    assert calls == ["fast"]  # fail2ban-client never ran
+
+
+@pytest.mark.parametrize(
+    ("case", "ran_fast"),
+    [
+        ("another socket in fail2ban.d", False),
+        ("another socket in fail2ban.local", False),
+        ("no socket file", False),
+        ("the fast run fails", True),
+        ("fail2ban-client runs through env", False),
+    ],
+)
+def test_fail2ban_client_answers_whenever_the_socket_run_is_not_sure(
+    tmp_path: Path, sockdir: Path, case: str, ran_fast: bool
+) -> None:
+    host = FastHost(tmp_path, sockdir, "/usr/bin/env python3" if case.endswith("env") else "")
+    if case == "another socket in fail2ban.d":
+        (host.etc / "fail2ban.d/site.local").write_text("[Definition]\nsocket = /run/x.sock\n")
+    if case == "another socket in fail2ban.local":
+        (host.etc / "fail2ban.local").write_text("[Definition]\n  socket=/run/x.sock\n")
+    if case == "no socket file":
+        host.sock.unlink()
+    status, increments, calls = host.run(fast_rc=1 if case == "the fast run fails" else 0)
+    assert status == STATUS + "jail kamailio\njail sshd\njail recidive\nvia fail2ban-client\nrc=0\n"
+    # fail2ban-client's answers (the stand-in says False), never the fast run's file
+    assert increments.splitlines() == ["kamailio False", "sshd False", "recidive False"]
+    assert calls == ["fast"] * ran_fast + ["client status", "client -i"]
+
+
+FAKE_CLIENT = """
+import json
+LOG = []
+class CSocket:
+    def __init__(self, path, timeout=-1):
+        assert timeout == 5
+        self.path, self.answers = path, json.load(open(path))
+    def send(self, cmd):
+        with open(self.path + ".log", "a") as log:
+            log.write(" ".join(cmd) + "\\n")
+        return self.answers[" ".join(cmd)]
+    def close(self):
+        with open(self.path + ".log", "a") as log:
+            log.write("close\\n")
+"""
+FAKE_BEAUTIFIER = """
+class Beautifier:
+    def __init__(self, cmd):
+        self.cmd = cmd
+    def beautify(self, answer):
+        if self.cmd == ["status"]:
+            return "Status\\n`- Jail list:\\t" + dict(answer)["Jail list"]
+        return str(answer) + "\\n(a second line)"
+"""
+
+
+@pytest.mark.parametrize("status_code", [0, 1])
+def test_the_socket_program_asks_status_then_each_jail(tmp_path: Path, status_code: int) -> None:
+    """The real program text from gather.sh, under this Python, against stand-ins for
+    fail2ban's CSocket and Beautifier (the lab test runs it against the real fail2ban)."""
+    code = subprocess.run(
+        [DASH, "-c", HELPERS + 'printf %s "$F2B_PY"'], capture_output=True, text=True, check=True
+    ).stdout
+    client = tmp_path / "fake/fail2ban/client"
+    client.mkdir(parents=True)
+    for init in (client.parent / "__init__.py", client / "__init__.py"):
+        init.write_text("")
+    (client / "csocket.py").write_text(FAKE_CLIENT)
+    (client / "beautifier.py").write_text(FAKE_BEAUTIFIER)
+    answers = tmp_path / "answers.json"
+    answers.write_text(
+        json.dumps(
+            {
+                "status": [status_code, [["Number of jail", 3], ["Jail list", "a1, b2,\tc3"]]],
+                "get a1 bantime.increment": [0, True],
+                "get b2 bantime.increment": [1, "NOK: no such option"],
+                "get c3 bantime.increment": [0, False],
+            }
+        )
+    )
+    out = tmp_path / "increments"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(client.parent.parent)!r})\n" + code,
+            str(answers),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    asked = (tmp_path / "answers.json.log").read_text().splitlines()
+    if status_code:
+        assert (done.returncode, done.stdout, asked) == (3, "", ["status"])
+        assert not out.exists()
+        return
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Status\n`- Jail list:\ta1, b2,\tc3\n"
+    # the first line of each answer; a refused question is an empty value
+    assert out.read_text() == "a1 True\nb2 \nc3 False\n"
+    assert asked == [
+        "status",
+        "get a1 bantime.increment",
+        "get b2 bantime.increment",
+        "get c3 bantime.increment",
+        "close",
+    ]
