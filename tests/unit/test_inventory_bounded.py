@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from vcops.cli import main
 from vcops.config import load_config
 from vcops.errors import ConfigError, InventoryError
 from vcops.inventory import load_inventory
 from vcops.inventory.export import to_ansible_dict
+from vcops.inventory.yamlbound import YamlLimit, _load, load_bounded
 
 #: The classic "billion laughs" in YAML: 466 bytes that expand to 9^9 strings.
 ALIAS_BOMB = """# a billion laughs: 9 levels of 9 aliases, 9^9 x
@@ -109,3 +111,42 @@ def test_a_config_fifo_does_not_hang(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "vcops.toml")
     with pytest.raises(ConfigError, match="not a regular file"):
         load_config(tmp_path / "vcops.toml")
+
+
+LOADERS = [yaml.SafeLoader, *([yaml.CSafeLoader] if yaml.__with_libyaml__ else [])]
+
+
+@pytest.mark.parametrize("loader", LOADERS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (ALIAS_BOMB, "aliases expand to more than"),
+        ("servers: " + "[" * 100 + "]" * 100 + "\n", "nested deeper than"),
+        (f"port: {'9' * 5000}\n", "an integer with more than"),
+        (f"port: -0x{'f' * 40}\n", "an integer with more than"),
+    ],
+)
+def test_each_parser_meets_the_same_limits(
+    loader: type[yaml.SafeLoader], text: str, message: str
+) -> None:
+    """The limits hold under libyaml's parser (the one used when PyYAML has it) as under
+    PyYAML's own, before a malformed document falls back to PyYAML for its words."""
+    with pytest.raises(YamlLimit, match=message) as caught:
+        _load(text, loader)
+    assert caught.value.line == (2 if text == ALIAS_BOMB else 1)  # the root, after a comment
+
+
+def test_a_malformed_document_is_described_in_pyyaml_s_words() -> None:
+    text = "servers:\n  - [a, b\n"
+    with pytest.raises(yaml.YAMLError) as own:
+        _load(text, yaml.SafeLoader)
+    with pytest.raises(yaml.YAMLError) as loaded:
+        load_bounded(text)
+    assert str(loaded.value) == str(own.value)
+
+
+@pytest.mark.parametrize("name", ["servers.yml", "settings.yml", "devices.yml", "groups.yml"])
+def test_both_parsers_build_the_same_inventory_data(name: str) -> None:
+    text = (Path(__file__).parents[2] / "inventory" / name).read_text()
+    data = [_load(text, loader)[1] for loader in LOADERS]
+    assert data[0] and all(d == data[0] for d in data)

@@ -25,6 +25,10 @@ MAX_NODES = 1_000_000
 #: Longest integer literal (ports, counts and ids need a handful of digits).
 MAX_INT_DIGITS = 30
 
+#: libyaml's parser when PyYAML has it (about 8x faster on an inventory): the same events,
+#: nodes and safe constructor as PyYAML's own, which :func:`load_bounded` falls back to
+#: for a malformed document, so the error says what PyYAML says.
+_FAST: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _INT_LIKE = re.compile(r"[-+]?(0b|0o|0x)?[0-9_a-fA-F]+")
 
 
@@ -40,9 +44,9 @@ def _line(event: yaml.Event) -> int | None:
     return event.start_mark.line + 1 if event.start_mark is not None else None
 
 
-def _check_events(text: str) -> None:
+def _check_events(text: str, loader: type[yaml.SafeLoader]) -> None:
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
@@ -51,7 +55,7 @@ def _check_events(text: str) -> None:
             depth -= 1
         elif (
             isinstance(event, yaml.ScalarEvent)
-            and event.style is None
+            and not event.style  # plain: None from PyYAML, "" from libyaml
             and len(event.value) > MAX_INT_DIGITS
             and _INT_LIKE.fullmatch(event.value)
             and any(c.isdigit() for c in event.value)
@@ -87,8 +91,17 @@ def load_bounded(text: str) -> tuple[yaml.Node | None, object]:
         YamlLimit: a limit is broken (the message names it).
         yaml.YAMLError: the YAML is malformed.
     """
-    _check_events(text)
-    loader = yaml.SafeLoader(text)
+    try:
+        return _load(text, _FAST)
+    except yaml.YAMLError:
+        if _FAST is yaml.SafeLoader:
+            raise
+        return _load(text, yaml.SafeLoader)  # raises again, in PyYAML's own words
+
+
+def _load(text: str, loader_class: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, object]:
+    _check_events(text, loader_class)
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         if node is None:
