@@ -132,6 +132,7 @@ def ansible_env(tmp: Path, strategy: Strategy = "linear") -> dict[str, str]:
         **strategy_env(strategy),
         "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
         "ANSIBLE_ROLES_PATH": str(assemble_roles(tmp / "roles")),
+        "ANSIBLE_LIBRARY": str(share_dir() / "plugins" / "modules"),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(tmp / "local"),
