@@ -20,7 +20,7 @@ from tests.site_play import site_roles
 from vcops import roles as registry
 from vcops.baseline.catalog import SERVER_CATALOG
 from vcops.baseline.settings import DEFAULT_SETTINGS
-from vcops.enforce.helper import CONFIG_DIRS, PACKAGES, certificates
+from vcops.enforce.helper import ACCOUNTING_PACKAGES, CONFIG_DIRS, PACKAGES, certificates
 from vcops.enforce.pyinfra_deploy import AREA_DEPLOYS
 from vcops.enforce.vars import (
     ALL_AREAS,
@@ -159,3 +159,34 @@ def test_units_and_snapshot_trees_exist_in_the_lab_image(name: str) -> None:
         assert (root / tree).exists(), tree
     for tree in ("etc/ssh", "etc/nftables.conf", "etc/apt/sources.list.d"):
         assert tree in registry.COMMON_SNAPSHOT_TREES and (root / tree).exists(), tree
+
+
+def role_packages(area: str) -> list[object]:
+    """The ``names`` of every ``vcops_packages`` task of the area's Ansible role."""
+    import yaml
+
+    found = []
+    for path in sorted((REPO / "roles" / f"vcops_{area}" / "tasks").glob("*.yml")):
+        for task in yaml.safe_load(path.read_text()) or []:
+            if "vcops_packages" in task:
+                found.append(task["vcops_packages"]["names"])
+    return found
+
+
+@pytest.mark.parametrize("area", sorted(PACKAGES))
+def test_both_engines_install_the_same_packages_for_an_area(area: str) -> None:
+    """The Ansible role's one ``vcops_packages`` task names the packages the pyinfra
+    deploy installs (``vcops.enforce.helper.PACKAGES``); the kernel area's list is a
+    fact built from the same two parts."""
+    found = role_packages(area)
+    assert len(found) == bool(PACKAGES[area]), found  # none where the area installs none
+    if not found:
+        return
+    if area == "kernel":
+        assert found == ["{{ vcops_kernel_packages_wanted }}"]
+        text = (REPO / "roles/vcops_kernel/tasks/sysctl.yml").read_text()
+        wanted = text.split("vcops_kernel_packages_wanted: >-", 1)[1].split("\n\n", 1)[0]
+        for package in (*PACKAGES["kernel"], *ACCOUNTING_PACKAGES):
+            assert f"'{package}'" in wanted
+        return
+    assert sorted(map(str, found[0])) == sorted(PACKAGES[area])  # type: ignore[call-overload]
