@@ -27,28 +27,9 @@ import sys
 from pathlib import Path
 
 import yaml
-from bench_scan import REPO, VCOPS, compile_sources, lab, timed
+from bench_scan import VCOPS, compile_sources, host_cpu_each, lab, timed
 
 HOST = "lab-generic-01"
-
-
-def host_cpu(work: Path) -> dict[str, float]:
-    """CPU seconds each lab host has used so far (its cgroup2 ``cpu.stat``, found as
-    ``bench_scan`` finds them, for whichever lab instance runs)."""
-    sys.path.insert(0, str(REPO / "src"))
-    from vcops.inventory import load_inventory
-    from vcops.lab.cgroups import cgroup_paths
-    from vcops.lab.layout import CGROUP_PREFIX
-
-    used: dict[str, float] = {}
-    for server in load_inventory(work / "lab").servers:
-        for path in cgroup_paths(f"{CGROUP_PREFIX}{server.name}"):
-            if (path / "cpu.stat").exists():
-                fields = dict(line.split() for line in (path / "cpu.stat").read_text().splitlines())
-                used[server.name] = used.get(server.name, 0.0) + int(fields["usage_usec"]) / 1e6
-    if not used:
-        raise SystemExit("no lab host's cgroup has a cpu.stat: cannot read the hosts' CPU")
-    return used
 
 
 def linear_copy(work: Path) -> Path:
@@ -64,9 +45,9 @@ def linear_copy(work: Path) -> Path:
 def measure(hosts: int) -> None:
     with lab(hosts) as work:
         inv = str(work / "lab")
-        before = host_cpu(work)
+        before = host_cpu_each(work)
         first = timed([VCOPS, "-i", inv, "apply", "--engine", "pyinfra"], work)
-        used = {h: s - before.get(h, 0.0) for h, s in host_cpu(work).items()}
+        used = {h: s - before.get(h, 0.0) for h, s in host_cpu_each(work).items()}
         second = timed([VCOPS, "-i", inv, "apply", "--engine", "pyinfra"], work)
         one = ["apply", "--limit", HOST]
         timed([VCOPS, "-i", inv, *one, "--engine", "ansible"], work)

@@ -98,16 +98,16 @@ the lab hosts' own CPU seconds during it (their cgroups' ``cpu.stat``)."""
 
 
 @functools.cache
-def _cpu_stats(work: Path) -> tuple[Path, ...]:
-    """The lab hosts' cgroup2 ``cpu.stat`` files, found once per lab (before any timing:
-    the first call imports vcops's inventory loader)."""
+def _cpu_stats(work: Path) -> tuple[tuple[str, Path], ...]:
+    """Each lab host's name and cgroup2 ``cpu.stat`` file, found once per lab (before any
+    timing: the first call imports vcops's inventory loader)."""
     sys.path.insert(0, str(REPO / "src"))
     from vcops.inventory import load_inventory
     from vcops.lab.cgroups import cgroup_paths
     from vcops.lab.layout import CGROUP_PREFIX
 
     stats = tuple(
-        path / "cpu.stat"
+        (server.name, path / "cpu.stat")
         for server in load_inventory(work / "lab").servers
         for path in cgroup_paths(f"{CGROUP_PREFIX}{server.name}")
         if (path / "cpu.stat").exists()
@@ -117,15 +117,20 @@ def _cpu_stats(work: Path) -> tuple[Path, ...]:
     return stats
 
 
-def _hosts_cpu(work: Path) -> float:
-    """CPU seconds the lab hosts' containers have used so far: the sum of each host's
-    cgroup2 ``usage_usec``, which counts every process in the container (sshd, the
-    facts script and what it runs, pyinfra's fact commands, systemd answering them)."""
-    usec = 0
-    for stat in _cpu_stats(work):
+def host_cpu_each(work: Path) -> dict[str, float]:
+    """CPU seconds each lab host's container has used so far: its cgroup2 ``usage_usec``,
+    which counts every process in it (sshd, the facts script and what it runs, pyinfra's
+    fact commands, systemd answering them)."""
+    used: dict[str, float] = {}
+    for name, stat in _cpu_stats(work):
         fields = dict(line.split() for line in stat.read_text().splitlines())
-        usec += int(fields.get("usage_usec", 0))
-    return usec / 1e6
+        used[name] = used.get(name, 0.0) + int(fields.get("usage_usec", 0)) / 1e6
+    return used
+
+
+def _hosts_cpu(work: Path) -> float:
+    """CPU seconds all the lab hosts have used so far (:func:`host_cpu_each`, summed)."""
+    return sum(host_cpu_each(work).values())
 
 
 def _children_cpu() -> float:
